@@ -1,0 +1,3 @@
+from movinet_pi.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,412 @@
+"""StreamingClassifier: one frame in, class probabilities out, states carried.
+
+A streaming MoViNet exported to TFLite has one signature. Its inputs are the
+``image`` ([1, 1, H, W, 3] float32 in [0, 1]) and one tensor per internal
+state; its outputs are ``logits`` plus the next value of every state under the
+same name. Nothing here hard-codes tensor names, counts or the signature key:
+all of it is read from the model.
+
+The hot path allocates nothing per step: the frame is resized into a
+preallocated buffer and normalised straight into the interpreter's input
+tensor, and each output state is copied straight into its input tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+
+from movinet_pi import MovinetPiError
+from movinet_pi.labels import Labels
+
+IMAGE_INPUT_NAME = "image"
+LOGITS_OUTPUT_NAME = "logits"
+POOL_COUNT_SUFFIX = "frame_count"
+POOL_BUFFER_SUFFIX = "buffer"
+
+
+@dataclass(frozen=True)
+class StateTensor:
+    """One state: its signature name and the interpreter's input/output tensor indices."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    input_index: int
+    output_index: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    @property
+    def passthrough(self) -> bool:
+        """The output *is* the input tensor (the official int8 exports do this for the
+        squeeze-excite pools): nothing to carry, it stays zero."""
+        return self.input_index == self.output_index
+
+
+@dataclass(frozen=True)
+class PoolPair:
+    """A running-average state: ``buffer`` holds a sum over frames, ``count`` how many."""
+
+    buffer: StateTensor
+    count: StateTensor
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """What a streaming MoViNet's signature tells us, found by shape and name."""
+
+    key: str
+    image_index: int
+    input_height: int
+    input_width: int
+    logits_index: int
+    num_classes: int
+    states: tuple[StateTensor, ...]
+    pool_pairs: tuple[PoolPair, ...] = field(default=())
+    image_dtype: np.dtype = field(default=np.dtype(np.float32))
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height), the order OpenCV takes sizes in."""
+        return self.input_width, self.input_height
+
+    @property
+    def state_bytes(self) -> int:
+        return sum(s.nbytes for s in self.states)
+
+
+def _shape(details: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(int(d) for d in details["shape"])
+
+
+def _pick_image_input(inputs: dict[str, dict[str, Any]]) -> str:
+    if IMAGE_INPUT_NAME in inputs:
+        return IMAGE_INPUT_NAME
+    rank5 = [n for n, d in inputs.items() if len(d["shape"]) == 5 and int(d["shape"][-1]) == 3]
+    if len(rank5) == 1:
+        return rank5[0]
+    raise MovinetPiError("model has no 'image' input: not a streaming MoViNet")
+
+
+def _pick_logits_output(outputs: dict[str, dict[str, Any]], state_names: set[str]) -> str:
+    if LOGITS_OUTPUT_NAME in outputs:
+        return LOGITS_OUTPUT_NAME
+    rank2 = [n for n, d in outputs.items() if n not in state_names and len(d["shape"]) == 2]
+    if len(rank2) == 1:
+        return rank2[0]
+    raise MovinetPiError("model has no 'logits' output: not a streaming MoViNet classifier")
+
+
+def find_pool_pairs(states: Sequence[StateTensor]) -> tuple[PoolPair, ...]:
+    """Pair every ``<prefix>frame_count`` state with its ``<prefix>buffer`` state.
+
+    Causal-convolution states (``*_stream_buffer``) have no count and are left
+    out, so a history policy never touches them.
+    """
+    by_name = {s.name: s for s in states}
+    pairs = []
+    for state in states:
+        if not state.name.endswith(POOL_COUNT_SUFFIX):
+            continue
+        prefix = state.name[: -len(POOL_COUNT_SUFFIX)]
+        buffer = by_name.get(prefix + POOL_BUFFER_SUFFIX)
+        if buffer is not None:
+            pairs.append(PoolPair(buffer=buffer, count=state))
+    return tuple(pairs)
+
+
+def read_signature(interpreter: Any) -> ModelSignature:
+    """Inspect a loaded interpreter and describe its streaming signature.
+
+    Raises :class:`MovinetPiError` when the model is not a streaming
+    classifier (no signature, no state tensors, wrong image shape).
+    """
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        raise MovinetPiError(
+            "model has no signature: not a streaming MoViNet (export it with a signature)"
+        )
+    if len(signatures) == 1:
+        key = next(iter(signatures))
+    else:
+        # Prefer the usual keys, else the one with the most inputs (the stream step).
+        usual = [k for k in ("serving_default", "call") if k in signatures]
+        key = usual[0] if usual else max(signatures, key=lambda k: len(signatures[k]["inputs"]))
+    runner = interpreter.get_signature_runner(key)
+    inputs = runner.get_input_details()
+    outputs = runner.get_output_details()
+
+    image_name = _pick_image_input(inputs)
+    image = inputs[image_name]
+    shape = _shape(image)
+    if len(shape) != 5 or shape[0] != 1 or shape[1] != 1 or shape[4] != 3:
+        raise MovinetPiError(
+            f"model image input has shape {list(shape)}, expected [1, 1, H, W, 3]: "
+            "not a streaming MoViNet (use a *-stream-* model)"
+        )
+
+    state_names = [n for n in inputs if n != image_name and n in outputs]
+    if not state_names:
+        raise MovinetPiError(
+            "model has no state tensors: not a streaming model (use a MoViNet *-stream-* .tflite)"
+        )
+    states = tuple(
+        StateTensor(
+            name=n,
+            shape=_shape(inputs[n]),
+            dtype=np.dtype(inputs[n]["dtype"]),
+            input_index=int(inputs[n]["index"]),
+            output_index=int(outputs[n]["index"]),
+        )
+        for n in state_names
+    )
+    logits_name = _pick_logits_output(outputs, set(state_names))
+    logits_shape = _shape(outputs[logits_name])
+    return ModelSignature(
+        key=key,
+        image_index=int(image["index"]),
+        input_height=shape[2],
+        input_width=shape[3],
+        logits_index=int(outputs[logits_name]["index"]),
+        num_classes=int(logits_shape[-1]),
+        states=states,
+        pool_pairs=find_pool_pairs(states),
+        image_dtype=np.dtype(image["dtype"]),
+    )
+
+
+def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Numerically stable softmax over the last axis (subtracts the max first)."""
+    out = np.subtract(logits, np.max(logits, axis=-1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= np.sum(out, axis=-1, keepdims=True)
+    return out
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class and its probability."""
+
+    label: str
+    score: float
+    index: int
+
+
+class LabelFilter:
+    """Which classes may be reported: an allow list, a deny list, or both."""
+
+    def __init__(
+        self, labels: Labels, allow: Sequence[str] = (), deny: Sequence[str] = ()
+    ) -> None:
+        known = {name: i for i, name in enumerate(labels.names)}
+        unknown = [n for n in (*allow, *deny) if n not in known]
+        if unknown:
+            raise MovinetPiError(
+                f"unknown label {unknown[0]!r} in --allow/--deny: "
+                f"use names from {labels.source}"
+            )
+        mask = np.zeros(len(labels), dtype=bool)
+        if allow:
+            mask[[known[n] for n in allow]] = True
+        else:
+            mask[:] = True
+        if deny:
+            mask[[known[n] for n in deny]] = False
+        self.mask = mask
+        self.active = bool(allow or deny)
+
+
+class HistoryPolicy:
+    """Bounds how far back a streaming model's running averages reach.
+
+    Each ``*_pool_buffer`` state is a running *sum* of per-frame features and
+    its ``*_pool_frame_count`` the number of frames summed; the model uses
+    their ratio, the mean over every frame since the stream started. On an
+    endless camera stream that mean is dominated by the past: a new action
+    needs about as long as the old one ran to take over.
+
+    After every step, once a pair has counted more than ``window`` frames, we
+    scale the sum by ``window / count`` and set the count to ``window``. The
+    mean the model sees is unchanged at that instant, but each later frame
+    weighs ``1 / (window + 1)``: the plain mean becomes an exponential moving
+    average with an effective length of ``window`` frames. Causal-convolution
+    buffers (``*_stream_buffer``) hold only the last few frames and are left
+    alone, so the model's short-term motion features stay exact.
+
+    We also tried resetting two interleaved streams in turn (staggered resets)
+    and reporting the older one: it needs two interpreters (double the compute
+    on a Pi) and its output jumps at every hand-over. ``benchmarks/`` measures
+    both; the rescaling wins on reaction time and flicker at half the cost.
+    """
+
+    def __init__(self, window_frames: float) -> None:
+        if window_frames <= 0:
+            raise MovinetPiError("--history must be positive (seconds, or 'inf')")
+        self.window = window_frames
+
+    @property
+    def unbounded(self) -> bool:
+        return math.isinf(self.window)
+
+    def apply(self, buffer: np.ndarray, count: np.ndarray) -> None:
+        n = float(count.flat[0])
+        if n > self.window:
+            buffer *= np.float32(self.window / n)
+            count.fill(int(round(self.window)))
+
+
+class StreamingClassifier:
+    """Runs a streaming MoViNet one frame at a time.
+
+    >>> clf = StreamingClassifier.from_file("movinet_a0_stream_int8.tflite", labels)
+    >>> probs = clf.step(rgb_frame)          # any size, RGB uint8
+    >>> clf.top_k(probs, 3)
+    """
+
+    def __init__(
+        self,
+        interpreter: Any,
+        labels: Labels,
+        *,
+        history: HistoryPolicy | None = None,
+        runtime_name: str = "",
+        threads: int = 0,
+        model_path: str = "",
+    ) -> None:
+        self.interpreter = interpreter
+        self.signature = read_signature(interpreter)
+        if len(labels) != self.signature.num_classes:
+            from movinet_pi.labels import check_label_count
+
+            check_label_count(labels, self.signature.num_classes)
+        self.labels = labels
+        self.history = history
+        self.runtime_name = runtime_name
+        self.threads = threads
+        self.model_path = model_path
+        sig = self.signature
+        self._resized = np.empty((sig.input_height, sig.input_width, 3), dtype=np.uint8)
+        self._logits = np.empty(sig.num_classes, dtype=np.float32)
+        self._probs = np.empty(sig.num_classes, dtype=np.float32)
+        self._tensor: Callable[[int], Callable[[], np.ndarray]] = interpreter.tensor
+        self._state_views_fns = [
+            (interpreter.tensor(s.input_index), interpreter.tensor(s.output_index))
+            for s in sig.states
+        ]
+        self._carry_fns = [
+            fns for s, fns in zip(sig.states, self._state_views_fns) if not s.passthrough
+        ]
+        self._pool_fns = [
+            (interpreter.tensor(p.buffer.input_index), interpreter.tensor(p.count.input_index))
+            for p in sig.pool_pairs
+            if not p.count.passthrough
+        ]
+        self._image_fn = interpreter.tensor(sig.image_index)
+        self._logits_fn = interpreter.tensor(sig.logits_index)
+        self.steps = 0
+        self.reset()
+
+    @classmethod
+    def from_file(
+        cls,
+        model_path: str | Path,
+        labels: Labels | None = None,
+        *,
+        threads: int | None = None,
+        history: HistoryPolicy | None = None,
+        runtime: Any = None,
+    ) -> StreamingClassifier:
+        """Load a model; labels default to those embedded in the model."""
+        from movinet_pi.labels import embedded_labels
+        from movinet_pi.runtime import default_threads, load_interpreter
+
+        threads = threads or default_threads()
+        interpreter, rt = load_interpreter(model_path, threads, runtime)
+        if labels is None:
+            labels = embedded_labels(model_path)
+        if labels is None:
+            sig = read_signature(interpreter)
+            labels = Labels(tuple(f"class {i}" for i in range(sig.num_classes)), "<none>")
+        return cls(
+            interpreter,
+            labels,
+            history=history,
+            runtime_name=rt.name,
+            threads=threads,
+            model_path=str(model_path),
+        )
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.signature.input_size
+
+    @property
+    def num_classes(self) -> int:
+        return self.signature.num_classes
+
+    def reset(self) -> None:
+        """Start a new stream: every state back to zero."""
+        for in_fn, _ in self._state_views_fns:
+            in_fn().fill(0)
+        self.steps = 0
+
+    def preprocess(self, rgb: np.ndarray) -> None:
+        """Resize an RGB uint8 frame of any size into the model's image input, in [0, 1]."""
+        h, w = self.signature.input_height, self.signature.input_width
+        if rgb.shape[0] == h and rgb.shape[1] == w:
+            np.copyto(self._resized, rgb[:, :, :3])
+        else:
+            cv2.resize(rgb, (w, h), dst=self._resized, interpolation=cv2.INTER_AREA)
+        image = self._image_fn()
+        # Divide rather than multiply by 1/255: bit-identical to the usual `x / 255.0`.
+        np.divide(self._resized, np.float32(255.0), out=image[0, 0], casting="unsafe")
+        del image
+
+    def invoke(self) -> None:
+        """Run the model on the image already in the input tensor, then carry states."""
+        self.interpreter.invoke()
+        np.copyto(self._logits, self._logits_fn()[0])
+        for in_fn, out_fn in self._carry_fns:
+            np.copyto(in_fn(), out_fn())
+        if self.history is not None and not self.history.unbounded:
+            for buf_fn, count_fn in self._pool_fns:
+                self.history.apply(buf_fn(), count_fn())
+        self.steps += 1
+
+    def step(self, rgb: np.ndarray) -> np.ndarray:
+        """Feed one RGB frame; return class probabilities (a buffer reused next step)."""
+        self.preprocess(rgb)
+        self.invoke()
+        return softmax(self._logits, out=self._probs)
+
+    @property
+    def logits(self) -> np.ndarray:
+        """Logits of the last step (a buffer reused next step)."""
+        return self._logits
+
+    def top_k(
+        self,
+        probs: np.ndarray,
+        k: int,
+        threshold: float = 0.0,
+        label_filter: LabelFilter | None = None,
+    ) -> list[Prediction]:
+        """The k most probable classes at or above ``threshold``, best first."""
+        if label_filter is not None and label_filter.active:
+            probs = np.where(label_filter.mask, probs, -1.0)
+        k = min(k, probs.shape[-1])
+        idx = np.argpartition(probs, -k)[-k:]
+        idx = idx[np.argsort(probs[idx])[::-1]]
+        return [
+            Prediction(self.labels[i], float(probs[i]), int(i))
+            for i in idx
+            if probs[i] >= threshold and probs[i] >= 0.0
+        ]

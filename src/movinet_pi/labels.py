@@ -1,0 +1,85 @@
+"""Label files and the labels a model may carry inside itself.
+
+A label file has one class name per line, in the model's class order. We accept
+what editors and other tools produce: a UTF-8 byte-order mark, CRLF line ends
+and trailing blank lines.
+
+A .tflite file with TFLite metadata may carry its label file as an *associated
+file*: a zip archive appended to the flatbuffer. :func:`embedded_labels` reads
+it without needing the tflite-support package.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from movinet_pi import MovinetPiError
+
+#: Names of an embedded member we take as the label file, best first.
+_LABEL_MEMBER_HINTS = ("label", "class")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Class names and where they came from (a path, or ``"<model>:member"``)."""
+
+    names: tuple[str, ...]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> str:
+        return self.names[index]
+
+
+def parse_labels(data: bytes, source: str) -> Labels:
+    """Parse label-file bytes; raise :class:`MovinetPiError` if they are not text."""
+    if b"\x00" in data:
+        raise MovinetPiError(f"label file is not text: {source} (expected one class name a line)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MovinetPiError(
+            f"label file is not UTF-8 text: {source} (expected one class name a line)"
+        ) from None
+    lines = [line.strip() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise MovinetPiError(f"label file is empty: {source}")
+    return Labels(tuple(lines), source)
+
+
+def load_labels(path: str | Path) -> Labels:
+    """Read a label file from disk."""
+    p = Path(path)
+    if not p.is_file():
+        raise MovinetPiError(f"label file not found: {p}")
+    return parse_labels(p.read_bytes(), str(p))
+
+
+def embedded_labels(model_path: str | Path) -> Labels | None:
+    """Labels from the zip of associated files appended to a .tflite, if it has one."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            members = [n for n in archive.namelist() if n.lower().endswith(".txt")]
+            if not members:
+                return None
+            members.sort(key=lambda n: not any(h in n.lower() for h in _LABEL_MEMBER_HINTS))
+            member = members[0]
+            data = archive.read(member)
+    except (zipfile.BadZipFile, OSError):
+        return None
+    return parse_labels(data, f"{model_path}:{member}")
+
+
+def check_label_count(labels: Labels, num_classes: int) -> None:
+    """The label file must name exactly one class per logit."""
+    if len(labels) != num_classes:
+        raise MovinetPiError(
+            f"label file {labels.source} has {len(labels)} labels but the model has "
+            f"{num_classes} classes: pass the label file made for this model with --labels"
+        )
