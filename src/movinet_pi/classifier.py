@@ -260,7 +260,7 @@ class HistoryPolicy:
         n = float(count.flat[0])
         if n > self.window:
             buffer *= np.float32(self.window / n)
-            count.fill(int(round(self.window)))
+            count.fill(round(self.window))
 
 
 class StreamingClassifier:

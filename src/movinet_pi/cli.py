@@ -1,0 +1,391 @@
+"""The ``movinet-pi`` command: argument parsing, subcommands, error reporting.
+
+``movinet-pi [run options]`` runs the live classifier (``run`` is the default
+subcommand); ``download``, ``info`` and ``bench`` are the others. Every error a
+user can cause ends in one line on stderr and exit status 2 (usage and
+configuration) or 1 (failures at run time); ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, NoReturn, Sequence
+
+from movinet_pi import MovinetPiError, __version__
+from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
+
+PROG = "movinet-pi"
+SUBCOMMANDS = ("run", "download", "info")
+
+DESCRIPTION = """\
+Real-time action recognition on the Raspberry Pi camera: a streaming MoViNet
+model (Kinetics-600, 600 actions) watches the camera at 5 frames a second and
+the monitor shows the live picture with the most likely actions over it."""
+
+EPILOG = """\
+subcommands (give one first; `run` is the default):
+  run         classify a camera, video file or stream (this help)
+  download    fetch models and labels:     movinet-pi download a0 a1 a2
+  info        describe a model file:       movinet-pi info MODEL.tflite
+
+examples:
+  movinet-pi                                  Pi camera (or camera 0), MoViNet-A0, window
+  movinet-pi --model a2 --top-k 3             the most accurate model, 3 lines
+  movinet-pi --source clip.mp4 --headless --json   JSON lines as fast as possible
+  movinet-pi --model-path mine.tflite --labels mine.txt   your fine-tuned model
+
+keys in the window: q or Esc quits, r resets the stream
+"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line saying what to do (and exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+# -- value parsers (argparse `type=`): each raises ArgumentTypeError with the fix ----------
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def history_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds or 'inf', got {text!r}"
+        ) from None
+    if math.isnan(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds (or 'inf'), got {text}")
+    return value
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    from movinet_pi.sources import parse_frame_size
+
+    try:
+        return parse_frame_size(text)
+    except MovinetPiError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def label_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+# -- parsers ----------------------------------------------------------------------------
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="a0", type=str.lower, choices=MODEL_NAMES,
+                   help="catalogue model: a0 (fastest), a1, a2 (most accurate) (default: a0)")
+    g.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
+                   help="catalogue quantization (default: int8)")
+    g.add_argument("--model-path", metavar="FILE", type=Path,
+                   help="any streaming MoViNet .tflite, e.g. your fine-tuned model "
+                   "(overrides --model)")
+    g.add_argument("--labels", metavar="FILE", type=Path,
+                   help="label file, one class a line in model order (default: the labels "
+                   "inside the model, else the Kinetics-600 list)")
+    g.add_argument("--threads", type=positive_int, metavar="N",
+                   help="interpreter threads (default: all cores)")
+    g.add_argument("--offline", action="store_true",
+                   help="never download: fail if the model or labels are missing")
+
+
+def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = OneLineParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_model_options(p)
+
+    g = p.add_argument_group("input")
+    g.add_argument("--source", metavar="SRC",
+                   help="`picamera`, a camera index (0), a video or GIF file, or an "
+                   "rtsp/http URL (default: picamera if picamera2 is installed, else 0)")
+    g.add_argument("--frame-size", type=frame_size, default=(640, 480), metavar="WxH",
+                   help="camera picture size (default: 640x480)")
+    g.add_argument("--camera-fps", type=float, default=30.0, metavar="FPS",
+                   help="camera frame rate to ask for (default: 30)")
+
+    g = p.add_argument_group("predictions")
+    g.add_argument("--top-k", type=positive_int, default=3, metavar="K",
+                   help="how many actions to show (default: 3)")
+    g.add_argument("--threshold", type=probability, default=0.0, metavar="P",
+                   help="hide actions below this probability, 0..1 (default: 0)")
+    g.add_argument("--allow", type=label_list, default=[], metavar="LABELS",
+                   help="only report these labels (comma-separated)")
+    g.add_argument("--deny", type=label_list, default=[], metavar="LABELS",
+                   help="never report these labels (comma-separated)")
+    g.add_argument("--history", type=history_seconds, default=math.inf, metavar="SECONDS",
+                   help="how far back the model's memory reaches on an endless stream, "
+                   "'inf' for no bound (default: inf)")
+
+    g = p.add_argument_group("output")
+    g.add_argument("--display", default="auto", choices=("auto", "window", "none"),
+                   help="where to show the picture (default: auto: $DISPLAY, else the Pi's "
+                   "desktop, else headless)")
+    g.add_argument("--headless", action="store_true",
+                   help="no window (same as --display none); files run as fast as possible")
+    g.add_argument("--mirror", action="store_true", help="flip the picture left-right")
+    g.add_argument("--json", action="store_true",
+                   help="print one JSON object per model step on stdout")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="say more: model details, startup time, a summary at the end")
+    g.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def build_download_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=f"{PROG} download",
+                      description="Download MoViNet stream models (Kinetics-600) "
+                      "and the label map.")
+    p.add_argument("models", nargs="*", default=["a0"], type=str.lower,
+                   help="a0, a1 and/or a2 (default: a0)")
+    p.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
+                   help="quantization (default: int8)")
+    p.add_argument("--dir", type=Path, metavar="DIR",
+                   help="where to put them (default: ~/.cache/movinet-pi)")
+    p.add_argument("--force", action="store_true", help="download again even if present")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def build_info_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=f"{PROG} info",
+                      description="Describe a streaming MoViNet .tflite: input, classes, states, "
+                      "labels, runtime.")
+    p.add_argument("model", type=Path, help="the .tflite file")
+    p.add_argument("--labels", type=Path, metavar="FILE", help="label file to check against it")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+# -- commands ---------------------------------------------------------------------------
+def err(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
+    """The model file to load and the name to show for it."""
+    from movinet_pi.models import find_model, get_spec
+
+    if args.model_path is not None:
+        if not args.model_path.exists():
+            raise MovinetPiError(f"model file not found: {args.model_path}")
+        return args.model_path, args.model_path.stem
+    spec = get_spec(args.model, args.quant)
+    try:
+        return find_model(spec), spec.title
+    except MovinetPiError:
+        if args.offline:
+            raise
+    from movinet_pi.models import download_models
+
+    err(f"{spec.title} is not downloaded yet: fetching it once (use --offline to never download)")
+    download_models([spec.name], spec.quant, None, progress=True)
+    return find_model(spec), spec.title
+
+
+def resolve_labels(args: argparse.Namespace, model_path: Path, num_classes: int):
+    """--labels, else the labels inside the model, else the Kinetics-600 map for 600 classes."""
+    from movinet_pi.labels import embedded_labels, load_labels
+    from movinet_pi.models import download_command, find_labels_file, get_spec
+
+    if args.labels is not None:
+        return load_labels(args.labels)
+    inside = embedded_labels(model_path)
+    if inside is not None:
+        return inside
+    found = find_labels_file()
+    if found is not None and num_classes == 600:
+        return load_labels(found)
+    if num_classes == 600 and getattr(args, "model_path", None) is None and not args.offline:
+        from movinet_pi.models import download_labels
+
+        return load_labels(download_labels(None, progress=True))
+    if num_classes == 600:
+        raise MovinetPiError(
+            "Kinetics-600 label map not found: run "
+            f"`{download_command(get_spec('a0'))}` or pass --labels FILE"
+        )
+    raise MovinetPiError(
+        f"model {model_path.name} has {num_classes} classes and no labels inside: "
+        "pass its label file with --labels FILE"
+    )
+
+
+def load_classifier(args: argparse.Namespace, history_frames: float = math.inf):
+    from movinet_pi.classifier import HistoryPolicy, StreamingClassifier
+    from movinet_pi.labels import check_label_count
+    from movinet_pi.runtime import default_threads, load_interpreter
+
+    model_path, title = resolve_model(args)
+    threads = args.threads or default_threads()
+    interpreter, runtime = load_interpreter(model_path, threads)
+    from movinet_pi.classifier import read_signature
+
+    signature = read_signature(interpreter)
+    labels = resolve_labels(args, model_path, signature.num_classes)
+    check_label_count(labels, signature.num_classes)
+    history = None if math.isinf(history_frames) else HistoryPolicy(history_frames)
+    clf = StreamingClassifier(interpreter, labels, history=history, runtime_name=runtime.name,
+                              threads=threads, model_path=str(model_path))
+    return clf, title
+
+
+def install_signal_handlers(stop: Callable[[], None], reset: Callable[[], None]) -> None:
+    """SIGINT/SIGTERM stop the run cleanly; SIGHUP resets the stream."""
+    def on_stop(signum: int, frame: object) -> None:
+        stop()
+
+    def on_hup(signum: int, frame: object) -> None:
+        reset()
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, on_hup)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    import os
+
+    from movinet_pi.classifier import LabelFilter
+    from movinet_pi.display import WindowDisplay, choose_display
+    from movinet_pi.outputs import HumanSink, JsonLinesSink
+    from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
+    from movinet_pi.sources import open_source
+
+    started = time.monotonic()
+    log = (lambda m: err(m)) if args.verbose else (lambda m: None)
+    clf, title = load_classifier(args, args.history * MODEL_FPS)
+    if args.top_k > clf.num_classes:
+        raise MovinetPiError(
+            f"--top-k {args.top_k} is more than the model's {clf.num_classes} classes"
+        )
+    label_filter = LabelFilter(clf.labels, args.allow, args.deny)
+    log(f"model {title}: {Path(clf.model_path).name}, input {clf.input_size[0]}x"
+        f"{clf.input_size[1]}, {clf.num_classes} classes, {len(clf.signature.states)} states, "
+        f"{clf.runtime_name}, {clf.threads} threads; labels {clf.labels.source}")
+
+    mode = "none" if args.headless else args.display
+    choice = choose_display(mode)
+    source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps)
+    os.environ.update(choice.env)
+    if choice.kind != "none" or mode == "auto":
+        err(f"display: {choice.reason}")
+    display = WindowDisplay() if choice.kind == "window" else None
+
+    config = RunConfig(top_k=args.top_k, threshold=args.threshold, label_filter=label_filter,
+                       model_fps=MODEL_FPS, mirror=args.mirror, realtime=display is not None,
+                       model_name=title)
+    sinks = [JsonLinesSink()] if args.json else [HumanSink()]
+    recognizer = Recognizer(clf, config, sinks)
+    pipeline = Pipeline(source, recognizer, display, log=err)
+
+    def on_key(key: int) -> None:
+        if key in (ord("q"), 27):
+            pipeline.stop()
+        elif key == ord("r"):
+            pipeline.reset()
+            log("stream reset")
+
+    pipeline.on_key = on_key
+    install_signal_handlers(pipeline.stop, pipeline.reset)
+    log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"
+        + (f" at {source.fps:.1f} fps" if source.fps else ""))
+    try:
+        stats = pipeline.run()
+    finally:
+        source.close()
+    if args.verbose:
+        first = stats.first_prediction_s
+        first_s = (
+            f"{first + (pipeline._started - started):.2f} s" if first is not None else "none"
+        )
+        log(f"done: {stats.frames_read} frames read, {stats.frames_shown} shown, "
+            f"{stats.steps} model steps ({stats.steps_skipped} skipped), "
+            f"first prediction after {first_s}")
+    return 0
+
+
+def command_download(args: argparse.Namespace) -> int:
+    from movinet_pi.models import download_models, get_spec
+
+    for name in args.models:
+        get_spec(name, args.quant)  # refuse unknown names before fetching anything
+    download_models(args.models, args.quant, args.dir, progress=True, force=args.force)
+    return 0
+
+
+def command_info(args: argparse.Namespace) -> int:
+    import json
+
+    from movinet_pi.info import describe_model, format_info
+
+    info = describe_model(args.model, args.labels)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_info(info))
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., int]]] = {
+    "run": (build_run_parser, command_run),
+    "download": (build_download_parser, command_download),
+    "info": (build_info_parser, command_info),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = argv[0] if argv and argv[0] in COMMANDS else "run"
+    if argv and argv[0] == name:
+        argv = argv[1:]
+    build, command = COMMANDS[name]
+    parser = build() if name != "run" else build_run_parser()
+    args = parser.parse_args(argv)
+    try:
+        return command(args)
+    except MovinetPiError as e:
+        if args.debug:
+            traceback.print_exc()
+        err(f"error: {e}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug or an unforeseen failure: still one line by default
+        if args.debug:
+            traceback.print_exc()
+        err(f"unexpected error: {type(e).__name__}: {e} (run with --debug for details)")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Where the picture goes: an OpenCV window, or nowhere (headless).
+
+``--display auto`` picks for a user who may be at the Pi or SSHed into it:
+
+1. ``$DISPLAY`` (or ``$WAYLAND_DISPLAY``) set: a window there;
+2. no display in this shell but the Pi's own desktop session is running and
+   reachable (its X socket ``/tmp/.X11-unix/X0``, which XWayland also provides
+   under Wayland): a window on ``:0``, the monitor attached to the Pi;
+3. otherwise headless, saying how to get a picture.
+
+:func:`choose_display` returns the choice and a one-line reason, which the CLI
+prints, so a user never wonders why no window opened.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from movinet_pi import MovinetPiError
+from movinet_pi.pipeline import Display
+
+DISPLAY_MODES = ("auto", "window", "none")
+X11_SOCKET_DIR = Path("/tmp/.X11-unix")
+WINDOW_TITLE = "movinet-pi"
+
+
+@dataclass(frozen=True)
+class DisplayChoice:
+    kind: str  # "window" or "none"
+    reason: str
+    env: Mapping[str, str]  # variables to set before opening (e.g. DISPLAY=:0)
+
+
+def _desktop_socket(socket_dir: Path) -> str | None:
+    """The display name of a running local X server we may connect to, if any."""
+    sock = socket_dir / "X0"
+    if sock.exists() and os.access(sock, os.R_OK | os.W_OK):
+        return ":0"
+    return None
+
+
+def choose_display(
+    mode: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    socket_dir: Path = X11_SOCKET_DIR,
+) -> DisplayChoice:
+    """Decide where to show the picture (see the module docstring)."""
+    env = os.environ if env is None else env
+    if mode not in DISPLAY_MODES:
+        choices = ", ".join(DISPLAY_MODES)
+        raise MovinetPiError(f"unknown --display {mode!r}: choose one of {choices}")
+    if mode == "none":
+        return DisplayChoice("none", "headless (--display none)", {})
+    display = env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
+    if display:
+        return DisplayChoice("window", f"window on {display}", {})
+    desktop = _desktop_socket(socket_dir)
+    if desktop:
+        return DisplayChoice(
+            "window",
+            f"no $DISPLAY in this shell: using the Pi's desktop session on {desktop} "
+            "(the attached monitor)",
+            {"DISPLAY": desktop},
+        )
+    if mode == "window":
+        raise MovinetPiError(
+            "--display window: no display found ($DISPLAY is not set and no desktop "
+            "session is running): log in on the Pi's desktop, use `ssh -X`, or run with --headless"
+        )
+    return DisplayChoice(
+        "none",
+        "no display found (no $DISPLAY, no desktop session): running headless; "
+        "start the Pi's desktop or use `ssh -X` for a window",
+        {},
+    )
+
+
+class WindowDisplay(Display):
+    """An OpenCV window. Keys come back from :meth:`show` as codes (-1: none)."""
+
+    def __init__(self, title: str = WINDOW_TITLE) -> None:
+        import cv2
+
+        self.title = title
+        self._cv2 = cv2
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        except cv2.error as e:
+            raise MovinetPiError(
+                f"cannot open a window ({str(e).strip().splitlines()[-1]}): run with --headless"
+            ) from e
+        self.closed_by_user = False
+
+    def show(self, bgr: np.ndarray) -> int | None:
+        cv2 = self._cv2
+        cv2.imshow(self.title, bgr)
+        key = cv2.waitKey(1)
+        if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self.closed_by_user = True
+            return ord("q")
+        return key & 0xFF if key >= 0 else None
+
+    def close(self) -> None:
+        try:
+            self._cv2.destroyWindow(self.title)
+            self._cv2.waitKey(1)
+        except self._cv2.error:
+            pass
+
+
+class NullDisplay(Display):
+    """Shows nothing (headless with a live source)."""
+
+    def show(self, bgr: np.ndarray) -> int | None:
+        return None

@@ -1,0 +1,89 @@
+"""``movinet-pi info``: what a .tflite file is, as far as this app is concerned."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from movinet_pi.classifier import read_signature
+from movinet_pi.labels import check_label_count, embedded_labels, load_labels
+from movinet_pi.models import MODEL_FPS
+from movinet_pi.runtime import default_threads, load_interpreter
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _quantization(interpreter: Any) -> str:
+    """int8 / float16 / float32, from the weights the model holds."""
+    kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    if "int8" in kinds or "uint8" in kinds:
+        return "int8"
+    if "float16" in kinds:
+        return "float16"
+    return "float32"
+
+
+def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[str, Any]:
+    """Everything ``info`` prints, as a dict (the ``--json`` form)."""
+    interpreter, runtime = load_interpreter(model_path, default_threads())
+    sig = read_signature(interpreter)
+    if labels_path is not None:
+        labels = load_labels(labels_path)
+        check_label_count(labels, sig.num_classes)
+        labels_from = f"{labels.source} (--labels)"
+    else:
+        labels = embedded_labels(model_path)
+        labels_from = f"{labels.source} (inside the model)" if labels else "none"
+        if labels is not None:
+            check_label_count(labels, sig.num_classes)
+    kinds: dict[str, int] = {}
+    for s in sig.states:
+        kind = "pool" if s.name.endswith(("pool_buffer", "pool_frame_count")) else (
+            "stream" if s.name.endswith("stream_buffer") else "other")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {
+        "path": str(model_path),
+        "size_bytes": model_path.stat().st_size,
+        "sha256": _sha256(model_path),
+        "runtime": f"{runtime.name} {runtime.version}",
+        "signature": sig.key,
+        "input_size": [sig.input_width, sig.input_height],
+        "model_fps": MODEL_FPS,
+        "num_classes": sig.num_classes,
+        "states": len(sig.states),
+        "state_kinds": kinds,
+        "pool_pairs": len(sig.pool_pairs),
+        "state_bytes": sig.state_bytes,
+        "quantization": _quantization(interpreter),
+        "labels": labels_from,
+        "first_labels": list(labels.names[:5]) if labels else [],
+    }
+
+
+def format_info(info: dict[str, Any]) -> str:
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(info["state_kinds"].items()))
+    rows = [
+        ("file", f"{info['path']} ({info['size_bytes'] / 1e6:.1f} MB)"),
+        ("sha256", info["sha256"]),
+        ("runtime", info["runtime"]),
+        ("signature", info["signature"]),
+        ("input", f"{info['input_size'][0]}x{info['input_size'][1]} RGB, "
+                  f"one frame a step at {info['model_fps']:g} fps"),
+        ("classes", str(info["num_classes"])),
+        ("states", f"{info['states']} ({kinds}), {info['state_bytes'] / 1e6:.2f} MB"),
+        ("weights", info["quantization"]),
+        ("labels", info["labels"]),
+    ]
+    if info["first_labels"]:
+        rows.append(("first labels", ", ".join(info["first_labels"])))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

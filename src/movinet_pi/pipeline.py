@@ -1,0 +1,389 @@
+"""Capture → model → display, at the camera's rate and the model's 5 fps.
+
+Three parts run at their own pace:
+
+* **capture** reads frames as fast as the source delivers them (a file in a
+  window is paced to its own timestamps) and keeps only the newest one for the
+  display: nothing queues, so the picture never lags;
+* **inference** takes the frame that is *due* — the first frame at or after each
+  tick of the model's 5 fps grid (0, 0.2, 0.4 … s, on the source's own clock) —
+  through a one-slot mailbox: when a step is slow, the next due frame replaces
+  the waiting one (skipped, never queued), and the grid never drifts;
+* **display** draws every captured frame with the newest prediction.
+
+A headless run over a file needs none of that: :meth:`Pipeline.run` then reads
+every frame in order and steps the model inline, as fast as it can, so the
+output is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Generic, Sequence, TypeVar
+
+import cv2
+import numpy as np
+
+from movinet_pi.classifier import LabelFilter, StreamingClassifier
+from movinet_pi.outputs import Sink, StepResult
+from movinet_pi.overlay import OverlayState, draw_overlay
+from movinet_pi.sources import Frame, Source, SourceLost
+
+T = TypeVar("T")
+
+#: Timestamps within this of a due time count as on time (30 fps files put
+#: frame 6 at 0.19999… s, which must feed the 0.2 s tick).
+DUE_TOLERANCE_S = 1e-3
+
+
+class FrameSampler:
+    """Picks the frames the model sees: one per tick of a fixed ``fps`` grid.
+
+    A frame is due when its timestamp reaches the next tick; the next tick is
+    then the first one after that frame, so a source slower than the model
+    feeds every frame, a faster one every n-th, and a gap in the source skips
+    ticks instead of bunching them up. Each grid interval that holds a frame
+    feeds exactly one.
+    """
+
+    def __init__(self, fps: float) -> None:
+        if not fps > 0:
+            raise ValueError("model fps must be positive")
+        self.period = 1.0 / fps
+        self.next_due = 0.0
+
+    def is_due(self, t: float) -> bool:
+        if t + DUE_TOLERANCE_S < self.next_due:
+            return False
+        ticks = math.floor((t + DUE_TOLERANCE_S) / self.period) + 1
+        self.next_due = ticks * self.period
+        return True
+
+    def reset(self, t: float = 0.0) -> None:
+        """Restart the grid so that ``t`` is due."""
+        self.next_due = t
+
+
+class Mailbox(Generic[T]):
+    """A one-slot, overwrite-on-put hand-over between two threads.
+
+    ``put`` never blocks and replaces what is waiting (counted in ``dropped``);
+    ``get`` waits for a value and takes it. This is how the pipeline keeps
+    latency bounded: there is never more than one frame in flight.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._version = 0
+        self.dropped = 0
+
+    def put(self, item: T) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._version += 1
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """Take the waiting item, waiting up to ``timeout`` s; None if none came."""
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def peek(self) -> T | None:
+        with self._cond:
+            return self._item
+
+
+@dataclass
+class RunConfig:
+    """What the user chose on the command line, as the pipeline needs it."""
+
+    top_k: int = 5
+    threshold: float = 0.0
+    label_filter: LabelFilter | None = None
+    model_fps: float = 5.0
+    mirror: bool = False
+    realtime: bool = True  # pace files to their own timestamps (a window wants this)
+    model_name: str = ""
+    reconnect_max_s: float = 10.0
+
+
+class RateMeter:
+    """Events per second over a sliding window of the last ``window_s`` seconds."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._times.append(now)
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+
+    @property
+    def rate(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+class Recognizer:
+    """The model side: steps the classifier on due frames and tells the sinks.
+
+    ``request_reset()`` may be called from any thread (a key, a signal); the
+    reset happens on the inference thread before the next step.
+    """
+
+    def __init__(
+        self, classifier: StreamingClassifier, config: RunConfig, sinks: Sequence[Sink] = ()
+    ) -> None:
+        self.classifier = classifier
+        self.config = config
+        self.sinks = list(sinks)
+        self.latest: StepResult | None = None
+        self.model_rate = RateMeter()
+        self.infer_ms_recent: deque[float] = deque(maxlen=25)
+        self._reset_requested = threading.Event()
+
+    def request_reset(self) -> None:
+        self._reset_requested.set()
+
+    def process(self, frame: Frame) -> StepResult:
+        if self._reset_requested.is_set():
+            self._reset_requested.clear()
+            self.classifier.reset()
+        started = time.perf_counter()
+        probs = self.classifier.step(frame.rgb)
+        infer_ms = (time.perf_counter() - started) * 1000.0
+        top = self.classifier.top_k(
+            probs, self.config.top_k, self.config.threshold, self.config.label_filter
+        )
+        result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top, infer_ms)
+        self.latest = result
+        self.model_rate.tick()
+        self.infer_ms_recent.append(infer_ms)
+        for sink in self.sinks:
+            sink.on_step(result)
+        return result
+
+    @property
+    def infer_ms_p50(self) -> float:
+        return float(np.median(self.infer_ms_recent)) if self.infer_ms_recent else 0.0
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+class Display:
+    """What the pipeline shows frames on (a window, DRM, or nothing)."""
+
+    wants_frames = True
+
+    def show(self, bgr: np.ndarray) -> int | None:
+        """Show a frame; return a key code if one was pressed."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - trivial
+        pass
+
+
+@dataclass
+class RunStats:
+    frames_read: int = 0
+    frames_shown: int = 0
+    steps: int = 0
+    steps_skipped: int = 0
+    first_prediction_s: float | None = None
+    reconnects: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """Runs a source through a recognizer to a display until the source ends or ``stop()``."""
+
+    def __init__(
+        self,
+        source: Source,
+        recognizer: Recognizer,
+        display: Display | None = None,
+        *,
+        on_key: Callable[[int], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.recognizer = recognizer
+        self.config = recognizer.config
+        self.display = display
+        self.on_key = on_key
+        self.log = log or (lambda message: None)
+        self.sampler = FrameSampler(self.config.model_fps)
+        self.stats = RunStats()
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._newest: Mailbox[Frame] = Mailbox()
+        self._due: Mailbox[Frame] = Mailbox()
+        self._capture_done = threading.Event()
+        self._display_rate = RateMeter()
+        self.message = ""
+
+    # -- control -------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def reset(self) -> None:
+        """Forget the stream so far (``r``, SIGHUP): states to zero on the next step."""
+        self.recognizer.request_reset()
+
+    # -- running -------------------------------------------------------------------
+    def run(self) -> RunStats:
+        try:
+            if self.display is None and not self.source.live:
+                self._run_inline()
+            else:
+                self._run_threaded()
+        finally:
+            self.recognizer.close()
+            if self.display is not None:
+                self.display.close()
+        return self.stats
+
+    def _step(self, frame: Frame) -> None:
+        self.recognizer.process(frame)
+        self.stats.steps += 1
+        if self.stats.first_prediction_s is None:
+            self.stats.first_prediction_s = time.monotonic() - self._started
+
+    def _run_inline(self) -> None:
+        """A file, no display: every frame in order, as fast as possible."""
+        while not self._stop.is_set():
+            frame = self.source.read()
+            if frame is None:
+                break
+            self.stats.frames_read += 1
+            if self.sampler.is_due(frame.timestamp):
+                self._step(frame)
+
+    def _run_threaded(self) -> None:
+        capture = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
+        inference = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
+        capture.start()
+        inference.start()
+        try:
+            self._display_loop()
+        finally:
+            self._stop.set()
+            self._due.put(None)  # type: ignore[arg-type]  # wake the worker
+            capture.join(timeout=2.0)
+            inference.join(timeout=2.0)
+            self.stats.steps_skipped = self._due.dropped
+
+    def _read_live(self) -> Frame | None:
+        """Read from the source; on a lost live source, reconnect with backoff."""
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                return self.source.read()
+            except SourceLost as e:
+                if not self.source.live:
+                    raise
+                self.message = f"{self.source.name} lost: reconnecting ({e})"
+                self.log(self.message)
+                if self._stop.wait(delay):
+                    return None
+                delay = min(delay * 2, self.config.reconnect_max_s)
+                try:
+                    self.source.reopen()
+                    self.stats.reconnects += 1
+                    self.message = ""
+                    self.log(f"{self.source.name} is back")
+                except SourceLost:
+                    continue
+        return None
+
+    def _capture_loop(self) -> None:
+        clock_start: float | None = None
+        try:
+            while not self._stop.is_set():
+                frame = self._read_live()
+                if frame is None:
+                    break
+                self.stats.frames_read += 1
+                if self.config.realtime and not self.source.live:
+                    # Pace a file to its own timestamps so it plays at real speed.
+                    now = time.monotonic()
+                    if clock_start is None:
+                        clock_start = now - frame.timestamp
+                    wait = clock_start + frame.timestamp - now
+                    if wait > 0 and self._stop.wait(wait):
+                        break
+                if self.sampler.is_due(frame.timestamp):
+                    self._due.put(frame)
+                self._newest.put(frame)
+        finally:
+            self._capture_done.set()
+            self._newest.put(None)  # type: ignore[arg-type]  # wake the display
+
+    def _inference_loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self._due.get(timeout=0.5)
+            if frame is None:
+                if self._capture_done.is_set() and self._due.peek() is None:
+                    break
+                continue
+            self._step(frame)
+
+    def _display_loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self._newest.get(timeout=0.5)
+            if frame is None:
+                if self._capture_done.is_set():
+                    break
+                continue
+            self.stats.frames_shown += 1
+            if self.display is None:
+                continue
+            self._display_rate.tick()
+            key = self.display.show(self.render(frame))
+            if key is not None and key >= 0 and self.on_key is not None:
+                self.on_key(key)
+        # Let the last due frame finish so a file ends with its last prediction.
+        if not self._stop.is_set():
+            deadline = time.monotonic() + 5.0
+            while self._due.peek() is not None and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    def overlay_state(self, frame: Frame) -> OverlayState:
+        latest = self.recognizer.latest
+        age = frame.timestamp - latest.t if latest is not None else 0.0
+        return OverlayState(
+            predictions=latest.top if latest is not None else (),
+            model_name=self.config.model_name,
+            display_fps=self._display_rate.rate,
+            model_fps=self.recognizer.model_rate.rate,
+            infer_ms=self.recognizer.infer_ms_p50,
+            prediction_age_s=age,
+            message=self.message,
+        )
+
+    def render(self, frame: Frame) -> np.ndarray:
+        """The picture as shown: BGR, mirrored if asked, with the overlay."""
+        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+        if self.config.mirror:
+            cv2.flip(bgr, 1, dst=bgr)
+        return draw_overlay(bgr, self.overlay_state(frame))

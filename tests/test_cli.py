@@ -1,0 +1,179 @@
+"""The command line as a user meets it: help, runs over real clips, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from movinet_pi.cli import main
+
+
+@pytest.fixture
+def models_env(monkeypatch: pytest.MonkeyPatch, shared: Path, tmp_path: Path) -> None:
+    """Catalogue lookups find ../shared's models and labels; nothing in the user's cache."""
+    monkeypatch.setenv(
+        "MOVINET_PI_MODELS",
+        os.pathsep.join([str(shared / "models"), str(shared / "models" / "untrained"),
+                         str(shared / "labels")]),
+    )
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "movinet_pi", *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_reads_well() -> None:
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for words in ("--model", "--source", "--top-k", "--headless", "--json", "download", "q or Esc"):
+        assert words in out.stdout
+
+
+def test_json_lines_over_a_real_clip(models_env: None, carving_ice: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["--source", str(carving_ice), "--headless", "--json", "--top-k", "2"])
+    assert rc == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 22
+    assert [x["step"] for x in lines] == list(range(22))
+    assert all({"t", "frame", "step", "top", "infer_ms"} <= x.keys() for x in lines)
+    assert all(len(x["top"]) == 2 for x in lines)
+    assert lines[-1]["top"][0]["label"] == "carving ice"
+    assert lines[-1]["top"][0]["score"] >= 0.95
+
+
+def test_human_lines_when_top1_changes(models_env: None, arm_wrestling: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--source", str(arm_wrestling), "--headless"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out and "arm wrestling" in out[-1]
+    assert len(out) < 50  # only changes, not every step
+
+
+def test_a2_catalogue_lookup_uses_224_input(models_env: None, carving_ice: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--model", "a2", "--source", str(carving_ice), "--headless", "--json",
+                 "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert "input 224x224" in err and "73 states" in err
+
+
+def test_threshold_and_deny(models_env: None, carving_ice: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--source", str(carving_ice), "--headless", "--json", "--threshold", "0.5",
+                 "--deny", "carving ice"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(p["score"] >= 0.5 and p["label"] != "carving ice" for x in lines for p in x["top"])
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--threads", "0"], "--threads: must be 1 or more"),
+        (["--threads", "-2"], "--threads: must be 1 or more"),
+        (["--top-k", "0"], "--top-k: must be 1 or more"),
+        (["--threshold", "1.5"], "--threshold: must be in [0, 1]"),
+        (["--threshold", "x"], "--threshold: expected a number"),
+        (["--history", "-1"], "--history: must be more than 0"),
+        (["--frame-size", "640by480"], "--frame-size"),
+        (["--model", "a9"], "invalid choice: 'a9'"),
+        (["--quant", "int4"], "invalid choice: 'int4'"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flags_get_one_line_and_exit_2(args: list[str], words: str) -> None:
+    out = run_cli(*args)
+    assert out.returncode == 2
+    assert words in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_top_k_above_class_count(models_env: None, carving_ice: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--source", str(carving_ice), "--headless", "--top-k", "601"]) == 2
+    assert "more than the model's 600 classes" in _one_line_error(capsys)
+
+
+def test_missing_catalogue_model_names_the_download_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOVINET_PI_MODELS", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["--model", "a1", "--offline", "--headless", "--source", "x.mp4"]) == 2
+    assert "movinet-pi download a1" in _one_line_error(capsys)
+
+
+def test_missing_source_file(models_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--source", "no-such-clip.mp4", "--headless"]) == 2
+    assert "no-such-clip.mp4" in _one_line_error(capsys)
+
+
+def test_labels_count_mismatch_says_both_numbers(
+    models_env: None, carving_ice: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = tmp_path / "three.txt"
+    labels.write_text("a\nb\nc\n")
+    assert main(["--source", str(carving_ice), "--headless", "--labels", str(labels)]) == 2
+    line = _one_line_error(capsys)
+    assert "3 labels" in line and "600 classes" in line
+
+
+def test_custom_model_without_labels_asks_for_them(
+    models_env: None, carving_ice: Path, shared: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("MOVINET_PI_MODELS", str(tmp_path))  # no Kinetics labels anywhere
+    model = shared / "models" / "untrained" / "movinet_a1_stream_int8.tflite"
+    assert main(["--model-path", str(model), "--source", str(carving_ice), "--headless"]) == 2
+    assert "--labels" in _one_line_error(capsys)
+
+
+def test_custom_model_with_its_labels_runs(
+    models_env: None, carving_ice: Path, shared: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    labels = tmp_path / "mine.txt"
+    labels.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(f"my action {i}" for i in range(600)).encode()
+                       + b"\r\n\r\n")
+    model = shared / "models" / "untrained" / "movinet_a2_stream_float32.tflite"
+    assert main(["--model-path", str(model), "--labels", str(labels), "--source",
+                 str(carving_ice), "--headless", "--json", "--top-k", "1"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines and lines[0]["top"][0]["label"].startswith("my action ")
+
+
+def test_info_describes_a_model(a0_model: Path, kinetics_labels_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(a0_model), "--labels", str(kinetics_labels_path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["input_size"] == [172, 172]
+    assert info["num_classes"] == 600
+    assert info["states"] == 43
+    assert info["quantization"] == "int8"
+    assert info["sha256"] == "6125b36e2485eeb5cc1fd6206cf5e5d70235593fbc84610d1dce97fe3aa9c2ac"
+
+
+def test_info_refuses_a_non_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = tmp_path / "notes.tflite"
+    bogus.write_text("hello")
+    assert main(["info", str(bogus)]) == 2
+    assert "not a TFLite model" in _one_line_error(capsys)

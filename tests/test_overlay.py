@@ -1,0 +1,55 @@
+"""The overlay, rendered to a PNG a person can look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from movinet_pi.classifier import Prediction
+from movinet_pi.overlay import OverlayState, draw_overlay, status_line
+
+OUT = Path(__file__).resolve().parents[1] / "build" / "overlay.png"
+
+
+def _state() -> OverlayState:
+    return OverlayState(
+        predictions=[Prediction("carving ice", 0.93, 72), Prediction("chiseling stone", 0.05, 86)],
+        model_name="MoViNet-A0 stream int8",
+        display_fps=29.8,
+        model_fps=5.0,
+        infer_ms=2.4,
+    )
+
+
+def test_overlay_png_shows_labels_and_bars(carving_ice: Path) -> None:
+    cap = cv2.VideoCapture(str(carving_ice))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 60)
+    ok, small = cap.read()
+    cap.release()
+    assert ok
+    bgr = cv2.resize(small, (640, 480))
+    bgr[:60] = np.maximum(bgr[:60], 60)  # the clip is letterboxed black at the top
+    before = bgr.copy()
+    draw_overlay(bgr, _state())
+    OUT.parent.mkdir(exist_ok=True)
+    assert cv2.imwrite(str(OUT), bgr)
+    # panels darken the top and bottom, the picture between is untouched
+    assert bgr[:40].mean() < before[:40].mean()
+    assert bgr[-10:].mean() < before[-10:].mean()
+    np.testing.assert_array_equal(bgr[200:300], before[200:300])
+    # a green bar for 93 % starts at the left
+    green = (bgr[..., 1] > 150) & (bgr[..., 0] < 120) & (bgr[..., 2] < 120)
+    assert green[:, :100].sum() > 200
+
+
+def test_status_line_names_model_and_rates() -> None:
+    line = status_line(_state())
+    assert "MoViNet-A0" in line and "29.8 fps" in line and "5.0 fps" in line and "2.4 ms" in line
+
+
+def test_no_predictions_says_no_action() -> None:
+    img = np.full((240, 320, 3), 128, np.uint8)
+    draw_overlay(img, OverlayState())
+    assert img[:30].mean() < 128  # panel drawn

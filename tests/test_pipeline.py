@@ -1,0 +1,183 @@
+"""Frame sampling, the hand-over between threads, and whole runs over real clips."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from movinet_pi.classifier import StreamingClassifier
+from movinet_pi.labels import Labels
+from movinet_pi.outputs import StepResult
+from movinet_pi.pipeline import FrameSampler, Mailbox, Pipeline, Recognizer, RunConfig
+from movinet_pi.sources import Frame, SourceLost, open_source
+
+
+# -- frame sampling -------------------------------------------------------------------------
+def test_30fps_file_feeds_every_sixth_frame() -> None:
+    sampler = FrameSampler(5.0)
+    fed = [i for i in range(60) if sampler.is_due(i / 30.0)]
+    assert fed == [0, 6, 12, 18, 24, 30, 36, 42, 48, 54]
+
+
+def test_source_slower_than_the_model_feeds_every_frame() -> None:
+    sampler = FrameSampler(5.0)
+    assert all(sampler.is_due(i / 3.0) for i in range(20))
+
+
+def test_a_gap_skips_ticks_instead_of_bunching() -> None:
+    sampler = FrameSampler(5.0)
+    times = [0.0, 0.2, 1.5, 1.53, 1.6, 1.8]
+    assert [t for t in times if sampler.is_due(t)] == [0.0, 0.2, 1.5, 1.6, 1.8]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fps=st.floats(min_value=0.5, max_value=240.0),
+    jitter=st.lists(st.floats(min_value=0.0, max_value=0.3), min_size=1, max_size=40),
+)
+def test_each_tick_interval_with_frames_feeds_exactly_one(fps: float, jitter: list[float]) -> None:
+    """For any source rate: no tick is fed twice, none that has a frame is skipped."""
+    sampler = FrameSampler(5.0)
+    times = [i / fps + j / fps for i, j in enumerate(jitter)]
+    times = sorted(times)
+    fed = [t for t in times if sampler.is_due(t)]
+    period, tol = 0.2, 1e-3
+    ticks_fed = [int((t + tol) // period) for t in fed]
+    ticks_with_frames = sorted({int((t + tol) // period) for t in times})
+    assert ticks_fed == ticks_with_frames
+
+
+# -- mailbox ---------------------------------------------------------------------------------
+def test_mailbox_keeps_only_the_newest_and_counts_drops() -> None:
+    box: Mailbox[int] = Mailbox()
+    box.put(1)
+    box.put(2)
+    box.put(3)
+    assert box.get(0) == 3
+    assert box.dropped == 2
+    assert box.get(0) is None
+
+
+def test_mailbox_get_wakes_on_put_from_another_thread() -> None:
+    box: Mailbox[str] = Mailbox()
+    got: list[str | None] = []
+    t = threading.Thread(target=lambda: got.append(box.get(timeout=5)))
+    t.start()
+    box.put("frame")
+    t.join(5)
+    assert got == ["frame"]
+
+
+# -- whole runs ----------------------------------------------------------------------------
+class ListSink:
+    def __init__(self) -> None:
+        self.results: list[StepResult] = []
+        self.closed = False
+
+    def on_step(self, result: StepResult) -> None:
+        self.results.append(result)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def a0(a0_model: Path, kinetics_labels: Labels) -> StreamingClassifier:
+    return StreamingClassifier.from_file(a0_model, kinetics_labels, threads=2)
+
+
+def test_headless_file_run_steps_at_5fps_on_file_timestamps(
+    a0: StreamingClassifier, carving_ice: Path
+) -> None:
+    a0.reset()
+    sink = ListSink()
+    source = open_source(str(carving_ice))
+    stats = Pipeline(source, Recognizer(a0, RunConfig(top_k=3), [sink])).run()
+    source.close()
+    assert sink.closed
+    assert stats.frames_read >= 130
+    assert [r.step for r in sink.results] == list(range(len(sink.results)))
+    assert len(sink.results) == 22  # 4.4 s at 5 fps
+    ts = [r.t for r in sink.results]
+    assert ts[0] == 0.0
+    assert all(abs(b - a - 0.2) < 0.04 for a, b in zip(ts, ts[1:]))
+    assert sink.results[-1].top[0].label == "carving ice"
+    assert sink.results[-1].top[0].score >= 0.95
+
+
+class ScriptedLiveSource:
+    """A live source of numbered frames that loses its camera once, at a set frame."""
+
+    live = True
+    name = "scripted camera"
+    fps = 30.0
+    frame_size = (64, 48)
+
+    def __init__(self, frames: int, lose_at: int | None = None) -> None:
+        self.frames = frames
+        self.lose_at = lose_at
+        self.index = 0
+        self.reopened = 0
+        self.closed = False
+
+    def read(self) -> Frame | None:
+        if self.index == self.lose_at:
+            self.lose_at = None
+            raise SourceLost("camera unplugged")
+        if self.index >= self.frames:
+            return None
+        frame = Frame(np.full((48, 64, 3), self.index % 255, np.uint8), self.index / 30.0,
+                      self.index)
+        self.index += 1
+        return frame
+
+    def reopen(self) -> None:
+        self.reopened += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_live_run_survives_a_lost_camera(a0: StreamingClassifier) -> None:
+    a0.reset()
+    sink = ListSink()
+    source = ScriptedLiveSource(frames=60, lose_at=20)
+    messages: list[str] = []
+    pipeline = Pipeline(source, Recognizer(a0, RunConfig(), [sink]), None, log=messages.append)
+    stats = pipeline.run()
+    assert source.reopened == 1
+    assert stats.reconnects == 1
+    assert stats.frames_read == 60
+    assert any("lost" in m for m in messages)
+    assert len(sink.results) >= 1
+    assert sink.closed
+
+
+def test_reset_request_applies_before_the_next_step(a0: StreamingClassifier) -> None:
+    a0.reset()
+    recognizer = Recognizer(a0, RunConfig())
+    frame = Frame(np.zeros((172, 172, 3), np.uint8), 0.0, 0)
+    recognizer.process(frame)
+    recognizer.process(frame)
+    assert a0.steps == 2
+    recognizer.request_reset()
+    result = recognizer.process(frame)
+    assert result.step == 0
+
+
+def test_render_draws_the_overlay_on_a_bgr_copy(a0: StreamingClassifier) -> None:
+    source = ScriptedLiveSource(frames=0)
+    pipeline = Pipeline(source, Recognizer(a0, RunConfig(mirror=True)))
+    rgb = np.zeros((480, 640, 3), np.uint8)
+    rgb[:, :320] = (255, 0, 0)  # left half red
+    shown = pipeline.render(Frame(rgb, 0.0, 0))
+    assert shown.shape == (480, 640, 3)
+    assert rgb[400, 10].tolist() == [255, 0, 0]  # the frame itself is untouched
+    # mirrored and BGR: red now on the right, as (0, 0, 255)
+    assert shown[400, 630].tolist() == [0, 0, 255]
+    assert shown[400, 10].tolist() == [0, 0, 0]

@@ -1,0 +1,71 @@
+"""Finding a runtime and loading models: the one-line errors for bad model files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from movinet_pi import MovinetPiError, runtime
+from movinet_pi.classifier import read_signature
+
+
+def test_prefers_ai_edge_litert_or_the_one_asked_for() -> None:
+    found = runtime.find_runtime()
+    wanted = os.environ.get("MOVINET_PI_RUNTIME")
+    assert found.name == (wanted or "ai-edge-litert")
+    assert found.version != "unknown"
+
+
+def test_no_runtime_installed_is_one_line_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MOVINET_PI_RUNTIME", raising=False)
+    monkeypatch.setattr(runtime, "_import_runtime", lambda module, attr: None)
+    with pytest.raises(MovinetPiError) as e:
+        runtime.find_runtime()
+    assert "pip install ai-edge-litert" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_runtime_name_is_refused() -> None:
+    with pytest.raises(MovinetPiError, match="unknown runtime 'onnx'"):
+        runtime.find_runtime("onnx")
+
+
+def test_threads_default_to_all_cores() -> None:
+    assert runtime.default_threads() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "model file is empty"),
+        (b"this is not a model\n" * 10, "not a TFLite model"),
+        (os.urandom(4096), "not a TFLite model"),
+    ],
+)
+def test_bad_model_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(content)
+    with pytest.raises(MovinetPiError, match=message) as e:
+        runtime.load_interpreter(path, 1)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    with pytest.raises(MovinetPiError, match="model file not found"):
+        runtime.load_interpreter(tmp_path / "nope.tflite", 1)
+
+
+def test_truncated_model_is_refused(a0_model: Path, tmp_path: Path) -> None:
+    path = tmp_path / "truncated.tflite"
+    path.write_bytes(a0_model.read_bytes()[: 200_000])
+    with pytest.raises(MovinetPiError, match="cannot load model") as e:
+        runtime.load_interpreter(path, 1)
+    assert "\n" not in str(e.value)
+
+
+def test_loads_a_real_model(a0_model: Path) -> None:
+    interpreter, rt = runtime.load_interpreter(a0_model, 2)
+    assert read_signature(interpreter).num_classes == 600
+    assert rt.name
