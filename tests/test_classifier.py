@@ -18,7 +18,7 @@ from movinet_pi.classifier import (
     softmax,
 )
 from movinet_pi.labels import Labels
-from movinet_pi.runtime import load_interpreter
+from movinet_pi.runtime import find_runtime, load_interpreter
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,18 @@ def test_signature_is_read_from_the_model(a0: StreamingClassifier) -> None:
     assert all(p.buffer.name.endswith("_pool_buffer") for p in sig.pool_pairs)
 
 
-def test_a2_input_size_follows_the_model(a2_model: Path) -> None:
+@pytest.fixture
+def a2_for_runtime(a2_model: Path, shared: Path) -> Path:
+    """The A2 int8 model, or A2 float32 under tflite-runtime 2.14, whose kernels predate
+    the int8 ops the A2 int8 export uses (that refusal has its own test)."""
+    if find_runtime().name == "tflite-runtime":
+        return shared / "models" / "untrained" / "movinet_a2_stream_float32.tflite"
+    return a2_model
+
+
+def test_a2_input_size_follows_the_model(a2_for_runtime: Path) -> None:
     labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
-    clf = StreamingClassifier.from_file(a2_model, labels, threads=2)
+    clf = StreamingClassifier.from_file(a2_for_runtime, labels, threads=2)
     assert clf.input_size == (224, 224)
     assert len(clf.signature.states) == 73
     probs = clf.step(np.zeros((480, 640, 3), dtype=np.uint8))
@@ -206,3 +215,28 @@ def test_reference_top1_matches(a0: StreamingClassifier, arm_wrestling: Path) ->
     assert logits is not None
     index, score = top1(logits)
     assert a0.labels[index] == "arm wrestling" and score > 0.95
+
+
+def test_a_model_the_runtime_cannot_run_is_refused_at_load(
+    a0_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interpreter, _ = load_interpreter(a0_model, 1)
+
+    def fail() -> None:
+        raise RuntimeError("Div only supports FLOAT32, INT32 and quantized UINT8 now, got 9.")
+
+    monkeypatch.setattr(interpreter, "invoke", fail)
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    with pytest.raises(MovinetPiError, match=r"does not run on .*Div only supports") as e:
+        StreamingClassifier(interpreter, labels, runtime_name="tflite-runtime")
+    assert "\n" not in str(e.value)
+
+
+def test_tflite_runtime_2_14_refuses_a2_int8_with_one_line(a2_model: Path) -> None:
+    """Only meaningful under tflite-runtime (CI's second venv), whose kernels are too old."""
+    if find_runtime().name != "tflite-runtime":
+        pytest.skip("runs in the tflite-runtime venv of .ci/run")
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    with pytest.raises(MovinetPiError, match="does not run on tflite-runtime") as e:
+        StreamingClassifier.from_file(a2_model, labels, threads=1)
+    assert "\n" not in str(e.value)

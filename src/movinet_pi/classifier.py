@@ -313,6 +313,22 @@ class StreamingClassifier:
         self._logits_fn = interpreter.tensor(sig.logits_index)
         self.steps = 0
         self.reset()
+        self._check_it_runs()
+        self.reset()
+
+    def _check_it_runs(self) -> None:
+        """One step on a black frame, so that a model the runtime cannot execute is
+        refused at start-up, before a camera or window opens, not on the first frame."""
+        self._image_fn().fill(0)
+        try:
+            self.interpreter.invoke()
+        except (RuntimeError, ValueError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            runtime = self.runtime_name or "this TFLite runtime"
+            raise MovinetPiError(
+                f"the model does not run on {runtime}: {reason} "
+                "(install a newer runtime: pip install -U ai-edge-litert)"
+            ) from e
 
     @classmethod
     def from_file(

@@ -527,7 +527,7 @@ class PicameraSource(Source):
         if self._closed:
             raise ValueError(f"read from closed source {self.name}")
         if self._camera is None:
-            raise SourceLost("the Pi camera is not connected: reopen it")
+            raise SourceLost("the Pi camera is disconnected")
         try:
             # A number makes picamera2 raise a timeout instead of waiting forever
             # when the camera stops (a pulled ribbon cable usually just goes silent).
