@@ -62,6 +62,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
 def probability(text: str) -> float:
     try:
         value = float(text)
@@ -128,7 +138,7 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    "rtsp/http URL (default: picamera if picamera2 is installed, else 0)")
     g.add_argument("--frame-size", type=frame_size, default=(640, 480), metavar="WxH",
                    help="camera picture size (default: 640x480)")
-    g.add_argument("--camera-fps", type=float, default=30.0, metavar="FPS",
+    g.add_argument("--camera-fps", type=positive_float, default=30.0, metavar="FPS",
                    help="camera frame rate to ask for (default: 30)")
 
     g = p.add_argument_group("predictions")

@@ -85,20 +85,28 @@ class WindowDisplay(Display):
     """An OpenCV window. Keys come back from :meth:`show` as codes (-1: none)."""
 
     def __init__(self, title: str = WINDOW_TITLE) -> None:
+        # OpenCV's Qt backend warns about missing bundled fonts on every window; the
+        # warnings mean nothing to a user and bury our own messages.
+        os.environ.setdefault("QT_LOGGING_RULES", "*.warning=false")
         import cv2
 
         self.title = title
         self._cv2 = cv2
         try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | getattr(cv2, "WINDOW_GUI_NORMAL", 0)
+            cv2.namedWindow(title, flags)
         except cv2.error as e:
             raise MovinetPiError(
                 f"cannot open a window ({str(e).strip().splitlines()[-1]}): run with --headless"
             ) from e
         self.closed_by_user = False
+        self._sized = False
 
     def show(self, bgr: np.ndarray) -> int | None:
         cv2 = self._cv2
+        if not self._sized:  # a resizable window opens small: fit it to the picture once
+            cv2.resizeWindow(self.title, bgr.shape[1], bgr.shape[0])
+            self._sized = True
         cv2.imshow(self.title, bgr)
         key = cv2.waitKey(1)
         if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:

@@ -38,6 +38,8 @@ T = TypeVar("T")
 #: Timestamps within this of a due time count as on time (30 fps files put
 #: frame 6 at 0.19999… s, which must feed the 0.2 s tick).
 DUE_TOLERANCE_S = 1e-3
+#: Pictures narrower than this are scaled up (by a whole factor) for display.
+MIN_DISPLAY_WIDTH = 640
 
 
 class FrameSampler:
@@ -384,6 +386,10 @@ class Pipeline:
     def render(self, frame: Frame) -> np.ndarray:
         """The picture as shown: BGR, mirrored if asked, with the overlay."""
         bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
+        if bgr.shape[1] < MIN_DISPLAY_WIDTH:
+            # Small sources (a 172x172 clip) would leave the text unreadable.
+            factor = -(-MIN_DISPLAY_WIDTH // bgr.shape[1])
+            bgr = cv2.resize(bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
         if self.config.mirror:
             cv2.flip(bgr, 1, dst=bgr)
         return draw_overlay(bgr, self.overlay_state(frame))
