@@ -181,3 +181,44 @@ def test_render_draws_the_overlay_on_a_bgr_copy(a0: StreamingClassifier) -> None
     # mirrored and BGR: red now on the right, as (0, 0, 255)
     assert shown[400, 630].tolist() == [0, 0, 255]
     assert shown[400, 10].tolist() == [0, 0, 0]
+
+
+class KeyDisplay:
+    """A display that 'presses' a key at a given shown frame, as a user would."""
+
+    def __init__(self, presses: dict[int, int]) -> None:
+        self.presses = presses
+        self.shown = 0
+        self.closed = False
+
+    def show(self, bgr: np.ndarray) -> int | None:
+        self.shown += 1
+        return self.presses.get(self.shown)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("key", [ord("q"), 27])
+def test_q_and_esc_quit(a0: StreamingClassifier, key: int) -> None:
+    display = KeyDisplay({5: key})
+    source = ScriptedLiveSource(frames=10_000)
+    stats = Pipeline(source, Recognizer(a0, RunConfig(realtime=False)), display).run()
+    assert display.shown == 5  # the picture stopped right after the key
+    assert stats.frames_read < 10_000
+    assert display.closed
+
+
+def test_r_resets_the_stream(a0: StreamingClassifier) -> None:
+    a0.reset()
+    sink = ListSink()
+    recognizer = Recognizer(a0, RunConfig(), [sink])
+    pipeline = Pipeline(ScriptedLiveSource(frames=0), recognizer)
+    frame = Frame(np.zeros((172, 172, 3), np.uint8), 0.0, 0)
+    recognizer.process(frame)
+    recognizer.process(frame)
+    pipeline.handle_key(ord("r"))
+    recognizer.process(frame)
+    assert [r.step for r in sink.results] == [0, 1, 0]
+    pipeline.handle_key(ord("x"))  # other keys do nothing
+    assert not pipeline.stopped

@@ -317,15 +317,6 @@ def command_run(args: argparse.Namespace) -> int:
     sinks = [JsonLinesSink()] if args.json else [HumanSink()]
     recognizer = Recognizer(clf, config, sinks)
     pipeline = Pipeline(source, recognizer, display, log=err)
-
-    def on_key(key: int) -> None:
-        if key in (ord("q"), 27):
-            pipeline.stop()
-        elif key == ord("r"):
-            pipeline.reset()
-            log("stream reset")
-
-    pipeline.on_key = on_key
     install_signal_handlers(pipeline.stop, pipeline.reset)
     log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"
         + (f" at {source.fps:.1f} fps" if source.fps else ""))

@@ -38,6 +38,7 @@ T = TypeVar("T")
 #: Timestamps within this of a due time count as on time (30 fps files put
 #: frame 6 at 0.19999… s, which must feed the 0.2 s tick).
 DUE_TOLERANCE_S = 1e-3
+QUIT_KEYS = (ord("q"), 27)  # 27: Esc
 #: Pictures narrower than this are scaled up (by a whole factor) for display.
 MIN_DISPLAY_WIDTH = 640
 
@@ -221,14 +222,12 @@ class Pipeline:
         recognizer: Recognizer,
         display: Display | None = None,
         *,
-        on_key: Callable[[int], None] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.source = source
         self.recognizer = recognizer
         self.config = recognizer.config
         self.display = display
-        self.on_key = on_key
         self.log = log or (lambda message: None)
         self.sampler = FrameSampler(self.config.model_fps)
         self.stats = RunStats()
@@ -251,6 +250,14 @@ class Pipeline:
     def reset(self) -> None:
         """Forget the stream so far (``r``, SIGHUP): states to zero on the next step."""
         self.recognizer.request_reset()
+        self.log("stream reset")
+
+    def handle_key(self, key: int) -> None:
+        """The window's keys: ``q``/Esc quit, ``r`` resets the stream."""
+        if key in QUIT_KEYS:
+            self.stop()
+        elif key == ord("r"):
+            self.reset()
 
     # -- running -------------------------------------------------------------------
     def run(self) -> RunStats:
@@ -362,8 +369,8 @@ class Pipeline:
                 continue
             self._display_rate.tick()
             key = self.display.show(self.render(frame))
-            if key is not None and key >= 0 and self.on_key is not None:
-                self.on_key(key)
+            if key is not None and key >= 0:
+                self.handle_key(key)
         # Let the last due frame finish so a file ends with its last prediction.
         if not self._stop.is_set():
             deadline = time.monotonic() + 5.0
