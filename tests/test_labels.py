@@ -1,0 +1,86 @@
+"""Label files as users write them, and labels carried inside a model."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from movinet_pi import MovinetPiError
+from movinet_pi.classifier import StreamingClassifier
+from movinet_pi.cli import main
+from movinet_pi.labels import embedded_labels, load_labels, parse_labels
+
+
+def test_bom_crlf_and_trailing_blank_lines_are_handled() -> None:
+    labels = parse_labels(b"\xef\xbb\xbfwave\r\nclap\r\n\r\n\r\n", "x.txt")
+    assert labels.names == ("wave", "clap")
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [(b"", "empty"), (b"\n\n", "empty"), (b"\x00\x01\x02abc", "not text"),
+     (b"\xff\xfe\xfa", "not UTF-8")],
+)
+def test_bad_label_files(data: bytes, words: str) -> None:
+    with pytest.raises(MovinetPiError, match=words):
+        parse_labels(data, "bad.txt")
+
+
+def test_missing_label_file(tmp_path: Path) -> None:
+    with pytest.raises(MovinetPiError, match="label file not found"):
+        load_labels(tmp_path / "none.txt")
+
+
+names = st.lists(
+    st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1,
+            max_size=20).map(str.strip).filter(bool),
+    min_size=1, max_size=30,
+)
+
+
+@given(names=names, crlf=st.booleans(), bom=st.booleans(), blank_tail=st.integers(0, 3))
+def test_any_written_label_list_reads_back(names: list[str], crlf: bool, bom: bool,
+                                           blank_tail: int) -> None:
+    eol = "\r\n" if crlf else "\n"
+    text = eol.join(names) + eol * (1 + blank_tail)
+    data = (b"\xef\xbb\xbf" if bom else b"") + text.encode()
+    assert parse_labels(data, "gen.txt").names == tuple(names)
+
+
+def model_with_labels(model: Path, dest: Path, labels: list[str]) -> Path:
+    """A .tflite with TFLite-metadata-style associated files: a zip appended to it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("labels.txt", "\n".join(labels) + "\n")
+    dest.write_bytes(model.read_bytes() + buffer.getvalue())
+    return dest
+
+
+def test_labels_inside_a_model_are_used(a0_model: Path, tmp_path: Path) -> None:
+    inside = [f"inside {i}" for i in range(600)]
+    model = model_with_labels(a0_model, tmp_path / "with_labels.tflite", inside)
+    labels = embedded_labels(model)
+    assert labels is not None and labels.names == tuple(inside)
+    clf = StreamingClassifier.from_file(model, threads=1)  # the interpreter still loads it
+    assert clf.labels.names[0] == "inside 0"
+
+
+def test_plain_model_has_no_embedded_labels(a0_model: Path) -> None:
+    assert embedded_labels(a0_model) is None
+
+
+def test_explicit_labels_win_and_info_says_which(
+    a0_model: Path, kinetics_labels_path: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = model_with_labels(a0_model, tmp_path / "m.tflite", [f"in {i}" for i in range(600)])
+    assert main(["info", str(model), "--json"]) == 0
+    assert "inside the model" in json.loads(capsys.readouterr().out)["labels"]
+    assert main(["info", str(model), "--labels", str(kinetics_labels_path), "--json"]) == 0
+    assert "(--labels)" in json.loads(capsys.readouterr().out)["labels"]
