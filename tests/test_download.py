@@ -42,7 +42,6 @@ from movinet_pi.models import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 SCRIPT = ROOT / "scripts" / "download_models.sh"
 
 A0 = get_spec("a0")
@@ -52,17 +51,6 @@ A1_SHA256 = "7f64d1c91bd1070e0d0cbf4f19e0669ba2de06cff8cca16aaebbb898d139f712"
 
 
 # --- fixtures: shared data, archives, a local server ---------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shared() -> Path:
-    """../shared, needed for real models; missing is a failure in CI and a skip elsewhere."""
-    if not SHARED.is_dir():
-        message = f"{SHARED} is missing (these tests read real models from ../shared)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return SHARED
 
 
 def sha256(path: Path) -> str:

@@ -7,7 +7,6 @@ Pi OS); everything else uses the real OpenCV.
 from __future__ import annotations
 
 import http.server
-import os
 import socket
 import threading
 import time
@@ -18,6 +17,7 @@ from typing import Any, Optional
 import cv2
 import numpy as np
 import pytest
+from conftest import require_shared
 from fake_picamera2 import encode, hide, install, pattern_frames, solid_frames
 
 from movinet_pi import MovinetPiError
@@ -35,8 +35,6 @@ from movinet_pi.sources import (
     redact_url,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
 #: (file, frames OpenCV decodes, seconds); the clips' nominal numbers are close to these.
 CLIPS = [("carving_ice.mp4", 131, 4.4), ("arm_wrestling.mp4", 280, 10.0)]
 
@@ -45,13 +43,7 @@ RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
 @pytest.fixture(scope="module")
 def videos() -> Path:
-    folder = SHARED / "videos"
-    if not folder.is_dir():
-        message = f"shared test data missing: {folder}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
+    return require_shared("videos")
 
 
 def read_all(source: Any) -> list[Frame]:
