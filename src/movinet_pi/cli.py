@@ -15,12 +15,13 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence, TypeVar
 
 from movinet_pi import MovinetPiError, __version__
 from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
 
 PROG = "movinet-pi"
+T = TypeVar("T", int, float)
 SUBCOMMANDS = ("run", "download", "info")
 
 DESCRIPTION = """\
@@ -52,46 +53,35 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 # -- value parsers (argparse `type=`): each raises ArgumentTypeError with the fix ----------
-def positive_int(text: str) -> int:
+def _number(
+    text: str, convert: Callable[[str], T], expected: str, ok: Callable[[T], bool], rule: str
+) -> T:
+    """Parse a flag's number; the error says what was expected and what was given."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, "a whole number", lambda v: v >= 1, "1 or more")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
+    return _number(text, float, "a number", lambda v: 0 < v < math.inf, "more than 0")
 
 
 def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+    return _number(text, float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 
 
 def history_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected seconds or 'inf', got {text!r}"
-        ) from None
-    if math.isnan(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds (or 'inf'), got {text}")
-    return value
+    # NaN fails `v > 0`, 'inf' passes: no bound.
+    return _number(text, float, "seconds or 'inf'", lambda v: v > 0,
+                   "more than 0 seconds (or 'inf')")
 
 
 def frame_size(text: str) -> tuple[int, int]:
