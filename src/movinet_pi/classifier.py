@@ -16,13 +16,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
 from movinet_pi import MovinetPiError
-from movinet_pi.labels import Labels
+from movinet_pi.labels import Labels, check_label_count
 
 IMAGE_INPUT_NAME = "image"
 LOGITS_OUTPUT_NAME = "logits"
@@ -283,10 +283,7 @@ class StreamingClassifier:
     ) -> None:
         self.interpreter = interpreter
         self.signature = read_signature(interpreter)
-        if len(labels) != self.signature.num_classes:
-            from movinet_pi.labels import check_label_count
-
-            check_label_count(labels, self.signature.num_classes)
+        check_label_count(labels, self.signature.num_classes)
         self.labels = labels
         self.history = history
         self.runtime_name = runtime_name
@@ -296,7 +293,6 @@ class StreamingClassifier:
         self._resized = np.empty((sig.input_height, sig.input_width, 3), dtype=np.uint8)
         self._logits = np.empty(sig.num_classes, dtype=np.float32)
         self._probs = np.empty(sig.num_classes, dtype=np.float32)
-        self._tensor: Callable[[int], Callable[[], np.ndarray]] = interpreter.tensor
         self._state_views_fns = [
             (interpreter.tensor(s.input_index), interpreter.tensor(s.output_index))
             for s in sig.states

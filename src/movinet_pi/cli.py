@@ -241,7 +241,6 @@ def resolve_labels(args: argparse.Namespace, model_path: Path, num_classes: int)
 
 def load_classifier(args: argparse.Namespace, history_frames: float = math.inf):
     from movinet_pi.classifier import HistoryPolicy, StreamingClassifier
-    from movinet_pi.labels import check_label_count
     from movinet_pi.runtime import default_threads, load_interpreter
 
     model_path, title = resolve_model(args)
@@ -251,7 +250,6 @@ def load_classifier(args: argparse.Namespace, history_frames: float = math.inf):
 
     signature = read_signature(interpreter)
     labels = resolve_labels(args, model_path, signature.num_classes)
-    check_label_count(labels, signature.num_classes)
     history = None if math.isinf(history_frames) else HistoryPolicy(history_frames)
     clf = StreamingClassifier(interpreter, labels, history=history, runtime_name=runtime.name,
                               threads=threads, model_path=str(model_path))
@@ -282,7 +280,7 @@ def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.sources import open_source
 
     started = time.monotonic()
-    log = (lambda m: err(m)) if args.verbose else (lambda m: None)
+    log = err if args.verbose else (lambda message: None)
     clf, title = load_classifier(args, args.history * MODEL_FPS)
     if args.top_k > clf.num_classes:
         raise MovinetPiError(

@@ -121,9 +121,3 @@ class WindowDisplay(Display):
         except self._cv2.error:
             pass
 
-
-class NullDisplay(Display):
-    """Shows nothing (headless with a live source)."""
-
-    def show(self, bgr: np.ndarray) -> int | None:
-        return None

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Generic, Sequence, TypeVar
 
 import cv2
@@ -82,7 +82,6 @@ class Mailbox(Generic[T]):
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._item: T | None = None
-        self._version = 0
         self.dropped = 0
 
     def put(self, item: T) -> None:
@@ -90,7 +89,6 @@ class Mailbox(Generic[T]):
             if self._item is not None:
                 self.dropped += 1
             self._item = item
-            self._version += 1
             self._cond.notify_all()
 
     def get(self, timeout: float | None = None) -> T | None:
@@ -210,7 +208,6 @@ class RunStats:
     steps_skipped: int = 0
     first_prediction_s: float | None = None
     reconnects: int = 0
-    messages: list[str] = field(default_factory=list)
 
 
 class Pipeline:
