@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import IO, Protocol, Sequence
+from typing import IO, Protocol, Sequence, runtime_checkable
+
+import numpy as np
 
 from movinet_pi.classifier import Prediction
 
@@ -23,7 +25,7 @@ class StepResult:
     t: float  # seconds into the source (the fed frame's timestamp)
     frame: int  # the fed frame's index in the source
     step: int  # model step number since the stream (re)started, from 0
-    top: Sequence[Prediction]
+    top: Sequence[Prediction]  # what is shown: after the threshold, filters and smoothing
     infer_ms: float
 
     def to_json(self) -> dict[str, object]:
@@ -37,9 +39,22 @@ class StepResult:
 
 
 class Sink(Protocol):
+    """Gets every model step; closed once at the end (flush, release, say goodbye)."""
+
     def on_step(self, result: StepResult) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class FrameSink(Sink, Protocol):
+    """A sink that also wants the picture as shown (BGR, overlay drawn), e.g. web or clips.
+
+    ``on_frame`` is called on the display thread for every displayed frame, with
+    an image the caller reuses: copy what you keep, return quickly.
+    """
+
+    def on_frame(self, bgr: np.ndarray, t: float) -> None: ...
 
 
 class JsonLinesSink:
