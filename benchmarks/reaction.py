@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
-from movinet_pi.classifier import HistoryPolicy, StreamingClassifier  # noqa: E402
+from movinet_pi.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.history import history_policy  # noqa: E402
 from movinet_pi.labels import load_labels  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -31,9 +31,9 @@ FPS = 5.0
 PAIRS = (("carving_ice", "carving ice"), ("arm_wrestling", "arm wrestling"))
 
 
-def make_classifier(history_s: float) -> StreamingClassifier:
+def make_classifier(history_s: float, kind: str) -> StreamingClassifier:
     labels = load_labels(SHARED / "labels" / "kinetics600_label_map.txt")
-    policy = None if math.isinf(history_s) else HistoryPolicy(history_s * FPS)
+    policy = history_policy(history_s, FPS, kind)
     return StreamingClassifier.from_file(
         SHARED / "models" / "movinet_a0_stream_int8.tflite", labels, history=policy
     )
@@ -74,17 +74,20 @@ def single_clip_score(clf, frames, label: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--history", nargs="+", default=["inf", "2", "1"])
+    ap.add_argument("--history", nargs="+", default=["inf", "2", "4"])
+    ap.add_argument("--policy", nargs="+", default=["exponential", "staggered"],
+                    choices=["exponential", "staggered"])
     ap.add_argument("--lengths", nargs="+", type=float, default=[10, 60, 300, 1800])
     args = ap.parse_args()
     frames = {name: list(sampled_rgb_frames(SHARED / "videos" / f"{name}.mp4"))
               for name, _ in PAIRS}
     fmt = lambda r: "never" if r is None else f"{r:.1f} s"  # noqa: E731
-    for h in args.history:
-        history = float(h)
-        clf = make_classifier(history)
+    runs = [(h, kind) for h in args.history for kind in args.policy]
+    runs = [(h, kind) for h, kind in runs if not (h == "inf" and kind != args.policy[0])]
+    for h, kind in runs:
+        clf = make_classifier(float(h), kind)
         started = time.perf_counter()
-        print(f"\n--history {h}")
+        print(f"\n--history {h} ({clf.history.label})")
         print("| A then B | " + " | ".join(f"A ran {x:g} s" for x in args.lengths) + " |")
         print("|---|" + "---|" * len(args.lengths))
         for (a, _), (b, label_b) in (PAIRS, PAIRS[::-1]):

@@ -11,8 +11,8 @@ from reference_loop import ReferenceLoop, sampled_rgb_frames, top1
 
 from movinet_pi import MovinetPiError
 from movinet_pi.classifier import (
-    HistoryPolicy,
     LabelFilter,
+    ShownList,
     StreamingClassifier,
     read_signature,
     softmax,
@@ -171,35 +171,6 @@ def test_signature_key_is_not_hard_coded(a0_model: Path, tmp_path: Path) -> None
     assert clf.step(np.zeros((172, 172, 3), dtype=np.uint8)).shape == (600,)
 
 
-@pytest.mark.parametrize("model_fixture", ["a0_model", "a0_float_model"])
-def test_history_policy_bounds_every_live_pool_count(
-    request: pytest.FixtureRequest, model_fixture: str, carving_ice: Path
-) -> None:
-    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
-    model = request.getfixturevalue(model_fixture)
-    clf = StreamingClassifier.from_file(model, labels, threads=2, history=HistoryPolicy(4))
-    interp = clf.interpreter
-    frames = list(sampled_rgb_frames(carving_ice))[:10]
-    for rgb in frames:
-        clf.step(rgb)
-    live = [p for p in clf.signature.pool_pairs if not p.count.passthrough]
-    assert live, "every MoViNet has at least the head's pool"
-    for pair in live:
-        assert int(interp.get_tensor(pair.count.input_index).flat[0]) == 4
-
-
-def test_history_policy_keeps_the_mean_and_caps_the_count() -> None:
-    buffer = np.array([[10.0, -20.0, 30.0]], dtype=np.float32)
-    count = np.array([10], dtype=np.int32)
-    HistoryPolicy(4).apply(buffer, count)
-    assert count[0] == 4
-    np.testing.assert_allclose(buffer / count[0], np.array([[1.0, -2.0, 3.0]]), rtol=1e-6)
-    before = buffer.copy()
-    HistoryPolicy(8).apply(buffer, count)  # under the window: untouched
-    np.testing.assert_array_equal(buffer, before)
-    assert count[0] == 4
-
-
 def test_official_int8_squeeze_excite_states_are_passthrough(a0: StreamingClassifier) -> None:
     # The official export keeps only the head's running average: its block pools are
     # identity outputs. We must not depend on them being carried.
@@ -240,3 +211,38 @@ def test_tflite_runtime_2_14_refuses_a2_int8_with_one_line(a2_model: Path) -> No
     with pytest.raises(MovinetPiError, match="does not run on tflite-runtime") as e:
         StreamingClassifier.from_file(a2_model, labels, threads=1)
     assert "\n" not in str(e.value)
+
+
+def _probs(**scores: float) -> np.ndarray:
+    probs = np.zeros(600, dtype=np.float32)
+    for name, score in scores.items():
+        probs[int(name[1:])] = score
+    return probs
+
+
+def test_shown_list_hysteresis_enters_high_and_leaves_low() -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    shown = ShownList(labels, k=3, enter=0.3, leave=0.1)
+    names = lambda probs: [p.label for p in shown.update(probs)]  # noqa: E731
+    assert names(_probs(c1=0.25)) == []  # "no action": nothing reached 0.3
+    assert names(_probs(c1=0.35)) == ["c1"]  # enters
+    assert names(_probs(c1=0.12)) == ["c1"]  # below enter, above leave: stays
+    assert names(_probs(c1=0.09)) == []  # leaves
+    assert names(_probs(c1=0.2)) == []  # and needs 0.3 again to come back
+
+
+def test_shown_list_ranks_stayers_and_newcomers_and_keeps_k() -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    shown = ShownList(labels, k=2, enter=0.3)  # leave defaults to half: 0.15
+    shown.update(_probs(c1=0.4, c2=0.35))
+    top = shown.update(_probs(c1=0.16, c2=0.2, c3=0.5))
+    assert [p.label for p in top] == ["c3", "c2"]  # the best two of stayers and newcomers
+    shown.reset()
+    assert shown.update(_probs(c1=0.2)) == []
+
+
+def test_shown_list_applies_the_label_filter() -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    deny = LabelFilter(labels, deny=["c1"])
+    shown = ShownList(labels, k=3, enter=0.1, label_filter=deny)
+    assert [p.label for p in shown.update(_probs(c1=0.9, c2=0.05, c3=0.11))] == ["c3"]

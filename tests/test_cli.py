@@ -41,7 +41,8 @@ def test_help_reads_well() -> None:
 
 def test_json_lines_over_a_real_clip(models_env: None, carving_ice: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["--source", str(carving_ice), "--headless", "--json", "--top-k", "2"])
+    rc = main(["--source", str(carving_ice), "--headless", "--json", "--top-k", "2",
+               "--threshold", "0"])
     assert rc == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 22
@@ -71,7 +72,7 @@ def test_a2_catalogue_lookup_uses_224_input(models_env: None, carving_ice: Path,
 def test_threshold_and_deny(models_env: None, carving_ice: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--source", str(carving_ice), "--headless", "--json", "--threshold", "0.5",
-                 "--deny", "carving ice"]) == 0
+                 "--leave-threshold", "0.5", "--deny", "carving ice"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert all(p["score"] >= 0.5 and p["label"] != "carving ice" for x in lines for p in x["top"])
 
@@ -157,7 +158,7 @@ def test_custom_model_with_its_labels_runs(
                        + b"\r\n\r\n")
     model = shared / "models" / "untrained" / "movinet_a2_stream_float32.tflite"
     assert main(["--model-path", str(model), "--labels", str(labels), "--source",
-                 str(carving_ice), "--headless", "--json", "--top-k", "1"]) == 0
+                 str(carving_ice), "--headless", "--json", "--top-k", "1", "--threshold", "0"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines and lines[0]["top"][0]["label"].startswith("my action ")
 

@@ -13,7 +13,6 @@ tensor, and each output state is copied straight into its input tensor.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 
 from movinet_pi import MovinetPiError
+from movinet_pi.history import HistoryPolicy, PlainHistory, PoolSlot, input_grid
 from movinet_pi.labels import Labels, check_label_count
 
 IMAGE_INPUT_NAME = "image"
@@ -224,43 +224,45 @@ class LabelFilter:
         self.active = bool(allow or deny)
 
 
-class HistoryPolicy:
-    """Bounds how far back a streaming model's running averages reach.
+class ShownList:
+    """Which actions are shown, with hysteresis so a label near the threshold does not blink.
 
-    Each ``*_pool_buffer`` state is a running *sum* of per-frame features and
-    its ``*_pool_frame_count`` the number of frames summed; the model uses
-    their ratio, the mean over every frame since the stream started. On an
-    endless camera stream that mean is dominated by the past: a new action
-    needs about as long as the old one ran to take over.
-
-    After every step, once a pair has counted more than ``window`` frames, we
-    scale the sum by ``window / count`` and set the count to ``window``. The
-    mean the model sees is unchanged at that instant, but each later frame
-    weighs ``1 / (window + 1)``: the plain mean becomes an exponential moving
-    average with an effective length of ``window`` frames. Causal-convolution
-    buffers (``*_stream_buffer``) hold only the last few frames and are left
-    alone, so the model's short-term motion features stay exact.
-
-    We also tried resetting two interleaved streams in turn (staggered resets)
-    and reporting the older one: it needs two interpreters (double the compute
-    on a Pi) and its output jumps at every hand-over. ``benchmarks/`` measures
-    both; the rescaling wins on reaction time and flicker at half the cost.
+    A label enters the list when its probability reaches ``enter`` and stays
+    until it falls below ``leave`` (< ``enter``); the list holds at most ``k``,
+    the most probable first. An empty list is the "no action" state. Events
+    (``--events``, MQTT, clips) start and end with this list, so the hysteresis
+    here is what keeps them from flapping.
     """
 
-    def __init__(self, window_frames: float) -> None:
-        if window_frames <= 0:
-            raise MovinetPiError("--history must be positive (seconds, or 'inf')")
-        self.window = window_frames
+    def __init__(
+        self,
+        labels: Labels,
+        k: int,
+        enter: float = 0.0,
+        leave: float | None = None,
+        label_filter: LabelFilter | None = None,
+    ) -> None:
+        self.labels = labels
+        self.k = k
+        self.enter = enter
+        self.leave = enter / 2 if leave is None else min(leave, enter)
+        self.mask = label_filter.mask if label_filter is not None and label_filter.active else None
+        self._shown: list[int] = []
 
-    @property
-    def unbounded(self) -> bool:
-        return math.isinf(self.window)
+    def reset(self) -> None:
+        self._shown = []
 
-    def apply(self, buffer: np.ndarray, count: np.ndarray) -> None:
-        n = float(count.flat[0])
-        if n > self.window:
-            buffer *= np.float32(self.window / n)
-            count.fill(round(self.window))
+    def update(self, probs: np.ndarray) -> list[Prediction]:
+        """This step's shown list from its class probabilities."""
+        if self.mask is not None:
+            probs = np.where(self.mask, probs, -1.0)
+        k = min(self.k, probs.shape[-1])
+        best = np.argpartition(probs, -k)[-k:]
+        staying = {i for i in self._shown if probs[i] >= self.leave and probs[i] >= 0.0}
+        entering = {int(i) for i in best if probs[i] >= self.enter and probs[i] >= 0.0}
+        ranked = sorted(staying | entering, key=lambda i: -probs[i])[:k]
+        self._shown = ranked
+        return [Prediction(self.labels[i], float(probs[i]), i) for i in ranked]
 
 
 class StreamingClassifier:
@@ -285,7 +287,7 @@ class StreamingClassifier:
         self.signature = read_signature(interpreter)
         check_label_count(labels, self.signature.num_classes)
         self.labels = labels
-        self.history = history
+        self.history = history or PlainHistory()
         self.runtime_name = runtime_name
         self.threads = threads
         self.model_path = model_path
@@ -297,14 +299,26 @@ class StreamingClassifier:
             (interpreter.tensor(s.input_index), interpreter.tensor(s.output_index))
             for s in sig.states
         ]
+        live_pools = [
+            p for p in sig.pool_pairs if not (p.buffer.passthrough or p.count.passthrough)
+        ]
+        pooled = {s.name for p in live_pools for s in (p.buffer, p.count)}
         self._carry_fns = [
-            fns for s, fns in zip(sig.states, self._state_views_fns) if not s.passthrough
+            fns
+            for s, fns in zip(sig.states, self._state_views_fns)
+            if not s.passthrough and s.name not in pooled
         ]
-        self._pool_fns = [
-            (interpreter.tensor(p.buffer.input_index), interpreter.tensor(p.count.input_index))
-            for p in sig.pool_pairs
-            if not p.count.passthrough
-        ]
+        self.history.attach([
+            PoolSlot(
+                p.buffer.name,
+                interpreter.tensor(p.buffer.input_index),
+                interpreter.tensor(p.buffer.output_index),
+                interpreter.tensor(p.count.input_index),
+                interpreter.tensor(p.count.output_index),
+                input_grid(interpreter, p.buffer.input_index),
+            )
+            for p in live_pools
+        ])
         self._image_fn = interpreter.tensor(sig.image_index)
         self._logits_fn = interpreter.tensor(sig.logits_index)
         self.steps = 0
@@ -368,6 +382,7 @@ class StreamingClassifier:
         """Start a new stream: every state back to zero."""
         for in_fn, _ in self._state_views_fns:
             in_fn().fill(0)
+        self.history.reset()
         self.steps = 0
 
     def preprocess(self, rgb: np.ndarray) -> None:
@@ -388,9 +403,7 @@ class StreamingClassifier:
         np.copyto(self._logits, self._logits_fn()[0])
         for in_fn, out_fn in self._carry_fns:
             np.copyto(in_fn(), out_fn())
-        if self.history is not None and not self.history.unbounded:
-            for buf_fn, count_fn in self._pool_fns:
-                self.history.apply(buf_fn(), count_fn())
+        self.history.carry()
         self.steps += 1
 
     def step(self, rgb: np.ndarray) -> np.ndarray:

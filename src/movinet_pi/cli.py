@@ -21,6 +21,8 @@ from movinet_pi import MovinetPiError, __version__
 from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
 
 PROG = "movinet-pi"
+DEFAULT_THRESHOLD = 0.1
+DEFAULT_HISTORY_S = 2.0  # benchmarks/reaction.py: reacts in <= 2 s, no flicker
 T = TypeVar("T", int, float)
 SUBCOMMANDS = ("run", "download", "info")
 
@@ -134,15 +136,21 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     g = p.add_argument_group("predictions")
     g.add_argument("--top-k", type=positive_int, default=3, metavar="K",
                    help="how many actions to show (default: 3)")
-    g.add_argument("--threshold", type=probability, default=0.0, metavar="P",
-                   help="hide actions below this probability, 0..1 (default: 0)")
+    g.add_argument("--threshold", type=probability, default=DEFAULT_THRESHOLD, metavar="P",
+                   help="show an action once its probability reaches P, 0..1; with nothing "
+                   f"above it the overlay says 'no action' (default: {DEFAULT_THRESHOLD})")
+    g.add_argument("--leave-threshold", type=probability, default=None, metavar="P",
+                   help="keep showing an action until it falls below P; this gap stops "
+                   "labels blinking (default: half of --threshold)")
     g.add_argument("--allow", type=label_list, default=[], metavar="LABELS",
                    help="only report these labels (comma-separated)")
     g.add_argument("--deny", type=label_list, default=[], metavar="LABELS",
                    help="never report these labels (comma-separated)")
-    g.add_argument("--history", type=history_seconds, default=math.inf, metavar="SECONDS",
-                   help="how far back the model's memory reaches on an endless stream, "
-                   "'inf' for no bound (default: inf)")
+    g.add_argument("--history", type=history_seconds, default=DEFAULT_HISTORY_S,
+                   metavar="SECONDS",
+                   help="how far back the model's memory reaches on an endless stream; "
+                   "'inf' averages everything since the start, as the model was exported, "
+                   f"and reacts ever more slowly (default: {DEFAULT_HISTORY_S:g})")
 
     g = p.add_argument_group("output")
     g.add_argument("--display", default="auto", choices=("auto", "window", "none"),
@@ -239,8 +247,9 @@ def resolve_labels(args: argparse.Namespace, model_path: Path, num_classes: int)
     )
 
 
-def load_classifier(args: argparse.Namespace, history_frames: float = math.inf):
-    from movinet_pi.classifier import HistoryPolicy, StreamingClassifier
+def load_classifier(args: argparse.Namespace, history_s: float = math.inf):
+    from movinet_pi.classifier import StreamingClassifier
+    from movinet_pi.history import history_policy
     from movinet_pi.runtime import default_threads, load_interpreter
 
     model_path, title = resolve_model(args)
@@ -250,7 +259,7 @@ def load_classifier(args: argparse.Namespace, history_frames: float = math.inf):
 
     signature = read_signature(interpreter)
     labels = resolve_labels(args, model_path, signature.num_classes)
-    history = None if math.isinf(history_frames) else HistoryPolicy(history_frames)
+    history = history_policy(history_s, MODEL_FPS)
     clf = StreamingClassifier(interpreter, labels, history=history, runtime_name=runtime.name,
                               threads=threads, model_path=str(model_path))
     return clf, title
@@ -281,7 +290,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     log = err if args.verbose else (lambda message: None)
-    clf, title = load_classifier(args, args.history * MODEL_FPS)
+    clf, title = load_classifier(args, args.history)
     if args.top_k > clf.num_classes:
         raise MovinetPiError(
             f"--top-k {args.top_k} is more than the model's {clf.num_classes} classes"
@@ -299,7 +308,8 @@ def command_run(args: argparse.Namespace) -> int:
         err(f"display: {choice.reason}")
     display = WindowDisplay() if choice.kind == "window" else None
 
-    config = RunConfig(top_k=args.top_k, threshold=args.threshold, label_filter=label_filter,
+    config = RunConfig(top_k=args.top_k, threshold=args.threshold,
+                       leave_threshold=args.leave_threshold, label_filter=label_filter,
                        model_fps=MODEL_FPS, mirror=args.mirror, realtime=display is not None,
                        model_name=title)
     sinks = [JsonLinesSink()] if args.json else [HumanSink()]

@@ -28,7 +28,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 import cv2
 import numpy as np
 
-from movinet_pi.classifier import LabelFilter, StreamingClassifier
+from movinet_pi.classifier import LabelFilter, ShownList, StreamingClassifier
 from movinet_pi.outputs import Sink, StepResult
 from movinet_pi.overlay import OverlayState, draw_overlay
 from movinet_pi.sources import Frame, Source, SourceLost
@@ -109,7 +109,8 @@ class RunConfig:
     """What the user chose on the command line, as the pipeline needs it."""
 
     top_k: int = 5
-    threshold: float = 0.0
+    threshold: float = 0.0  # a label is shown from this probability on...
+    leave_threshold: float | None = None  # ...until it falls below this (default: half)
     label_filter: LabelFilter | None = None
     model_fps: float = 5.0
     mirror: bool = False
@@ -155,6 +156,8 @@ class Recognizer:
         self.latest: StepResult | None = None
         self.model_rate = RateMeter()
         self.infer_ms_recent: deque[float] = deque(maxlen=25)
+        self.shown = ShownList(classifier.labels, config.top_k, config.threshold,
+                               config.leave_threshold, config.label_filter)
         self._reset_requested = threading.Event()
 
     def request_reset(self) -> None:
@@ -164,12 +167,11 @@ class Recognizer:
         if self._reset_requested.is_set():
             self._reset_requested.clear()
             self.classifier.reset()
+            self.shown.reset()
         started = time.perf_counter()
         probs = self.classifier.step(frame.rgb)
         infer_ms = (time.perf_counter() - started) * 1000.0
-        top = self.classifier.top_k(
-            probs, self.config.top_k, self.config.threshold, self.config.label_filter
-        )
+        top = self.shown.update(probs)
         result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top, infer_ms)
         self.latest = result
         self.model_rate.tick()

@@ -1,0 +1,133 @@
+"""Stream history policies: the mechanism, on the real models in ../shared."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reference_loop import sampled_rgb_frames
+
+from movinet_pi import MovinetPiError
+from movinet_pi.classifier import StreamingClassifier
+from movinet_pi.cli import DEFAULT_HISTORY_S
+from movinet_pi.history import (
+    ExponentialHistory,
+    Grid,
+    PlainHistory,
+    StaggeredHistory,
+    history_policy,
+)
+from movinet_pi.labels import Labels
+
+LABELS = Labels(tuple(f"c{i}" for i in range(600)), "test")
+
+
+@pytest.fixture(scope="module")
+def clips(carving_ice: Path, arm_wrestling: Path) -> dict[str, list[np.ndarray]]:
+    return {
+        "carving ice": list(sampled_rgb_frames(carving_ice)),
+        "arm wrestling": list(sampled_rgb_frames(arm_wrestling)),
+    }
+
+
+def _counts(clf: StreamingClassifier) -> list[int]:
+    return [int(slot.count_in().flat[0]) for slot in clf.history.slots]
+
+
+def test_the_int8_head_pool_is_read_through_a_quantization_grid(a0_model: Path) -> None:
+    clf = StreamingClassifier.from_file(a0_model, LABELS, history=ExponentialHistory(10))
+    (slot,) = clf.history.slots  # the official int8 A0 keeps only the head's pool live
+    assert slot.name == "state_head_pool_buffer"
+    assert slot.grid is not None and 0.1 < slot.grid.scale < 2.0
+
+
+def test_a_float_model_has_no_grid_and_every_block_pool_is_live(a0_float_model: Path) -> None:
+    clf = StreamingClassifier.from_file(a0_float_model, LABELS, history=ExponentialHistory(10))
+    assert len(clf.history.slots) > 1
+    assert all(slot.grid is None for slot in clf.history.slots)
+
+
+def test_grid_snaps_to_steps_and_saturates() -> None:
+    grid = Grid(scale=0.5, zero_point=-128, qmin=-128, qmax=127)
+    out = grid.snap(np.array([0.0, 0.24, 0.26, 1.1, -3.0, 500.0]))
+    np.testing.assert_allclose(out, [0.0, 0.0, 0.5, 1.0, 0.0, 127.5])
+
+
+@pytest.mark.parametrize("model_fixture", ["a0_model", "a0_float_model"])
+@pytest.mark.parametrize("policy", [ExponentialHistory, StaggeredHistory])
+def test_a_long_window_follows_the_plain_model(
+    request: pytest.FixtureRequest, model_fixture: str, policy: type, clips: dict
+) -> None:
+    # Within its window a bounded policy must not change what the model computes.
+    model = request.getfixturevalue(model_fixture)
+    plain = StreamingClassifier.from_file(model, LABELS, history=PlainHistory())
+    bounded = StreamingClassifier.from_file(model, LABELS, history=policy(10_000))
+    for rgb in clips["carving ice"]:
+        expected = plain.step(rgb).copy()
+        np.testing.assert_allclose(bounded.step(rgb), expected, atol=0.02)
+    assert _counts(bounded) == _counts(plain)
+
+
+def test_exponential_history_caps_every_count_at_its_window(
+    a0_float_model: Path, clips: dict
+) -> None:
+    clf = StreamingClassifier.from_file(a0_float_model, LABELS, history=ExponentialHistory(4))
+    seen = []
+    for rgb in clips["carving ice"][:8]:
+        clf.step(rgb)
+        seen.append(_counts(clf)[0])
+        assert len(set(_counts(clf))) == 1
+    assert seen == [1, 2, 3, 4, 4, 4, 4, 4]
+
+
+def test_staggered_history_feeds_between_half_and_the_whole_window(
+    a0_model: Path, clips: dict
+) -> None:
+    clf = StreamingClassifier.from_file(a0_model, LABELS, history=StaggeredHistory(6))
+    seen = []
+    for rgb in itertools.islice(itertools.cycle(clips["carving ice"]), 20):
+        clf.step(rgb)
+        seen.append(_counts(clf)[0])
+    assert seen[:6] == [1, 2, 3, 4, 5, 6]
+    assert seen[6:12] == [4, 5, 6, 4, 5, 6]  # then 4..6 frames, the older of two sums
+
+
+def test_the_default_history_forgets_a_long_first_action(
+    a0_model: Path, kinetics_labels: Labels, clips: dict
+) -> None:
+    # The issue's failing case: after 60 s of carving ice the plain model never
+    # switches to arm wrestling within 60 s. The default 2 s history must, within 2 s.
+    policy = history_policy(DEFAULT_HISTORY_S, 5.0)
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, history=policy)
+    for rgb in itertools.islice(itertools.cycle(clips["carving ice"]), 300):
+        clf.step(rgb)
+    target = kinetics_labels.names.index("arm wrestling")
+    top = [int(clf.step(rgb).argmax()) for rgb in clips["arm wrestling"] * 2]
+    assert all(t == target for t in top[10:]), "top-1 must be arm wrestling after 2 s"
+
+
+def test_reset_clears_a_bounded_history(a0_model: Path, clips: dict) -> None:
+    clf = StreamingClassifier.from_file(a0_model, LABELS, history=ExponentialHistory(10))
+    fresh = [clf.step(rgb).copy() for rgb in clips["arm wrestling"][:12]]
+    for rgb in clips["carving ice"]:
+        clf.step(rgb)
+    clf.reset()
+    again = [clf.step(rgb).copy() for rgb in clips["arm wrestling"][:12]]
+    np.testing.assert_array_equal(np.array(fresh), np.array(again))
+
+
+@pytest.mark.parametrize("seconds", [0.0, -1.0, math.nan])
+def test_history_must_be_positive(seconds: float) -> None:
+    with pytest.raises(MovinetPiError, match="more than 0"):
+        history_policy(seconds, 5.0)
+
+
+def test_history_policy_picks_plain_for_inf_and_the_window_in_steps() -> None:
+    assert isinstance(history_policy(math.inf, 5.0), PlainHistory)
+    ema = history_policy(2.0, 5.0)
+    assert isinstance(ema, ExponentialHistory) and ema.n == 10
+    staggered = history_policy(2.0, 5.0, "staggered")
+    assert isinstance(staggered, StaggeredHistory) and staggered.half == 5
