@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from movinet_pi import MovinetPiError
 from movinet_pi.cli import main
 
 
@@ -179,3 +180,90 @@ def test_info_refuses_a_non_model(tmp_path: Path, capsys: pytest.CaptureFixture[
     bogus.write_text("hello")
     assert main(["info", str(bogus)]) == 2
     assert "not a TFLite model" in _one_line_error(capsys)
+
+
+def test_bench_json_reports_every_stage(models_env: None, carving_ice: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--steps", "12", "--json", "--source", str(carving_ice)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["steps"] == 12 and result["input"] == [172, 172]
+    for key in ("invoke_ms_p50", "step_ms_p50", "overhead_pct", "bare_invoke_ms_p50",
+                "capture_ms_p99", "preprocess_ms_p50", "carry_ms_p50", "overlay_ms_p99"):
+        assert isinstance(result[key], float), key
+    assert result["step_ms_p50"] >= result["carry_ms_p50"] > 0
+
+
+def test_bench_table_on_synthetic_frames(models_env: None,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--model", "a2", "--steps", "3", "--frame-size", "320x240"]) == 0
+    out = capsys.readouterr().out
+    assert "input 224x224" in out and "synthetic frames (320x240)" in out
+    assert "over a bare invoke" in out and "bare invoke" in out
+
+
+def test_bench_missing_video_is_one_line(models_env: None,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--source", "nope.mp4"]) == 2
+    assert capsys.readouterr().err.strip() == "movinet-pi: error: video file not found: nope.mp4"
+
+
+def test_eval_on_the_shared_clips(models_env: None, a0_model: Path, kinetics_labels_path: Path,
+                                  carving_ice: Path, arm_wrestling: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    for clip, folder in ((carving_ice, "carving_ice"), (arm_wrestling, "arm wrestling")):
+        (tmp_path / "clips" / folder).mkdir(parents=True)
+        (tmp_path / "clips" / folder / clip.name).symlink_to(clip)
+    assert main(["eval", str(tmp_path / "clips"), "--model-path", str(a0_model),
+                 "--labels", str(kinetics_labels_path), "--json"]) == 0
+    (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert result["top1"] == 1.0 and result["top5"] == 1.0 and result["clips"] == 2
+
+
+def test_display_auto_without_desktop_uses_the_camera_drm_preview(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from fake_picamera2 import install, pattern_frames
+
+    from movinet_pi import display as display_module
+    from movinet_pi.cli import open_display
+    from movinet_pi.display import DrmDisplay
+    from movinet_pi.sources import open_source
+
+    monkeypatch.setattr(display_module, "X11_SOCKET_DIR", tmp_path)  # no desktop running
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    install(monkeypatch, frames=pattern_frames((640, 480)))
+    source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
+    try:
+        args = argparse.Namespace(headless=False, display="auto")
+        assert isinstance(open_display(args, source), DrmDisplay)
+        assert "using the camera's DRM preview on HDMI" in capsys.readouterr().err
+    finally:
+        source.close()
+
+
+def test_display_auto_falls_back_to_headless_when_drm_is_taken(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from fake_picamera2 import install, pattern_frames
+
+    from movinet_pi import display as display_module
+    from movinet_pi.cli import open_display
+    from movinet_pi.sources import open_source
+
+    monkeypatch.setattr(display_module, "X11_SOCKET_DIR", tmp_path)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    install(monkeypatch, frames=pattern_frames((640, 480)), desktop=True)
+    source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
+    try:
+        assert open_display(argparse.Namespace(headless=False, display="auto"), source) is None
+        assert "running headless" in capsys.readouterr().err
+        with pytest.raises(MovinetPiError, match="desktop session"):
+            open_display(argparse.Namespace(headless=False, display="drm"), source)
+    finally:
+        source.close()

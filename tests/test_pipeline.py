@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from movinet_pi.classifier import StreamingClassifier
 from movinet_pi.labels import Labels
 from movinet_pi.outputs import StepResult
-from movinet_pi.pipeline import FrameSampler, Mailbox, Pipeline, Recognizer, RunConfig
+from movinet_pi.pipeline import (
+    Display,
+    FrameSampler,
+    Mailbox,
+    Pipeline,
+    Recognizer,
+    RunConfig,
+)
 from movinet_pi.sources import Frame, SourceLost, open_source
 
 
@@ -183,7 +190,7 @@ def test_render_draws_the_overlay_on_a_bgr_copy(a0: StreamingClassifier) -> None
     assert shown[400, 10].tolist() == [0, 0, 0]
 
 
-class KeyDisplay:
+class KeyDisplay(Display):
     """A display that 'presses' a key at a given shown frame, as a user would."""
 
     def __init__(self, presses: dict[int, int]) -> None:

@@ -400,6 +400,10 @@ class StreamingClassifier:
     def invoke(self) -> None:
         """Run the model on the image already in the input tensor, then carry states."""
         self.interpreter.invoke()
+        self.carry()
+
+    def carry(self) -> None:
+        """After an invoke: keep the logits, and make this step's states the next inputs."""
         np.copyto(self._logits, self._logits_fn()[0])
         for in_fn, out_fn in self._carry_fns:
             np.copyto(in_fn(), out_fn())

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence, TypeVar
 
 from movinet_pi import MovinetPiError, __version__
 from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
+
+if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
+    from movinet_pi.pipeline import Display
+    from movinet_pi.sources import Source
 
 PROG = "movinet-pi"
 DEFAULT_THRESHOLD = 0.1
 DEFAULT_HISTORY_S = 2.0  # benchmarks/reaction.py: reacts in <= 2 s, no flicker
 T = TypeVar("T", int, float)
-SUBCOMMANDS = ("run", "download", "info")
 
 DESCRIPTION = """\
 Real-time action recognition on the Raspberry Pi camera: a streaming MoViNet
@@ -36,6 +40,8 @@ subcommands (give one first; `run` is the default):
   run         classify a camera, video file or stream (this help)
   download    fetch models and labels:     movinet-pi download a0 a1 a2
   info        describe a model file:       movinet-pi info MODEL.tflite
+  bench       time each stage of a step:   movinet-pi bench --model a2
+  eval        accuracy on labelled clips:  movinet-pi eval DIR --model-path M.tflite
 
 examples:
   movinet-pi                                  Pi camera (or camera 0), MoViNet-A0, window
@@ -153,9 +159,9 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    f"and reacts ever more slowly (default: {DEFAULT_HISTORY_S:g})")
 
     g = p.add_argument_group("output")
-    g.add_argument("--display", default="auto", choices=("auto", "window", "none"),
+    g.add_argument("--display", default="auto", choices=("auto", "window", "drm", "none"),
                    help="where to show the picture (default: auto: $DISPLAY, else the Pi's "
-                   "desktop, else headless)")
+                   "desktop, else the Pi camera's DRM preview on HDMI, else headless)")
     g.add_argument("--headless", action="store_true",
                    help="no window (same as --display none); files run as fast as possible")
     g.add_argument("--mirror", action="store_true", help="flip the picture left-right")
@@ -189,6 +195,49 @@ def build_info_parser() -> argparse.ArgumentParser:
     p.add_argument("model", type=Path, help="the .tflite file")
     p.add_argument("--labels", type=Path, metavar="FILE", help="label file to check against it")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def build_bench_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=f"{PROG} bench",
+                      description="Time a model's stream steps stage by stage (capture, "
+                      "preprocess, invoke, state carry, overlay) and compare our step with a "
+                      "bare interpreter.invoke() on the same model.")
+    _add_model_options(p)
+    p.add_argument("--steps", type=positive_int, default=200, metavar="N",
+                   help="timed steps (default: 200, after 10 untimed)")
+    p.add_argument("--source", type=Path, metavar="FILE",
+                   help="video file to take frames from, looped (default: synthetic frames)")
+    p.add_argument("--frame-size", type=frame_size, default=(640, 480), metavar="WxH",
+                   help="size of the synthetic frames (default: 640x480, the camera's)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (steps, invoke_ms_p50, step_ms_p50, "
+                   "overhead_pct, per-stage p50/p99)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def build_eval_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=f"{PROG} eval",
+                      description="Accuracy of streaming MoViNet models on a folder of labelled "
+                      "clips, DIR/<label>/clip.mp4 (case, '_' and spaces in folder names do not "
+                      "matter). Each clip is streamed from fresh states at 5 fps; its prediction "
+                      "is the one after its last step.")
+    p.add_argument("clip_dir", type=Path, metavar="DIR",
+                   help="folder with one sub-folder of clips per class, named after its label")
+    p.add_argument("--model-path", dest="model_paths", action="append", type=Path,
+                   metavar="FILE", required=True,
+                   help="a streaming MoViNet .tflite; repeat it to compare models side by side")
+    p.add_argument("--labels", type=Path, metavar="FILE",
+                   help="label file, one class a line in model order (default: the labels "
+                   "inside the model, else the Kinetics-600 map for 600 classes)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="interpreter threads (default: all cores)")
+    p.add_argument("--plot", type=Path, metavar="FILE",
+                   help="also draw the confusion matrices into this .png")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per model (JSON lines) instead of the table")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
@@ -279,11 +328,35 @@ def install_signal_handlers(stop: Callable[[], None], reset: Callable[[], None])
         signal.signal(signal.SIGHUP, on_hup)
 
 
-def command_run(args: argparse.Namespace) -> int:
-    import os
+def open_display(args: argparse.Namespace, source: Source) -> Display | None:
+    """The display ``--display`` asks for, saying in one line which and why."""
+    from movinet_pi.display import DrmDisplay, WindowDisplay, choose_display
+    from movinet_pi.sources import PicameraSource
 
+    mode = "none" if args.headless else args.display
+    picamera = isinstance(source, PicameraSource)
+    choice = choose_display(mode, picamera=picamera)
+    os.environ.update(choice.env)
+    if choice.kind == "window":
+        err(f"display: {choice.reason}")
+        return WindowDisplay()
+    if choice.kind == "drm":
+        try:
+            display = DrmDisplay(source, source.frame_size)
+        except MovinetPiError as e:
+            if mode == "drm":
+                raise
+            err(f"display: {e}; running headless")
+            return None
+        err(f"display: {choice.reason}")
+        return display
+    if mode == "auto":
+        err(f"display: {choice.reason}")
+    return None
+
+
+def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.classifier import LabelFilter
-    from movinet_pi.display import WindowDisplay, choose_display
     from movinet_pi.outputs import HumanSink, JsonLinesSink
     from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
     from movinet_pi.sources import open_source
@@ -300,14 +373,8 @@ def command_run(args: argparse.Namespace) -> int:
         f"{clf.input_size[1]}, {clf.num_classes} classes, {len(clf.signature.states)} states, "
         f"{clf.runtime_name}, {clf.threads} threads; labels {clf.labels.source}")
 
-    mode = "none" if args.headless else args.display
-    choice = choose_display(mode)
     source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps)
-    os.environ.update(choice.env)
-    if choice.kind != "none" or mode == "auto":
-        err(f"display: {choice.reason}")
-    display = WindowDisplay() if choice.kind == "window" else None
-
+    display = open_display(args, source)
     config = RunConfig(top_k=args.top_k, threshold=args.threshold,
                        leave_threshold=args.leave_threshold, label_filter=label_filter,
                        model_fps=MODEL_FPS, mirror=args.mirror, realtime=display is not None,
@@ -355,10 +422,39 @@ def command_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_bench(args: argparse.Namespace) -> int:
+    from movinet_pi.bench import file_frames, print_result, run_bench, synthetic_frames
+    from movinet_pi.runtime import load_interpreter
+
+    if args.source is not None and not args.source.is_file():
+        raise MovinetPiError(f"video file not found: {args.source}")
+    clf, title = load_classifier(args)
+    bare, _ = load_interpreter(clf.model_path, clf.threads)
+    if args.source is not None:
+        frames, source_name = file_frames(args.source), args.source.name
+    else:
+        frames, source_name = synthetic_frames(args.frame_size), "synthetic frames"
+    result = run_bench(clf, bare, frames, steps=args.steps, model_name=title,
+                       source_name=source_name)
+    if result.steps < args.steps:
+        raise MovinetPiError(f"{source_name} has no frames to read", exit_code=1)
+    print_result(result, args.json, sys.stdout)
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    from movinet_pi.evaluate import run_eval
+
+    return run_eval(args.clip_dir, args.model_paths, args.labels, threads=args.threads,
+                    plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
+
+
 COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., int]]] = {
     "run": (build_run_parser, command_run),
     "download": (build_download_parser, command_download),
     "info": (build_info_parser, command_info),
+    "bench": (build_bench_parser, command_bench),
+    "eval": (build_eval_parser, command_eval),
 }
 
 

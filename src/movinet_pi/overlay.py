@@ -9,7 +9,7 @@ a status line with the model, display fps, model fps and inference time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -42,7 +42,7 @@ def _scale_for(image: np.ndarray) -> float:
     return max(0.4, min(1.2, image.shape[1] / 900.0))
 
 
-def _panel(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.55) -> None:
+def _darken(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.55) -> None:
     """Darken a rectangle in place (a translucent panel behind text)."""
     h, w = image.shape[:2]
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
@@ -65,12 +65,19 @@ def status_line(state: OverlayState) -> str:
     return "  |  ".join(parts)
 
 
-def draw_overlay(image: np.ndarray, state: OverlayState) -> np.ndarray:
+PanelFn = Callable[[np.ndarray, int, int, int, int], None]
+
+
+def draw_overlay(
+    image: np.ndarray, state: OverlayState, panel: PanelFn | None = None
+) -> np.ndarray:
     """Draw ``state`` over a BGR ``image`` in place and return it.
 
     Predictions go in a panel at the top, one bar and label a line; the status
     (model, rates, inference time) and any message go in a strip at the bottom.
+    ``panel`` draws the translucent backgrounds (default: darken the picture).
     """
+    _panel = panel or _darken
     scale = _scale_for(image)
     h, w = image.shape[:2]
     line_h = int(40 * scale)
@@ -105,3 +112,28 @@ def draw_overlay(image: np.ndarray, state: OverlayState) -> np.ndarray:
         _text(image, text, (pad, y), scale * 0.5, colour)
         y += small_h
     return image
+
+
+PANEL_ALPHA = 150  # of 255: the picture shows through the panels of an RGBA overlay
+
+
+def render_overlay_rgba(size: tuple[int, int], state: OverlayState) -> np.ndarray:
+    """The overlay alone as an RGBA image of ``size`` (w, h): transparent but for the
+    panels (translucent black) and what is drawn on them (opaque).
+
+    For previews that composite it over the camera picture themselves
+    (picamera2's ``set_overlay`` on the DRM preview).
+    """
+    width, height = size
+    bgr = np.zeros((height, width, 3), dtype=np.uint8)
+    alpha = np.zeros((height, width), dtype=np.uint8)
+
+    def mark_panel(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
+        alpha[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = PANEL_ALPHA
+
+    draw_overlay(bgr, state, panel=mark_panel)
+    alpha[bgr.any(axis=2)] = 255
+    rgba = np.empty((height, width, 4), dtype=np.uint8)
+    rgba[..., :3] = bgr[..., ::-1]
+    rgba[..., 3] = alpha
+    return rgba

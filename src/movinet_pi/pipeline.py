@@ -18,6 +18,7 @@ output is deterministic.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 
 from movinet_pi.classifier import LabelFilter, ShownList, StreamingClassifier
-from movinet_pi.outputs import Sink, StepResult
+from movinet_pi.outputs import FrameSink, Sink, StepResult
 from movinet_pi.overlay import OverlayState, draw_overlay
 from movinet_pi.sources import Frame, Source, SourceLost
 
@@ -190,13 +191,21 @@ class Recognizer:
 
 
 class Display:
-    """What the pipeline shows frames on (a window, DRM, or nothing)."""
+    """What the pipeline shows frames on (a window, DRM, or nowhere).
 
-    wants_frames = True
+    A display that ``shows_picture`` gets every rendered frame through
+    :meth:`show`; one that draws the picture itself (the camera's DRM preview)
+    gets only the overlay's state through :meth:`update`.
+    """
+
+    shows_picture = True
 
     def show(self, bgr: np.ndarray) -> int | None:
         """Show a frame; return a key code if one was pressed."""
         raise NotImplementedError
+
+    def update(self, state: OverlayState) -> None:
+        """Show what the overlay says (for displays that draw the picture themselves)."""
 
     def close(self) -> None:  # pragma: no cover - trivial
         pass
@@ -236,6 +245,7 @@ class Pipeline:
         self._due: Mailbox[Frame] = Mailbox()
         self._capture_done = threading.Event()
         self._display_rate = RateMeter()
+        self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
         self.message = ""
 
     # -- control -------------------------------------------------------------------
@@ -268,7 +278,8 @@ class Pipeline:
         finally:
             self.recognizer.close()
             if self.display is not None:
-                self.display.close()
+                with contextlib.suppress(Exception):  # a display that is already gone
+                    self.display.close()
         return self.stats
 
     def _step(self, frame: Frame) -> None:
@@ -286,6 +297,8 @@ class Pipeline:
             self.stats.frames_read += 1
             if self.sampler.is_due(frame.timestamp):
                 self._step(frame)
+            if self.frame_sinks:
+                self._present(frame)
 
     def _run_threaded(self) -> None:
         capture = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
@@ -364,17 +377,45 @@ class Pipeline:
                     break
                 continue
             self.stats.frames_shown += 1
-            if self.display is None:
-                continue
-            self._display_rate.tick()
-            key = self.display.show(self.render(frame))
-            if key is not None and key >= 0:
-                self.handle_key(key)
+            self._present(frame)
         # Let the last due frame finish so a file ends with its last prediction.
         if not self._stop.is_set():
             deadline = time.monotonic() + 5.0
             while self._due.peek() is not None and time.monotonic() < deadline:
                 time.sleep(0.01)
+
+    def _present(self, frame: Frame) -> None:
+        """Give a frame to the display and to the outputs that want pictures."""
+        display = self.display
+        if display is None and not self.frame_sinks:
+            return
+        self._display_rate.tick()
+        if display is not None and not display.shows_picture:
+            self._guard_display(lambda: display.update(self.overlay_state(frame)))
+        if not self.frame_sinks and (display is None or not display.shows_picture):
+            return
+        bgr = self.render(frame)
+        for sink in self.frame_sinks:
+            sink.on_frame(bgr, frame.timestamp)
+        if display is not None and display.shows_picture:
+            key = self._guard_display(lambda: display.show(bgr))
+            if key is not None and key >= 0:
+                self.handle_key(key)
+
+    def _guard_display(self, show: Callable[[], int | None]) -> int | None:
+        """Run a display call; if the display is gone (X session ended), go on headless."""
+        try:
+            return show()
+        except Exception as error:
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+            self.message = "display lost: running headless"
+            self.log(f"the display went away ({type(error).__name__}: {reason}): "
+                     "continuing headless; outputs keep running")
+            display, self.display = self.display, None
+            if display is not None:
+                with contextlib.suppress(Exception):
+                    display.close()
+            return None
 
     def overlay_state(self, frame: Frame) -> OverlayState:
         latest = self.recognizer.latest

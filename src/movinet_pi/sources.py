@@ -451,6 +451,8 @@ class PicameraSource(Source):
         self._index = 0
         self._camera: Any = None
         self._closed = False
+        self._preview: Optional[str] = None  # "DRM" once start_preview() asked for it
+        self._overlay: Optional[np.ndarray] = None
         self._module = _import_picamera2()
         self._connect(on_failure=self._open_error)
 
@@ -491,8 +493,13 @@ class PicameraSource(Source):
             stage = "configure"
             self._camera.configure(self._make_config())
             self._adopt_configured_sizes()
+            if self._preview is not None:  # a reconnect brings the preview back too
+                stage = "preview"
+                self._camera.start_preview(getattr(self._module.Preview, self._preview))
             stage = "start"
             self._camera.start()
+            if self._overlay is not None:
+                self._camera.set_overlay(self._overlay)
         except Exception as error:
             self._shutdown()
             raise on_failure(stage, error) from error
@@ -576,6 +583,41 @@ class PicameraSource(Source):
             self._frame("main", main, timestamp, index),
             self._frame("lores", lores, timestamp, index),
         )
+
+    # -- the camera's own preview (HDMI without a desktop) -------------------------------------
+
+    def start_drm_preview(self) -> None:
+        """Show the main stream full-screen through DRM/KMS, drawn by the camera stack.
+
+        The picture then never passes through Python: it runs at the camera's rate
+        whatever the model does, and :meth:`set_overlay` puts our drawing on top.
+        Raises MovinetPiError when a desktop session holds the display.
+        """
+        camera = self._camera
+        if camera is None:
+            raise MovinetPiError("the Pi camera is not open")
+        try:
+            camera.stop()
+            # start() already runs a NULL preview (picamera2's event loop): replace it.
+            with contextlib.suppress(Exception):
+                camera.stop_preview()
+            camera.start_preview(self._module.Preview.DRM)
+            camera.start()
+        except Exception as error:
+            with contextlib.suppress(Exception):
+                camera.start()
+            raise MovinetPiError(
+                f"the DRM preview did not start ({_one_line(error)}): "
+                "a desktop session may hold the display; use --display window"
+            ) from error
+        self._preview = "DRM"
+
+    def set_overlay(self, rgba: Optional[np.ndarray]) -> None:
+        """Draw an RGBA image (any size: scaled to the preview) over the DRM preview."""
+        self._overlay = rgba
+        if self._camera is not None:
+            with contextlib.suppress(Exception):  # a camera mid-reconnect: shown once back
+                self._camera.set_overlay(rgba)
 
     # -- reconnecting and closing ------------------------------------------------------------
 

@@ -1,0 +1,186 @@
+"""``movinet-pi bench``: where a step's time goes, on this machine, with this model.
+
+Each step is timed stage by stage, as the live app runs them:
+
+* ``capture``    reading (decoding) the next frame from the file, or making a synthetic one;
+* ``preprocess`` resize to the model's input and normalise into the input tensor;
+* ``invoke``     the interpreter call;
+* ``carry``      logits out, states back in, history policy, softmax and the shown list;
+* ``overlay``    drawing the predictions over the picture as the window would show it.
+
+A second interpreter of the same model runs a bare ``invoke()`` between our
+steps (interleaved, so that the machine's speed drifting hits both alike); the
+overhead of our step is ``(invoke + carry) / bare invoke - 1``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterator
+
+import cv2
+import numpy as np
+
+from movinet_pi.classifier import ShownList, StreamingClassifier, softmax
+from movinet_pi.overlay import OverlayState, draw_overlay
+
+STAGES = ("capture", "preprocess", "invoke", "carry", "overlay")
+
+
+@dataclass
+class BenchResult:
+    model: str
+    runtime: str
+    threads: int
+    input_size: tuple[int, int]
+    frame_size: tuple[int, int]
+    source: str
+    times_ms: dict[str, list[float]] = field(default_factory=dict)
+
+    def p50(self, stage: str) -> float:
+        return statistics.median(self.times_ms[stage])
+
+    def p99(self, stage: str) -> float:
+        values = sorted(self.times_ms[stage])
+        return values[min(len(values) - 1, int(0.99 * len(values)))]
+
+    @property
+    def steps(self) -> int:
+        return len(self.times_ms["invoke"])
+
+    @property
+    def step_ms_p50(self) -> float:
+        """Our model step: invoke + carry (what a bare invoke is compared with)."""
+        return statistics.median(
+            a + b for a, b in zip(self.times_ms["invoke"], self.times_ms["carry"])
+        )
+
+    @property
+    def total_ms_p50(self) -> float:
+        """Everything for one step, capture to overlay."""
+        return statistics.median(sum(t) for t in zip(*(self.times_ms[s] for s in STAGES)))
+
+    @property
+    def overhead_pct(self) -> float:
+        return (self.step_ms_p50 / self.p50("bare_invoke") - 1.0) * 100.0
+
+    def to_json(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "model": self.model,
+            "runtime": self.runtime,
+            "threads": self.threads,
+            "input": list(self.input_size),
+            "frame": list(self.frame_size),
+            "source": self.source,
+            "steps": self.steps,
+            "invoke_ms_p50": round(self.p50("invoke"), 4),
+            "bare_invoke_ms_p50": round(self.p50("bare_invoke"), 4),
+            "step_ms_p50": round(self.step_ms_p50, 4),
+            "total_ms_p50": round(self.total_ms_p50, 4),
+            "steps_per_s": round(1000.0 / self.total_ms_p50, 2),
+            "overhead_pct": round(self.overhead_pct, 2),
+        }
+        for stage in STAGES:
+            data[f"{stage}_ms_p50"] = round(self.p50(stage), 4)
+            data[f"{stage}_ms_p99"] = round(self.p99(stage), 4)
+        return data
+
+    def format(self) -> str:
+        w, h = self.input_size
+        lines = [
+            f"{self.model}: input {w}x{h}, {self.runtime}, {self.threads} threads, "
+            f"{self.steps} steps on {self.source} ({self.frame_size[0]}x{self.frame_size[1]})",
+            f"  {'stage':<12}{'p50 ms':>9}{'p99 ms':>9}",
+        ]
+        for stage in (*STAGES, "bare_invoke"):
+            name = "bare invoke" if stage == "bare_invoke" else stage
+            lines.append(f"  {name:<12}{self.p50(stage):9.3f}{self.p99(stage):9.3f}")
+        lines += [
+            f"  one step, capture to overlay: {self.total_ms_p50:.2f} ms "
+            f"({1000.0 / self.total_ms_p50:.0f} steps/s; the model needs 5)",
+            f"  our step (invoke + carry) over a bare invoke: {self.overhead_pct:+.1f} %",
+        ]
+        return "\n".join(lines)
+
+
+def synthetic_frames(size: tuple[int, int], seed: int = 0) -> Iterator[np.ndarray]:
+    """Moving noise of the camera's size: no decoder needed, never ends."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (size[1], size[0] * 2, 3), dtype=np.uint8)
+    for i in itertools.count():
+        shift = (i * 7) % size[0]
+        yield base[:, shift : shift + size[0]]
+
+
+def file_frames(path: Path) -> Iterator[np.ndarray]:
+    """A video file's frames (RGB), looped."""
+    from movinet_pi.sources import open_source
+
+    while True:
+        source = open_source(str(path))
+        try:
+            frame = source.read()
+            if frame is None:
+                return
+            while frame is not None:
+                yield frame.rgb
+                frame = source.read()
+        finally:
+            source.close()
+
+
+def run_bench(
+    classifier: StreamingClassifier,
+    bare_interpreter: object,
+    frames: Iterator[np.ndarray],
+    *,
+    steps: int,
+    model_name: str,
+    source_name: str,
+    warmup: int = 10,
+) -> BenchResult:
+    """Time ``steps`` stream steps stage by stage (after ``warmup`` untimed ones)."""
+    shown = ShownList(classifier.labels, k=3)
+    probs = np.empty(classifier.num_classes, dtype=np.float32)
+    times: dict[str, list[float]] = {s: [] for s in (*STAGES, "bare_invoke")}
+    frame_size = (0, 0)
+    for i in range(warmup + steps):
+        t0 = time.perf_counter()
+        rgb = next(frames, None)
+        if rgb is None:
+            break
+        t1 = time.perf_counter()
+        classifier.preprocess(rgb)
+        t2 = time.perf_counter()
+        classifier.interpreter.invoke()
+        t3 = time.perf_counter()
+        classifier.carry()
+        top = shown.update(softmax(classifier.logits, out=probs))
+        t4 = time.perf_counter()
+        draw_overlay(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), OverlayState(top, model_name))
+        t5 = time.perf_counter()
+        bare_interpreter.invoke()  # type: ignore[attr-defined]
+        t6 = time.perf_counter()
+        frame_size = (rgb.shape[1], rgb.shape[0])
+        if i >= warmup:
+            marks = (t0, t1, t2, t3, t4, t5, t6)
+            for stage, begin, end in zip((*STAGES, "bare_invoke"), marks, marks[1:]):
+                times[stage].append((end - begin) * 1000.0)
+    return BenchResult(
+        model=model_name,
+        runtime=classifier.runtime_name,
+        threads=classifier.threads,
+        input_size=classifier.input_size,
+        frame_size=frame_size,
+        source=source_name,
+        times_ms=times,
+    )
+
+
+def print_result(result: BenchResult, as_json: bool, out: IO[str]) -> None:
+    out.write((json.dumps(result.to_json()) if as_json else result.format()) + "\n")
