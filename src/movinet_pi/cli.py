@@ -22,6 +22,7 @@ from movinet_pi import MovinetPiError, __version__
 from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
 
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
+    from movinet_pi.controls import Controls
     from movinet_pi.pipeline import Display
     from movinet_pi.sources import Source
 
@@ -49,7 +50,9 @@ examples:
   movinet-pi --source clip.mp4 --headless --json   JSON lines as fast as possible
   movinet-pi --model-path mine.tflite --labels mine.txt   your fine-tuned model
 
-keys in the window: q or Esc quits, r resets the stream
+keys in the window: 1/2/3 switch to A0/A1/A2, +/- change threads, r resets the
+stream, h shows the keys, q or Esc quits. In a headless run, type the same as
+commands into the terminal (a2, +, -, threads 3, r, q, help) and press Enter.
 """
 
 
@@ -314,6 +317,32 @@ def load_classifier(args: argparse.Namespace, history_s: float = math.inf):
     return clf, title
 
 
+def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
+    """How a live switch (keys 1/2/3, +/-) loads a model: as at start, but never
+    downloading (that would stall the switch); a missing model says what to run."""
+
+    def load(name: str | None, threads: int) -> tuple:
+        overrides: dict[str, object] = {"threads": threads, "offline": True}
+        if name is not None:  # a catalogue model: its own (Kinetics) labels
+            overrides.update(model=name, model_path=None, labels=None)
+        return load_classifier(argparse.Namespace(**{**vars(args), **overrides}), args.history)
+
+    return load
+
+
+def start_terminal_controls(controls: Controls) -> None:
+    """Read commands typed into the terminal (a headless run over SSH has no keys)."""
+    import threading
+
+    from movinet_pi.controls import COMMAND_HELP, read_commands
+
+    if not sys.stdin or not sys.stdin.isatty():
+        return
+    err(COMMAND_HELP)
+    threading.Thread(target=read_commands, args=(controls, sys.stdin, err),
+                     name="terminal-controls", daemon=True).start()
+
+
 def install_signal_handlers(stop: Callable[[], None], reset: Callable[[], None]) -> None:
     """SIGINT/SIGTERM stop the run cleanly; SIGHUP resets the stream."""
     def on_stop(signum: int, frame: object) -> None:
@@ -357,6 +386,7 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
 
 def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.classifier import LabelFilter
+    from movinet_pi.controls import Controls
     from movinet_pi.outputs import HumanSink, JsonLinesSink
     from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
     from movinet_pi.sources import open_source
@@ -382,6 +412,7 @@ def command_run(args: argparse.Namespace) -> int:
     sinks = [JsonLinesSink()] if args.json else [HumanSink()]
     recognizer = Recognizer(clf, config, sinks)
     pipeline = Pipeline(source, recognizer, display, log=err)
+    start_terminal_controls(Controls(pipeline, make_loader(args)))
     install_signal_handlers(pipeline.stop, pipeline.reset)
     log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"
         + (f" at {source.fps:.1f} fps" if source.fps else ""))

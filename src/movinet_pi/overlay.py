@@ -35,6 +35,17 @@ class OverlayState:
     prediction_age_s: float = 0.0
     message: str = ""
     extra_lines: list[str] = field(default_factory=list)
+    threads: int = 0
+    show_help: bool = False
+
+
+HELP_KEYS = (
+    ("1 / 2 / 3", "MoViNet-A0 / A1 / A2"),
+    ("+ / -", "more / fewer threads"),
+    ("r", "reset the stream"),
+    ("h", "show / hide these keys"),
+    ("q or Esc", "quit"),
+)
 
 
 def _scale_for(image: np.ndarray) -> float:
@@ -59,6 +70,8 @@ def _text(image: np.ndarray, text: str, org: tuple[int, int], scale: float, colo
 
 def status_line(state: OverlayState) -> str:
     parts = [state.model_name] if state.model_name else []
+    if state.threads:
+        parts.append(f"{state.threads} thread{'s' if state.threads != 1 else ''}")
     parts.append(f"display {state.display_fps:4.1f} fps")
     parts.append(f"model {state.model_fps:3.1f} fps")
     parts.append(f"infer {state.infer_ms:5.1f} ms")
@@ -111,7 +124,23 @@ def draw_overlay(
     for text, colour in bottom_lines:
         _text(image, text, (pad, y), scale * 0.5, colour)
         y += small_h
+    if state.show_help:
+        _help_card(image, scale, _panel)
     return image
+
+
+def _help_card(image: np.ndarray, scale: float, panel: PanelFn) -> None:
+    """The keys, in a box in the middle of the picture."""
+    h, w = image.shape[:2]
+    line_h = int(34 * scale)
+    box_w, box_h = int(w * 0.6), line_h * (len(HELP_KEYS) + 1) + line_h // 2
+    x0, y0 = (w - box_w) // 2, (h - box_h) // 2
+    panel(image, x0, y0, x0 + box_w, y0 + box_h)
+    left, right = x0 + line_h // 2, x0 + int(box_w * 0.36)
+    _text(image, "keys", (left, y0 + line_h), scale * 0.7, BAR_COLOUR)
+    for i, (keys, action) in enumerate(HELP_KEYS, start=2):
+        _text(image, keys, (left, y0 + line_h * i), scale * 0.7)
+        _text(image, action, (right, y0 + line_h * i), scale * 0.7, GREY)
 
 
 PANEL_ALPHA = 150  # of 255: the picture shows through the panels of an RGBA overlay

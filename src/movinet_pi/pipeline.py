@@ -157,14 +157,42 @@ class Recognizer:
         self.latest: StepResult | None = None
         self.model_rate = RateMeter()
         self.infer_ms_recent: deque[float] = deque(maxlen=25)
-        self.shown = ShownList(classifier.labels, config.top_k, config.threshold,
-                               config.leave_threshold, config.label_filter)
+        self.shown = self._shown_list(classifier)
         self._reset_requested = threading.Event()
+        self._swap_lock = threading.Lock()
+        self._pending: tuple[StreamingClassifier, str] | None = None
+
+    def _shown_list(self, classifier: StreamingClassifier) -> ShownList:
+        label_filter = self.config.label_filter
+        if label_filter is not None and len(label_filter.mask) != classifier.num_classes:
+            label_filter = None  # a switch to a model with other classes: no filter applies
+        return ShownList(classifier.labels, self.config.top_k, self.config.threshold,
+                         self.config.leave_threshold, label_filter)
 
     def request_reset(self) -> None:
         self._reset_requested.set()
 
+    def request_swap(self, classifier: StreamingClassifier, title: str) -> None:
+        """Use another (loaded) classifier from the next step on, from a fresh stream.
+
+        Any thread may call this; the swap happens on the inference thread, so a
+        step never sees half of one model and half of another.
+        """
+        with self._swap_lock:
+            self._pending = (classifier, title)
+
+    def _apply_pending(self) -> None:
+        with self._swap_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self.classifier, self.config.model_name = pending
+            self.shown = self._shown_list(self.classifier)
+            self.infer_ms_recent.clear()
+            self._reset_requested.set()
+
     def process(self, frame: Frame) -> StepResult:
+        if self._pending is not None:
+            self._apply_pending()
         if self._reset_requested.is_set():
             self._reset_requested.clear()
             self.classifier.reset()
@@ -246,7 +274,10 @@ class Pipeline:
         self._capture_done = threading.Event()
         self._display_rate = RateMeter()
         self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
-        self.message = ""
+        self.message = ""  # a state (reconnecting, display lost): shown until cleared
+        self._flash = ("", 0.0)  # a passing note (a key's effect): shown for a few seconds
+        self.show_help = False
+        self.on_key: Callable[[int], bool] | None = None  # extra keys (controls.Controls)
 
     # -- control -------------------------------------------------------------------
     def stop(self) -> None:
@@ -262,11 +293,29 @@ class Pipeline:
         self.log("stream reset")
 
     def handle_key(self, key: int) -> None:
-        """The window's keys: ``q``/Esc quit, ``r`` resets the stream."""
+        """The window's keys: ``q``/Esc quit, ``r`` resets, ``h`` help; others go to
+        :attr:`on_key` (model and thread switches)."""
         if key in QUIT_KEYS:
             self.stop()
         elif key == ord("r"):
             self.reset()
+            self.flash("stream reset")
+        elif key == ord("h"):
+            self.show_help = not self.show_help
+        elif self.on_key is not None:
+            self.on_key(key)
+
+    def flash(self, text: str, seconds: float = 4.0) -> None:
+        """Show ``text`` on the overlay for a few seconds (and log it)."""
+        self._flash = (text, time.monotonic() + seconds)
+        self.log(text)
+
+    @property
+    def current_message(self) -> str:
+        text, until = self._flash
+        if text and time.monotonic() < until:
+            return f"{self.message}  |  {text}" if self.message else text
+        return self.message
 
     # -- running -------------------------------------------------------------------
     def run(self) -> RunStats:
@@ -427,7 +476,9 @@ class Pipeline:
             model_fps=self.recognizer.model_rate.rate,
             infer_ms=self.recognizer.infer_ms_p50,
             prediction_age_s=age,
-            message=self.message,
+            message=self.current_message,
+            threads=self.recognizer.classifier.threads,
+            show_help=self.show_help,
         )
 
     def render(self, frame: Frame) -> np.ndarray:

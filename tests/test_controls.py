@@ -1,0 +1,174 @@
+"""Live controls: model and thread switches from keys and terminal commands."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from movinet_pi.cli import make_loader
+from movinet_pi.controls import COMMAND_HELP, Controls, read_commands
+from movinet_pi.overlay import status_line
+from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
+from movinet_pi.sources import Frame, Source
+
+
+class StillSource(Source):
+    """A source the tests never run: controls only need a pipeline to act on."""
+
+    name = "still"
+    live = True
+    fps = 30.0
+    frame_size = (172, 172)
+
+    def read(self) -> Frame | None:
+        return None
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _args(**extra: object) -> argparse.Namespace:
+    base = dict(model="a0", quant="int8", model_path=None, labels=None, threads=1,
+                offline=True, history=math.inf)
+    return argparse.Namespace(**{**base, **extra})
+
+
+@pytest.fixture
+def catalogue(monkeypatch: pytest.MonkeyPatch, shared: Path, tmp_path: Path) -> None:
+    monkeypatch.setenv("MOVINET_PI_MODELS", os.pathsep.join(
+        [str(shared / "models"), str(shared / "models" / "untrained"), str(shared / "labels")]))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _running(args: argparse.Namespace) -> tuple[Pipeline, Controls]:
+    load = make_loader(args)
+    classifier, title = load(None, args.threads)
+    recognizer = Recognizer(classifier, RunConfig(top_k=3, model_name=title))
+    pipeline = Pipeline(StillSource(), recognizer)
+    return pipeline, Controls(pipeline, load, max_threads=2)
+
+
+def _step(pipeline: Pipeline, i: int = 0) -> None:
+    rgb = np.full((172, 172, 3), 100, dtype=np.uint8)
+    pipeline.recognizer.process(Frame(rgb, i * 0.2, i))
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_key_2_switches_to_a1_off_the_display_path(catalogue: None) -> None:
+    pipeline, controls = _running(_args())
+    _step(pipeline, 0)
+    _step(pipeline, 1)
+    old = pipeline.recognizer.classifier
+    pipeline.handle_key(ord("2"))  # what the window's show() hands over
+    assert "loading A1" in pipeline.current_message
+    assert controls.loading is not None
+    controls.loading.join(timeout=60)
+    assert pipeline.recognizer.classifier is old  # swapped on the inference side only
+    _step(pipeline, 2)
+    new = pipeline.recognizer.classifier
+    assert new is not old and len(new.signature.states) == 67  # the A1 file
+    assert pipeline.recognizer.config.model_name == "MoViNet-A1 stream int8"
+    assert new.steps == 1  # a fresh stream
+    assert "MoViNet-A1" in pipeline.current_message
+
+
+def test_a_missing_model_keeps_the_old_one_and_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, shared: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MOVINET_PI_MODELS", os.pathsep.join(
+        [str(shared / "models"), str(shared / "labels")]))  # A0 only
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    pipeline, controls = _running(_args())
+    old = pipeline.recognizer.classifier
+    pipeline.handle_key(ord("3"))
+    assert controls.loading is not None
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    assert pipeline.recognizer.classifier is old
+    assert "movinet-pi download a2" in pipeline.current_message
+    assert "keeping the current model" in pipeline.current_message
+
+
+def test_plus_adds_an_interpreter_thread_the_runtime_really_runs(catalogue: None) -> None:
+    pipeline, controls = _running(_args(threads=1))
+    _step(pipeline)
+    before = _os_threads()
+    pipeline.handle_key(ord("+"))
+    assert controls.loading is not None
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    assert pipeline.recognizer.classifier.threads == 2
+    state = pipeline.overlay_state(Frame(np.zeros((8, 8, 3), np.uint8), 0.0, 0))
+    assert "2 threads" in status_line(state)
+    # XNNPACK starts one worker thread per interpreter thread beyond the first
+    assert _os_threads() - before == 1
+
+
+def test_threads_stay_within_the_machine(catalogue: None) -> None:
+    pipeline, controls = _running(_args(threads=1))
+    pipeline.handle_key(ord("-"))
+    assert controls.loading is None
+    assert "threads stay at 1 (1 to 2" in pipeline.current_message
+    controls.set_threads(3)
+    assert controls.loading is None
+
+
+def test_terminal_commands_reach_the_same_actions(catalogue: None) -> None:
+    pipeline, controls = _running(_args(threads=1))
+    assert controls.handle_command("help") == COMMAND_HELP
+    assert "unknown command 'dance'" in (controls.handle_command("dance") or "")
+    assert controls.handle_command("") is None
+    controls.handle_command("threads 2")
+    assert controls.loading is not None
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    assert pipeline.recognizer.classifier.threads == 2
+    controls.handle_command("a1")
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    assert len(pipeline.recognizer.classifier.signature.states) == 67
+
+
+def test_read_commands_stops_the_run_on_q() -> None:
+    class FakeControls:
+        def __init__(self) -> None:
+            self.pipeline = type("P", (), {"stopped": False})()
+            self.seen: list[str] = []
+
+        def handle_command(self, line: str) -> str | None:
+            self.seen.append(line.strip())
+            if line.strip() == "q":
+                self.pipeline.stopped = True
+            return "help text" if line.strip() == "help" else None
+
+    fake = FakeControls()
+    replies: list[str] = []
+    read_commands(fake, io.StringIO("help\nq\nnever read\n"), replies.append)  # type: ignore[arg-type]
+    assert fake.seen == ["help", "q"] and replies == ["help text"]
+
+
+def test_overlay_shows_threads_model_and_the_help_card(catalogue: None) -> None:
+    pipeline, _ = _running(_args(threads=1))
+    frame = Frame(np.full((480, 640, 3), 90, dtype=np.uint8), 0.0, 0)
+    state = pipeline.overlay_state(frame)
+    assert state.threads == 1 and state.model_name == "MoViNet-A0 stream int8"
+    plain = pipeline.render(frame)
+    pipeline.handle_key(ord("h"))
+    with_help = pipeline.render(frame)
+    centre = (slice(200, 280), slice(200, 440))
+    assert not np.array_equal(plain[centre], with_help[centre])
+    pipeline.handle_key(ord("h"))
+    assert np.array_equal(pipeline.render(frame)[centre], plain[centre])
