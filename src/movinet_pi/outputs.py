@@ -1,21 +1,36 @@
-"""Where results go besides the screen: JSON lines and a human log.
+"""Where results go besides the screen: JSON lines, a human log, events, MQTT.
 
 Every output is a :class:`Sink`: it gets each model step as a :class:`StepResult`
 and is closed once at the end (flushing what it holds). Sinks run on the
 inference thread, so they must be quick; anything slow belongs on a thread of
-its own.
+its own (as :class:`MqttSink` does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import secrets
+import socket
 import sys
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
-from typing import IO, Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+from movinet_pi import MovinetPiError
 from movinet_pi.classifier import Prediction
+from movinet_pi.events import EventFeed
+
+if TYPE_CHECKING:  # pragma: no cover
+    from paho.mqtt.client import Client as PahoClient
 
 
 @dataclass(frozen=True)
@@ -89,3 +104,514 @@ class HumanSink:
 
     def close(self) -> None:
         self.stream.flush()
+
+
+def _json_line(obj: Mapping[str, object]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class EventsSink:
+    """One JSON line per event change (``--events``): what was seen, from when to when.
+
+    Events follow the shown list (see :mod:`movinet_pi.events`): a ``start``
+    line when an action appears, an ``end`` line when it goes (with its
+    duration, peak and mean score), and in between an ``update`` line at most
+    once per ``update_interval_s`` of source time per event, not on every step:
+    five lines a second for each of three actions would bury the starts and
+    ends. ``close()`` ends the events still open, so every ``start`` gets its
+    ``end``. Lines look like::
+
+        {"type":"start","id":1,"label":"juggling balls","start":0.4,"end":null,
+         "duration":0.0,"score":0.61,"peak":0.61,"mean":0.61,"steps":1}
+    """
+
+    def __init__(self, stream: IO[str] | None = None, *, update_interval_s: float = 1.0) -> None:
+        self.stream = stream or sys.stdout
+        self.feed = EventFeed(update_interval_s)
+
+    def on_step(self, result: StepResult) -> None:
+        changes = self.feed.update(result.t, result.top)
+        if changes:
+            self.stream.write("".join(_json_line(c.to_json()) + "\n" for c in changes))
+            self.stream.flush()
+
+    def close(self) -> None:
+        changes = self.feed.finish()
+        if changes:
+            self.stream.write("".join(_json_line(c.to_json()) + "\n" for c in changes))
+        self.stream.flush()
+
+
+# -- MQTT ---------------------------------------------------------------------------------
+MQTT_PASSWORD_ENV = "MOVINET_PI_MQTT_PASSWORD"
+MQTT_PASSWORD_FILE_ENV = "MOVINET_PI_MQTT_PASSWORD_FILE"
+DEFAULT_MQTT_PREFIX = "movinet-pi"
+MQTT_INSTALL_HINT = "install the mqtt extra: pip install 'movinet-pi[mqtt]'"
+_MQTT_EXAMPLE = "e.g. mqtt://broker.local/movinet-pi or mqtt://user@broker.local:1883/home/cam1"
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """Where to publish: a broker and a topic prefix (from ``--mqtt URL``)."""
+
+    host: str
+    port: int = 1883
+    prefix: str = DEFAULT_MQTT_PREFIX
+    username: str | None = None
+    tls: bool = False
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.prefix}/events"
+
+    @property
+    def state_topic(self) -> str:
+        return f"{self.prefix}/state"
+
+    @property
+    def availability_topic(self) -> str:
+        return f"{self.prefix}/availability"
+
+    @property
+    def url(self) -> str:
+        """The target as a URL (never with a password: there is none to show)."""
+        user = f"{self.username}@" if self.username else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{host}:{self.port}/{self.prefix}"
+
+
+def parse_mqtt_url(text: str) -> MqttTarget:
+    """``mqtt[s]://[user@]host[:port][/prefix]`` -> :class:`MqttTarget`.
+
+    The port defaults to 1883 (8883 for ``mqtts``), the prefix to
+    ``movinet-pi``. A password in the URL is refused (it would sit in the shell
+    history, ``ps`` and a unit file): it comes from ``$MOVINET_PI_MQTT_PASSWORD``
+    or the file named by ``$MOVINET_PI_MQTT_PASSWORD_FILE``. Errors are one
+    line; none of them repeats a URL that may hold a password.
+    """
+    text = text.strip()
+    scheme, sep, _ = text.partition("://")
+    if not sep or scheme.lower() not in ("mqtt", "mqtts"):
+        raise MovinetPiError(f"an MQTT URL starts with mqtt:// or mqtts:// ({_MQTT_EXAMPLE})")
+    rest = text.split("://", 1)[1]
+    userinfo = rest.split("@", 1)[0] if "@" in rest else ""
+    # (looked for before urlsplit: a password may hold '#', '?' or anything else)
+    if ":" in userinfo and "/" not in userinfo:
+        raise MovinetPiError(f"don't put the MQTT password in the URL: set ${MQTT_PASSWORD_ENV} "
+                             f"or ${MQTT_PASSWORD_FILE_ENV} (a file holding it) instead")
+    if "#" in rest or "+" in rest.split("@")[-1]:
+        raise MovinetPiError("'+' and '#' are MQTT wildcards: the topic prefix we publish "
+                             f"under cannot hold them ({_MQTT_EXAMPLE})")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise MovinetPiError(f"bad port in the MQTT URL: want a number 1-65535 "
+                             f"({_MQTT_EXAMPLE})") from None
+    if parts.password is not None:  # pragma: no cover - caught above
+        raise MovinetPiError(f"don't put the MQTT password in the URL: set ${MQTT_PASSWORD_ENV} "
+                             f"or ${MQTT_PASSWORD_FILE_ENV} (a file holding it) instead")
+    if parts.query or text.endswith("?"):
+        raise MovinetPiError(f"an MQTT URL takes no ?query ({_MQTT_EXAMPLE})")
+    host = parts.hostname or ""
+    if not host:
+        raise MovinetPiError(f"no broker host in the MQTT URL {text!r} ({_MQTT_EXAMPLE})")
+    if port is not None and not 1 <= port <= 65535:
+        raise MovinetPiError(f"bad port {port} in the MQTT URL: want 1-65535")
+    username = None
+    if parts.username is not None:
+        username = unquote(parts.username)
+        if not username:
+            raise MovinetPiError(f"empty user name in the MQTT URL {text!r} "
+                                 "(write mqtt://USER@host/prefix, or no @)")
+    tls = scheme.lower() == "mqtts"
+    prefix = unquote(parts.path).strip("/") or DEFAULT_MQTT_PREFIX
+    problem = _topic_prefix_problem(prefix)
+    if problem:
+        raise MovinetPiError(f"bad topic prefix {prefix!r} in the MQTT URL: {problem}")
+    return MqttTarget(host=host, port=port or (8883 if tls else 1883), prefix=prefix,
+                      username=username, tls=tls)
+
+
+def _topic_prefix_problem(prefix: str) -> str | None:
+    if "+" in prefix or "#" in prefix:
+        return "'+' and '#' are wildcards, not allowed in a topic we publish to"
+    if "//" in prefix:
+        return "empty topic level ('//')"
+    if prefix.startswith("$"):
+        return "topics starting with '$' are the broker's own"
+    if "\0" in prefix or any(ch in prefix for ch in "\r\n"):
+        return "control characters"
+    if len(prefix.encode("utf-8")) > 1000:
+        return "too long"
+    return None
+
+
+def mqtt_password(env: Mapping[str, str] | None = None) -> str | None:
+    """The broker password from ``$MOVINET_PI_MQTT_PASSWORD`` or the file named by
+    ``$MOVINET_PI_MQTT_PASSWORD_FILE`` (its first line), or None. Never from a flag:
+    flags show in ``ps`` and shell history. A file suits a service: ``chmod 600``."""
+    env = os.environ if env is None else env
+    value = env.get(MQTT_PASSWORD_ENV)
+    file_name = env.get(MQTT_PASSWORD_FILE_ENV)
+    if value and file_name:
+        raise MovinetPiError(f"set ${MQTT_PASSWORD_ENV} or ${MQTT_PASSWORD_FILE_ENV}, not both")
+    if value:
+        return value
+    if not file_name:
+        return None
+    try:
+        text = Path(file_name).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise MovinetPiError(f"cannot read the MQTT password file {file_name} "
+                             f"(${MQTT_PASSWORD_FILE_ENV}): {reason}") from None
+    lines = text.splitlines()
+    password = lines[0] if lines else ""
+    if not password:
+        raise MovinetPiError(f"the MQTT password file {file_name} "
+                             f"(${MQTT_PASSWORD_FILE_ENV}) is empty")
+    return password
+
+
+def _import_paho() -> Any:
+    """paho.mqtt.client, or a one-line error saying how to install it."""
+    try:
+        import paho.mqtt
+        import paho.mqtt.client as mqtt_client
+    except ImportError:
+        raise MovinetPiError(f"--mqtt needs paho-mqtt: {MQTT_INSTALL_HINT}") from None
+    version = getattr(paho.mqtt, "__version__", "0")
+    major = re.match(r"\d+", version)
+    if major is None or int(major.group()) < 2:
+        raise MovinetPiError(f"--mqtt needs paho-mqtt 2 or newer, found {version}: "
+                             f"{MQTT_INSTALL_HINT} (or pip install -U paho-mqtt)")
+    return mqtt_client
+
+
+def mqtt_client_id() -> str:
+    """Unique per run (two runs with one id would throw each other off the broker),
+    and readable in the broker's log: ``movinet-pi-<host>-<random>``."""
+    host = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:20] or "host"
+    return f"movinet-pi-{host}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class _Message:
+    topic: str
+    payload: Mapping[str, object] | str
+    retain: bool = False
+
+
+class MqttSink:
+    """Publishes events and the current top-k to an MQTT broker (``--mqtt URL``).
+
+    Topics, under the URL's prefix (default ``movinet-pi``):
+
+    * ``<prefix>/events``: one JSON message per event change, as ``--events``
+      prints them (start and end always, update at most once per
+      ``update_interval_s`` of source time), plus ``"time"`` (Unix seconds);
+      QoS 1, not retained;
+    * ``<prefix>/state``: what is shown now, as ``--json`` prints it plus
+      ``"time"``; retained, so a new subscriber sees it at once. Sent when the
+      shown labels change, else at most once per ``state_interval_s``; on a
+      clean close an empty ``"top"``;
+    * ``<prefix>/availability``: ``online`` (retained) on every connect;
+      ``offline`` (retained) on a clean close, and as the last will, which the
+      broker sends when it loses the client without a goodbye.
+
+    The pipeline must never wait for the network. ``on_step`` only appends to a
+    bounded queue (``queue_size`` events; when full the oldest is dropped and
+    counted in ``dropped``; the state is one slot, newest wins) and a thread of
+    our own hands them to paho while connected, at most ``window`` (50) not yet
+    acknowledged by the broker at a time. So paho holds a few dozen messages at
+    most, even when a link dies silently and paho only notices at the keepalive;
+    its queue is also capped (``max_queued_messages_set(queue_size)``) as a
+    backstop. Nothing grows without bound while the broker is away.
+
+    The broker may be down at start or go away later: paho's network thread
+    connects in the background and reconnects with backoff (``reconnect_min_s``
+    doubling up to ``reconnect_max_s``); ``log`` gets one line when the broker
+    cannot be reached or is lost and one when it is (back) connected, never a
+    line per retry. After a reconnect ``online`` and the newest state are sent
+    again (a restarted broker may have lost its retained messages), then the
+    events kept meanwhile.
+    """
+
+    def __init__(
+        self,
+        target: MqttTarget,
+        *,
+        password: str | None = None,
+        log: Callable[[str], None] | None = None,
+        update_interval_s: float = 1.0,
+        state_interval_s: float = 1.0,
+        queue_size: int = 1000,
+        keepalive: int = 30,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 30.0,
+        close_timeout_s: float = 3.0,
+        client_id: str | None = None,
+    ) -> None:
+        mqtt = _import_paho()
+        if password is not None and target.username is None:
+            raise MovinetPiError("an MQTT password is set but the URL names no user: "
+                                 "write mqtt://USER@host/prefix")
+        if queue_size < 1:
+            raise ValueError("queue_size must be 1 or more")
+        self.target = target
+        self.log = log or _stderr_log
+        self.feed = EventFeed(update_interval_s)
+        self.state_interval_s = state_interval_s
+        self.queue_size = queue_size
+        #: At most this many messages in paho's hands, unacknowledged: when the link
+        #: dies silently (Wi-Fi gone, no FIN) paho notices only at the keepalive, and
+        #: until then the rest wait in our queue, where the oldest are dropped first.
+        self.window = min(queue_size, 50)
+        self.close_timeout_s = close_timeout_s
+        self.client_id = client_id or mqtt_client_id()
+        #: Events dropped because the queue was full (oldest first) or paho's was.
+        self.dropped = 0
+        #: Messages handed to paho while connected.
+        self.published = 0
+
+        self._cond = threading.Condition()
+        self._queue: deque[_Message] = deque(maxlen=queue_size)
+        self._state_pending: _Message | None = None
+        self._state_latest: _Message | None = None
+        self._state_labels: tuple[str, ...] | None = None
+        self._state_t = 0.0
+        self._unacked = 0  # handed to paho, not yet acknowledged by the broker
+        self._connected = False
+        self._announce = False  # send "online" + the newest state on the next round
+        self._stopping = False
+        self._closed = False
+        self._complained = False  # said "cannot reach" / "lost" since the last connect
+        self._ever_connected = False
+
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        client: PahoClient = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.client_id,
+            protocol=mqtt.MQTTv311, clean_session=True,
+        )
+        self.client = client
+        if target.username is not None:
+            client.username_pw_set(target.username, password)
+        if target.tls:
+            client.tls_set()
+        client.will_set(target.availability_topic, "offline", qos=1, retain=True)
+        client.max_queued_messages_set(queue_size)
+        client.reconnect_delay_set(min_delay=reconnect_min_s,  # type: ignore[arg-type]
+                                   max_delay=reconnect_max_s)  # type: ignore[arg-type]
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_publish = self._on_publish
+        # No network here: paho's thread resolves and connects, so a broker that
+        # is down (or a name that doesn't resolve yet at boot) never stops the start.
+        client.connect_async(target.host, target.port, keepalive)
+        self._worker = threading.Thread(target=self._publish_loop, name="mqtt-publish",
+                                        daemon=True)
+        self._worker.start()
+        client.loop_start()
+
+    @classmethod
+    def from_url(cls, url: str, *, env: Mapping[str, str] | None = None,
+                 **options: Any) -> MqttSink:
+        """Parse ``url``, take the password from the environment, connect in the background."""
+        target = parse_mqtt_url(url)
+        return cls(target, password=mqtt_password(env), **options)
+
+    # -- the pipeline's side: quick, no network --------------------------------------------
+    def on_step(self, result: StepResult) -> None:
+        now = round(time.time(), 3)
+        events = [
+            _Message(self.target.events_topic, {**c.to_json(), "time": now})
+            for c in self.feed.update(result.t, result.top)
+        ]
+        state = None
+        labels = tuple(p.label for p in result.top)
+        t = result.t
+        if (labels != self._state_labels or t < self._state_t
+                or t >= self._state_t + self.state_interval_s - EventFeed.TOLERANCE_S):
+            self._state_labels, self._state_t = labels, t
+            state = _Message(self.target.state_topic, {**result.to_json(), "time": now},
+                             retain=True)
+        if events or state:
+            self._enqueue(events, state)
+
+    def close(self) -> None:
+        """End open events, send what is queued (if connected, for up to
+        ``close_timeout_s``), say ``offline`` and disconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        now = round(time.time(), 3)
+        ends = [_Message(self.target.events_topic, {**c.to_json(), "time": now})
+                for c in self.feed.finish()]
+        idle = _Message(self.target.state_topic, {"t": self._state_t, "top": [], "time": now},
+                        retain=True)
+        self._enqueue(ends, idle)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._worker.join(self.close_timeout_s)
+        with self._cond:
+            connected, left = self._connected, len(self._queue)
+        if connected:
+            info = self.client.publish(self.target.availability_topic, "offline", qos=1,
+                                       retain=True)
+            # (lost the broker meanwhile: then the last will says offline instead)
+            with contextlib.suppress(ValueError, RuntimeError):
+                info.wait_for_publish(self.close_timeout_s)
+        if left or self.dropped:
+            where = "" if connected else f" (broker {self._where} not connected at exit)"
+            self.log(f"mqtt: {left + self.dropped} event messages were not sent{where}; "
+                     f"up to {self.queue_size} are kept while the broker is away")
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the broker has acknowledged everything queued (so, while
+        connected); False if ``timeout`` ran out first. Not for the pipeline's
+        thread: for tests and for callers that can afford to wait."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._has_work() and self._unacked <= 0, timeout)
+
+    @property
+    def connected(self) -> bool:
+        with self._cond:
+            return self._connected
+
+    @property
+    def queued(self) -> int:
+        """Event messages waiting in our queue (at most ``queue_size``)."""
+        with self._cond:
+            return len(self._queue)
+
+    # -- internals ----------------------------------------------------------------------------
+    @property
+    def _where(self) -> str:
+        return f"{self.target.host}:{self.target.port}"
+
+    def _enqueue(self, events: list[_Message], state: _Message | None) -> None:
+        with self._cond:
+            for message in events:
+                if len(self._queue) == self.queue_size:
+                    self.dropped += 1  # the deque's maxlen drops the oldest
+                self._queue.append(message)
+            if state is not None:
+                self._state_pending = self._state_latest = state
+            self._cond.notify_all()
+
+    def _has_work(self) -> bool:
+        return bool(self._announce or self._queue or self._state_pending)
+
+    def _ready(self) -> bool:
+        """The publisher's wake-up condition (called with the lock held)."""
+        if not self._connected:
+            return self._stopping
+        if self._has_work():
+            return self._unacked < self.window
+        return self._stopping
+
+    def _publish_loop(self) -> None:
+        """Our publisher thread: hands messages to paho while connected, at most
+        ``window`` unacknowledged at a time; the rest wait in our bounded queue."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(self._ready)
+                if not self._connected or not self._has_work():
+                    return  # stopping (close() tells what was not sent)
+                room = self.window - self._unacked
+                batch: list[_Message] = []
+                if self._announce:
+                    self._announce = False
+                    batch.append(_Message(self.target.availability_topic, "online", True))
+                    if self._state_latest is not None and self._state_pending is None:
+                        batch.append(self._state_latest)
+                while self._queue and len(batch) < room:
+                    batch.append(self._queue.popleft())
+                if self._state_pending is not None and len(batch) < room:
+                    batch.append(self._state_pending)
+                    self._state_pending = None
+                self._unacked += len(batch)
+                self._cond.notify_all()  # for flush()
+            for message in batch:
+                self._publish(message)
+
+    def _publish(self, message: _Message) -> None:
+        payload = message.payload if isinstance(message.payload, str) else _json_line(
+            message.payload)
+        try:
+            info = self.client.publish(message.topic, payload, qos=1, retain=message.retain)
+            failed = info.rc == self._rc_queue_size
+        except (ValueError, OSError) as e:  # pragma: no cover - a topic we checked, a bug
+            self.log(f"mqtt: cannot publish to {message.topic}: {e}")
+            failed = True
+        with self._cond:
+            # NO_CONN (lost the broker just now) still keeps a QoS 1 message in paho,
+            # sent on reconnect; QUEUE_SIZE means paho's capped queue is full.
+            if failed:
+                self.dropped += 1
+                self._unacked -= 1
+                self._cond.notify_all()
+            else:
+                self.published += 1
+
+    @property
+    def _rc_queue_size(self) -> int:
+        from paho.mqtt.enums import MQTTErrorCode
+
+        return int(MQTTErrorCode.MQTT_ERR_QUEUE_SIZE)
+
+    # paho callbacks: on paho's network thread
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any,
+                    properties: Any) -> None:
+        with self._cond:
+            self._unacked -= 1
+            self._cond.notify_all()
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any,
+                    properties: Any) -> None:
+        if reason_code.is_failure:
+            if not self._complained:
+                self._complained = True
+                self.log(f"mqtt: broker {self._where} refused the connection: {reason_code}; "
+                         "retrying in the background")
+            return
+        with self._cond:
+            self._connected = True
+            self._announce = True
+            self._cond.notify_all()
+        if self._complained or not self._ever_connected:
+            self.log(f"mqtt: connected to {self.target.url}"
+                     + (" again" if self._ever_connected else ""))
+        self._complained = False
+        self._ever_connected = True
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any,
+                       properties: Any) -> None:
+        with self._cond:
+            self._connected = False
+            stopping = self._stopping
+            self._cond.notify_all()
+        if not stopping and not self._complained:
+            self._complained = True
+            why = "" if str(reason_code) == "Unspecified error" else f" ({reason_code})"
+            self.log(f"mqtt: lost the broker {self._where}{why}; reconnecting in "
+                     f"the background, keeping up to {self.queue_size} events")
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        with self._cond:
+            stopping = self._stopping
+        if not stopping and not self._complained:
+            self._complained = True
+            self.log(f"mqtt: cannot reach the broker {self._where}; retrying in the "
+                     f"background, keeping up to {self.queue_size} events")
+
+
+def _stderr_log(message: str) -> None:
+    print(f"movinet-pi: {message}", file=sys.stderr, flush=True)
