@@ -148,8 +148,8 @@ def _display_comment(mode: str) -> list[str]:
     if mode == "auto":
         return [
             "# --display auto: a service has no $DISPLAY; the window goes to the Pi's desktop",
-            "# when one is running, else the run is headless. Say which: --display drm (the",
-            "# screen without a desktop) or --headless.",
+            "# when one is running, else to the camera's DRM preview on HDMI, else nowhere.",
+            "# Say which: --display drm (the screen without a desktop) or --headless.",
         ]
     return []
 
