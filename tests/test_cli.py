@@ -267,3 +267,24 @@ def test_display_auto_falls_back_to_headless_when_drm_is_taken(
             open_display(argparse.Namespace(headless=False, display="drm"), source)
     finally:
         source.close()
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    ("model", "words"),
+    [
+        ("image_classifier.tflite", "no state tensors: an image or clip classifier, not a "
+                                    "streaming model"),
+        ("bad_image_shape.tflite", "image input has shape [1, 2, 64, 64, 3], expected "
+                                   "[1, 1, H, W, 3]"),
+    ],
+)
+def test_models_that_are_not_streaming_are_refused_before_the_camera_opens(
+    model: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --source names a camera that does not exist: the model must be refused first.
+    assert main(["--model-path", str(DATA / model), "--source", "7", "--headless"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "camera" not in err and len(err.splitlines()) == 1

@@ -144,6 +144,11 @@ def read_signature(interpreter: Any) -> ModelSignature:
     inputs = runner.get_input_details()
     outputs = runner.get_output_details()
 
+    if len(inputs) == 1:
+        raise MovinetPiError(
+            "model has a single input and no state tensors: an image or clip classifier, "
+            "not a streaming model (use a MoViNet *-stream-* .tflite)"
+        )
     image_name = _pick_image_input(inputs)
     image = inputs[image_name]
     shape = _shape(image)

@@ -9,6 +9,8 @@ configuration) or 1 (failures at run time); ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import math
 import os
 import signal
@@ -506,6 +508,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `movinet-pi --json | head`: the reader has gone, so do we
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+        return 0
+    except OSError as e:
+        if args.debug:
+            traceback.print_exc()
+        if e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES):
+            err(f"error: cannot write: {e.strerror} ({e.filename or 'output'}): "
+                "free some space or choose another place")
+            return 1
+        err(f"unexpected error: {type(e).__name__}: {e} (run with --debug for details)")
+        return 1
     except Exception as e:  # a bug or an unforeseen failure: still one line by default
         if args.debug:
             traceback.print_exc()

@@ -272,6 +272,7 @@ class Pipeline:
         self._newest: Mailbox[Frame] = Mailbox()
         self._due: Mailbox[Frame] = Mailbox()
         self._capture_done = threading.Event()
+        self._failure: BaseException | None = None
         self._display_rate = RateMeter()
         self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
         self.message = ""  # a state (reconnecting, display lost): shown until cleared
@@ -362,6 +363,8 @@ class Pipeline:
             capture.join(timeout=2.0)
             inference.join(timeout=2.0)
             self.stats.steps_skipped = self._due.dropped
+        if self._failure is not None:
+            raise self._failure
 
     def _read_live(self) -> Frame | None:
         """Read from the source; on a lost live source, reconnect with backoff."""
@@ -387,36 +390,46 @@ class Pipeline:
         return None
 
     def _capture_loop(self) -> None:
-        clock_start: float | None = None
         try:
-            while not self._stop.is_set():
-                frame = self._read_live()
-                if frame is None:
-                    break
-                self.stats.frames_read += 1
-                if self.config.realtime and not self.source.live:
-                    # Pace a file to its own timestamps so it plays at real speed.
-                    now = time.monotonic()
-                    if clock_start is None:
-                        clock_start = now - frame.timestamp
-                    wait = clock_start + frame.timestamp - now
-                    if wait > 0 and self._stop.wait(wait):
-                        break
-                if self.sampler.is_due(frame.timestamp):
-                    self._due.put(frame)
-                self._newest.put(frame)
+            self._capture_frames()
+        except BaseException as error:  # surfaces from run(), on the main thread
+            self._failure = self._failure or error
+            self._stop.set()
         finally:
             self._capture_done.set()
             self._newest.put(None)  # type: ignore[arg-type]  # wake the display
 
-    def _inference_loop(self) -> None:
+    def _capture_frames(self) -> None:
+        clock_start: float | None = None
         while not self._stop.is_set():
-            frame = self._due.get(timeout=0.5)
+            frame = self._read_live()
             if frame is None:
-                if self._capture_done.is_set() and self._due.peek() is None:
+                break
+            self.stats.frames_read += 1
+            if self.config.realtime and not self.source.live:
+                # Pace a file to its own timestamps so it plays at real speed.
+                now = time.monotonic()
+                if clock_start is None:
+                    clock_start = now - frame.timestamp
+                wait = clock_start + frame.timestamp - now
+                if wait > 0 and self._stop.wait(wait):
                     break
-                continue
-            self._step(frame)
+            if self.sampler.is_due(frame.timestamp):
+                self._due.put(frame)
+            self._newest.put(frame)
+
+    def _inference_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self._due.get(timeout=0.5)
+                if frame is None:
+                    if self._capture_done.is_set() and self._due.peek() is None:
+                        break
+                    continue
+                self._step(frame)
+        except BaseException as error:  # surfaces from run(), on the main thread
+            self._failure = error
+            self._stop.set()
 
     def _display_loop(self) -> None:
         while not self._stop.is_set():

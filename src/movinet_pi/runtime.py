@@ -116,6 +116,86 @@ def quiet_native_stderr(enabled: bool = True):
         os.close(saved)
 
 
+class _Truncated(Exception):
+    pass
+
+
+def _flatbuffer_reaches(data: bytes) -> None:
+    """Walk a TFLite flatbuffer's model table and every buffer it names; raise
+    :class:`_Truncated` if anything points past the end of the file.
+
+    Old runtimes (tflite-runtime 2.14) do not verify a model before using it and
+    crash the process on a truncated file, so we check the parts a cut file
+    loses: the buffers (weights), which the converter writes last.
+    """
+    size = len(data)
+
+    def u32(pos: int) -> int:
+        if pos < 0 or pos + 4 > size:
+            raise _Truncated
+        return int.from_bytes(data[pos : pos + 4], "little")
+
+    def field(table: int, index: int) -> int | None:
+        vtable = table - int.from_bytes(data[table : table + 4], "little", signed=True)
+        if vtable < 0 or vtable + 4 > size:
+            raise _Truncated
+        vt_size = int.from_bytes(data[vtable : vtable + 2], "little")
+        slot = 4 + 2 * index
+        if slot + 2 > vt_size:
+            return None
+        offset = int.from_bytes(data[vtable + slot : vtable + slot + 2], "little")
+        return table + offset if offset else None
+
+    def target(pos: int) -> int:
+        return pos + u32(pos)
+
+    def vector(table: int, index: int, elem_size: int) -> tuple[int, int]:
+        pos = field(table, index)
+        if pos is None:
+            return 0, 0
+        start = target(pos)
+        length = u32(start)
+        if start + 4 + length * elem_size > size:
+            raise _Truncated
+        return start + 4, length
+
+    model = u32(0)
+    u32(model)
+    for index in (1, 2, 7):  # operator codes, subgraphs, signatures: tables
+        first, count = vector(model, index, 4)
+        for i in range(count):
+            u32(target(first + 4 * i))
+    first, count = vector(model, 4, 4)  # buffers
+    for i in range(count):
+        buffer = target(first + 4 * i)
+        u32(buffer)
+        vector(buffer, 0, 1)  # the data, inline
+        offset_pos, size_pos = field(buffer, 1), field(buffer, 2)
+        if offset_pos is not None and size_pos is not None:  # data after the flatbuffer
+            offset = int.from_bytes(data[offset_pos : offset_pos + 8], "little")
+            length = int.from_bytes(data[size_pos : size_pos + 8], "little")
+            if offset + length > size:
+                raise _Truncated
+
+
+def check_model_file(path: Path) -> None:
+    """Refuse, with a one-line message, what is not a whole TFLite model file."""
+    if not path.is_file():
+        raise MovinetPiError(f"model file not found: {path}")
+    data = path.read_bytes()
+    if not data:
+        raise MovinetPiError(f"model file is empty: {path} (download it again)")
+    # A TFLite flatbuffer carries the identifier "TFL3" at byte 4.
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise MovinetPiError(f"not a TFLite model: {path} (expected a .tflite flatbuffer)")
+    try:
+        _flatbuffer_reaches(data)
+    except _Truncated:
+        raise MovinetPiError(
+            f"model file is truncated: {path} ({len(data):,} bytes; download it again)"
+        ) from None
+
+
 def load_interpreter(
     model_path: str | Path, threads: int | None = None, runtime: Runtime | None = None
 ) -> tuple[Any, Runtime]:
@@ -125,16 +205,7 @@ def load_interpreter(
     missing, empty or not a TFLite flatbuffer.
     """
     path = Path(model_path)
-    if not path.is_file():
-        raise MovinetPiError(f"model file not found: {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise MovinetPiError(f"model file is empty: {path} (download it again)")
-    with path.open("rb") as f:
-        head = f.read(8)
-    # A TFLite flatbuffer carries the identifier "TFL3" at byte 4.
-    if len(head) < 8 or head[4:8] != b"TFL3":
-        raise MovinetPiError(f"not a TFLite model: {path} (expected a .tflite flatbuffer)")
+    check_model_file(path)
     runtime = runtime or find_runtime()
     threads = threads or default_threads()
     try:
