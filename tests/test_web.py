@@ -1,0 +1,438 @@
+"""The browser view: JSON endpoints, the MJPEG stream, the token, many viewers, a real browser.
+
+Every server here listens on 127.0.0.1 on a port the system picks (``port=0``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pytest
+
+from movinet_pi import MovinetPiError, web
+from movinet_pi.classifier import Prediction
+from movinet_pi.outputs import FrameSink, StepResult
+from movinet_pi.overlay import BAR_COLOUR, OverlayState, draw_overlay
+from movinet_pi.web import WebSink, parse_web_address
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "build" / "web.png"
+ARM = [Prediction("arm wrestling", 0.97, 5), Prediction("shaking hands", 0.02, 430)]
+
+
+@pytest.fixture
+def logs() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def sink(logs: list[str]) -> Iterator[WebSink]:
+    s = WebSink("127.0.0.1", 0, model_name="MoViNet-A0 test", max_fps=None, log=logs.append)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    """(status, content type, body), for any status."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read()
+
+
+def get_json(url: str) -> dict[str, object]:
+    status, ctype, body = get(url)
+    assert status == 200 and ctype == "application/json"
+    return json.loads(body)
+
+
+def step(t: float, top: list[Prediction], n: int = 0) -> StepResult:
+    return StepResult(t, round(t * 30), n, top, 2.5)
+
+
+class MjpegReader:
+    """A viewer of /stream.mjpg that parses the multipart stream into JPEG parts."""
+
+    def __init__(self, port: int, path: str = "/stream.mjpg",
+                 headers: dict[str, str] | None = None) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.conn.request("GET", path, headers=headers or {})
+        self.response = self.conn.getresponse()
+        ctype = self.response.getheader("Content-Type", "")
+        match = re.search(r"boundary=(\S+)", ctype)
+        self.boundary = match.group(1).encode() if match else b""
+        self.content_type = ctype
+
+    def next_part(self) -> tuple[dict[str, str], bytes]:
+        fp = self.response.fp
+        line = fp.readline()
+        while line.strip() == b"":
+            line = fp.readline()
+        assert line.strip() == b"--" + self.boundary, line
+        headers = {}
+        while True:
+            line = fp.readline().strip()
+            if not line:
+                break
+            key, _, value = line.decode().partition(":")
+            headers[key.strip().lower()] = value.strip()
+        body = fp.read(int(headers["content-length"]))
+        return headers, body
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Feeder:
+    """Calls ``on_frame`` from its own thread (as the display thread does) until stopped."""
+
+    def __init__(self, sink: WebSink, frames: list[np.ndarray], interval: float = 0.02) -> None:
+        self.sink, self.frames, self.interval = sink, frames, interval
+        self.calls = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        buffer = np.empty_like(self.frames[0])  # one reused buffer, like the pipeline's
+        while not self._stop.is_set():
+            buffer[...] = self.frames[self.calls % len(self.frames)]
+            self.sink.on_frame(buffer, self.calls / 30)
+            self.calls += 1
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=10)
+
+
+def colour_frame(bgr: tuple[int, int, int], w: int = 320, h: int = 240) -> np.ndarray:
+    return np.full((h, w, 3), bgr, np.uint8)
+
+
+# -- addresses ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("text", "expected"), [
+    ("8080", ("127.0.0.1", 8080)),
+    (":9000", ("127.0.0.1", 9000)),
+    ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+    ("raspberrypi.local:80", ("raspberrypi.local", 80)),
+    ("[::1]:8081", ("::1", 8081)),
+    (" 0 ", ("127.0.0.1", 0)),
+])
+def test_parse_web_address(text: str, expected: tuple[str, int]) -> None:
+    assert parse_web_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "web", "8080:", "host:", "70000", "-1", "1.5",
+                                  "::1:8080", "[::1]8080", "[::1", "a/b:80", "user@host:80"])
+def test_bad_web_addresses_are_one_line_errors(text: str) -> None:
+    with pytest.raises(MovinetPiError) as e:
+        parse_web_address(text)
+    assert str(e.value).startswith("--web") and "\n" not in str(e.value)
+
+
+def test_port_in_use_is_one_line_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MovinetPiError, match=rf"port {port} is already in use"):
+            WebSink("127.0.0.1", port, log=lambda m: None)
+
+
+def test_an_address_not_of_this_machine_is_one_line_error() -> None:
+    with pytest.raises(MovinetPiError, match=r"192\.0\.2\.1 is not an address of this machine"):
+        WebSink("192.0.2.1", 0, log=lambda m: None)  # TEST-NET-1: never local
+
+
+def test_ipv6_loopback() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    try:
+        s = WebSink("::1", 0, log=lambda m: None)
+    except MovinetPiError as e:
+        pytest.skip(f"no IPv6 loopback here: {e}")
+    try:
+        assert s.url == f"http://[::1]:{s.port}/"
+        assert get(s.url + "healthz")[0] == 200
+    finally:
+        s.close()
+
+
+def test_every_interface_without_a_token_warns(logs: list[str]) -> None:
+    s = WebSink("0.0.0.0", 0, log=logs.append)
+    s.close()
+    assert any("without --web-token" in line for line in logs)
+    quiet: list[str] = []
+    WebSink("0.0.0.0", 0, token="t", log=quiet.append).close()
+    WebSink("127.0.0.1", 0, log=quiet.append).close()
+    assert not any("without --web-token" in line for line in quiet)
+
+
+# -- endpoints ---------------------------------------------------------------------------------
+def test_state_follows_steps_and_events(sink: WebSink) -> None:
+    assert isinstance(sink, FrameSink)
+    base = sink.url
+    state = get_json(base + "api/state")
+    assert state["latest"] is None and state["events"] == [] and state["model"] == "MoViNet-A0 test"
+
+    sink.on_step(step(1.0, ARM, 5))
+    sink.on_step(step(1.2, ARM[:1], 6))  # "shaking hands" leaves the shown list
+    state = get_json(base + "api/state")
+    latest = state["latest"]
+    assert isinstance(latest, dict)
+    assert latest["step"] == 6 and [p["label"] for p in latest["top"]] == ["arm wrestling"]
+    events = state["events"]
+    assert isinstance(events, list)
+    by_label = {e["label"]: e for e in events}
+    assert by_label["shaking hands"]["type"] == "end"
+    assert by_label["arm wrestling"]["type"] == "update"
+    assert by_label["arm wrestling"]["start"] == 1.0
+    assert set(state["fps"]) >= {"model", "display"}  # type: ignore[arg-type]
+    assert isinstance(state["last_step_age_s"], float)
+
+
+def test_healthz(sink: WebSink) -> None:
+    health = get_json(sink.url + "healthz")
+    assert health["status"] == "ok" and health["last_step_age_s"] is None
+    assert isinstance(health["uptime_s"], float) and health["uptime_s"] >= 0
+    sink.on_step(step(0.0, ARM))
+    health = get_json(sink.url + "healthz")
+    assert isinstance(health["last_step_age_s"], float) and health["last_step_age_s"] >= 0
+
+
+def test_page_is_self_contained(sink: WebSink) -> None:
+    status, ctype, body = get(sink.url)
+    page = body.decode()
+    assert status == 200 and ctype.startswith("text/html")
+    assert "stream.mjpg" in page and "api/state" in page
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from elsewhere
+    assert get(sink.url + "nope")[0] == 404
+
+
+def test_mjpeg_stream_sends_jpeg_parts_of_the_picture(sink: WebSink) -> None:
+    red, blue = colour_frame((0, 0, 255)), colour_frame((255, 0, 0))
+    viewer = MjpegReader(sink.port)
+    feeder = Feeder(sink, [red, blue])
+    try:
+        assert viewer.response.status == 200
+        assert viewer.content_type.startswith("multipart/x-mixed-replace")
+        colours = set()
+        for _ in range(6):
+            headers, body = viewer.next_part()
+            assert headers["content-type"] == "image/jpeg" and body[:3] == b"\xff\xd8\xff"
+            image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+            assert image.shape == (240, 320, 3)
+            colours.add("red" if image[..., 2].mean() > 200 else "blue")
+        assert colours == {"red", "blue"}  # frames go on changing, not one picture repeated
+    finally:
+        viewer.close()
+        feeder.stop()
+
+
+def test_snapshot_and_downscaling_to_max_width(logs: list[str]) -> None:
+    s = WebSink("127.0.0.1", 0, max_width=200, log=logs.append)
+    feeder = Feeder(s, [colour_frame((0, 255, 0), 640, 480)])
+    try:
+        status, ctype, body = get(s.url + "snapshot.jpg")
+        assert status == 200 and ctype == "image/jpeg"
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (150, 200, 3)
+    finally:
+        feeder.stop()
+        s.close()
+
+
+def test_no_viewer_means_on_frame_keeps_nothing(sink: WebSink) -> None:
+    for i in range(50):
+        sink.on_frame(colour_frame((i, i, i)), i / 30)
+    assert sink.hub.offered == 50 and sink.hub.generation == 0 and sink.hub.encodes == 0
+
+
+# -- token -------------------------------------------------------------------------------------
+def test_token_is_required_on_every_request(logs: list[str]) -> None:
+    s = WebSink("127.0.0.1", 0, token="s3cret", log=logs.append)
+    try:
+        for path in ("", "api/state", "healthz", "stream.mjpg", "snapshot.jpg"):
+            assert get(s.url + path)[0] == 403, path
+            assert get(s.url + path + "?token=wrong")[0] == 403, path
+            assert get(s.url + path, {"Authorization": "Bearer nope"})[0] == 403, path
+        assert get(s.url + "?token=s3cret")[0] == 200
+        assert get(s.url + "api/state?token=s3cret")[0] == 200
+        assert get(s.url + "healthz", {"Authorization": "Bearer s3cret"})[0] == 200
+        viewer = MjpegReader(s.port, "/stream.mjpg?token=s3cret&t=1")
+        assert viewer.response.status == 200
+        viewer.close()
+    finally:
+        s.close()
+
+
+# -- many viewers ------------------------------------------------------------------------------
+def test_many_viewers_share_one_encode_per_frame(
+    sink: WebSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four viewers, distinct frames: each picture is encoded at most once, never by on_frame."""
+    encoders: list[str] = []
+    real_encode = web.FrameHub._encode
+
+    def spying_encode(self: web.FrameHub, frame: np.ndarray) -> bytes:
+        encoders.append(threading.current_thread().name)
+        return real_encode(self, frame)
+
+    monkeypatch.setattr(web.FrameHub, "_encode", spying_encode)
+    viewers = [MjpegReader(sink.port) for _ in range(4)]
+    got = [0] * len(viewers)
+
+    def read(n: int) -> None:
+        for _ in range(10):
+            viewers[n].next_part()
+            got[n] += 1
+
+    readers = [threading.Thread(target=read, args=(n,), daemon=True) for n in range(4)]
+    for r in readers:
+        r.start()
+    frames = [colour_frame((i * 8 % 256, 100, 50)) for i in range(32)]
+    feeder = Feeder(sink, frames, interval=0.005)
+    for r in readers:
+        r.join(timeout=30)
+    feeder.stop()
+    for v in viewers:
+        v.close()
+    assert got == [10, 10, 10, 10]
+    hub = sink.hub
+    assert 1 <= hub.encodes <= hub.generation  # at most once per stored picture
+    assert len(encoders) == hub.encodes
+    assert feeder.thread.name not in encoders  # the display thread never encodes
+
+
+def test_stalled_viewers_never_block_on_frame_and_close_cuts_them_off(sink: WebSink) -> None:
+    """Viewers that connect and never read: on_frame goes on, close() still returns."""
+    stalled = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", sink.port), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+        stalled.append(s)
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (480, 640, 3), np.uint8) for _ in range(4)]  # ~300 kB JPEGs
+    done = threading.Event()
+
+    def display_thread() -> None:
+        for i in range(300):
+            sink.on_frame(noise[i % 4], i / 30)
+            if i % 10 == 0:
+                threading.Event().wait(0.005)  # give the viewers' threads a chance to run
+        done.set()
+
+    t = threading.Thread(target=display_thread, daemon=True)
+    t.start()
+    assert done.wait(timeout=60), "on_frame blocked behind stalled viewers"
+    assert sink.hub.offered == 300 and sink.hub.viewers == 3
+    assert sink.hub.encodes <= sink.hub.generation
+    sink.close()
+    assert sink.server._streams == {}  # every stream's thread ended
+    for s in stalled:
+        s.close()
+
+
+# -- a real browser ----------------------------------------------------------------------------
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--hide-scrollbars", "--window-size=1280,800",
+]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "chromium is not installed (Debian package: chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def run_chromium(binary: str, profile: Path, *args: str) -> str:
+    done = subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def overlay_frame(video: Path) -> np.ndarray:
+    cap = cv2.VideoCapture(str(video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    ok, small = cap.read()
+    cap.release()
+    assert ok
+    bgr = cv2.resize(small, (640, 480))
+    return draw_overlay(bgr, OverlayState(predictions=ARM, model_name="MoViNet-A0 stream int8",
+                                          display_fps=30.0, model_fps=5.0, infer_ms=2.4))
+
+
+def test_browser_shows_the_picture_and_the_labels(arm_wrestling: Path, tmp_path: Path) -> None:
+    binary = chromium()
+    frame = overlay_frame(arm_wrestling)
+    s = WebSink("127.0.0.1", 0, model_name="MoViNet-A0 stream int8", log=lambda m: None)
+    s.on_step(step(3.2, ARM, 16))
+    feeder = Feeder(s, [frame], interval=0.05)
+    try:
+        url = s.url
+        # the labels are put in the DOM by the page's script, from /api/state
+        for budget in (2000, 5000, 10000):
+            dom = run_chromium(binary, tmp_path / f"dom{budget}",
+                               f"--virtual-time-budget={budget}", "--dump-dom", url)
+            top = re.search(r'<ol id="top">(.*?)</ol>', dom, re.S)
+            if top and "arm wrestling" in top.group(1):
+                break
+        assert top is not None, dom[-2000:]
+        assert '<span class="label">arm wrestling</span>' in top.group(1)
+        assert '<span class="score">97.0 %</span>' in top.group(1)
+        assert '<span class="label">shaking hands</span>' in top.group(1)
+        events = re.search(r'<ul id="events">(.*?)</ul>', dom, re.S)
+        assert events is not None and "arm wrestling" in events.group(1)
+        assert '<h1 id="model">MoViNet-A0 stream int8</h1>' in dom
+
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        SCREENSHOT.unlink(missing_ok=True)
+        run_chromium(binary, tmp_path / "shot", "--virtual-time-budget=2000",
+                     f"--screenshot={SCREENSHOT}", url)
+    finally:
+        feeder.stop()
+        s.close()
+
+    shot = cv2.imread(str(SCREENSHOT))
+    assert shot is not None and shot.shape[:2] == (800, 1280)
+    assert shot.std() > 20  # not a blank page
+    # The picture is the largest non-background region; it must be our frame, overlay and all.
+    mask = (np.abs(shot.astype(int) - 17).max(axis=2) > 10).astype(np.uint8)  # page bg #111
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    x, y, w, h, _ = stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))]
+    assert w > 400 and abs(w / h - 640 / 480) < 0.05, (x, y, w, h)
+    shown = shot[y:y + h, x:x + w]
+    expected = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+    assert np.abs(shown.astype(int) - expected.astype(int)).mean() < 12
+    # the overlay's green bar, as drawn by draw_overlay (the page's own bars are blue)
+    green = np.all(np.abs(shown.astype(int) - np.array(BAR_COLOUR)) < 40, axis=2)
+    assert green[: h // 6, : w // 2].sum() > 500
+    assert green.sum() == green[: h // 4].sum()  # only in the overlay's top panel
