@@ -229,3 +229,29 @@ def test_r_resets_the_stream(a0: StreamingClassifier) -> None:
     assert [r.step for r in sink.results] == [0, 1, 0]
     pipeline.handle_key(ord("x"))  # other keys do nothing
     assert not pipeline.stopped
+
+
+def test_skipping_undue_frames_feeds_the_same_frames_as_reading_every_one(
+    a0: StreamingClassifier, arm_wrestling: Path
+) -> None:
+    # The headless fast path passes over frames without converting them, on a reader
+    # thread; the frames the model sees (index, time, pixels) must not change.
+    from movinet_pi.outputs import FrameSink
+
+    class FramesSeen(ListSink):
+        def on_frame(self, bgr: np.ndarray, t: float) -> None:
+            pass  # wanting pictures turns the fast path off
+
+    fed: dict[str, list[tuple[int, float]]] = {}
+    logits: dict[str, np.ndarray] = {}
+    for name, sink in (("fast", ListSink()), ("every frame", FramesSeen())):
+        assert isinstance(sink, FrameSink) == (name == "every frame")
+        a0.reset()
+        source = open_source(str(arm_wrestling))
+        stats = Pipeline(source, Recognizer(a0, RunConfig(top_k=3), [sink])).run()
+        source.close()
+        assert stats.frames_read == 280
+        fed[name] = [(r.frame, r.t) for r in sink.results]
+        logits[name] = a0.logits.copy()
+    assert fed["fast"] == fed["every frame"] and len(fed["fast"]) == 50
+    np.testing.assert_array_equal(logits["fast"], logits["every frame"])

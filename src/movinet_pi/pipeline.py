@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import queue
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Callable, Generic, Iterator, Sequence, TypeVar
 
 import cv2
 import numpy as np
@@ -339,16 +340,67 @@ class Pipeline:
             self.stats.first_prediction_s = time.monotonic() - self._started
 
     def _run_inline(self) -> None:
-        """A file, no display: every frame in order, as fast as possible."""
-        while not self._stop.is_set():
-            frame = self.source.read()
-            if frame is None:
+        """A file, no display: every frame in order, as fast as possible.
+
+        Without picture outputs only the due frames are needed: the source passes
+        over the others without converting their pixels, and a reader thread
+        decodes the next due frame while the model runs on this one (the decoder
+        and the interpreter both release the GIL). Order, and so the output, is
+        exactly that of reading frame by frame.
+        """
+        if self.frame_sinks:
+            while not self._stop.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                self.stats.frames_read += 1
+                if self.sampler.is_due(frame.timestamp):
+                    self._step(frame)
+                self._present(frame)
+            return
+        for frame, passed in self._due_frames_ahead():
+            self.stats.frames_read += passed + (frame is not None)
+            if frame is None or self._stop.is_set():
                 break
-            self.stats.frames_read += 1
             if self.sampler.is_due(frame.timestamp):
                 self._step(frame)
-            if self.frame_sinks:
-                self._present(frame)
+
+    def _due_frames_ahead(self) -> Iterator[tuple[Frame | None, int]]:
+        """The source's due frames, read one ahead on a thread of their own."""
+        ahead: queue.Queue[tuple[Frame | None, int] | BaseException] = queue.Queue(maxsize=2)
+        sampler = FrameSampler(self.config.model_fps)  # the reader's own copy of the grid
+        done = threading.Event()  # the consumer has gone (finished, stopped or failed)
+
+        def read_ahead() -> None:
+            try:
+                while not done.is_set():
+                    frame, passed = self.source.read_from(sampler.next_due)
+                    if frame is not None:
+                        sampler.is_due(frame.timestamp)
+                    while not done.is_set():
+                        try:
+                            ahead.put((frame, passed), timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if frame is None:
+                        return
+            except BaseException as error:
+                ahead.put(error)
+
+        reader = threading.Thread(target=read_ahead, name="reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = ahead.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item[0] is None:
+                    return
+        finally:
+            done.set()
+            reader.join(timeout=5.0)  # the source is closed after run(): not while read
 
     def _run_threaded(self) -> None:
         capture = threading.Thread(target=self._capture_loop, name="capture", daemon=True)

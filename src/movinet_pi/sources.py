@@ -118,6 +118,18 @@ class Source(ABC):
     def read(self) -> Optional[Frame]:
         """The next frame; ``None`` at the end of a file; SourceLost if a live source fails."""
 
+    def read_from(self, t: float) -> tuple[Optional[Frame], int]:
+        """The first frame stamped at or after ``t`` (within 1 ms), and how many frames
+        were passed over to reach it. Sources that can skip a frame without
+        converting its pixels (files) override this: a headless run over a file
+        then converts only the frames the model sees."""
+        passed = 0
+        while True:
+            frame = self.read()
+            if frame is None or frame.timestamp + 1e-3 >= t:
+                return frame, passed
+            passed += 1
+
     @abstractmethod
     def reopen(self) -> None:
         """Reconnect a live source (raises SourceLost if it still fails)."""
@@ -181,6 +193,27 @@ class _CaptureSource(Source):
         frame = Frame(rgb, self._timeline.stamp(self._raw_time(self._cap)), self._index)
         self._index += 1
         return frame
+
+    def read_from(self, t: float) -> tuple[Optional[Frame], int]:
+        if self.live or self._cap is None or self._closed:
+            return super().read_from(t)
+        passed = 0
+        if self._pending is not None:
+            if self._pending.timestamp + 1e-3 >= t:
+                frame, self._pending = self._pending, None
+                return frame, 0
+            self._pending, passed = None, 1
+        cap = self._cap
+        while cap.grab():  # decode without converting the picture
+            stamp = self._timeline.stamp(self._raw_time(cap))
+            index, self._index = self._index, self._index + 1
+            if stamp + 1e-3 >= t:
+                ok, image = cap.retrieve()
+                if not ok or image is None or image.size == 0:
+                    return None, passed
+                return Frame(_bgr_to_rgb(image), stamp, index), passed
+            passed += 1
+        return None, passed
 
     def _start(self, cap: cv2.VideoCapture) -> bool:
         """Adopt an opened capture and read its first frame eagerly; False if none came."""

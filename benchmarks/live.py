@@ -1,0 +1,150 @@
+"""Live pipeline: does the picture keep the camera's rate while a slow model runs?
+
+A synthetic 30 fps camera (frames timed like a sensor) feeds the real threaded
+pipeline with MoViNet-A2 int8; a display that renders every frame records when
+each was shown. Optionally the model is slowed to a Raspberry Pi 4's speed
+(``--invoke-ms 80``: each step takes at least that long, the wait releasing the
+GIL as the real interpreter call does), which is the case the design is for.
+
+Prints the display frame interval (p50, p99, and p99 / 33.3 ms: goal <= 1.5)
+and the model rate (goal 5 fps +- 2 %), with the model at this machine's speed
+and at a Pi's, side by side in one run.
+
+    python benchmarks/live.py [--seconds 20] [--model PATH] [--invoke-ms 80]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+from movinet_pi.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.labels import Labels  # noqa: E402
+from movinet_pi.pipeline import Display, Pipeline, Recognizer, RunConfig  # noqa: E402
+from movinet_pi.sources import Frame, Source  # noqa: E402
+
+CAMERA_FPS = 30.0
+
+
+class SyntheticCamera(Source):
+    """Moving noise at 640x480, delivered on a 30 fps clock, for ``seconds``."""
+
+    name = "synthetic camera"
+    live = True
+    fps = CAMERA_FPS
+    frame_size = (640, 480)
+
+    def __init__(self, seconds: float) -> None:
+        rng = np.random.default_rng(0)
+        self._base = rng.integers(0, 256, (480, 1280, 3), dtype=np.uint8)
+        self._frames = int(seconds * CAMERA_FPS)
+        self._index = 0
+        self._start = time.monotonic()
+
+    def read(self) -> Frame | None:
+        if self._index >= self._frames:
+            return None
+        due = self._start + self._index / CAMERA_FPS
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        shift = (self._index * 7) % 640
+        frame = Frame(self._base[:, shift : shift + 640].copy(), self._index / CAMERA_FPS,
+                      self._index)
+        self._index += 1
+        return frame
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TimingDisplay(Display):
+    """Takes every rendered frame (as a window would) and notes when."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def show(self, bgr: np.ndarray) -> int | None:
+        self.times.append(time.monotonic())
+        return None
+
+
+def slow_down(classifier: StreamingClassifier, invoke_ms: float) -> None:
+    """Make every invoke take at least ``invoke_ms`` (a Pi's speed) without holding the GIL."""
+    real_invoke = classifier.interpreter.invoke
+    pause = threading.Event()
+
+    class Slowed:
+        def __getattr__(self, name: str) -> object:
+            return getattr(interpreter, name)
+
+        def invoke(self) -> None:
+            started = time.monotonic()
+            real_invoke()
+            pause.wait(max(0.0, invoke_ms / 1000.0 - (time.monotonic() - started)))
+
+    interpreter = classifier.interpreter
+    classifier.interpreter = Slowed()
+
+
+def run(model: Path, seconds: float, invoke_ms: float, threads: int) -> dict[str, float]:
+    labels = Labels(tuple(str(i) for i in range(600)), "bench")
+    clf = StreamingClassifier.from_file(model, labels, threads=threads)
+    if invoke_ms:
+        slow_down(clf, invoke_ms)
+    display = TimingDisplay()
+    recognizer = Recognizer(clf, RunConfig(top_k=3, model_name=model.stem))
+    stats = Pipeline(SyntheticCamera(seconds), recognizer, display).run()
+    intervals = np.diff(display.times[int(CAMERA_FPS):]) * 1000.0  # after the first second
+    steps = stats.steps
+    return {
+        "display_p50": float(np.percentile(intervals, 50)),
+        "display_p99": float(np.percentile(intervals, 99)),
+        "shown": stats.frames_shown,
+        "read": stats.frames_read,
+        "model_fps": steps / seconds,
+        "skipped": stats.steps_skipped,
+        "infer_ms": statistics.median(recognizer.infer_ms_recent),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path,
+                    default=SHARED / "models" / "untrained" / "movinet_a2_stream_int8.tflite")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--invoke-ms", type=float, default=80.0,
+                    help="a Pi 4's A2 step time to emulate (0: this machine's speed only)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    frame_ms = 1000.0 / CAMERA_FPS
+    cases = [("this machine", 0.0)] + ([(f"Pi-speed {args.invoke_ms:g} ms", args.invoke_ms)]
+                                       if args.invoke_ms else [])
+    print(f"{args.model.name}, synthetic {CAMERA_FPS:g} fps 640x480 camera, {args.seconds:g} s,"
+          f" {args.threads} interpreter thread(s)")
+    print("| model step | infer p50 | display p50 | display p99 | p99 / 33.3 ms "
+          "| frames shown/read | model fps | vs 5 fps | steps skipped |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, invoke_ms in cases:
+        r = run(args.model, args.seconds, invoke_ms, args.threads)
+        print(f"| {name} | {r['infer_ms']:.1f} ms | {r['display_p50']:.1f} ms "
+              f"| {r['display_p99']:.1f} ms | {r['display_p99'] / frame_ms:.2f} "
+              f"| {r['shown']}/{r['read']} | {r['model_fps']:.2f} "
+              f"| {(r['model_fps'] / 5.0 - 1) * 100:+.1f} % | {r['skipped']} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
