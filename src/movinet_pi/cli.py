@@ -25,6 +25,7 @@ from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
 
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.controls import Controls
+    from movinet_pi.outputs import Sink
     from movinet_pi.pipeline import Display
     from movinet_pi.sources import Source
 
@@ -45,6 +46,7 @@ subcommands (give one first; `run` is the default):
   info        describe a model file:       movinet-pi info MODEL.tflite
   bench       time each stage of a step:   movinet-pi bench --model a2
   eval        accuracy on labelled clips:  movinet-pi eval DIR --model-path M.tflite
+  service     print a systemd unit:        movinet-pi service --print --display drm
 
 examples:
   movinet-pi                                  Pi camera (or camera 0), MoViNet-A0, window
@@ -104,6 +106,29 @@ def frame_size(text: str) -> tuple[int, int]:
         return parse_frame_size(text)
     except MovinetPiError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, float, "a number", lambda v: 0 <= v < math.inf, "0 or more")
+
+
+def mqtt_url(text: str) -> str:
+    from movinet_pi.outputs import parse_mqtt_url
+
+    try:
+        parse_mqtt_url(text)
+    except MovinetPiError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None  # never echoes a password
+    return text
+
+
+def web_address(text: str) -> tuple[str, int]:
+    from movinet_pi.web import parse_web_address
+
+    try:
+        return parse_web_address(text)
+    except MovinetPiError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--web: ")) from None
 
 
 def label_list(text: str) -> list[str]:
@@ -170,8 +195,36 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     g.add_argument("--headless", action="store_true",
                    help="no window (same as --display none); files run as fast as possible")
     g.add_argument("--mirror", action="store_true", help="flip the picture left-right")
-    g.add_argument("--json", action="store_true",
-                   help="print one JSON object per model step on stdout")
+    stdout = g.add_mutually_exclusive_group()
+    stdout.add_argument("--json", action="store_true",
+                        help="print one JSON object per model step on stdout")
+    stdout.add_argument("--events", action="store_true",
+                        help="print one JSON line per action event instead: start, update "
+                        "(at most once a second) and end, with duration, peak and mean score")
+
+    g = p.add_argument_group("network and recording (all off unless asked for)")
+    g.add_argument("--mqtt", metavar="URL", type=mqtt_url,
+                   help="publish events, state and availability to an MQTT broker: "
+                   "mqtt://[user@]host[:port]/prefix (password from "
+                   "$MOVINET_PI_MQTT_PASSWORD or $MOVINET_PI_MQTT_PASSWORD_FILE, never a flag)")
+    g.add_argument("--web", metavar="[HOST:]PORT", type=web_address,
+                   help="serve a page with the live picture, the actions and recent events "
+                   "(host 127.0.0.1 unless given: --web 0.0.0.0:8080 for the network)")
+    g.add_argument("--web-token", metavar="TOKEN",
+                   help="require ?token=TOKEN (or a Bearer header) for every web request")
+    g.add_argument("--record", metavar="DIR", type=Path,
+                   help="save an MP4 clip (overlay burned in) and a JSON sidecar of each "
+                   "action event into DIR")
+    g.add_argument("--record-labels", type=label_list, default=[], metavar="LABELS",
+                   help="only record these actions (comma-separated; default: any event)")
+    g.add_argument("--pre-seconds", type=non_negative_float, default=3.0, metavar="S",
+                   help="seconds of picture before an event to keep in its clip (default: 3)")
+    g.add_argument("--post-seconds", type=non_negative_float, default=2.0, metavar="S",
+                   help="seconds after an event ends to keep recording (default: 2)")
+    g.add_argument("--record-max-mb", type=positive_float, metavar="MB",
+                   help="keep the clips under this size, deleting the oldest first")
+
+    g = p.add_argument_group("diagnostics")
     g.add_argument("-v", "--verbose", action="store_true",
                    help="say more: model details, startup time, a summary at the end")
     g.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -386,10 +439,51 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
     return None
 
 
+def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
+    """Every output asked for, opened now so a bad one is refused before the camera opens."""
+    from movinet_pi.outputs import EventsSink, HumanSink, JsonLinesSink
+
+    sinks: list[Sink] = []
+    try:
+        if args.events:
+            sinks.append(EventsSink())
+        elif args.json:
+            sinks.append(JsonLinesSink())
+        else:
+            sinks.append(HumanSink())
+        if args.mqtt:
+            from movinet_pi.outputs import MqttSink
+
+            sinks.append(MqttSink.from_url(args.mqtt, log=err))
+        if args.web is not None:
+            from movinet_pi.web import WebSink
+
+            host, port = args.web
+            web = WebSink(host, port, token=args.web_token, model_name=title, log=err)
+            err(f"web: {web.url}")
+            sinks.append(web)
+        if args.record is not None:
+            from movinet_pi.recording import ClipRecorder
+
+            sinks.append(ClipRecorder(args.record, labels=args.record_labels or None,
+                                      pre_seconds=args.pre_seconds,
+                                      post_seconds=args.post_seconds,
+                                      max_mb=args.record_max_mb, log=err))
+    except BaseException:
+        close_all(sinks)
+        raise
+    return sinks
+
+
+def close_all(sinks: Sequence[Sink]) -> None:
+    for sink in sinks:
+        with contextlib.suppress(Exception):
+            sink.close()
+
+
 def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.classifier import LabelFilter
     from movinet_pi.controls import Controls
-    from movinet_pi.outputs import HumanSink, JsonLinesSink
     from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
     from movinet_pi.sources import open_source
 
@@ -405,13 +499,22 @@ def command_run(args: argparse.Namespace) -> int:
         f"{clf.input_size[1]}, {clf.num_classes} classes, {len(clf.signature.states)} states, "
         f"{clf.runtime_name}, {clf.threads} threads; labels {clf.labels.source}")
 
-    source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps)
-    display = open_display(args, source)
+    sinks = build_outputs(args, title)
+    try:
+        source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps)
+    except BaseException:
+        close_all(sinks)
+        raise
+    try:
+        display = open_display(args, source)
+    except BaseException:
+        close_all(sinks)
+        source.close()
+        raise
     config = RunConfig(top_k=args.top_k, threshold=args.threshold,
                        leave_threshold=args.leave_threshold, label_filter=label_filter,
                        model_fps=MODEL_FPS, mirror=args.mirror, realtime=display is not None,
                        model_name=title)
-    sinks = [JsonLinesSink()] if args.json else [HumanSink()]
     recognizer = Recognizer(clf, config, sinks)
     pipeline = Pipeline(source, recognizer, display, log=err)
     start_terminal_controls(Controls(pipeline, make_loader(args)))
@@ -491,8 +594,53 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., i
 }
 
 
+SERVICE_USAGE = f"""usage: {PROG} service --print [--user-unit] [run options]
+
+Print a systemd unit that runs `{PROG}` with the given run options, as you, from
+this folder, restarting it on failure. Install it with:
+  {PROG} service --print --display drm | sudo tee /etc/systemd/system/{PROG}.service
+  sudo systemctl daemon-reload && sudo systemctl enable --now {PROG}
+  journalctl -u {PROG} -f
+--user-unit prints a user unit instead (~/.config/systemd/user/, no sudo).
+"""
+
+
+def command_service(argv: list[str]) -> int:
+    from movinet_pi.service import (
+        current_executable,
+        install_hint,
+        invoking_user,
+        run_args,
+        systemd_unit,
+    )
+
+    if "-h" in argv or "--help" in argv:
+        sys.stdout.write(SERVICE_USAGE)
+        return 0
+    if "--print" not in argv:
+        err("error: `service` needs --print (it prints a unit, it installs nothing): "
+            f"{PROG} service --print [run options]")
+        return 2
+    run = run_args(argv)
+    args = build_run_parser(f"{PROG} service --print").parse_args(run)  # refuse bad flags
+    try:
+        user_unit = "--user-unit" in argv
+        sys.stdout.write(systemd_unit(argv, user=invoking_user(), executable=current_executable(),
+                                      workdir=os.getcwd(), env=os.environ, user_unit=user_unit))
+        if sys.stdout.isatty():
+            err(install_hint(user_unit))
+    except MovinetPiError as e:
+        if args.debug:
+            traceback.print_exc()
+        err(f"error: {e}")
+        return e.exit_code
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "service":
+        return command_service(argv[1:])
     name = argv[0] if argv and argv[0] in COMMANDS else "run"
     if argv and argv[0] == name:
         argv = argv[1:]
