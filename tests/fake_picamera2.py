@@ -30,8 +30,15 @@ What it reproduces from the real library (picamera2 0.3.x, read from its source)
   requests without releasing them stalls the same way.
 * ``SensorTimestamp`` (ns, a boot-time clock that keeps running across
   ``Picamera2`` instances) advances by the configured frame duration.
-* ``start_preview(Preview.DRM)`` raises ``RuntimeError`` while a desktop holds the
-  display (``camera.desktop = True``); ``set_overlay`` wants H x W x 4 ``uint8``.
+* While a desktop holds the display (``desktop=True``) the DRM preview cannot get a
+  plane: picamera2 raises ``RuntimeError("Failed to reserve DRM plane")``. Where it
+  does so is ``drm_failure``'s choice. ``"render"`` is what the real library does:
+  ``start_preview(Preview.DRM)`` and ``start()`` succeed, the error is raised in the
+  preview's event-loop thread at the first frame (printed as "Exception in thread"),
+  that thread dies, and no capture ever completes again (``TimeoutError`` with a
+  numeric ``wait``). ``"start"`` (the default, which the older tests were written
+  against) raises it from ``start_preview`` instead. ``set_overlay`` wants
+  H x W x 4 ``uint8``.
 
 Frames are RGB images from the iterable you pass (any size: each is resized to
 each stream's size, as the ISP scales the sensor image). When it runs out the
@@ -42,6 +49,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import traceback
 import types
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -167,11 +176,15 @@ class FakeCameraSystem:
         model: str = "imx708",
         platform: str = "vc4",
         desktop: bool = False,
+        drm_failure: str = "start",
     ) -> None:
         self.frames: Iterator[np.ndarray] = iter(frames if frames is not None else pattern_frames())
         self.models = [model] * cameras
         self.platform = platform  # "vc4" (Pi 4 and earlier: lores must be YUV) or "pisp" (Pi 5)
         self.desktop = desktop  # True: a desktop is DRM master and the DRM preview fails
+        if drm_failure not in ("start", "render"):
+            raise ValueError(f"drm_failure must be 'start' or 'render', not {drm_failure!r}")
+        self.drm_failure = drm_failure
         self.clock_ns = BOOT_CLOCK_START_NS
         self.delivered = 0
         self.unplugged = False
@@ -316,6 +329,8 @@ class FakePicamera2:
     def __init__(self, camera_num: int = 0, tuning: Any = None, allocator: Any = None) -> None:
         self.is_open = False
         self._preview: Optional[_NullPreview] = None
+        #: the exception that killed the preview's event-loop thread (DRM under a desktop)
+        self.preview_error: Optional[BaseException] = None
         info = self._system.camera_info()[camera_num]  # IndexError with no camera, as the real
         if info["Num"] in self._system.acquired:
             raise RuntimeError("Camera __init__ sequence did not complete.")
@@ -497,6 +512,26 @@ class FakePicamera2:
         if show_preview is not None and self._preview is None:
             self.start_preview(show_preview)
         self.started = True
+        preview = self._preview
+        if preview is not None and preview.kind == Preview.DRM and self._system.desktop:
+            self._kill_event_loop()
+
+    def _kill_event_loop(self) -> None:
+        """What picamera2's DRM preview thread does at the first frame under a desktop."""
+
+        def render() -> None:
+            try:
+                raise RuntimeError("Failed to reserve DRM plane")
+            except RuntimeError as error:
+                self.preview_error = error
+                sys.stderr.write(
+                    f"Exception in thread {threading.current_thread().name}:\n"
+                    + "".join(traceback.format_exception(type(error), error, error.__traceback__))
+                )
+
+        thread = threading.Thread(target=render, name="Thread-1 (thread_func)", daemon=True)
+        thread.start()
+        thread.join()
 
     def stop(self) -> None:
         if self.started:
@@ -530,16 +565,17 @@ class FakePicamera2:
             preview = Preview.DRM if display is None else Preview.QTGL
         if not preview:
             preview = Preview.NULL
-        if preview == Preview.DRM and self._system.desktop:
-            raise RuntimeError(
-                "DRM preview unavailable: another process (the desktop) is DRM master"
-            )
+        # with drm_failure="render" it fails later, in the event loop, as the real one does
+        drm_refused = self._system.desktop and self._system.drm_failure == "start"
+        if preview == Preview.DRM and drm_refused:
+            raise RuntimeError("Failed to reserve DRM plane")
         self._preview = _NullPreview(preview, **kwargs)
 
     def stop_preview(self) -> None:
         if self._preview is None:
             raise RuntimeError("No preview specified.")
         self._preview = None
+        self.preview_error = None  # a new preview starts a new event loop
 
     def set_overlay(self, overlay: Optional[np.ndarray]) -> None:
         if overlay is not None:
@@ -568,6 +604,8 @@ class FakePicamera2:
     def capture_request(self, wait: Any = None, signal_function: Any = None, flush: Any = None):
         if not self.started:
             raise self._stalled(wait, "capture before start()")
+        if self.preview_error is not None:
+            raise self._stalled(wait, f"the preview thread died ({self.preview_error})")
         config = self.camera_config or {}
         if len(self.outstanding) >= config.get("buffer_count", 1):
             raise self._stalled(wait, "every buffer is held by an unreleased request")
@@ -636,7 +674,8 @@ def install(
 ) -> FakeCameraSystem:
     """Make ``import picamera2`` return a fake for this test; returns its "hardware".
 
-    ``options`` go to :class:`FakeCameraSystem` (``cameras``, ``platform``, ``desktop``).
+    ``options`` go to :class:`FakeCameraSystem` (``cameras``, ``platform``, ``desktop``,
+    ``drm_failure``).
     """
     system = FakeCameraSystem(frames, **options)
     monkeypatch.setitem(sys.modules, "picamera2", system.module)
