@@ -56,6 +56,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+  die "run this as $SUDO_USER, without sudo: it asks for sudo itself for apt, and the venv belongs in your home"
+fi
+
 model_file="${MOVINET_PI_DEVICE_MODEL_FILE:-/proc/device-tree/model}"
 os_release="${MOVINET_PI_OS_RELEASE:-/etc/os-release}"
 arch="${MOVINET_PI_ARCH:-$(uname -m)}"

@@ -356,5 +356,13 @@ def test_source_must_be_a_movinet_pi_checkout(pi: FakePi, tmp_path: Path) -> Non
     assert result.log == []
 
 
+def test_refuses_to_run_under_sudo(pi: FakePi) -> None:
+    if os.getuid() != 0:
+        pytest.skip("only root can look like `sudo ./install_pi.sh`")
+    result = pi.run(SUDO_USER="pi")
+    assert result.code == 1 and "run this as pi, without sudo" in result.err
+    assert result.log == []
+
+
 def test_script_is_executable() -> None:
     assert os.access(SCRIPT, os.X_OK)
