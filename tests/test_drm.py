@@ -106,3 +106,21 @@ def test_drm_refused_while_a_desktop_holds_the_display(monkeypatch: pytest.Monke
         assert source.read() is not None
     finally:
         source.close()
+
+
+def test_drm_failing_in_the_preview_thread_is_caught_and_frames_come_back(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The real picamera2 accepts start_preview(DRM) under a desktop and dies at the first
+    # frame, in its event-loop thread; from then on no capture completes.
+    system = install(monkeypatch, frames=pattern_frames((640, 480)), desktop=True,
+                     drm_failure="render")
+    source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
+    try:
+        with pytest.raises(MovinetPiError, match="desktop session may hold the display"):
+            DrmDisplay(source, (640, 480))
+        camera = system.instances[-1]
+        assert camera._preview is not None and camera._preview.kind.name == "NULL"
+        assert source.read() is not None  # the model still gets its frames
+    finally:
+        source.close()

@@ -71,14 +71,21 @@ def test_labels_inside_the_call_model(capsys: pytest.CaptureFixture[str]) -> Non
     assert "red still, red moving" in out
 
 
-@pytest.mark.parametrize("name", ["image_classifier.tflite", "bad_image_shape.tflite"])
-def test_negative_models_are_refused_in_one_line(name: str,
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("image_classifier.tflite", "no state tensors: an image or clip classifier, "
+                                    "not a streaming model"),
+        ("bad_image_shape.tflite", "expected [1, 1, H, W, 3]: not a streaming MoViNet"),
+    ],
+)
+def test_negative_models_are_refused_in_one_line(name: str, words: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     interpreter, _ = load_interpreter(DATA / name, 1)
-    with pytest.raises(MovinetPiError, match="not a streaming MoViNet"):
+    with pytest.raises(MovinetPiError, match="not a streaming"):
         read_signature(interpreter)
     assert main(["info", str(DATA / name)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.splitlines()
-    assert "not a streaming MoViNet" in line and "expected [1, 1, H, W, 3]" in line
+    assert words in line

@@ -447,6 +447,10 @@ def _import_picamera2() -> Any:
         ) from error
 
 
+#: How long a new DRM preview may take to deliver its first frame before we call it failed.
+DRM_PROBE_S = 3.0
+
+
 class PicameraSource(Source):
     """The Raspberry Pi camera through picamera2 (libcamera).
 
@@ -636,14 +640,24 @@ class PicameraSource(Source):
                 camera.stop_preview()
             camera.start_preview(self._module.Preview.DRM)
             camera.start()
+            # Under a desktop the real picamera2 fails only at the first frame, in its
+            # preview thread, and then delivers nothing: one frame proves the preview works.
+            camera.capture_request(wait=min(self._timeout, DRM_PROBE_S)).release()
         except Exception as error:
-            with contextlib.suppress(Exception):
-                camera.start()
+            self._restore_null_preview(camera)
+            reason = _one_line(error) or "no frame came through the DRM preview"
             raise MovinetPiError(
-                f"the DRM preview did not start ({_one_line(error)}): "
+                f"the DRM preview did not start ({reason}): "
                 "a desktop session may hold the display; use --display window"
             ) from error
         self._preview = "DRM"
+
+    @staticmethod
+    def _restore_null_preview(camera: Any) -> None:
+        """Back to frames without a preview after the DRM preview failed."""
+        for step in (camera.stop, camera.stop_preview, camera.start):
+            with contextlib.suppress(Exception):
+                step()
 
     def set_overlay(self, rgba: Optional[np.ndarray]) -> None:
         """Draw an RGBA image (any size: scaled to the preview) over the DRM preview."""
