@@ -116,3 +116,53 @@ def test_service_print_and_its_usage(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit) as e:
         main(["service", "--print", "--top-k", "0"])
     assert e.value.code == 2
+
+
+def _listening() -> set[tuple[str, str]]:
+    """(local address, inode) of the TCP sockets this process is listening on."""
+    mine = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[8:-1])
+    found = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in mine:  # 0A: LISTEN
+                    found.add((fields[1], fields[9]))
+    return found
+
+
+@pytest.mark.parametrize("extra", [[], ["--web", "0"]])
+def test_nothing_listens_unless_asked_and_then_only_on_localhost(
+    models_env: None, carving_ice: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
+    from movinet_pi import cli
+
+    before = _listening()
+    during: list[set[tuple[str, str]]] = []
+
+    class Probe:
+        def on_step(self, result: object) -> None:
+            if not during:
+                during.append(_listening() - before)
+
+        def close(self) -> None:
+            pass
+
+    real_build = cli.build_outputs
+    monkeypatch.setattr(cli, "build_outputs", lambda args, title: [*real_build(args, title),
+                                                                   Probe()])
+    assert main(["--source", str(carving_ice), "--headless", "--json", *extra]) == 0
+    (new,) = during
+    if not extra:
+        assert new == set()
+    else:
+        assert len(new) == 1
+        (address, _), = new
+        assert address.split(":")[0] == "0100007F"  # 127.0.0.1, little-endian hex
