@@ -172,6 +172,9 @@ def test_info_describes_a_model(a0_model: Path, kinetics_labels_path: Path,
     assert info["num_classes"] == 600
     assert info["states"] == 43
     assert info["quantization"] == "int8"
+    assert info["io"] == {"image": "float32", "logits": "float32"}  # quantized inside
+    assert info["state_kinds"] == {"pool": 32, "stream": 11}
+    assert info["model_fps"] == 5.0 and info["runtime"].startswith("ai-edge-litert")
     assert info["sha256"] == "6125b36e2485eeb5cc1fd6206cf5e5d70235593fbc84610d1dce97fe3aa9c2ac"
 
 

@@ -32,6 +32,19 @@ def _quantization(interpreter: Any) -> str:
     return "float32"
 
 
+def _io_types(interpreter: Any, sig: Any) -> dict[str, str]:
+    """The dtype (and quantization, if any) of the image input and the logits output."""
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+
+    def describe(index: int) -> str:
+        d = details[index]
+        scale, zero_point = d.get("quantization", (0.0, 0))
+        kind = np.dtype(d["dtype"]).name
+        return f"{kind} (scale {scale:g}, zero point {zero_point})" if scale else kind
+
+    return {"image": describe(sig.image_index), "logits": describe(sig.logits_index)}
+
+
 def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[str, Any]:
     """Everything ``info`` prints, as a dict (the ``--json`` form)."""
     interpreter, runtime = load_interpreter(model_path, default_threads())
@@ -64,6 +77,7 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
         "pool_pairs": len(sig.pool_pairs),
         "state_bytes": sig.state_bytes,
         "quantization": _quantization(interpreter),
+        "io": _io_types(interpreter, sig),
         "labels": labels_from,
         "first_labels": list(labels.names[:5]) if labels else [],
     }
@@ -72,14 +86,15 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
 def format_info(info: dict[str, Any]) -> str:
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(info["state_kinds"].items()))
     rows = [
-        ("file", f"{info['path']} ({info['size_bytes'] / 1e6:.1f} MB)"),
+        ("file", f"{info['path']} ({_size(info['size_bytes'])})"),
         ("sha256", info["sha256"]),
         ("runtime", info["runtime"]),
         ("signature", info["signature"]),
         ("input", f"{info['input_size'][0]}x{info['input_size'][1]} RGB, "
                   f"one frame a step at {info['model_fps']:g} fps"),
         ("classes", str(info["num_classes"])),
-        ("states", f"{info['states']} ({kinds}), {info['state_bytes'] / 1e6:.2f} MB"),
+        ("states", f"{info['states']} ({kinds}), {_size(info['state_bytes'])}"),
+        ("in / out", f"image {info['io']['image']}, logits {info['io']['logits']}"),
         ("weights", info["quantization"]),
         ("labels", info["labels"]),
     ]
@@ -87,3 +102,8 @@ def format_info(info: dict[str, Any]) -> str:
         rows.append(("first labels", ", ".join(info["first_labels"])))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _size(n: object) -> str:
+    size = float(n)  # type: ignore[arg-type]
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"
