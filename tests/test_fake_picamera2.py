@@ -203,13 +203,8 @@ def test_drm_failure_mode_is_checked() -> None:
         FakeCameraSystem(drm_failure="later")
 
 
-@pytest.mark.xfail(
-    reason="PicameraSource.start_drm_preview relies on start_preview raising; the real "
-    "picamera2 fails later, in the preview thread, so under a desktop --display drm starts "
-    "and the camera then times out ('check the ribbon cable') instead of saying why",
-    strict=False,
-)
 def test_project_drm_display_detects_the_real_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--display drm under a desktop says why, though picamera2 only fails in its thread."""
     from fake_picamera2 import pattern_frames
 
     from movinet_pi import MovinetPiError
