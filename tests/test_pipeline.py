@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -125,9 +126,10 @@ class ScriptedLiveSource:
     fps = 30.0
     frame_size = (64, 48)
 
-    def __init__(self, frames: int, lose_at: int | None = None) -> None:
+    def __init__(self, frames: int, lose_at: int | None = None, interval: float = 0.0) -> None:
         self.frames = frames
         self.lose_at = lose_at
+        self.interval = interval  # seconds between frames, as a camera delivers them
         self.index = 0
         self.reopened = 0
         self.closed = False
@@ -138,6 +140,8 @@ class ScriptedLiveSource:
             raise SourceLost("camera unplugged")
         if self.index >= self.frames:
             return None
+        if self.interval:
+            time.sleep(self.interval)
         frame = Frame(np.full((48, 64, 3), self.index % 255, np.uint8), self.index / 30.0,
                       self.index)
         self.index += 1
@@ -209,7 +213,9 @@ class KeyDisplay(Display):
 @pytest.mark.parametrize("key", [ord("q"), 27])
 def test_q_and_esc_quit(a0: StreamingClassifier, key: int) -> None:
     display = KeyDisplay({5: key})
-    source = ScriptedLiveSource(frames=10_000)
+    # A camera delivers frames over time; one that never waits would end (10,000 frames
+    # read in a blink) before the display thread got to frame 5.
+    source = ScriptedLiveSource(frames=10_000, interval=0.005)
     stats = Pipeline(source, Recognizer(a0, RunConfig(realtime=False)), display).run()
     assert display.shown == 5  # the picture stopped right after the key
     assert stats.frames_read < 10_000
