@@ -12,24 +12,11 @@ from __future__ import annotations
 import atexit
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_picamera2 import FakeCameraSystem, pattern_frames
-
-
-def paced(frames: Iterator[np.ndarray], fps: float) -> Iterator[np.ndarray]:
-    started = time.monotonic()
-    for i, frame in enumerate(frames):
-        delay = started + i / fps - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield frame
+from fake_picamera2 import FakeCameraSystem, paced, pattern_frames
 
 
 def main() -> int:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import traceback
 import types
 from collections.abc import Iterable, Iterator
@@ -104,6 +105,16 @@ def solid_frames(
     image[:] = rgb
     while True:
         yield image.copy()
+
+
+def paced(frames: Iterable[np.ndarray], fps: float) -> Iterator[np.ndarray]:
+    """Deliver frames no faster than a real sensor at ``fps`` would."""
+    started = time.monotonic()
+    for i, frame in enumerate(frames):
+        delay = started + i / fps - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        yield frame
 
 
 def pattern_frames(size: tuple[int, int] = (64, 48)) -> Iterator[np.ndarray]:

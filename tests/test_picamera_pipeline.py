@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Iterator
 
-import numpy as np
 import pytest
-from fake_picamera2 import install
+from fake_picamera2 import install, paced
 from reference_loop import sampled_rgb_frames
 
 from movinet_pi.classifier import StreamingClassifier
@@ -16,16 +13,6 @@ from movinet_pi.labels import Labels
 from movinet_pi.outputs import StepResult
 from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
 from movinet_pi.sources import open_source
-
-
-def paced(frames: list[np.ndarray], fps: float) -> Iterator[np.ndarray]:
-    """Deliver frames no faster than a real sensor at ``fps`` would."""
-    started = time.monotonic()
-    for i, frame in enumerate(frames):
-        delay = started + i / fps - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        yield frame
 
 
 class StopAfter:
