@@ -8,9 +8,10 @@ Each step is timed stage by stage, as the live app runs them:
 * ``carry``      logits out, states back in, history policy, softmax and the shown list;
 * ``overlay``    drawing the predictions over the picture as the window would show it.
 
-A second interpreter of the same model runs a bare ``invoke()`` between our
-steps (interleaved, so that the machine's speed drifting hits both alike); the
-overhead of our step is ``(invoke + carry) / bare invoke - 1``.
+A second interpreter of the same model runs bare ``invoke()`` calls in blocks
+alternating with ours (so that drift in the machine's speed hits both alike,
+while each keeps its memory in cache as it would running alone); the overhead
+of our step is ``(invoke + carry) / bare invoke - 1``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from movinet_pi.classifier import ShownList, StreamingClassifier, softmax
 from movinet_pi.overlay import OverlayState, draw_overlay
 
 STAGES = ("capture", "preprocess", "invoke", "carry", "overlay")
+BLOCK = 20  # steps in a row before switching between ours and the bare interpreter
 
 
 @dataclass
@@ -66,6 +68,10 @@ class BenchResult:
         return statistics.median(sum(t) for t in zip(*(self.times_ms[s] for s in STAGES)))
 
     @property
+    def carry_pct(self) -> float:
+        return self.p50("carry") / self.p50("bare_invoke") * 100.0
+
+    @property
     def overhead_pct(self) -> float:
         return (self.step_ms_p50 / self.p50("bare_invoke") - 1.0) * 100.0
 
@@ -84,6 +90,7 @@ class BenchResult:
             "total_ms_p50": round(self.total_ms_p50, 4),
             "steps_per_s": round(1000.0 / self.total_ms_p50, 2),
             "overhead_pct": round(self.overhead_pct, 2),
+            "carry_pct": round(self.carry_pct, 2),
         }
         for stage in STAGES:
             data[f"{stage}_ms_p50"] = round(self.p50(stage), 4)
@@ -104,6 +111,8 @@ class BenchResult:
             f"  one step, capture to overlay: {self.total_ms_p50:.2f} ms "
             f"({1000.0 / self.total_ms_p50:.0f} steps/s; the model needs 5)",
             f"  our step (invoke + carry) over a bare invoke: {self.overhead_pct:+.1f} %",
+            f"  (of which carrying the states: {self.carry_pct:+.1f} %; the rest is the invoke "
+            "itself, slowed by the other stages' use of the caches)",
         ]
         return "\n".join(lines)
 
@@ -149,28 +158,45 @@ def run_bench(
     probs = np.empty(classifier.num_classes, dtype=np.float32)
     times: dict[str, list[float]] = {s: [] for s in (*STAGES, "bare_invoke")}
     frame_size = (0, 0)
-    for i in range(warmup + steps):
-        t0 = time.perf_counter()
-        rgb = next(frames, None)
-        if rgb is None:
-            break
-        t1 = time.perf_counter()
-        classifier.preprocess(rgb)
-        t2 = time.perf_counter()
-        classifier.interpreter.invoke()
-        t3 = time.perf_counter()
-        classifier.carry()
-        top = shown.update(softmax(classifier.logits, out=probs))
-        t4 = time.perf_counter()
-        draw_overlay(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), OverlayState(top, model_name))
-        t5 = time.perf_counter()
-        bare_interpreter.invoke()  # type: ignore[attr-defined]
-        t6 = time.perf_counter()
-        frame_size = (rgb.shape[1], rgb.shape[0])
-        if i >= warmup:
-            marks = (t0, t1, t2, t3, t4, t5, t6)
-            for stage, begin, end in zip((*STAGES, "bare_invoke"), marks, marks[1:]):
-                times[stage].append((end - begin) * 1000.0)
+    done = 0
+    while done < warmup + steps:
+        block = min(BLOCK, warmup + steps - done)
+        for i in range(done, done + block):
+            t0 = time.perf_counter()
+            rgb = next(frames, None)
+            if rgb is None:
+                return _result(classifier, model_name, source_name, frame_size, times)
+            t1 = time.perf_counter()
+            classifier.preprocess(rgb)
+            t2 = time.perf_counter()
+            classifier.interpreter.invoke()
+            t3 = time.perf_counter()
+            classifier.carry()
+            top = shown.update(softmax(classifier.logits, out=probs))
+            t4 = time.perf_counter()
+            draw_overlay(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), OverlayState(top, model_name))
+            t5 = time.perf_counter()
+            frame_size = (rgb.shape[1], rgb.shape[0])
+            if i >= warmup:
+                marks = (t0, t1, t2, t3, t4, t5)
+                for stage, begin, end in zip(STAGES, marks, marks[1:]):
+                    times[stage].append((end - begin) * 1000.0)
+        for i in range(done, done + block):  # then as many bare invokes, on their own
+            t0 = time.perf_counter()
+            bare_interpreter.invoke()  # type: ignore[attr-defined]
+            if i >= warmup:
+                times["bare_invoke"].append((time.perf_counter() - t0) * 1000.0)
+        done += block
+    return _result(classifier, model_name, source_name, frame_size, times)
+
+
+def _result(
+    classifier: StreamingClassifier,
+    model_name: str,
+    source_name: str,
+    frame_size: tuple[int, int],
+    times: dict[str, list[float]],
+) -> BenchResult:
     return BenchResult(
         model=model_name,
         runtime=classifier.runtime_name,
