@@ -1,6 +1,6 @@
 """Our streaming step against a bare ``interpreter.invoke()``, and against a plain loop.
 
-Runs, interleaved in one process on the same model and frames:
+Runs, in alternating blocks in one process on the same model and frames:
 
 * bare:      ``interpreter.invoke()`` alone (inputs left as they are);
 * ours:      ``StreamingClassifier.invoke()`` = invoke + logits copy + state carry;
@@ -29,6 +29,7 @@ from movinet_pi.classifier import StreamingClassifier  # noqa: E402
 from movinet_pi.labels import Labels  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
+BLOCK = 25
 
 
 def timed(fn) -> float:
@@ -52,14 +53,21 @@ def main() -> None:
     ref = ReferenceLoop(args.model, threads=args.threads)
 
     times: dict[str, list[float]] = {"bare": [], "ours": [], "full": [], "reference": []}
-    for i in range(args.steps):
-        rgb = frames[i % len(frames)]
-        ours.preprocess(rgb)
-        # interleave so that drift in machine speed hits every variant alike
-        times["bare"].append(timed(bare.invoke))
-        times["ours"].append(timed(ours.invoke))
-        times["full"].append(timed(lambda rgb=rgb: ours.step(rgb)))
-        times["reference"].append(timed(lambda rgb=rgb: ref.step(rgb)))
+    runs = {
+        "bare": lambda rgb: bare.invoke(),
+        "ours": lambda rgb: ours.invoke(),
+        "full": lambda rgb: ours.step(rgb),
+        "reference": lambda rgb: ref.step(rgb),
+    }
+    # In blocks of BLOCK steps, variant after variant: drift in machine speed hits every
+    # variant alike, and each keeps its memory in cache as it would running alone.
+    for start in range(0, args.steps, BLOCK):
+        for name, run in runs.items():
+            for i in range(start, min(start + BLOCK, args.steps)):
+                rgb = frames[i % len(frames)]
+                if name == "ours":
+                    ours.preprocess(rgb)
+                times[name].append(timed(lambda run=run, rgb=rgb: run(rgb)))
 
     warm = args.steps // 10
     med = {k: statistics.median(v[warm:]) for k, v in times.items()}
