@@ -172,3 +172,36 @@ def test_overlay_shows_threads_model_and_the_help_card(catalogue: None) -> None:
     assert not np.array_equal(plain[centre], with_help[centre])
     pipeline.handle_key(ord("h"))
     assert np.array_equal(pipeline.render(frame)[centre], plain[centre])
+
+
+def test_threads_after_a_switch_keep_the_switched_model(catalogue: None) -> None:
+    pipeline, controls = _running(_args(threads=1))
+    pipeline.handle_key(ord("2"))
+    assert controls.loading is not None
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    pipeline.handle_key(ord("+"))
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    clf = pipeline.recognizer.classifier
+    assert clf.threads == 2 and len(clf.signature.states) == 67  # still A1, not the start's A0
+    assert pipeline.recognizer.config.model_name == "MoViNet-A1 stream int8"
+
+
+def test_terminal_bytes_that_are_not_text_end_commands_not_the_run() -> None:
+    class Stopped:
+        stopped = False
+
+    class FakeControls:
+        pipeline = Stopped()
+
+        def handle_command(self, line: str) -> str | None:
+            raise AssertionError("never reached")
+
+    class BadTerminal(io.StringIO):
+        def __iter__(self):  # type: ignore[override]
+            raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    replies: list[str] = []
+    read_commands(FakeControls(), BadTerminal(), replies.append)  # type: ignore[arg-type]
+    assert len(replies) == 1 and "terminal commands stopped" in replies[0]

@@ -168,3 +168,44 @@ def test_a_failure_on_the_inference_thread_surfaces_from_run(a0: StreamingClassi
                         VanishingDisplay(frames_before=10_000))
     with pytest.raises(OSError, match="No space left"):
         pipeline.run()
+
+
+def test_every_sink_is_closed_even_when_one_fails(a0: StreamingClassifier) -> None:
+    closed: list[str] = []
+
+    class Sink:
+        def __init__(self, name: str, fail: bool) -> None:
+            self.name, self.fail = name, fail
+
+        def on_step(self, result: object) -> None:
+            pass
+
+        def close(self) -> None:
+            closed.append(self.name)
+            if self.fail:
+                raise BrokenPipeError(32, "Broken pipe")
+
+    recognizer = Recognizer(a0, RunConfig(), [Sink("stdout", True), Sink("mqtt", False),
+                                               Sink("clips", False)])
+    with pytest.raises(BrokenPipeError):
+        recognizer.close()
+    assert closed == ["stdout", "mqtt", "clips"]
+
+
+def test_unreadable_model_and_labels_are_read_errors(
+    tmp_path: Path, a0_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movinet_pi import MovinetPiError
+    from movinet_pi.labels import load_labels
+    from movinet_pi.runtime import check_model_file
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(MovinetPiError, match=r"cannot read model file .*: Permission denied"):
+        check_model_file(a0_model)
+    with pytest.raises(MovinetPiError, match=r"cannot read label file .*: Permission denied"):
+        load_labels(labels)

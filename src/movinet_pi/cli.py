@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import io
 import math
 import os
 import signal
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
 
 PROG = "movinet-pi"
 DEFAULT_THRESHOLD = 0.1
+WEB_TOKEN_ENV = "MOVINET_PI_WEB_TOKEN"
 DEFAULT_HISTORY_S = 2.0  # benchmarks/reaction.py: reacts in <= 2 s, no flicker
 T = TypeVar("T", int, float)
 
@@ -210,8 +212,10 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     g.add_argument("--web", metavar="[HOST:]PORT", type=web_address,
                    help="serve a page with the live picture, the actions and recent events "
                    "(host 127.0.0.1 unless given: --web 0.0.0.0:8080 for the network)")
-    g.add_argument("--web-token", metavar="TOKEN",
-                   help="require ?token=TOKEN (or a Bearer header) for every web request")
+    g.add_argument("--web-token", metavar="TOKEN", default=os.environ.get(WEB_TOKEN_ENV),
+                   help="require ?token=TOKEN (or a Bearer header) for every web request "
+                   f"(default: ${WEB_TOKEN_ENV}; the variable keeps it out of `ps` and "
+                   "service units)")
     g.add_argument("--record", metavar="DIR", type=Path,
                    help="save an MP4 clip (overlay burned in) and a JSON sidecar of each "
                    "action event into DIR")
@@ -361,7 +365,9 @@ def load_classifier(args: argparse.Namespace, history_s: float = math.inf):
 
     model_path, title = resolve_model(args)
     threads = args.threads or default_threads()
-    interpreter, runtime = load_interpreter(model_path, threads)
+    # A live switch loads while other threads log: never silence the process's stderr then.
+    interpreter, runtime = load_interpreter(model_path, threads,
+                                            quiet=getattr(args, "quiet", True))
     from movinet_pi.classifier import read_signature
 
     signature = read_signature(interpreter)
@@ -377,7 +383,7 @@ def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
     downloading (that would stall the switch); a missing model says what to run."""
 
     def load(name: str | None, threads: int) -> tuple:
-        overrides: dict[str, object] = {"threads": threads, "offline": True}
+        overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False}
         if name is not None:  # a catalogue model: its own (Kinetics) labels
             overrides.update(model=name, model_path=None, labels=None)
         return load_classifier(argparse.Namespace(**{**vars(args), **overrides}), args.history)
@@ -394,7 +400,11 @@ def start_terminal_controls(controls: Controls) -> None:
     if not sys.stdin or not sys.stdin.isatty():
         return
     err(COMMAND_HELP)
-    threading.Thread(target=read_commands, args=(controls, sys.stdin, err),
+    # Our own reader over the terminal's bytes (a stray non-UTF-8 byte becomes U+FFFD);
+    # it lives as long as the thread, and never closes the terminal (closefd=False).
+    raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+    threading.Thread(target=read_commands, args=(controls, stream, err),
                      name="terminal-controls", daemon=True).start()
 
 
@@ -663,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         if args.debug:
             traceback.print_exc()
-        if e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES):
+        if e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
             err(f"error: cannot write: {e.strerror} ({e.filename or 'output'}): "
                 "free some space or choose another place")
             return 1

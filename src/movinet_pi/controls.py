@@ -49,6 +49,8 @@ class Controls:
         self.loader = loader
         self.max_threads = max_threads or os.cpu_count() or 1
         self.loading: threading.Thread | None = None
+        #: the catalogue model running now, or None for the one the run started with
+        self.current: str | None = None
         pipeline.on_key = self.handle_key
 
     @property
@@ -103,7 +105,7 @@ class Controls:
             return
         if threads == self.classifier.threads:
             return
-        self._load(None, threads, f"restarting the model with {threads} threads…")
+        self._load(self.current, threads, f"restarting the model with {threads} threads…")
 
     def _load(self, name: str | None, threads: int, note: str) -> None:
         if self.loading is not None and self.loading.is_alive():
@@ -126,15 +128,23 @@ class Controls:
                                 seconds=8.0)
             return
         self.pipeline.recognizer.request_swap(classifier, title)
+        if name is not None:
+            self.current = name
         self.pipeline.flash(f"{title}, {classifier.threads} threads: stream restarted")
 
 
 def read_commands(controls: Controls, stream: IO[str], reply: Callable[[str], None]) -> None:
     """Feed lines from ``stream`` (the terminal) to ``controls`` until it ends or the run
-    stops. Meant for a daemon thread: a blocked read must not keep the app alive."""
-    for line in stream:
-        answer = controls.handle_command(line)
-        if answer:
-            reply(answer)
-        if controls.pipeline.stopped:
-            return
+    stops. Meant for a daemon thread: a blocked read must not keep the app alive.
+    A terminal that goes away or sends bytes that are not text ends the commands,
+    not the run."""
+    try:
+        for line in stream:
+            answer = controls.handle_command(line)
+            if answer:
+                reply(answer)
+            if controls.pipeline.stopped:
+                return
+    except (OSError, ValueError) as error:  # ValueError: UnicodeDecodeError, closed file
+        reply(f"terminal commands stopped ({type(error).__name__}); keys in the window and "
+              "signals still work")

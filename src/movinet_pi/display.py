@@ -167,7 +167,8 @@ class DrmDisplay(Display):
     def update(self, state: OverlayState) -> None:
         now = time.monotonic()
         text = (tuple(state.predictions), state.message, round(state.prediction_age_s) > 1,
-                tuple(state.extra_lines), round(state.display_fps), round(state.infer_ms))
+                tuple(state.extra_lines), round(state.display_fps), round(state.infer_ms),
+                state.model_name, state.threads, state.show_help)
         if text == self._last_text or now - self._last_time < self.min_interval:
             return
         self._last_text, self._last_time = text, now

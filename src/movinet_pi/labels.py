@@ -58,7 +58,11 @@ def load_labels(path: str | Path) -> Labels:
     p = Path(path)
     if not p.is_file():
         raise MovinetPiError(f"label file not found: {p}")
-    return parse_labels(p.read_bytes(), str(p))
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise MovinetPiError(f"cannot read label file {p}: {e.strerror}") from None
+    return parse_labels(data, str(p))
 
 
 def embedded_labels(model_path: str | Path) -> Labels | None:

@@ -215,8 +215,16 @@ class Recognizer:
         return float(np.median(self.infer_ms_recent)) if self.infer_ms_recent else 0.0
 
     def close(self) -> None:
+        """Close every sink, even when one fails (a closed pipe must not keep the MQTT
+        sink from saying goodbye); then raise the first failure."""
+        failure: BaseException | None = None
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
 
 class Display:
@@ -300,7 +308,7 @@ class Pipeline:
         if key in QUIT_KEYS:
             self.stop()
         elif key == ord("r"):
-            self.reset()
+            self.recognizer.request_reset()
             self.flash("stream reset")
         elif key == ord("h"):
             self.show_help = not self.show_help
@@ -386,7 +394,12 @@ class Pipeline:
                     if frame is None:
                         return
             except BaseException as error:
-                ahead.put(error)
+                while not done.is_set():
+                    try:
+                        ahead.put(error, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
 
         reader = threading.Thread(target=read_ahead, name="reader", daemon=True)
         reader.start()

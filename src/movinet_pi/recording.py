@@ -244,7 +244,7 @@ class ClipRecorder:
         self.min_free_bytes = int(min_free_mb * MB)
         self.log = log or _stderr
         self.stats = RecorderStats()
-        self.clips: list[Path] = []  # videos written, in order
+        self.clips: deque[Path] = deque(maxlen=1000)  # the newest videos written, in order
 
         self._prepare_directory()
         self.fourcc, self.extension = self._probe_codec()
@@ -391,13 +391,14 @@ class ClipRecorder:
             try:
                 if isinstance(message, _Stop):
                     self._finish_clip()
-                    return
-                if isinstance(message, _Picture):
+                elif isinstance(message, _Picture):
                     self._on_picture(message)
                 else:
                     self._on_change(message)
             except Exception as e:  # never let one bad clip end the recorder
                 self._fail_clip(e)
+            if isinstance(message, _Stop):
+                return
 
     def _on_picture(self, picture: _Picture) -> None:
         ring = self._ring

@@ -182,7 +182,10 @@ def check_model_file(path: Path) -> None:
     """Refuse, with a one-line message, what is not a whole TFLite model file."""
     if not path.is_file():
         raise MovinetPiError(f"model file not found: {path}")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise MovinetPiError(f"cannot read model file {path}: {e.strerror}") from None
     if not data:
         raise MovinetPiError(f"model file is empty: {path} (download it again)")
     # A TFLite flatbuffer carries the identifier "TFL3" at byte 4.
@@ -197,7 +200,11 @@ def check_model_file(path: Path) -> None:
 
 
 def load_interpreter(
-    model_path: str | Path, threads: int | None = None, runtime: Runtime | None = None
+    model_path: str | Path,
+    threads: int | None = None,
+    runtime: Runtime | None = None,
+    *,
+    quiet: bool = True,
 ) -> tuple[Any, Runtime]:
     """Create and allocate an interpreter for ``model_path``.
 
@@ -209,7 +216,7 @@ def load_interpreter(
     runtime = runtime or find_runtime()
     threads = threads or default_threads()
     try:
-        with quiet_native_stderr():
+        with quiet_native_stderr(enabled=quiet):
             interpreter = runtime.interpreter_class(model_path=str(path), num_threads=threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:

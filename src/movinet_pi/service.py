@@ -50,7 +50,7 @@ SERVICE_NAME = "movinet-pi"
 SERVICE_FLAGS = ("--print", "--user-unit")
 #: Environment variables carried into the unit: ours, except the password.
 ENV_PREFIX = "MOVINET_PI_"
-SECRET_ENV = ("MOVINET_PI_MQTT_PASSWORD",)
+SECRET_ENV = ("MOVINET_PI_MQTT_PASSWORD", "MOVINET_PI_WEB_TOKEN")
 #: The exit status of usage and configuration errors (see MovinetPiError):
 #: restarting cannot fix those, so the unit doesn't.
 CONFIG_ERROR_EXIT = 2
@@ -235,12 +235,24 @@ def systemd_unit(
     for name in sorted(env):
         if name.startswith(ENV_PREFIX) and name not in SECRET_ENV:
             lines.append(f"Environment={_quote_assignment(name, env[name])}")
-    if any(name in env for name in SECRET_ENV):
+    if "MOVINET_PI_WEB_TOKEN" in env:
+        lines += [
+            "# $MOVINET_PI_WEB_TOKEN is not written here (anyone can read unit files): put",
+            "# MOVINET_PI_WEB_TOKEN=... in a file only you can read (chmod 600) and name it:",
+            f"# EnvironmentFile={_home(user)}/.config/movinet-pi/web-token.env",
+        ]
+    if "MOVINET_PI_MQTT_PASSWORD" in env:
         lines += [
             "# $MOVINET_PI_MQTT_PASSWORD is not written here (anyone can read unit files):",
             "# put the password in a file only you can read (chmod 600) and name it:",
             f"# Environment=MOVINET_PI_MQTT_PASSWORD_FILE={_home(user)}/.config/movinet-pi/"
             "mqtt-password",
+        ]
+    if any(a == "--web-token" or a.startswith("--web-token=") for a in args):
+        lines += [
+            "# --web-token on the command line is readable by every user of this machine",
+            "# (unit files, `ps`): leave it out and set MOVINET_PI_WEB_TOKEN in a file only you",
+            "# can read, named here with EnvironmentFile=",
         ]
     lines.append("ExecStart=" + " ".join(systemd_quote(a) for a in command))
     lines += [

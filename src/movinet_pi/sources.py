@@ -496,10 +496,11 @@ class PicameraSource(Source):
     # -- opening -----------------------------------------------------------------------------
 
     def _open_error(self, stage: str, error: BaseException) -> MovinetPiError:
-        if stage == "open":
+        if stage == "open":  # absent, or busy in another program: may pass, so exit 1
             return MovinetPiError(
                 f"no Pi camera found ({_one_line(error)}): check the ribbon cable and "
-                "that `rpicam-hello --list-cameras` lists it"
+                "that `rpicam-hello --list-cameras` lists it",
+                exit_code=1,
             )
         if stage == "configure":
             return MovinetPiError(
@@ -648,7 +649,8 @@ class PicameraSource(Source):
             reason = _one_line(error) or "no frame came through the DRM preview"
             raise MovinetPiError(
                 f"the DRM preview did not start ({reason}): "
-                "a desktop session may hold the display; use --display window"
+                "a desktop session may hold the display; use --display window",
+                exit_code=1,
             ) from error
         self._preview = "DRM"
 
