@@ -158,6 +158,11 @@ def read_signature(interpreter: Any) -> ModelSignature:
             "not a streaming MoViNet (use a *-stream-* model)"
         )
 
+    if np.dtype(image["dtype"]) != np.float32:
+        raise MovinetPiError(
+            f"model image input is {np.dtype(image['dtype']).name}: this app feeds float32 "
+            "frames in [0, 1] (export the model with a float32 input, as the official ones are)"
+        )
     state_names = [n for n in inputs if n != image_name and n in outputs]
     if not state_names:
         raise MovinetPiError(
@@ -175,6 +180,11 @@ def read_signature(interpreter: Any) -> ModelSignature:
     )
     logits_name = _pick_logits_output(outputs, set(state_names))
     logits_shape = _shape(outputs[logits_name])
+    if np.dtype(outputs[logits_name]["dtype"]) != np.float32:
+        raise MovinetPiError(
+            f"model logits are {np.dtype(outputs[logits_name]['dtype']).name}: this app reads "
+            "float32 logits (export the model with a float32 output, as the official ones are)"
+        )
     return ModelSignature(
         key=key,
         image_index=int(image["index"]),

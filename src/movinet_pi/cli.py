@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NoReturn, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, NoReturn, Sequence, TypeVar
 
 from movinet_pi import MovinetPiError, __version__
 from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
@@ -27,7 +27,7 @@ from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.controls import Controls
     from movinet_pi.outputs import Sink
-    from movinet_pi.pipeline import Display
+    from movinet_pi.pipeline import Display, Pipeline
     from movinet_pi.sources import Source
 
 PROG = "movinet-pi"
@@ -408,18 +408,30 @@ def start_terminal_controls(controls: Controls) -> None:
                      name="terminal-controls", daemon=True).start()
 
 
-def install_signal_handlers(stop: Callable[[], None], reset: Callable[[], None]) -> None:
-    """SIGINT/SIGTERM stop the run cleanly; SIGHUP resets the stream."""
+@contextlib.contextmanager
+def signals_stop(stop: Callable[[], None], reset: Callable[[], None]) -> Iterator[None]:
+    """While running: SIGINT/SIGTERM stop the run cleanly, SIGHUP resets the stream.
+
+    A second SIGINT (Ctrl-C again while a slow output is closing) is not caught:
+    it interrupts at once. The previous handlers come back afterwards.
+    """
     def on_stop(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         stop()
 
     def on_hup(signum: int, frame: object) -> None:
         reset()
 
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGTERM, on_stop)
+    wanted = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop}
     if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, on_hup)
+        wanted[signal.SIGHUP] = on_hup
+    previous = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def open_display(args: argparse.Namespace, source: Source) -> Display | None:
@@ -510,31 +522,33 @@ def command_run(args: argparse.Namespace) -> int:
         f"{clf.runtime_name}, {clf.threads} threads; labels {clf.labels.source}")
 
     sinks = build_outputs(args, title)
+    source: Source | None = None
+    display: Display | None = None
+    pipeline: Pipeline | None = None
     try:
         source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps)
-    except BaseException:
-        close_all(sinks)
-        raise
-    try:
         display = open_display(args, source)
-    except BaseException:
-        close_all(sinks)
-        source.close()
-        raise
-    config = RunConfig(top_k=args.top_k, threshold=args.threshold,
-                       leave_threshold=args.leave_threshold, label_filter=label_filter,
-                       model_fps=MODEL_FPS, mirror=args.mirror, realtime=display is not None,
-                       model_name=title)
-    recognizer = Recognizer(clf, config, sinks)
-    pipeline = Pipeline(source, recognizer, display, log=err)
-    start_terminal_controls(Controls(pipeline, make_loader(args)))
-    install_signal_handlers(pipeline.stop, pipeline.reset)
-    log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"
-        + (f" at {source.fps:.1f} fps" if source.fps else ""))
-    try:
-        stats = pipeline.run()
+        config = RunConfig(top_k=args.top_k, threshold=args.threshold,
+                           leave_threshold=args.leave_threshold, label_filter=label_filter,
+                           model_fps=MODEL_FPS, mirror=args.mirror,
+                           realtime=display is not None, model_name=title)
+        pipeline = Pipeline(source, Recognizer(clf, config, sinks), display, log=err)
+        start_terminal_controls(Controls(pipeline, make_loader(args)))
+        log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"
+            + (f" at {source.fps:.1f} fps" if source.fps else ""))
+        with signals_stop(pipeline.stop, pipeline.reset):
+            stats = pipeline.run()  # closes the sinks and the display, whatever happens
     finally:
-        source.close()
+        if pipeline is None:  # failed before the run: close what was opened
+            close_all(sinks)
+            if display is not None:
+                with contextlib.suppress(Exception):
+                    display.close()
+        if source is not None:
+            if pipeline is not None and pipeline.capture_alive:
+                err(f"{source.name} is stuck in a read: leaving it to the system to release")
+            else:
+                source.close()
     if args.verbose:
         first = stats.first_prediction_s
         first_s = (

@@ -42,6 +42,7 @@ class StepResult:
     step: int  # model step number since the stream (re)started, from 0
     top: Sequence[Prediction]  # what is shown: after the threshold, filters and smoothing
     infer_ms: float
+    model: str = ""  # the model that made it (a live switch changes it mid-run)
 
     def to_json(self) -> dict[str, object]:
         return {

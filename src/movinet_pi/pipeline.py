@@ -202,7 +202,8 @@ class Recognizer:
         probs = self.classifier.step(frame.rgb)
         infer_ms = (time.perf_counter() - started) * 1000.0
         top = self.shown.update(probs)
-        result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top, infer_ms)
+        result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top,
+                            infer_ms, self.config.model_name)
         self.latest = result
         self.model_rate.tick()
         self.infer_ms_recent.append(infer_ms)
@@ -282,6 +283,7 @@ class Pipeline:
         self._due: Mailbox[Frame] = Mailbox()
         self._capture_done = threading.Event()
         self._failure: BaseException | None = None
+        self.capture_alive = False  # after run(): the capture thread is still inside a read
         self._display_rate = RateMeter()
         self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
         self.message = ""  # a state (reconnecting, display lost): shown until cleared
@@ -425,8 +427,12 @@ class Pipeline:
         finally:
             self._stop.set()
             self._due.put(None)  # type: ignore[arg-type]  # wake the worker
-            capture.join(timeout=2.0)
+            # A source stuck in a read (a stalled stream, a camera timing out) cannot be
+            # interrupted: do not wait for it, and tell the owner not to close it under the
+            # read (see `capture_alive`); the thread is a daemon and ends with the process.
+            capture.join(timeout=0.5)
             inference.join(timeout=2.0)
+            self.capture_alive = capture.is_alive()
             self.stats.steps_skipped = self._due.dropped
         if self._failure is not None:
             raise self._failure

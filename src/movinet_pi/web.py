@@ -232,6 +232,8 @@ class LiveState:
         now = time.monotonic()
         with self._lock:
             self._latest = result
+            if result.model:
+                self.model_name = result.model  # a live switch changes it mid-run
             self._last_step_at = now
             self._steps += 1
             self.model_rate.tick(now)
