@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -103,3 +104,95 @@ def test_window_plays_a_clip_under_xvfb(xvfb: str, shared: Path, carving_ice: Pa
     assert elapsed >= 4.0
     shown = int(out.stderr.split(" shown")[0].rsplit(" ", 1)[-1])
     assert shown >= 100
+
+
+def _start_xvfb(display: str) -> subprocess.Popen[bytes]:
+    binary = shutil.which("Xvfb")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("Xvfb is missing (.ci/run installs the xvfb package)")
+        pytest.skip("Xvfb not installed")
+    proc = subprocess.Popen([binary, display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = Path("/tmp/.X11-unix") / f"X{display[1:]}"
+    for _ in range(100):
+        if sock.exists():
+            break
+        time.sleep(0.05)
+    return proc
+
+
+def _window_env(display: str, shared: Path, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DISPLAY": display,
+        "MOVINET_PI_MODELS": f"{shared / 'models'}{os.pathsep}{shared / 'labels'}",
+        "XDG_CACHE_HOME": str(tmp_path),
+        "QT_QPA_PLATFORM": "xcb",
+    }
+
+
+def test_the_x_session_ending_mid_run_means_headless_not_a_crash(
+    shared: Path, arm_wrestling: Path, tmp_path: Path
+) -> None:
+    # OpenCV's Qt ends its process when the X server goes; that must not be the app.
+    display = f":{80 + os.getpid() % 9}"
+    xvfb = _start_xvfb(display)
+    app = subprocess.Popen(
+        [sys.executable, "-m", "movinet_pi", "--source", str(arm_wrestling), "--display",
+         "window", "--events", "--verbose"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_window_env(display, shared, tmp_path),
+    )
+    try:
+        assert app.stdout is not None
+        first = app.stdout.readline()  # the first event: the window is up and playing
+        assert '"type":"start"' in first
+        xvfb.terminate()
+        xvfb.wait(5)
+        out, err = app.communicate(timeout=120)
+    finally:
+        app.kill()
+        xvfb.kill()
+    assert app.returncode == 0, err
+    assert "display went away" in err and "continuing headless" in err
+    assert "Traceback" not in err
+    assert '"type":"end"' in out.splitlines()[-1]  # the run went on to the clip's end
+    assert "280 frames read" in err
+
+
+def test_keys_reach_the_app_through_the_window_process(
+    shared: Path, arm_wrestling: Path, tmp_path: Path
+) -> None:
+    xdotool = shutil.which("xdotool")
+    if xdotool is None:
+        if os.environ.get("CI"):
+            pytest.fail("xdotool is missing (.ci/run installs it)")
+        pytest.skip("xdotool not installed")
+    display = f":{70 + os.getpid() % 9}"
+    xvfb = _start_xvfb(display)
+    env = _window_env(display, shared, tmp_path)
+    app = subprocess.Popen(
+        [sys.executable, "-m", "movinet_pi", "--source", str(arm_wrestling), "--display",
+         "window", "--json", "--verbose"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert app.stdout is not None
+        first = app.stdout.readline()  # playing
+        window = ""
+        deadline = time.monotonic() + 30
+        while not window and time.monotonic() < deadline:  # the window is already up
+            found = subprocess.run([xdotool, "search", "--name", "movinet-pi"],
+                                   capture_output=True, text=True, env=env, timeout=30)
+            window = (found.stdout.split() or [""])[0]
+        assert window, "no movinet-pi window on the display"
+        subprocess.run([xdotool, "key", "--window", window, "q"], env=env, timeout=30)
+        out, err = app.communicate(timeout=60)
+    finally:
+        app.kill()
+        xvfb.kill()
+    assert app.returncode == 0, err
+    steps = [json.loads(line)["step"] for line in [first, *out.splitlines()]]
+    assert steps[-1] < 45  # quit by the key, well before the clip's 50 steps
+    assert "50 model steps" not in err

@@ -16,6 +16,7 @@ prints, so a user never wonders why no window opened.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -105,45 +106,144 @@ def choose_display(
 
 
 class WindowDisplay(Display):
-    """An OpenCV window. Keys come back from :meth:`show` as codes (-1: none)."""
+    """An OpenCV window, drawn by a process of its own.
 
-    def __init__(self, title: str = WINDOW_TITLE) -> None:
-        # OpenCV's Qt backend warns about missing bundled fonts on every window; the
-        # warnings mean nothing to a user and bury our own messages.
+    OpenCV's Qt backend ends the whole process (``exit(1)`` from C) when its X
+    connection goes away, e.g. when the desktop session ends or ``ssh -X``
+    drops. In a child process that only takes the window with it: :meth:`show`
+    then raises, and the pipeline carries on headless. Frames go through shared
+    memory; a frame is handed over only once the last one was drawn, so a slow
+    window misses frames and never holds the pipeline up. Keys come back from
+    :meth:`show` as codes (None: no key).
+    """
+
+    def __init__(self, title: str = WINDOW_TITLE, start_timeout: float = 20.0) -> None:
+        import multiprocessing
+
+        # Qt warns about missing bundled fonts on every window; the warnings mean
+        # nothing to a user and bury our own messages. (Inherited by the child.)
         os.environ.setdefault("QT_LOGGING_RULES", "*.warning=false")
-        import cv2
-
-        self.title = title
-        self._cv2 = cv2
-        try:
-            flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | getattr(cv2, "WINDOW_GUI_NORMAL", 0)
-            cv2.namedWindow(title, flags)
-        except cv2.error as e:
-            raise MovinetPiError(
-                f"cannot open a window ({str(e).strip().splitlines()[-1]}): run with --headless"
-            ) from e
-        self.closed_by_user = False
-        self._sized = False
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(target=_window_process, args=(child_conn, title),
+                                        name="movinet-pi window", daemon=True)
+        self._process.start()
+        child_conn.close()
+        self._shm: Any = None
+        self._shape: tuple[int, ...] = ()
+        self._drawing = False
+        reply = self._conn.recv() if self._conn.poll(start_timeout) else ("error", "no answer")
+        if reply[0] != "ready":
+            self.close()
+            raise MovinetPiError(f"cannot open a window ({reply[1]}): run with --headless")
 
     def show(self, bgr: np.ndarray) -> int | None:
-        cv2 = self._cv2
-        if not self._sized:  # a resizable window opens small: fit it to the picture once
-            cv2.resizeWindow(self.title, bgr.shape[1], bgr.shape[0])
-            self._sized = True
-        cv2.imshow(self.title, bgr)
-        key = cv2.waitKey(1)
-        if cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
-            self.closed_by_user = True
-            return ord("q")
-        return key & 0xFF if key >= 0 else None
+        key = self._receive()
+        if not self._drawing:
+            self._send_frame(bgr)
+        return key
+
+    def _receive(self) -> int | None:
+        """Acks, keys and errors from the window process, without waiting."""
+        key = None
+        try:
+            while self._conn.poll():
+                kind, value = self._conn.recv()
+                if kind == "drawn":
+                    self._drawing = False
+                elif kind == "key":
+                    key = value
+                elif kind == "error":
+                    raise RuntimeError(f"the window failed: {value}")
+        except (EOFError, OSError):
+            pass  # the process is gone: said below
+        if not self._process.is_alive():
+            raise RuntimeError(f"the window process ended (exit status {self._process.exitcode})")
+        return key
+
+    def _send_frame(self, bgr: np.ndarray) -> None:
+        from multiprocessing import shared_memory
+
+        if bgr.shape != self._shape:
+            self._release_memory()
+            self._shm = shared_memory.SharedMemory(create=True, size=bgr.nbytes)
+            self._shape = bgr.shape
+        np.copyto(np.ndarray(bgr.shape, np.uint8, self._shm.buf), bgr)
+        try:
+            self._conn.send(("frame", (self._shm.name, bgr.shape)))
+            self._drawing = True
+        except (OSError, ValueError) as error:
+            raise RuntimeError(f"the window process is gone ({error})") from None
+
+    def _release_memory(self) -> None:
+        if self._shm is not None:
+            with contextlib.suppress(Exception):
+                self._shm.close()
+                self._shm.unlink()
+            self._shm = None
 
     def close(self) -> None:
-        try:
-            self._cv2.destroyWindow(self.title)
-            self._cv2.waitKey(1)
-        except self._cv2.error:
-            pass
+        with contextlib.suppress(Exception):
+            self._conn.send(("close", None))
+        self._process.join(timeout=2.0)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(timeout=1.0)
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        self._release_memory()
 
+
+def _window_process(conn: Any, title: str) -> None:
+    """The window's own process: draw what the pipeline sends, send back keys."""
+    import signal
+    from multiprocessing import shared_memory
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the app, which closes us
+    import cv2
+
+    try:
+        flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | getattr(cv2, "WINDOW_GUI_NORMAL", 0)
+        cv2.namedWindow(title, flags)
+    except cv2.error as e:
+        conn.send(("error", str(e).strip().splitlines()[-1]))
+        return
+    conn.send(("ready", None))
+    memory: Any = None
+    sized = False
+    try:
+        while True:
+            if conn.poll(0.02):
+                kind, value = conn.recv()
+                if kind == "close":
+                    break
+                name, shape = value
+                if memory is None or memory.name != name:
+                    if memory is not None:
+                        memory.close()
+                    # (the resource tracker is the app's, shared: the app unlinks it)
+                    memory = shared_memory.SharedMemory(name=name)
+                frame = np.ndarray(shape, np.uint8, memory.buf)
+                if not sized:  # a resizable window opens small: fit it to the picture once
+                    cv2.resizeWindow(title, shape[1], shape[0])
+                    sized = True
+                cv2.imshow(title, frame)
+                del frame
+                conn.send(("drawn", None))
+            key = cv2.waitKey(1)
+            if cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
+                conn.send(("key", ord("q")))  # the user closed the window: quit
+                break
+            if key >= 0:
+                conn.send(("key", key & 0xFF))
+    except (EOFError, OSError):
+        pass  # the app has gone
+    finally:
+        if memory is not None:
+            memory.close()
+        with contextlib.suppress(Exception):
+            cv2.destroyWindow(title)
+            cv2.waitKey(1)
 
 
 class DrmDisplay(Display):
