@@ -165,9 +165,9 @@ def test_overlay_shows_threads_model_and_the_help_card(catalogue: None) -> None:
     frame = Frame(np.full((480, 640, 3), 90, dtype=np.uint8), 0.0, 0)
     state = pipeline.overlay_state(frame)
     assert state.threads == 1 and state.model_name == "MoViNet-A0 stream int8"
-    plain = pipeline.render(frame)
+    plain = pipeline.render(frame).copy()  # render() reuses its buffer
     pipeline.handle_key(ord("h"))
-    with_help = pipeline.render(frame)
+    with_help = pipeline.render(frame).copy()
     centre = (slice(200, 280), slice(200, 440))
     assert not np.array_equal(plain[centre], with_help[centre])
     pipeline.handle_key(ord("h"))

@@ -194,6 +194,16 @@ def test_render_draws_the_overlay_on_a_bgr_copy(a0: StreamingClassifier) -> None
     assert shown[400, 10].tolist() == [0, 0, 0]
 
 
+def test_render_reuses_its_buffers_frame_after_frame(a0: StreamingClassifier) -> None:
+    pipeline = Pipeline(ScriptedLiveSource(frames=0), Recognizer(a0, RunConfig()))
+    small = [Frame(np.full((172, 172, 3), v, np.uint8), v / 30, v) for v in range(3)]
+    shown = [pipeline.render(f) for f in small]
+    assert shown[0] is shown[1] is shown[2]  # nothing allocated per frame
+    assert shown[0].shape == (688, 688, 3)  # scaled up 4x to stay readable
+    big = pipeline.render(Frame(np.zeros((480, 640, 3), np.uint8), 1.0, 3))
+    assert big.shape == (480, 640, 3)  # a new size gets new buffers
+
+
 class KeyDisplay(Display):
     """A display that 'presses' a key at a given shown frame, as a user would."""
 

@@ -286,6 +286,8 @@ class Pipeline:
         self.capture_alive = False  # after run(): the capture thread is still inside a read
         self._display_rate = RateMeter()
         self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
+        self._bgr: np.ndarray | None = None  # render()'s buffers
+        self._shown: np.ndarray | None = None
         self.message = ""  # a state (reconnecting, display lost): shown until cleared
         self._flash = ("", 0.0)  # a passing note (a key's effect): shown for a few seconds
         self.show_help = False
@@ -566,12 +568,22 @@ class Pipeline:
         )
 
     def render(self, frame: Frame) -> np.ndarray:
-        """The picture as shown: BGR, mirrored if asked, with the overlay."""
-        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
-        if bgr.shape[1] < MIN_DISPLAY_WIDTH:
-            # Small sources (a 172x172 clip) would leave the text unreadable.
-            factor = -(-MIN_DISPLAY_WIDTH // bgr.shape[1])
-            bgr = cv2.resize(bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_LINEAR)
+        """The picture as shown: BGR, mirrored if asked, with the overlay.
+
+        Drawn into buffers kept from frame to frame (a new size makes new ones), so
+        the display loop allocates nothing per frame; the result is overwritten by
+        the next call.
+        """
+        h, w = frame.rgb.shape[:2]
+        if self._bgr is None or self._bgr.shape[:2] != (h, w):
+            self._bgr = np.empty((h, w, 3), np.uint8)
+            factor = -(-MIN_DISPLAY_WIDTH // w) if w < MIN_DISPLAY_WIDTH else 1
+            # Small sources (a 172x172 clip) would leave the text unreadable: scale up.
+            self._shown = np.empty((h * factor, w * factor, 3), np.uint8) if factor > 1 else None
+        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR, dst=self._bgr)
+        if self._shown is not None:
+            size = (self._shown.shape[1], self._shown.shape[0])
+            bgr = cv2.resize(bgr, size, dst=self._shown, interpolation=cv2.INTER_LINEAR)
         if self.config.mirror:
             cv2.flip(bgr, 1, dst=bgr)
         return draw_overlay(bgr, self.overlay_state(frame))
