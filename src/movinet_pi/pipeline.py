@@ -368,6 +368,7 @@ class Pipeline:
                 self.stats.frames_read += 1
                 if self.sampler.is_due(frame.timestamp):
                     self._step(frame)
+                self.stats.frames_shown += 1  # to the picture outputs (web, clips)
                 self._present(frame)
             return
         for frame, passed in self._due_frames_ahead():
