@@ -597,7 +597,8 @@ def _attempt(what: str, *temps: Path) -> Iterator[None]:
         ) from e
     finally:
         for temp in temps:
-            with suppress(FileNotFoundError):
+            # A read-only folder answers EROFS even for a file that is not there.
+            with suppress(OSError):
                 temp.unlink()
 
 
