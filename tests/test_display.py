@@ -61,19 +61,8 @@ def test_none_is_headless(sockets: Path) -> None:
 
 @pytest.fixture(scope="module")
 def xvfb() -> Iterator[str]:
-    binary = shutil.which("Xvfb")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("Xvfb is missing (.ci/run installs the xvfb package)")
-        pytest.skip("Xvfb not installed")
     display = f":{90 + os.getpid() % 9}"
-    proc = subprocess.Popen([binary, display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sock = Path("/tmp/.X11-unix") / f"X{display[1:]}"
-    for _ in range(100):
-        if sock.exists():
-            break
-        time.sleep(0.05)
+    proc = _start_xvfb(display)
     yield display
     proc.terminate()
     proc.wait(5)

@@ -7,14 +7,10 @@ local HTTP server serving the real A0 model.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-import pytest
+from tmpfs import run_on_tmpfs
 
 CHILD = textwrap.dedent("""
     import json, os, sys, threading
@@ -50,21 +46,7 @@ CHILD = textwrap.dedent("""
 
 
 def _download_into_tmpfs(tmp_path: Path, options: str, a0_model: Path) -> dict[str, object]:
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare (util-linux) is not installed")
-    where = tmp_path / "models"
-    where.mkdir()
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    cmd = [unshare, "-m", "--propagation", "private", "sh", "-c",
-           f'mount -t tmpfs -o {options} tmpfs "$1" && exec "$2" "$3" "$1" "$4"',
-           "sh", str(where), sys.executable, str(script), str(a0_model)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0 and ("mount" in done.stderr or "unshare" in done.stderr):
-        pytest.skip("cannot mount a tmpfs here (needs root in a mount namespace)")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_on_tmpfs(tmp_path, options, CHILD, str(a0_model))
 
 
 def test_a_full_disk_is_one_clear_error_and_leaves_no_partial_file(

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 import textwrap
 import threading
 from pathlib import Path
@@ -19,6 +16,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 import pytest
+from tmpfs import run_on_tmpfs
 
 from movinet_pi import MovinetPiError, recording
 from movinet_pi.classifier import Prediction
@@ -383,22 +381,7 @@ CHILD = textwrap.dedent("""
 
 def run_in_mount(tmp_path: Path, options: str) -> dict[str, object]:
     """Run CHILD against a fresh tmpfs mounted with ``options``, in a mount namespace."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        pytest.skip("unshare (util-linux) is not installed")
-    where = tmp_path / "mnt"
-    where.mkdir()
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    cmd = [unshare, "-m", "--propagation", "private", "sh", "-c",
-           f'mount -t tmpfs -o {options} tmpfs "$1" && exec "$2" "$3" "$1" x',
-           "sh", str(where), sys.executable, str(script)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if done.returncode != 0 and ("mount" in done.stderr or "unshare" in done.stderr):
-        pytest.skip(f"cannot mount a tmpfs here (needs root in a mount namespace): "
-                    f"{done.stderr.strip().splitlines()[-1]}")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_on_tmpfs(tmp_path, options, CHILD, "x")
 
 
 def test_a_read_only_directory_is_one_clear_error_at_startup(tmp_path: Path) -> None:
