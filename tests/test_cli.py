@@ -92,6 +92,17 @@ def test_threshold_and_deny(models_env: None, carving_ice: Path,
         (["--model", "a9"], "invalid choice: 'a9'"),
         (["--quant", "int4"], "invalid choice: 'int4'"),
         (["--no-such-flag"], "unrecognized arguments"),
+        (["--leave-threshold", "2"], "--leave-threshold: must be in [0, 1]"),
+        (["--display", "hdmi"], "invalid choice: 'hdmi'"),
+        (["--json", "--events"], "--events: not allowed with argument --json"),
+        (["--mqtt", "ftp://host"], "--mqtt"),
+        (["--web", "99999"], "--web: port must be 0..65535"),
+        (["--web", "localhost:x"], "--web"),
+        (["--pre-seconds", "-1"], "--pre-seconds: must be 0 or more"),
+        (["--post-seconds", "x"], "--post-seconds: expected a number"),
+        (["--record-max-mb", "0"], "--record-max-mb: must be more than 0"),
+        (["bench", "--steps", "0"], "--steps: must be 1 or more"),
+        (["eval"], "required"),
     ],
 )
 def test_bad_flags_get_one_line_and_exit_2(args: list[str], words: str) -> None:
@@ -291,3 +302,11 @@ def test_models_that_are_not_streaming_are_refused_before_the_camera_opens(
     assert main(["--model-path", str(DATA / model), "--source", "7", "--headless"]) == 2
     err = capsys.readouterr().err.strip()
     assert words in err and "camera" not in err and len(err.splitlines()) == 1
+
+
+def test_web_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from movinet_pi.cli import build_run_parser
+
+    monkeypatch.setenv("MOVINET_PI_WEB_TOKEN", "s3cret")
+    assert build_run_parser().parse_args(["--web", "8080"]).web_token == "s3cret"
+    assert build_run_parser().parse_args(["--web-token", "flag"]).web_token == "flag"
