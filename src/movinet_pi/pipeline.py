@@ -384,27 +384,25 @@ class Pipeline:
         sampler = FrameSampler(self.config.model_fps)  # the reader's own copy of the grid
         done = threading.Event()  # the consumer has gone (finished, stopped or failed)
 
+        def hand_over(item: tuple[Frame | None, int] | BaseException) -> None:
+            while not done.is_set():  # never block on a consumer that has gone
+                try:
+                    ahead.put(item, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+
         def read_ahead() -> None:
             try:
                 while not done.is_set():
                     frame, passed = self.source.read_from(sampler.next_due)
                     if frame is not None:
                         sampler.is_due(frame.timestamp)
-                    while not done.is_set():
-                        try:
-                            ahead.put((frame, passed), timeout=0.5)
-                            break
-                        except queue.Full:
-                            continue
+                    hand_over((frame, passed))
                     if frame is None:
                         return
             except BaseException as error:
-                while not done.is_set():
-                    try:
-                        ahead.put(error, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
+                hand_over(error)
 
         reader = threading.Thread(target=read_ahead, name="reader", daemon=True)
         reader.start()
