@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import pytest
+from tools import require_tool
 
 #: How long to wait for something that should happen (not a timing assertion:
 #: the happy path returns as soon as it happens).
@@ -28,16 +27,8 @@ PATIENCE_S = 15.0
 
 def find_mosquitto() -> str:
     """The mosquitto binary, or skip (fail in CI)."""
-    found = shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)),
-        None,
-    )
-    if found is None:
-        message = "mosquitto is not installed (apt install mosquitto): MQTT tests need a broker"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return require_tool("mosquitto", package="mosquitto",
+                        also=("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"))
 
 
 def free_port() -> int:

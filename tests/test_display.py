@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from tools import require_tool
 
 from movinet_pi import MovinetPiError
 from movinet_pi.display import choose_display
@@ -96,11 +96,7 @@ def test_window_plays_a_clip_under_xvfb(xvfb: str, shared: Path, carving_ice: Pa
 
 
 def _start_xvfb(display: str) -> subprocess.Popen[bytes]:
-    binary = shutil.which("Xvfb")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("Xvfb is missing (.ci/run installs the xvfb package)")
-        pytest.skip("Xvfb not installed")
+    binary = require_tool("Xvfb", package="xvfb")
     proc = subprocess.Popen([binary, display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sock = Path("/tmp/.X11-unix") / f"X{display[1:]}"
@@ -153,11 +149,7 @@ def test_the_x_session_ending_mid_run_means_headless_not_a_crash(
 def test_keys_reach_the_app_through_the_window_process(
     shared: Path, arm_wrestling: Path, tmp_path: Path
 ) -> None:
-    xdotool = shutil.which("xdotool")
-    if xdotool is None:
-        if os.environ.get("CI"):
-            pytest.fail("xdotool is missing (.ci/run installs it)")
-        pytest.skip("xdotool not installed")
+    xdotool = require_tool("xdotool", package="xdotool")
     display = f":{70 + os.getpid() % 9}"
     xvfb = _start_xvfb(display)
     env = _window_env(display, shared, tmp_path)

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -21,6 +19,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 import pytest
+from tools import require_tool
 
 from movinet_pi import MovinetPiError, web
 from movinet_pi.classifier import Prediction
@@ -361,13 +360,7 @@ CHROMIUM_FLAGS = [
 
 
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium is not installed (Debian package: chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return require_tool("chromium", "chromium-browser", package="chromium")
 
 
 def run_chromium(binary: str, profile: Path, *args: str) -> str:
