@@ -133,10 +133,6 @@ class HistoryPolicy(ABC):
     def carry(self) -> None:
         """After an invoke: write the next step's pool inputs."""
 
-    @property
-    def unbounded(self) -> bool:
-        return False
-
 
 class PlainHistory(HistoryPolicy):
     """The model as exported: sums and counts carried unchanged, memory unbounded."""
@@ -150,10 +146,6 @@ class PlainHistory(HistoryPolicy):
         for slot in self.slots:
             np.copyto(slot.buffer_in(), slot.buffer_out())
             np.copyto(slot.count_in(), slot.count_out())
-
-    @property
-    def unbounded(self) -> bool:
-        return True
 
 
 class ExponentialHistory(HistoryPolicy):
