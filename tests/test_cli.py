@@ -187,6 +187,17 @@ def test_info_describes_a_model(a0_model: Path, kinetics_labels_path: Path,
     assert info["state_kinds"] == {"pool": 32, "stream": 11}
     assert info["model_fps"] == 5.0 and info["runtime"].startswith("ai-edge-litert")
     assert info["sha256"] == "6125b36e2485eeb5cc1fd6206cf5e5d70235593fbc84610d1dce97fe3aa9c2ac"
+    # as the classifier runs it: the stream states and the image as int8
+    assert len(info["int8_states"]) == 11 and info["int8_image"] is True
+    assert all(name.endswith("_stream_buffer") for name in info["int8_states"])
+    assert 0.6e6 < info["carried_bytes"] < 0.7e6 < info["state_bytes"] / 3
+
+
+def test_info_says_how_a_float_model_is_run(a0_float_model: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(a0_float_model)]) == 0
+    out = capsys.readouterr().out
+    assert "as run" in out and "int8" not in out.split("as run")[1]
 
 
 def test_info_refuses_a_non_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,7 +34,7 @@ def clips(carving_ice: Path, arm_wrestling: Path) -> dict[str, list[np.ndarray]]
 
 
 def _counts(clf: StreamingClassifier) -> list[int]:
-    return [int(slot.count_in().flat[0]) for slot in clf.history.slots]
+    return [int(slot.count_in.flat[0]) for slot in clf.history.slots]
 
 
 def test_the_int8_head_pool_is_read_through_a_quantization_grid(a0_model: Path) -> None:

@@ -359,16 +359,19 @@ def resolve_labels(args: argparse.Namespace, model_path: Path, num_classes: int)
 
 
 def load_classifier(args: argparse.Namespace, history_s: float = math.inf):
-    from movinet_pi.classifier import StreamingClassifier
+    from movinet_pi.classifier import (
+        StreamingClassifier,
+        load_streaming_interpreter,
+        read_signature,
+    )
     from movinet_pi.history import history_policy
-    from movinet_pi.runtime import default_threads, load_interpreter
+    from movinet_pi.runtime import default_threads
 
     model_path, title = resolve_model(args)
     threads = args.threads or default_threads()
     # A live switch loads while other threads log: never silence the process's stderr then.
-    interpreter, runtime = load_interpreter(model_path, threads,
-                                            quiet=getattr(args, "quiet", True))
-    from movinet_pi.classifier import read_signature
+    interpreter, runtime = load_streaming_interpreter(model_path, threads,
+                                                      quiet=getattr(args, "quiet", True))
 
     signature = read_signature(interpreter)
     labels = resolve_labels(args, model_path, signature.num_classes)

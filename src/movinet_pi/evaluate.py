@@ -39,11 +39,15 @@ import cv2
 import numpy as np
 
 from movinet_pi import MovinetPiError
-from movinet_pi.classifier import StreamingClassifier, read_signature
+from movinet_pi.classifier import (
+    StreamingClassifier,
+    load_streaming_interpreter,
+    read_signature,
+)
 from movinet_pi.labels import Labels, embedded_labels, load_labels
 from movinet_pi.models import MODEL_FPS, find_labels_file
 from movinet_pi.pipeline import FrameSampler
-from movinet_pi.runtime import default_threads, load_interpreter
+from movinet_pi.runtime import default_threads
 from movinet_pi.sources import FileSource
 
 PROG = "movinet-pi eval"
@@ -154,7 +158,7 @@ def resolve_labels(model_path: Path, num_classes: int, labels: Labels | None) ->
 def load_model(model_path: Path, labels: Labels | None, threads: int) -> StreamingClassifier:
     """A classifier for ``model_path`` (any streaming MoViNet: input size, class count and
     signature key are read from the model)."""
-    interpreter, runtime = load_interpreter(model_path, threads)
+    interpreter, runtime = load_streaming_interpreter(model_path, threads)
     signature = read_signature(interpreter)
     labels = resolve_labels(model_path, signature.num_classes, labels)
     return StreamingClassifier(interpreter, labels, runtime_name=runtime.name,

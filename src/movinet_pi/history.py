@@ -45,13 +45,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from movinet_pi import MovinetPiError
-
-TensorFn = Callable[[], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -92,13 +90,13 @@ def input_grid(interpreter: Any, tensor_index: int) -> Grid | None:
 
 @dataclass
 class PoolSlot:
-    """One live sum/count pair, as views into the interpreter's tensors."""
+    """One live sum/count pair, as lasting views of the interpreter's tensors."""
 
     name: str
-    buffer_in: TensorFn
-    buffer_out: TensorFn
-    count_in: TensorFn
-    count_out: TensorFn
+    buffer_in: np.ndarray
+    buffer_out: np.ndarray
+    count_in: np.ndarray
+    count_out: np.ndarray
     grid: Grid | None
 
     def snap(self, values: np.ndarray) -> np.ndarray:
@@ -106,13 +104,12 @@ class PoolSlot:
 
     def feed(self, total: np.ndarray, count: int) -> None:
         """Give the model a sum (snapped to its grid) and a count for the next step."""
-        buffer = self.buffer_in()
-        np.copyto(buffer, self.snap(total).reshape(buffer.shape))
-        self.count_in().fill(count)
+        np.copyto(self.buffer_in, self.snap(total).reshape(self.buffer_in.shape))
+        self.count_in.fill(count)
 
     def delta(self) -> np.ndarray:
         """What the last frame added to the sum: exact when the input was on the grid."""
-        return self.buffer_out().astype(np.float64) - self.buffer_in()
+        return self.buffer_out.astype(np.float64) - self.buffer_in
 
 
 class HistoryPolicy(ABC):
@@ -144,8 +141,8 @@ class PlainHistory(HistoryPolicy):
 
     def carry(self) -> None:
         for slot in self.slots:
-            np.copyto(slot.buffer_in(), slot.buffer_out())
-            np.copyto(slot.count_in(), slot.count_out())
+            np.copyto(slot.buffer_in, slot.buffer_out)
+            np.copyto(slot.count_in, slot.count_out)
 
 
 class ExponentialHistory(HistoryPolicy):
@@ -158,7 +155,7 @@ class ExponentialHistory(HistoryPolicy):
         self.label = f"ema {self.n}"
 
     def reset(self) -> None:
-        self._means = [np.zeros(s.buffer_in().shape, np.float64) for s in self.slots]
+        self._means = [np.zeros(s.buffer_in.shape, np.float64) for s in self.slots]
         self._steps = 0
 
     def carry(self) -> None:
@@ -167,7 +164,7 @@ class ExponentialHistory(HistoryPolicy):
         upcoming = min(self._steps, self.n)
         for slot, mean in zip(self.slots, self._means):
             if counted < self.n:  # still inside the window: exactly the plain model
-                np.divide(slot.buffer_out(), counted + 1, out=mean)
+                np.divide(slot.buffer_out, counted + 1, out=mean)
             else:  # decay in float, so the model's rounding cannot freeze the mean
                 mean *= counted
                 mean += slot.delta()
@@ -185,7 +182,7 @@ class StaggeredHistory(HistoryPolicy):
         self.label = f"staggered {2 * self.half}"
 
     def reset(self) -> None:
-        self._sums = [[np.zeros(s.buffer_in().shape, np.float64) for _ in range(2)]
+        self._sums = [[np.zeros(s.buffer_in.shape, np.float64) for _ in range(2)]
                       for s in self.slots]
         self._counts = [0, 0]
         self._steps = 0
@@ -199,7 +196,7 @@ class StaggeredHistory(HistoryPolicy):
         for slot, sums, delta in zip(self.slots, self._sums, deltas):
             for i in active:
                 if i == fed:  # the sum the model saw: take its own result, as plain does
-                    np.copyto(sums[i], slot.buffer_out())
+                    np.copyto(sums[i], slot.buffer_out)
                 else:
                     sums[i] += delta
         for i in active:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from movinet_pi.classifier import read_signature
+from movinet_pi.classifier import narrow_for_streaming, read_signature
 from movinet_pi.labels import check_label_count, embedded_labels, load_labels
 from movinet_pi.models import MODEL_FPS
 from movinet_pi.runtime import default_threads, load_interpreter
@@ -58,6 +58,7 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
         labels_from = f"{labels.source} (inside the model)" if labels else "none"
         if labels is not None:
             check_label_count(labels, sig.num_classes)
+    run = _as_run(model_path, sig)
     kinds: dict[str, int] = {}
     for s in sig.states:
         kind = "pool" if s.name.endswith(("pool_buffer", "pool_frame_count")) else (
@@ -76,11 +77,34 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
         "state_kinds": kinds,
         "pool_pairs": len(sig.pool_pairs),
         "state_bytes": sig.state_bytes,
+        **run,
         "quantization": _quantization(interpreter),
         "io": _io_types(interpreter, sig),
         "labels": labels_from,
         "first_labels": list(labels.names[:5]) if labels else [],
     }
+
+
+def _as_run(model_path: Path, sig: Any) -> dict[str, Any]:
+    """How the classifier runs this model: which inputs it narrows to int8
+    (:mod:`movinet_pi.tflite_graph`) and how many state bytes it copies a step."""
+    names = [s.name for s in sig.states]
+    _, narrowed = narrow_for_streaming(model_path.read_bytes())
+    as_int8 = {s.name for s in narrowed.states}
+    carried = sum(s.nbytes // (4 if s.name in as_int8 else 1)
+                  for s in sig.states if not s.passthrough)
+    return {
+        "int8_states": sorted(as_int8, key=names.index),
+        "int8_image": narrowed.image,
+        "carried_bytes": carried,
+    }
+
+
+def _format_run(info: dict[str, Any]) -> str:
+    int8 = [f"{len(info['int8_states'])} stream states"] if info["int8_states"] else []
+    int8 += ["the image"] if info["int8_image"] else []
+    how = f"{' and '.join(int8)} as int8 (exact); " if int8 else ""
+    return f"{how}{_size(info['carried_bytes'])} of state copied a step"
 
 
 def format_info(info: dict[str, Any]) -> str:
@@ -95,6 +119,7 @@ def format_info(info: dict[str, Any]) -> str:
         ("classes", str(info["num_classes"])),
         ("states", f"{info['states']} ({kinds}), {_size(info['state_bytes'])}"),
         ("in / out", f"image {info['io']['image']}, logits {info['io']['logits']}"),
+        ("as run", _format_run(info)),
         ("weights", info["quantization"]),
         ("labels", info["labels"]),
     ]

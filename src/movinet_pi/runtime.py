@@ -178,8 +178,9 @@ def _flatbuffer_reaches(data: bytes) -> None:
                 raise _Truncated
 
 
-def check_model_file(path: Path) -> None:
-    """Refuse, with a one-line message, what is not a whole TFLite model file."""
+def check_model_file(path: Path) -> bytes:
+    """The model file's bytes; refuse, with a one-line message, what is not a whole
+    TFLite model file."""
     if not path.is_file():
         raise MovinetPiError(f"model file not found: {path}")
     try:
@@ -197,6 +198,7 @@ def check_model_file(path: Path) -> None:
         raise MovinetPiError(
             f"model file is truncated: {path} ({len(data):,} bytes; download it again)"
         ) from None
+    return data
 
 
 def load_interpreter(
@@ -205,19 +207,23 @@ def load_interpreter(
     runtime: Runtime | None = None,
     *,
     quiet: bool = True,
+    transform: Callable[[bytes], bytes] | None = None,
 ) -> tuple[Any, Runtime]:
     """Create and allocate an interpreter for ``model_path``.
 
-    Raises :class:`MovinetPiError` with a one-line message for a file that is
-    missing, empty or not a TFLite flatbuffer.
+    ``transform``, if given, rewrites the model's bytes in memory first (the
+    file is not touched). Raises :class:`MovinetPiError` with a one-line message
+    for a file that is missing, empty or not a TFLite flatbuffer.
     """
     path = Path(model_path)
-    check_model_file(path)
+    content = check_model_file(path)
+    if transform is not None:
+        content = transform(content)
     runtime = runtime or find_runtime()
     threads = threads or default_threads()
     try:
         with quiet_native_stderr(enabled=quiet):
-            interpreter = runtime.interpreter_class(model_path=str(path), num_threads=threads)
+            interpreter = runtime.interpreter_class(model_content=content, num_threads=threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
