@@ -178,14 +178,29 @@ def tensor_view(interpreter: Any, index: int) -> np.ndarray:
     move the memory), so the usual pattern is a C call per tensor per step. The
     classifier owns its interpreter and allocates it once, before this is
     called, so the memory stays put: one view per tensor, made once, is safe and
-    saves ~1 µs per tensor per step. The view keeps the interpreter alive.
+    saves ~1 µs per tensor per step. The view keeps the interpreter alive, and
+    the interpreter's ``allocate_tensors`` and ``resize_tensor_input`` are
+    replaced by ones that refuse (the runtime's own guard cannot see these views).
     """
+    _forbid_reallocation(interpreter)
     array = interpreter.tensor(index)()
     shape, dtype, address, nbytes = array.shape, array.dtype, array.ctypes.data, array.nbytes
     del array
     memory = (ctypes.c_byte * nbytes).from_address(address)
     memory.owner = interpreter  # type: ignore[attr-defined]
     return np.frombuffer(memory, dtype=dtype).reshape(shape)
+
+
+def _forbid_reallocation(interpreter: Any) -> None:
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError(
+            "this interpreter belongs to a StreamingClassifier, which holds views of its "
+            "tensors: re-allocating would leave them pointing at freed memory "
+            "(load another interpreter instead)"
+        )
+
+    for name in ("allocate_tensors", "resize_tensor_input"):
+        setattr(interpreter, name, refuse)
 
 
 def _quantized_zero(details: dict[str, Any]) -> int:
@@ -427,7 +442,7 @@ class StreamingClassifier:
     def _check_it_runs(self) -> None:
         """One step on a black frame, so that a model the runtime cannot execute is
         refused at start-up, before a camera or window opens, not on the first frame."""
-        self._image.fill(0)
+        self._image.fill(0x80 if self._byte_image else 0)  # black: int8 -128 or 0.0
         try:
             self.interpreter.invoke()
         except (RuntimeError, ValueError) as e:

@@ -196,14 +196,21 @@ def _builtin_codes(buf: _Buffer, model: int) -> list[int]:
     return codes
 
 
-def _tensor_map(buf: _Buffer, signature: int, index: int) -> dict[str, int]:
-    """Signature name -> where its tensor index is stored. An entry whose index is the
-    default 0 has no stored field to edit in place, so it is left out."""
+@dataclass(frozen=True)
+class _Entry:
+    """One signature input or output: its tensor, and where that index is stored (None
+    when it is the default 0, which flatbuffers leaves out: no field to edit in place)."""
+
+    tensor: int
+    position: int | None
+
+
+def _tensor_map(buf: _Buffer, signature: int, index: int) -> dict[str, _Entry]:
     found = {}
     for entry in buf.tables(signature, index):
         pos = buf.field(entry, _TENSORMAP_INDEX)
-        if pos is not None:
-            found[buf.string(entry, _TENSORMAP_NAME)] = pos
+        tensor = 0 if pos is None else buf.u32(pos)
+        found[buf.string(entry, _TENSORMAP_NAME)] = _Entry(tensor, pos)
     return found
 
 
@@ -233,8 +240,8 @@ class _Graph:
                 self.consumers.setdefault(t, []).append(op)
             for t in op.outputs:
                 self.producer[t] = op
-        self.inputs = set(buf.ints(graph, _SUBGRAPH_INPUTS))
-        self.outputs = set(buf.ints(graph, _SUBGRAPH_OUTPUTS))
+        self.inputs = buf.ints(graph, _SUBGRAPH_INPUTS)
+        self.outputs = buf.ints(graph, _SUBGRAPH_OUTPUTS)
         self.sig_inputs = _tensor_map(buf, signature, _SIGNATURE_INPUTS)
         self.sig_outputs = _tensor_map(buf, signature, _SIGNATURE_OUTPUTS)
         self.dropped: set[int] = set()
@@ -251,13 +258,22 @@ class _Graph:
             return None
         return cls(buf, root, signatures[0], subgraphs[0])
 
+    def _only_here(self, tensor: int, io: list[int], other_io: list[int]) -> bool:
+        """``tensor`` is named once by the signature and once in ``io``, never in
+        ``other_io``: rewiring that one place rewires every use of it."""
+        entries = [*self.sig_inputs.values(), *self.sig_outputs.values()]
+        return (sum(e.tensor == tensor for e in entries) == 1
+                and io.count(tensor) == 1 and tensor not in other_io)
+
     def _sole_quantize(self, float_in: int) -> _Operator | None:
         """The QUANTIZE that is the only reader of the graph input ``float_in``."""
         readers = self.consumers.get(float_in, [])
-        if float_in not in self.inputs or len(readers) != 1:
+        if not self._only_here(float_in, self.inputs, self.outputs) or len(readers) != 1:
             return None
         op = readers[0]
-        if op.builtin != _QUANTIZE or len(op.outputs) != 1 or op.outputs[0] in self.inputs:
+        if op.builtin != _QUANTIZE or len(op.outputs) != 1:
+            return None
+        if op.outputs[0] in self.inputs or op.outputs[0] in self.outputs:
             return None
         if self.tensors[float_in].type != _FLOAT32 or self.tensors[op.outputs[0]].type != _INT8:
             return None
@@ -266,9 +282,13 @@ class _Graph:
     def _sole_dequantize(self, float_out: int) -> _Operator | None:
         """The DEQUANTIZE that writes the graph output ``float_out``, read by nothing else."""
         op = self.producer.get(float_out)
-        if float_out not in self.outputs or float_out in self.consumers or op is None:
+        if not self._only_here(float_out, self.outputs, self.inputs):
             return None
-        if op.builtin != _DEQUANTIZE or len(op.inputs) != 1 or op.inputs[0] in self.outputs:
+        if float_out in self.consumers or op is None:
+            return None
+        if op.builtin != _DEQUANTIZE or len(op.inputs) != 1:
+            return None
+        if op.inputs[0] in self.outputs or op.inputs[0] in self.inputs:
             return None
         if self.tensors[float_out].type != _FLOAT32 or self.tensors[op.inputs[0]].type != _INT8:
             return None
@@ -279,12 +299,13 @@ class _Graph:
     ) -> list[NarrowedState]:
         wanted = set(pick([n for n in self.sig_inputs if n in self.sig_outputs]))
         narrowed = []
-        for name, in_pos in self.sig_inputs.items():
-            out_pos = self.sig_outputs.get(name)
-            if out_pos is None or name not in wanted:
+        for name, entry_in in self.sig_inputs.items():
+            entry_out = self.sig_outputs.get(name)
+            if entry_out is None or name not in wanted:
                 continue
-            float_in, float_out = self.buf.u32(in_pos), self.buf.u32(out_pos)
-            if float_in == float_out:
+            in_pos, out_pos = entry_in.position, entry_out.position
+            float_in, float_out = entry_in.tensor, entry_out.tensor
+            if in_pos is None or out_pos is None or float_in == float_out:
                 continue
             quantize, dequantize = self._sole_quantize(float_in), self._sole_dequantize(float_out)
             if quantize is None or dequantize is None:
@@ -300,10 +321,10 @@ class _Graph:
         return narrowed
 
     def narrow_image(self, name: str) -> bool:
-        in_pos = self.sig_inputs.get(name)
-        if in_pos is None or name in self.sig_outputs:
+        entry = self.sig_inputs.get(name)
+        if entry is None or entry.position is None or name in self.sig_outputs:
             return False
-        float_in = self.buf.u32(in_pos)
+        in_pos, float_in = entry.position, entry.tensor
         quantize = self._sole_quantize(float_in)
         if quantize is None:
             return False
@@ -319,10 +340,11 @@ class _Graph:
     def _rewire(self, signature_pos: int, old: int, new: int, io_field: int) -> None:
         """Point the signature entry and the subgraph's input/output list at ``new``."""
         struct.pack_into("<I", self.buf.data, signature_pos, new)
-        first, count = self.buf.vector(self.table, io_field)
-        for i in range(count):
-            if struct.unpack_from("<i", self.buf.data, first + 4 * i)[0] == old:
-                struct.pack_into("<i", self.buf.data, first + 4 * i, new)
+        io = self.inputs if io_field == _SUBGRAPH_INPUTS else self.outputs
+        first, _ = self.buf.vector(self.table, io_field)
+        slot = io.index(old)  # the only one: see _only_here
+        struct.pack_into("<i", self.buf.data, first + 4 * slot, new)
+        io[slot] = new
 
     def drop_operators(self) -> None:
         """Shorten the operators vector in place, keeping the order of the rest.
