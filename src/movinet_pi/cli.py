@@ -265,7 +265,9 @@ def build_bench_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=f"{PROG} bench",
                       description="Time a model's stream steps stage by stage (capture, "
                       "preprocess, invoke, state carry, overlay) and compare our step with a "
-                      "bare interpreter.invoke() on the same model.")
+                      "bare interpreter.invoke() on the same model file. (Ours runs int8 "
+                      "models with their stream states and image as int8 where that is "
+                      "exact: `movinet-pi info` says which.)")
     _add_model_options(p)
     p.add_argument("--steps", type=positive_int, default=200, metavar="N",
                    help="timed steps (default: 200, after 10 untimed)")
