@@ -401,14 +401,12 @@ class StreamingClassifier:
         self.threads = threads
         self.model_path = model_path
         sig = self.signature
-        self._resized = np.empty((sig.input_height, sig.input_width, 3), dtype=np.uint8)
         self._logits = np.empty(sig.num_classes, dtype=np.float32)
         self._probs = np.empty(sig.num_classes, dtype=np.float32)
         self._state_views = [
             (tensor_view(interpreter, s.input_index), tensor_view(interpreter, s.output_index))
             for s in sig.states
         ]
-        self._state_zeros = [s.zero for s in sig.states]
         live_pools = [
             p for p in sig.pool_pairs if not (p.buffer.passthrough or p.count.passthrough)
         ]
@@ -433,6 +431,9 @@ class StreamingClassifier:
         self._byte_image = sig.image_dtype == np.int8
         # A byte image is written as uint8 and flipped to int8 in place (v ^ 0x80 = v - 128).
         self._image = image.view(np.uint8) if self._byte_image else image
+        # A float image is resized here first; a byte image is resized in place.
+        self._resized = self._image if self._byte_image else np.empty(
+            (sig.input_height, sig.input_width, 3), dtype=np.uint8)
         self._logits_out = tensor_view(interpreter, sig.logits_index)[0]
         self.steps = 0
         self.reset()
@@ -510,8 +511,8 @@ class StreamingClassifier:
 
     def reset(self) -> None:
         """Start a new stream: every state back to zero."""
-        for (state_in, _), zero in zip(self._state_views, self._state_zeros):
-            state_in.fill(zero)
+        for state, (state_in, _) in zip(self.signature.states, self._state_views):
+            state_in.fill(state.zero)
         self.history.reset()
         self.steps = 0
 
@@ -519,7 +520,7 @@ class StreamingClassifier:
         """Resize an RGB uint8 frame of any size into the model's image input: floats in
         [0, 1], or, for a narrowed int8 image, the exact int8 form of those floats."""
         h, w = self.signature.input_height, self.signature.input_width
-        resized = self._image if self._byte_image else self._resized
+        resized = self._resized
         if rgb.shape[0] == h and rgb.shape[1] == w:
             np.copyto(resized, rgb[:, :, :3])
         else:
