@@ -27,7 +27,7 @@ from typing import Any, Collection, Sequence
 import cv2
 import numpy as np
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError, one_line
 from movinet_pi.history import HistoryPolicy, PlainHistory, PoolSlot, input_grid
 from movinet_pi.labels import Labels, check_label_count
 from movinet_pi.tflite_graph import GraphError, NarrowedIO, narrow_io
@@ -447,10 +447,9 @@ class StreamingClassifier:
         try:
             self.interpreter.invoke()
         except (RuntimeError, ValueError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             runtime = self.runtime_name or "this TFLite runtime"
             raise MovinetPiError(
-                f"the model does not run on {runtime}: {reason} "
+                f"the model does not run on {runtime}: {one_line(e, first=True)} "
                 "(install a newer runtime: pip install -U ai-edge-litert)"
             ) from e
         self._check_views_stay_put()

@@ -21,7 +21,9 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, NoReturn, Sequence, TypeVar
 
-from movinet_pi import MovinetPiError, __version__
+from movinet_pi import __version__
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.log import say
 from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
 
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
@@ -307,10 +309,6 @@ def build_eval_parser() -> argparse.ArgumentParser:
 
 
 # -- commands ---------------------------------------------------------------------------
-def err(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
-
-
 def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
     """The model file to load and the name to show for it."""
     from movinet_pi.models import find_model, get_spec
@@ -327,7 +325,7 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
             raise
     from movinet_pi.models import download_models
 
-    err(f"{spec.title} is not downloaded yet: fetching it once (use --offline to never download)")
+    say(f"{spec.title} is not downloaded yet: fetching it once (use --offline to never download)")
     download_models([spec.name], spec.quant, None, progress=True)
     return find_model(spec), spec.title
 
@@ -404,12 +402,12 @@ def start_terminal_controls(controls: Controls) -> None:
 
     if not sys.stdin or not sys.stdin.isatty():
         return
-    err(COMMAND_HELP)
+    say(COMMAND_HELP)
     # Our own reader over the terminal's bytes (a stray non-UTF-8 byte becomes U+FFFD);
     # it lives as long as the thread, and never closes the terminal (closefd=False).
     raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
     stream = io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
-    threading.Thread(target=read_commands, args=(controls, stream, err),
+    threading.Thread(target=read_commands, args=(controls, stream, say),
                      name="terminal-controls", daemon=True).start()
 
 
@@ -449,7 +447,7 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
     choice = choose_display(mode, picamera=picamera)
     os.environ.update(choice.env)
     if choice.kind == "window":
-        err(f"display: {choice.reason}")
+        say(f"display: {choice.reason}")
         return WindowDisplay()
     if choice.kind == "drm":
         try:
@@ -457,12 +455,12 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
         except MovinetPiError as e:
             if mode == "drm":
                 raise
-            err(f"display: {e}; running headless")
+            say(f"display: {e}; running headless")
             return None
-        err(f"display: {choice.reason}")
+        say(f"display: {choice.reason}")
         return display
     if mode == "auto":
-        err(f"display: {choice.reason}")
+        say(f"display: {choice.reason}")
     return None
 
 
@@ -481,13 +479,13 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         if args.mqtt:
             from movinet_pi.outputs import MqttSink
 
-            sinks.append(MqttSink.from_url(args.mqtt, log=err))
+            sinks.append(MqttSink.from_url(args.mqtt, log=say))
         if args.web is not None:
             from movinet_pi.web import WebSink
 
             host, port = args.web
-            web = WebSink(host, port, token=args.web_token, model_name=title, log=err)
-            err(f"web: {web.url}")
+            web = WebSink(host, port, token=args.web_token, model_name=title, log=say)
+            say(f"web: {web.url}")
             sinks.append(web)
         if args.record is not None:
             from movinet_pi.recording import ClipRecorder
@@ -495,7 +493,7 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
             sinks.append(ClipRecorder(args.record, labels=args.record_labels or None,
                                       pre_seconds=args.pre_seconds,
                                       post_seconds=args.post_seconds,
-                                      max_mb=args.record_max_mb, log=err))
+                                      max_mb=args.record_max_mb, log=say))
     except BaseException:
         close_all(sinks)
         raise
@@ -515,7 +513,7 @@ def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.sources import open_source
 
     started = time.monotonic()
-    log = err if args.verbose else (lambda message: None)
+    log = say if args.verbose else (lambda message: None)
     clf, title = load_classifier(args, args.history)
     if args.top_k > clf.num_classes:
         raise MovinetPiError(
@@ -537,7 +535,7 @@ def command_run(args: argparse.Namespace) -> int:
                            leave_threshold=args.leave_threshold, label_filter=label_filter,
                            model_fps=MODEL_FPS, mirror=args.mirror,
                            realtime=display is not None, model_name=title)
-        pipeline = Pipeline(source, Recognizer(clf, config, sinks), display, log=err)
+        pipeline = Pipeline(source, Recognizer(clf, config, sinks), display, log=say)
         start_terminal_controls(Controls(pipeline, make_loader(args)))
         log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"
             + (f" at {source.fps:.1f} fps" if source.fps else ""))
@@ -551,7 +549,7 @@ def command_run(args: argparse.Namespace) -> int:
                     display.close()
         if source is not None:
             if pipeline is not None and pipeline.capture_alive:
-                err(f"{source.name} is stuck in a read: leaving it to the system to release")
+                say(f"{source.name} is stuck in a read: leaving it to the system to release")
             else:
                 source.close()
     if args.verbose:
@@ -647,7 +645,7 @@ def command_service(argv: list[str]) -> int:
         sys.stdout.write(SERVICE_USAGE)
         return 0
     if "--print" not in argv:
-        err("error: `service` needs --print (it prints a unit, it installs nothing): "
+        say("error: `service` needs --print (it prints a unit, it installs nothing): "
             f"{PROG} service --print [run options]")
         return 2
     run = run_args(argv)
@@ -657,11 +655,11 @@ def command_service(argv: list[str]) -> int:
         sys.stdout.write(systemd_unit(argv, user=invoking_user(), executable=current_executable(),
                                       workdir=os.getcwd(), env=os.environ, user_unit=user_unit))
         if sys.stdout.isatty():
-            err(install_hint(user_unit))
+            say(install_hint(user_unit))
     except MovinetPiError as e:
         if args.debug:
             traceback.print_exc()
-        err(f"error: {e}")
+        say(f"error: {e}")
         return e.exit_code
     return 0
 
@@ -681,7 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MovinetPiError as e:
         if args.debug:
             traceback.print_exc()
-        err(f"error: {e}")
+        say(f"error: {e}")
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -693,15 +691,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         if e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
-            err(f"error: cannot write: {e.strerror} ({e.filename or 'output'}): "
+            say(f"error: cannot write: {e.strerror} ({e.filename or 'output'}): "
                 "free some space or choose another place")
             return 1
-        err(f"unexpected error: {type(e).__name__}: {e} (run with --debug for details)")
+        say(f"unexpected error: {type(e).__name__}: {e} (run with --debug for details)")
         return 1
     except Exception as e:  # a bug or an unforeseen failure: still one line by default
         if args.debug:
             traceback.print_exc()
-        err(f"unexpected error: {type(e).__name__}: {e} (run with --debug for details)")
+        say(f"unexpected error: {type(e).__name__}: {e} (run with --debug for details)")
         return 1
 
 

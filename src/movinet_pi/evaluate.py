@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,17 +37,18 @@ from typing import Any, Callable, Sequence, TextIO
 import cv2
 import numpy as np
 
-from movinet_pi import MovinetPiError
 from movinet_pi.classifier import (
     StreamingClassifier,
     load_streaming_interpreter,
     read_signature,
 )
+from movinet_pi.errors import MovinetPiError, one_line
 from movinet_pi.labels import Labels, embedded_labels, load_labels
 from movinet_pi.models import MODEL_FPS, find_labels_file
-from movinet_pi.pipeline import FrameSampler
+from movinet_pi.progress import ProgressBar
 from movinet_pi.runtime import default_threads
 from movinet_pi.sources import FileSource
+from movinet_pi.timing import FrameSampler
 
 PROG = "movinet-pi eval"
 TOP_K = 5
@@ -273,48 +273,7 @@ class ModelRun:
         }
 
 
-# --- progress -------------------------------------------------------------------------------
-
-
-class ClipProgress:
-    """A bar over clips on a terminal, redrawn in place (like the download bar); silent
-    anywhere else, so logs and pipes get only the report."""
-
-    def __init__(self, total: int, stream: TextIO, enabled: bool = True, width: int = 20) -> None:
-        isatty = getattr(stream, "isatty", None)
-        self.active = bool(enabled and isatty and isatty())
-        self.total = total
-        self.stream = stream
-        self.width = width
-        self._started = time.monotonic()
-        self._shown = False
-
-    def update(self, done: int, name: str = "") -> None:
-        if not self.active:
-            return
-        filled = self.width * done // max(1, self.total)
-        elapsed = time.monotonic() - self._started
-        rate = f"{done / elapsed:.1f} clips/s" if elapsed > 0 and done else ""
-        line = f"eval  [{'#' * filled}{'.' * (self.width - filled)}]  {done}/{self.total} clips"
-        line = f"{line}  {rate}  {name}".rstrip()
-        columns = shutil.get_terminal_size((100, 20)).columns
-        self.stream.write("\r" + line[: columns - 1] + "\x1b[K")
-        self.stream.flush()
-        self._shown = True
-
-    def clear(self) -> None:
-        """Wipe the bar so a warning or the report starts on a clean line."""
-        if self.active and self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-            self._shown = False
-
-
 # --- running --------------------------------------------------------------------------------
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def stream_clip(path: Path, runs: Sequence[ModelRun], fps: float = MODEL_FPS) -> list[np.ndarray]:
@@ -380,14 +339,15 @@ def evaluate(
         err.write(f"{PROG}: warning: {message}\n")
         err.flush()
 
-    bar = ClipProgress(0, err, enabled=False)
+    bar = ProgressBar("eval", err, enabled=False)
     classes = _classes(folders, runs, clip_dir, warn)
     clips = [(row, clip) for row, info in enumerate(classes) for clip in info.clips]
-    bar = ClipProgress(len(clips), err, enabled=progress)
+    bar = ProgressBar("eval", err, unit="clips", width=20, interval=0.0, verb=None,
+                      enabled=progress)
     skipped: list[dict[str, str]] = []
     try:
         for done, (row, clip) in enumerate(clips):
-            bar.update(done, clip.name)
+            bar(done, len(clips), clip.name)
             rel = clip.relative_to(clip_dir).as_posix()
             try:
                 last = stream_clip(clip, runs)
@@ -398,7 +358,7 @@ def evaluate(
             for run, probs in zip(runs, last):
                 top = _top(probs, run.k)
                 run.results.append(ClipResult(rel, row, top, float(probs[top[0]])))
-        bar.update(len(clips))
+        bar(len(clips), len(clips))
     finally:
         bar.clear()
     if len(skipped) == len(clips):
@@ -590,7 +550,7 @@ def write_plot(reports: Sequence[dict[str, Any]], path: Path) -> None:
     try:
         ok = cv2.imwrite(str(path), image)
     except cv2.error as e:
-        raise MovinetPiError(f"cannot write plot {path}: {_one_line(e)}", exit_code=1) from e
+        raise MovinetPiError(f"cannot write plot {path}: {one_line(e)}", exit_code=1) from e
     if not ok:
         raise MovinetPiError(f"cannot write plot {path}", exit_code=1)
 

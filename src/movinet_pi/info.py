@@ -11,6 +11,7 @@ import numpy as np
 from movinet_pi.classifier import narrow_for_streaming, read_signature
 from movinet_pi.labels import check_label_count, embedded_labels, load_labels
 from movinet_pi.models import MODEL_FPS
+from movinet_pi.progress import size_text
 from movinet_pi.runtime import default_threads, load_interpreter
 
 
@@ -104,20 +105,20 @@ def _format_run(info: dict[str, Any]) -> str:
     int8 = [f"{len(info['int8_states'])} stream states"] if info["int8_states"] else []
     int8 += ["the image"] if info["int8_image"] else []
     how = f"{' and '.join(int8)} as int8 (exact); " if int8 else ""
-    return f"{how}{_size(info['carried_bytes'])} of state copied a step"
+    return f"{how}{size_text(info['carried_bytes'])} of state copied a step"
 
 
 def format_info(info: dict[str, Any]) -> str:
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(info["state_kinds"].items()))
     rows = [
-        ("file", f"{info['path']} ({_size(info['size_bytes'])})"),
+        ("file", f"{info['path']} ({size_text(info['size_bytes'])})"),
         ("sha256", info["sha256"]),
         ("runtime", info["runtime"]),
         ("signature", info["signature"]),
         ("input", f"{info['input_size'][0]}x{info['input_size'][1]} RGB, "
                   f"one frame a step at {info['model_fps']:g} fps"),
         ("classes", str(info["num_classes"])),
-        ("states", f"{info['states']} ({kinds}), {_size(info['state_bytes'])}"),
+        ("states", f"{info['states']} ({kinds}), {size_text(info['state_bytes'])}"),
         ("in / out", f"image {info['io']['image']}, logits {info['io']['logits']}"),
         ("as run", _format_run(info)),
         ("weights", info["quantization"]),
@@ -127,8 +128,3 @@ def format_info(info: dict[str, Any]) -> str:
         rows.append(("first labels", ", ".join(info["first_labels"])))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-
-
-def _size(n: object) -> str:
-    size = float(n)  # type: ignore[arg-type]
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB"

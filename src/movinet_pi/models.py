@@ -28,7 +28,6 @@ import os
 import socket
 import sys
 import tarfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,9 +35,11 @@ import zlib
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Iterable, Iterator, Optional, TextIO
+from typing import IO, Iterable, Iterator
 
-from movinet_pi import MovinetPiError, __version__
+from movinet_pi import __version__
+from movinet_pi.errors import MovinetPiError, one_line
+from movinet_pi.progress import ProgressBar, ProgressFn, megabytes
 
 KAGGLE_BASE = "https://www.kaggle.com/api/v1/models/google/movinet/tfLite"
 KAGGLE_URL = KAGGLE_BASE + "/{variation}/1/download"
@@ -65,10 +66,6 @@ _CHUNK = 64 * 1024
 TFLITE_MAGIC = b"TFL3"
 #: How gzip, bzip2 and xz streams start; a plain tar has "ustar" at byte 257.
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
-
-#: Called as ``fn(bytes_done, bytes_total)`` while a download runs; the total is
-#: ``None`` when the server does not say. The first call is ``fn(0, total)``.
-ProgressFn = Callable[[int, Optional[int]], None]
 
 MODEL_NAMES = ("a0", "a1", "a2")
 QUANTS = ("int8", "float16")
@@ -205,81 +202,6 @@ def labels_url() -> str:
     return os.environ.get(LABELS_URL_ENV) or KINETICS600_LABELS_URL
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _mb(n: float) -> str:
-    return f"{n / 1e6:.1f}"
-
-
-def _size(n: float) -> str:
-    return f"{_mb(n)} MB" if n >= 100e3 else f"{n / 1e3:.1f} kB"
-
-
-class ProgressBar:
-    """Download progress on a stream (stderr by default).
-
-    On a terminal it is one line redrawn in place,
-    ``a0 int8  [#########.......]  1.9/3.1 MB  1.2 MB/s``; anywhere else (logs,
-    CI, pipes) it writes a start line and a done line, so logs stay readable.
-    Use it as a :data:`ProgressFn`, then call :meth:`finish` or :meth:`abort`.
-    """
-
-    def __init__(
-        self, label: str, stream: TextIO | None = None, *, width: int = 16, interval: float = 0.1
-    ) -> None:
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.interval = interval
-        isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(isatty and isatty())
-        self._started: float | None = None
-        self._last_draw = 0.0
-        self._done = 0
-        self._total: int | None = None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        self._done, self._total = done, total
-        if self._started is None:
-            self._started = now
-            if not self.tty:
-                size = f" {_size(total)}" if total else ""
-                self._write(f"{self.label}: downloading{size}\n")
-        if self.tty and (now - self._last_draw >= self.interval or done == total):
-            self._last_draw = now
-            self._write("\r" + self.line())
-
-    def line(self) -> str:
-        """The bar as it stands: label, bar (when the total is known), MB, MB/s."""
-        elapsed = time.monotonic() - (self._started or time.monotonic())
-        rate = f"{_mb(self._done / elapsed)} MB/s" if elapsed > 0 else "-- MB/s"
-        if self._total:
-            filled = min(self.width, self.width * self._done // self._total)
-            bar = "#" * filled + "." * (self.width - filled)
-            return f"{self.label}  [{bar}]  {_mb(self._done)}/{_mb(self._total)} MB  {rate}"
-        return f"{self.label}  {_mb(self._done)} MB  {rate}"
-
-    def finish(self) -> None:
-        """End the bar after a complete download."""
-        if self.tty:
-            self._write("\r" + self.line() + "\n")
-            return
-        elapsed = time.monotonic() - (self._started or time.monotonic())
-        self._write(f"{self.label}: {_size(self._done)} in {elapsed:.1f} s\n")
-
-    def abort(self) -> None:
-        """End a bar line cut short, so an error message starts on a line of its own."""
-        if self.tty and self._started is not None:
-            self._write("\n")
-
-    def _write(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
-
-
 @contextmanager
 def _reporter(progress: ProgressFn | bool, label: str) -> Iterator[ProgressFn | None]:
     """What to report bytes to: our bar for ``True``, the caller's function, or nothing."""
@@ -383,7 +305,8 @@ def _copy_response(
     total = _content_length(response)
     if total is not None and total > limit:
         raise _DownloadError(
-            f"the file is {_mb(total)} MB, over the {_mb(limit)} MB limit: check the URL"
+            f"the file is {megabytes(total)} MB, over the {megabytes(limit)} MB limit: "
+            "check the URL"
         )
     done = 0
     if progress:
@@ -391,7 +314,9 @@ def _copy_response(
     while chunk := response.read(_CHUNK):
         done += len(chunk)
         if done > limit:
-            raise _DownloadError(f"the download passed the {_mb(limit)} MB limit: check the URL")
+            raise _DownloadError(
+                f"the download passed the {megabytes(limit)} MB limit: check the URL"
+            )
         _write_chunk(out, chunk, path)
         if progress:
             progress(done, total)
@@ -486,7 +411,7 @@ def _pick_tflite_member(archive: tarfile.TarFile) -> tarfile.TarInfo:
         if count > MAX_ARCHIVE_MEMBERS or total > MAX_DOWNLOAD_BYTES:
             raise _DownloadError(
                 f"the archive unpacks to over {MAX_ARCHIVE_MEMBERS} files or "
-                f"{_mb(MAX_DOWNLOAD_BYTES)} MB: check the URL"
+                f"{megabytes(MAX_DOWNLOAD_BYTES)} MB: check the URL"
             )
         if member.isreg() and member.name.lower().endswith(".tflite"):
             models.append(member)
@@ -585,11 +510,11 @@ def _attempt(what: str, *temps: Path) -> Iterator[None]:
     try:
         yield
     except _DownloadError as e:
-        raise MovinetPiError(_one_line(f"download of {what} failed: {e}"), exit_code=1) from e
+        raise MovinetPiError(one_line(f"download of {what} failed: {e}"), exit_code=1) from e
     except OSError as e:  # unpacking, renaming: disk full, permissions
         name = e.filename or "the file"
         raise MovinetPiError(
-            _one_line(
+            one_line(
                 f"download of {what} failed: cannot write {name} ({e.strerror or e}): "
                 "free some space or choose another folder"
             ),

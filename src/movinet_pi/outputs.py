@@ -25,9 +25,10 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from movinet_pi import MovinetPiError
 from movinet_pi.classifier import Prediction
+from movinet_pi.errors import MovinetPiError
 from movinet_pi.events import EventFeed
+from movinet_pi.log import say
 
 if TYPE_CHECKING:  # pragma: no cover
     from paho.mqtt.client import Client as PahoClient
@@ -361,7 +362,7 @@ class MqttSink:
         if queue_size < 1:
             raise ValueError("queue_size must be 1 or more")
         self.target = target
-        self.log = log or _stderr_log
+        self.log = log or say
         self.feed = EventFeed(update_interval_s)
         self.state_interval_s = state_interval_s
         self.queue_size = queue_size
@@ -614,5 +615,3 @@ class MqttSink:
                      f"background, keeping up to {self.queue_size} events")
 
 
-def _stderr_log(message: str) -> None:
-    print(f"movinet-pi: {message}", file=sys.stderr, flush=True)

@@ -51,7 +51,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -63,10 +62,11 @@ from typing import Callable, Iterable, Protocol, Union
 import cv2
 import numpy as np
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError
 from movinet_pi.events import EventChange, EventTracker
+from movinet_pi.log import say
 from movinet_pi.outputs import StepResult
-from movinet_pi.pipeline import FrameSampler
+from movinet_pi.timing import FrameSampler
 
 #: Extra seconds of pictures the ring keeps beyond the pre-roll: the display
 #: runs ahead of the model, so an event's start arrives after newer pictures.
@@ -129,8 +129,6 @@ def _round(t: float | None) -> float | None:
     return None if t is None else round(t, 3)
 
 
-def _stderr(message: str) -> None:
-    print(f"movinet-pi: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -242,7 +240,7 @@ class ClipRecorder:
         self.queue_frames = queue_frames
         self.max_clip_seconds = max_clip_seconds
         self.min_free_bytes = int(min_free_mb * MB)
-        self.log = log or _stderr
+        self.log = log or say
         self.stats = RecorderStats()
         self.clips: deque[Path] = deque(maxlen=1000)  # the newest videos written, in order
 

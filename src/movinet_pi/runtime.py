@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError, one_line
 
 #: (name shown to users, module to import, attribute path to the Interpreter class)
 RUNTIMES: tuple[tuple[str, str, str], ...] = (
@@ -226,8 +226,8 @@ def load_interpreter(
             interpreter = runtime.interpreter_class(model_content=content, num_threads=threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise MovinetPiError(
-            f"cannot load model {path}: {first_line} (is the file truncated? download it again)"
+            f"cannot load model {path}: {one_line(e, first=True)} "
+            "(is the file truncated? download it again)"
         ) from e
     return interpreter, runtime

@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import cv2
 import numpy as np
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError, one_line
 
 URL_SCHEMES = ("rtsp", "http", "https")
 
@@ -70,8 +70,7 @@ class SourceLost(MovinetPiError):
 
 def _one_line(error: BaseException) -> str:
     """An exception as one short line (library messages may span lines)."""
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    return one_line(error, limit=200)
 
 
 class _Timeline:

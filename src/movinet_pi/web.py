@@ -31,7 +31,6 @@ import ipaddress
 import json
 import socket
 import socketserver
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -44,10 +43,11 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 import numpy as np
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError
 from movinet_pi.events import EventTracker
+from movinet_pi.log import say
 from movinet_pi.outputs import StepResult
-from movinet_pi.pipeline import RateMeter
+from movinet_pi.timing import RateMeter
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -498,7 +498,7 @@ class WebSink:
         events_kept: int = 20,
         log: Callable[[str], None] | None = None,
     ) -> None:
-        self.log = log or _stderr
+        self.log = log or say
         self.hub = FrameHub(max_fps=max_fps, max_width=max_width, quality=jpeg_quality)
         self.state = LiveState(model_name=model_name, events_kept=events_kept)
         self.server = WebServer(self.hub, self.state, host, port, token=token)
@@ -527,8 +527,6 @@ class WebSink:
         self.server.close()
 
 
-def _stderr(message: str) -> None:
-    print(f"movinet-pi: {message}", file=sys.stderr, flush=True)
 
 
 # -- the page ---------------------------------------------------------------------------------
