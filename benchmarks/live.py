@@ -27,8 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
-from movinet_pi.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.labels import Labels  # noqa: E402
+from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.model.labels import Labels  # noqa: E402
 from movinet_pi.pipeline import Display, Pipeline, Recognizer, RunConfig  # noqa: E402
 from movinet_pi.sources import Frame, Source  # noqa: E402
 

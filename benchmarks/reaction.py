@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
-from movinet_pi.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.history import history_policy  # noqa: E402
-from movinet_pi.labels import load_labels  # noqa: E402
+from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.model.history import history_policy  # noqa: E402
+from movinet_pi.model.labels import load_labels  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 FPS = 5.0

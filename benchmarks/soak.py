@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
-from movinet_pi.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.history import history_policy  # noqa: E402
-from movinet_pi.labels import load_labels  # noqa: E402
+from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.model.history import history_policy  # noqa: E402
+from movinet_pi.model.labels import load_labels  # noqa: E402
 from movinet_pi.outputs import JsonLinesSink  # noqa: E402
 from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig  # noqa: E402
 from movinet_pi.sources import Frame, Source, open_source  # noqa: E402

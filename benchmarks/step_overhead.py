@@ -5,7 +5,7 @@ Runs, in alternating blocks in one process on the same model and frames:
 * bare:      ``interpreter.invoke()`` alone on the model file as published (inputs left
              as they are);
 * narrowed:  ``interpreter.invoke()`` alone on the graph as we run it (states and image
-             as int8 where exact, see movinet_pi.tflite_graph): what is left of "ours"
+             as int8 where exact, see movinet_pi.model.graph): what is left of "ours"
              over this is the cost of carrying the states;
 * ours:      ``StreamingClassifier.invoke()`` = invoke + logits copy + state carry;
 * full:      ``StreamingClassifier.step()`` = resize/normalise + the above + softmax;
@@ -29,9 +29,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from reference_loop import ReferenceLoop, sampled_rgb_frames  # noqa: E402
 
-from movinet_pi.classifier import StreamingClassifier, load_streaming_interpreter  # noqa: E402
-from movinet_pi.labels import Labels  # noqa: E402
-from movinet_pi.runtime import load_interpreter  # noqa: E402
+from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.model.labels import Labels  # noqa: E402
+from movinet_pi.model.runtime import load_interpreter  # noqa: E402
+from movinet_pi.model.signature import load_streaming_interpreter  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 BLOCK = 25

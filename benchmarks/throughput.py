@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from reference_loop import ReferenceLoop, sampled_rgb_frames  # noqa: E402
 
-from movinet_pi.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.labels import load_labels  # noqa: E402
+from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.model.labels import load_labels  # noqa: E402
 from movinet_pi.outputs import JsonLinesSink  # noqa: E402
 from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig  # noqa: E402
 from movinet_pi.sources import open_source  # noqa: E402

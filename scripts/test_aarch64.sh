@@ -28,7 +28,7 @@ case "$suite" in
   *) echo "test_aarch64: unknown suite $suite (bookworm or trixie)" >&2; exit 2 ;;
 esac
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(tests/test_classifier.py tests/test_tflite_graph.py tests/test_pipeline.py)
+[ ${#tests[@]} -gt 0 ] || tests=(tests/test_classifier.py tests/test_graph.py tests/test_pipeline.py)
 
 project="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="$(cd "$project/.." && pwd)/shared"

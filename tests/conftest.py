@@ -57,7 +57,7 @@ def kinetics_labels_path() -> Path:
 
 @pytest.fixture(scope="session")
 def kinetics_labels(kinetics_labels_path: Path):
-    from movinet_pi.labels import load_labels
+    from movinet_pi.model.labels import load_labels
 
     return load_labels(kinetics_labels_path)
 

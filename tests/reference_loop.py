@@ -41,7 +41,7 @@ class ReferenceLoop:
     """States in a dict, ``runner(**states)`` per frame, like the TF tutorial."""
 
     def __init__(self, model_path: Path, threads: int = 2) -> None:
-        from movinet_pi.runtime import find_runtime
+        from movinet_pi.model.runtime import find_runtime
 
         interpreter = find_runtime().interpreter_class(
             model_path=str(model_path), num_threads=threads

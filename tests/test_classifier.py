@@ -10,15 +10,11 @@ import pytest
 from reference_loop import ReferenceLoop, sampled_rgb_frames, top1
 
 from movinet_pi import MovinetPiError
-from movinet_pi.classifier import (
-    LabelFilter,
-    ShownList,
-    StreamingClassifier,
-    read_signature,
-    softmax,
-)
-from movinet_pi.labels import Labels
-from movinet_pi.runtime import find_runtime, load_interpreter
+from movinet_pi.model.classifier import StreamingClassifier, softmax
+from movinet_pi.model.labels import Labels
+from movinet_pi.model.runtime import find_runtime, load_interpreter
+from movinet_pi.model.signature import read_signature
+from movinet_pi.shown import LabelFilter, ShownList
 
 
 @pytest.fixture(scope="module")

@@ -24,22 +24,21 @@ from typing import Callable, Iterator, Optional
 
 import pytest
 
-from movinet_pi import MovinetPiError, models
-from movinet_pi.models import (
+from movinet_pi import MovinetPiError
+from movinet_pi.model import download
+from movinet_pi.model.catalogue import (
     DOWNLOAD_BASE_ENV,
     KINETICS600_LABELS_FILE,
     KINETICS600_LABELS_SHA256,
     LABELS_URL_ENV,
     ModelSpec,
-    ProgressBar,
-    download_labels,
-    download_model,
-    download_models,
     find_labels_file,
     find_model,
     get_spec,
     model_url,
 )
+from movinet_pi.model.download import download_labels, download_model, download_models
+from movinet_pi.progress import ProgressBar
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "download_models.sh"
@@ -393,7 +392,7 @@ def test_a_stalled_server_times_out(server: Server, dest: Path, a0_tgz: bytes) -
 def test_a_download_over_the_size_limit_is_refused(
     server: Server, dest: Path, a0_tgz: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(models, "MAX_DOWNLOAD_BYTES", 1_000_000)
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 1_000_000)
     server.serve_model(A0, a0_tgz)
     with pytest.raises(MovinetPiError) as error:
         download_model(A0, dest, progress=False)

@@ -16,7 +16,8 @@ CHILD = textwrap.dedent("""
     import json, os, sys, threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from movinet_pi import MovinetPiError
-    from movinet_pi.models import download_model, get_spec
+    from movinet_pi.model.download import download_model
+    from movinet_pi.model.catalogue import get_spec
 
     where, model = sys.argv[1], sys.argv[2]
     data = open(model, "rb").read()

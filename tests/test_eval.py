@@ -20,7 +20,7 @@ from make_test_models import write_clip
 
 from movinet_pi import MovinetPiError
 from movinet_pi.evaluate import evaluate, match_label, normalise_label, run_eval
-from movinet_pi.labels import Labels
+from movinet_pi.model.labels import Labels
 
 DATA = Path(__file__).resolve().parent / "data"
 RGB = DATA / "tiny_rgb_stream.tflite"

@@ -9,8 +9,8 @@ from typing import Sequence
 
 import pytest
 
-from movinet_pi.classifier import Prediction
 from movinet_pi.events import EventFeed, EventTracker
+from movinet_pi.model.classifier import Prediction
 from movinet_pi.outputs import EventsSink, StepResult
 
 STEP_S = 0.2  # the model's 5 fps grid

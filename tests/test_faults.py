@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from movinet_pi.classifier import StreamingClassifier
-from movinet_pi.labels import Labels
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.labels import Labels
 from movinet_pi.pipeline import Display, Pipeline, Recognizer, RunConfig
 from movinet_pi.sources import Frame, Source
 
@@ -196,8 +196,8 @@ def test_unreadable_model_and_labels_are_read_errors(
     tmp_path: Path, a0_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from movinet_pi import MovinetPiError
-    from movinet_pi.labels import load_labels
-    from movinet_pi.runtime import check_model_file
+    from movinet_pi.model.labels import load_labels
+    from movinet_pi.model.runtime import check_model_file
 
     def denied(self: Path) -> bytes:
         raise PermissionError(13, "Permission denied", str(self))

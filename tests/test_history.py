@@ -11,16 +11,16 @@ import pytest
 from reference_loop import sampled_rgb_frames
 
 from movinet_pi import MovinetPiError
-from movinet_pi.classifier import StreamingClassifier
 from movinet_pi.cli import DEFAULT_HISTORY_S
-from movinet_pi.history import (
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.history import (
     ExponentialHistory,
     Grid,
     PlainHistory,
     StaggeredHistory,
     history_policy,
 )
-from movinet_pi.labels import Labels
+from movinet_pi.model.labels import Labels
 
 LABELS = Labels(tuple(f"c{i}" for i in range(600)), "test")
 

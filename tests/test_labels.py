@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from movinet_pi import MovinetPiError
-from movinet_pi.classifier import StreamingClassifier
 from movinet_pi.cli import main
-from movinet_pi.labels import embedded_labels, load_labels, parse_labels
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.labels import embedded_labels, load_labels, parse_labels
 
 
 def test_bom_crlf_and_trailing_blank_lines_are_handled() -> None:

@@ -15,10 +15,11 @@ from make_test_models import (
 )
 
 from movinet_pi import MovinetPiError
-from movinet_pi.classifier import StreamingClassifier, read_signature
 from movinet_pi.cli import main
-from movinet_pi.labels import load_labels
-from movinet_pi.runtime import load_interpreter
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.labels import load_labels
+from movinet_pi.model.runtime import load_interpreter
+from movinet_pi.model.signature import read_signature
 
 DATA = Path(__file__).resolve().parent / "data"
 

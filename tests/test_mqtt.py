@@ -20,7 +20,7 @@ import pytest
 from mqtt_broker import Broker, Received, Subscriber, find_mosquitto, free_port, wait_until
 
 from movinet_pi import MovinetPiError
-from movinet_pi.classifier import Prediction
+from movinet_pi.model.classifier import Prediction
 from movinet_pi.outputs import (
     MQTT_PASSWORD_ENV,
     MQTT_PASSWORD_FILE_ENV,

@@ -8,8 +8,8 @@ import pytest
 from fake_picamera2 import install, paced
 from reference_loop import sampled_rgb_frames
 
-from movinet_pi.classifier import StreamingClassifier
-from movinet_pi.labels import Labels
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.labels import Labels
 from movinet_pi.outputs import StepResult
 from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
 from movinet_pi.sources import open_source

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from movinet_pi.classifier import StreamingClassifier
-from movinet_pi.labels import Labels
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.labels import Labels
 from movinet_pi.outputs import StepResult
 from movinet_pi.pipeline import (
     Display,

@@ -19,7 +19,7 @@ import pytest
 from tmpfs import run_on_tmpfs
 
 from movinet_pi import MovinetPiError, recording
-from movinet_pi.classifier import Prediction
+from movinet_pi.model.classifier import Prediction
 from movinet_pi.outputs import FrameSink, StepResult
 from movinet_pi.recording import ClipRecorder, slug
 
@@ -354,7 +354,7 @@ CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
     from movinet_pi import MovinetPiError
-    from movinet_pi.classifier import Prediction
+    from movinet_pi.model.classifier import Prediction
     from movinet_pi.outputs import StepResult
     from movinet_pi.recording import ClipRecorder
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from movinet_pi import MovinetPiError, runtime
-from movinet_pi.classifier import read_signature
+from movinet_pi import MovinetPiError
+from movinet_pi.model import runtime
+from movinet_pi.model.signature import read_signature
 
 
 def test_prefers_ai_edge_litert_or_the_one_asked_for() -> None:

@@ -13,7 +13,7 @@ A second interpreter of the same model file, loaded as published, runs bare
 machine's speed hits both alike, while each keeps its memory in cache as it
 would running alone); the overhead of our step is ``(invoke + carry) / bare
 invoke - 1``. Ours runs the graph with its states and image narrowed to int8
-where exact (:mod:`movinet_pi.tflite_graph`), so its invoke alone can be the
+where exact (:mod:`movinet_pi.model.graph`), so its invoke alone can be the
 faster of the two.
 """
 
@@ -30,8 +30,9 @@ from typing import IO, Iterator
 import cv2
 import numpy as np
 
-from movinet_pi.classifier import ShownList, StreamingClassifier, softmax
+from movinet_pi.model.classifier import StreamingClassifier, softmax
 from movinet_pi.overlay import OverlayState, draw_overlay
+from movinet_pi.shown import ShownList
 
 STAGES = ("capture", "preprocess", "invoke", "carry", "overlay")
 BLOCK = 20  # steps in a row before switching between ours and the bare interpreter

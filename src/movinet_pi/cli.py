@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, NoReturn, Sequence, TypeVa
 from movinet_pi import __version__
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.log import say
-from movinet_pi.models import MODEL_FPS, MODEL_NAMES, QUANTS
+from movinet_pi.model.catalogue import MODEL_FPS, MODEL_NAMES, QUANTS
 
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.controls import Controls
@@ -311,7 +311,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
 # -- commands ---------------------------------------------------------------------------
 def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
     """The model file to load and the name to show for it."""
-    from movinet_pi.models import find_model, get_spec
+    from movinet_pi.model.catalogue import find_model, get_spec
 
     if args.model_path is not None:
         if not args.model_path.exists():
@@ -323,61 +323,29 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
     except MovinetPiError:
         if args.offline:
             raise
-    from movinet_pi.models import download_models
+    from movinet_pi.model.download import download_models
 
     say(f"{spec.title} is not downloaded yet: fetching it once (use --offline to never download)")
     download_models([spec.name], spec.quant, None, progress=True)
     return find_model(spec), spec.title
 
 
-def resolve_labels(args: argparse.Namespace, model_path: Path, num_classes: int):
-    """--labels, else the labels inside the model, else the Kinetics-600 map for 600 classes."""
-    from movinet_pi.labels import embedded_labels, load_labels
-    from movinet_pi.models import download_command, find_labels_file, get_spec
-
-    if args.labels is not None:
-        return load_labels(args.labels)
-    inside = embedded_labels(model_path)
-    if inside is not None:
-        return inside
-    found = find_labels_file()
-    if found is not None and num_classes == 600:
-        return load_labels(found)
-    if num_classes == 600 and getattr(args, "model_path", None) is None and not args.offline:
-        from movinet_pi.models import download_labels
-
-        return load_labels(download_labels(None, progress=True))
-    if num_classes == 600:
-        raise MovinetPiError(
-            "Kinetics-600 label map not found: run "
-            f"`{download_command(get_spec('a0'))}` or pass --labels FILE"
-        )
-    raise MovinetPiError(
-        f"model {model_path.name} has {num_classes} classes and no labels inside: "
-        "pass its label file with --labels FILE"
-    )
-
-
 def load_classifier(args: argparse.Namespace, history_s: float = math.inf):
-    from movinet_pi.classifier import (
-        StreamingClassifier,
-        load_streaming_interpreter,
-        read_signature,
-    )
-    from movinet_pi.history import history_policy
-    from movinet_pi.runtime import default_threads
+    """The classifier the flags ask for, and the name to show for its model. A catalogue
+    model's Kinetics-600 labels are downloaded if missing, unless ``--offline``."""
+    from movinet_pi.model.classifier import StreamingClassifier
+    from movinet_pi.model.download import download_labels
+    from movinet_pi.model.history import history_policy
+    from movinet_pi.model.runtime import default_threads
 
     model_path, title = resolve_model(args)
     threads = args.threads or default_threads()
-    # A live switch loads while other threads log: never silence the process's stderr then.
-    interpreter, runtime = load_streaming_interpreter(model_path, threads,
-                                                      quiet=getattr(args, "quiet", True))
-
-    signature = read_signature(interpreter)
-    labels = resolve_labels(args, model_path, signature.num_classes)
-    history = history_policy(history_s, MODEL_FPS)
-    clf = StreamingClassifier(interpreter, labels, history=history, runtime_name=runtime.name,
-                              threads=threads, model_path=str(model_path))
+    may_download = getattr(args, "model_path", None) is None and not args.offline
+    clf = StreamingClassifier.load(
+        model_path, threads, args.labels, history=history_policy(history_s, MODEL_FPS),
+        download_labels=(lambda: download_labels(None, progress=True)) if may_download else None,
+        # A live switch loads while other threads log: never silence the process's stderr then.
+        quiet=getattr(args, "quiet", True))
     return clf, title
 
 
@@ -507,9 +475,9 @@ def close_all(sinks: Sequence[Sink]) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from movinet_pi.classifier import LabelFilter
     from movinet_pi.controls import Controls
     from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
+    from movinet_pi.shown import LabelFilter
     from movinet_pi.sources import open_source
 
     started = time.monotonic()
@@ -564,7 +532,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_download(args: argparse.Namespace) -> int:
-    from movinet_pi.models import download_models, get_spec
+    from movinet_pi.model.catalogue import get_spec
+    from movinet_pi.model.download import download_models
 
     for name in args.models:
         get_spec(name, args.quant)  # refuse unknown names before fetching anything
@@ -587,7 +556,7 @@ def command_info(args: argparse.Namespace) -> int:
 
 def command_bench(args: argparse.Namespace) -> int:
     from movinet_pi.bench import file_frames, print_result, run_bench, synthetic_frames
-    from movinet_pi.runtime import load_interpreter
+    from movinet_pi.model.runtime import load_interpreter
 
     if args.source is not None and not args.source.is_file():
         raise MovinetPiError(f"video file not found: {args.source}")

@@ -21,8 +21,8 @@ import os
 import threading
 from typing import IO, Callable, Optional, Tuple
 
-from movinet_pi import MovinetPiError
-from movinet_pi.classifier import StreamingClassifier
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.pipeline import Pipeline
 
 #: Loads a model: (catalogue name, or None for the current model file; threads)

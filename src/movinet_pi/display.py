@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError
 from movinet_pi.overlay import OverlayState, render_overlay_rgba
 from movinet_pi.pipeline import Display
 

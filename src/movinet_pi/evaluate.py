@@ -37,16 +37,12 @@ from typing import Any, Callable, Sequence, TextIO
 import cv2
 import numpy as np
 
-from movinet_pi.classifier import (
-    StreamingClassifier,
-    load_streaming_interpreter,
-    read_signature,
-)
 from movinet_pi.errors import MovinetPiError, one_line
-from movinet_pi.labels import Labels, embedded_labels, load_labels
-from movinet_pi.models import MODEL_FPS, find_labels_file
+from movinet_pi.model.catalogue import MODEL_FPS
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.labels import Labels, load_labels
+from movinet_pi.model.runtime import default_threads
 from movinet_pi.progress import ProgressBar
-from movinet_pi.runtime import default_threads
 from movinet_pi.sources import FileSource
 from movinet_pi.timing import FrameSampler
 
@@ -134,35 +130,10 @@ def find_class_folders(clip_dir: Path) -> dict[str, list[Path]]:
 # --- models ---------------------------------------------------------------------------------
 
 
-def resolve_labels(model_path: Path, num_classes: int, labels: Labels | None) -> Labels:
-    """``--labels``, else the labels inside the model, else the Kinetics-600 map for 600
-    classes. Never downloads: an evaluation runs on files the user already has."""
-    if labels is not None:
-        return labels
-    inside = embedded_labels(model_path)
-    if inside is not None:
-        return inside
-    if num_classes == 600:
-        found = find_labels_file()
-        if found is not None:
-            return load_labels(found)
-        raise MovinetPiError(
-            "Kinetics-600 label map not found: run `movinet-pi download` or pass --labels FILE"
-        )
-    raise MovinetPiError(
-        f"model {model_path.name} has {num_classes} classes and no labels inside: "
-        "pass its label file with --labels FILE"
-    )
-
-
 def load_model(model_path: Path, labels: Labels | None, threads: int) -> StreamingClassifier:
     """A classifier for ``model_path`` (any streaming MoViNet: input size, class count and
     signature key are read from the model)."""
-    interpreter, runtime = load_streaming_interpreter(model_path, threads)
-    signature = read_signature(interpreter)
-    labels = resolve_labels(model_path, signature.num_classes, labels)
-    return StreamingClassifier(interpreter, labels, runtime_name=runtime.name,
-                               threads=threads, model_path=str(model_path))
+    return StreamingClassifier.load(model_path, threads, labels)
 
 
 def display_names(paths: Sequence[Path]) -> list[str]:

@@ -17,7 +17,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
-from movinet_pi.classifier import Prediction
+from movinet_pi.model.classifier import Prediction
 
 EventKind = Literal["start", "update", "end"]
 

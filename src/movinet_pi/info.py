@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from movinet_pi.classifier import narrow_for_streaming, read_signature
-from movinet_pi.labels import check_label_count, embedded_labels, load_labels
-from movinet_pi.models import MODEL_FPS
+from movinet_pi.model.catalogue import MODEL_FPS
+from movinet_pi.model.download import sha256_file
+from movinet_pi.model.labels import check_label_count, embedded_labels, load_labels
+from movinet_pi.model.runtime import default_threads, load_interpreter
+from movinet_pi.model.signature import narrow_for_streaming, read_signature
 from movinet_pi.progress import size_text
-from movinet_pi.runtime import default_threads, load_interpreter
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _quantization(interpreter: Any) -> str:
@@ -68,7 +60,7 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
     return {
         "path": str(model_path),
         "size_bytes": model_path.stat().st_size,
-        "sha256": _sha256(model_path),
+        "sha256": sha256_file(model_path),
         "runtime": f"{runtime.name} {runtime.version}",
         "signature": sig.key,
         "input_size": [sig.input_width, sig.input_height],
@@ -88,7 +80,7 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
 
 def _as_run(model_path: Path, sig: Any) -> dict[str, Any]:
     """How the classifier runs this model: which inputs it narrows to int8
-    (:mod:`movinet_pi.tflite_graph`) and how many state bytes it copies a step."""
+    (:mod:`movinet_pi.model.graph`) and how many state bytes it copies a step."""
     names = [s.name for s in sig.states]
     _, narrowed = narrow_for_streaming(model_path.read_bytes())
     as_int8 = {s.name for s in narrowed.states}

@@ -25,10 +25,10 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from movinet_pi.classifier import Prediction
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.events import EventFeed
 from movinet_pi.log import say
+from movinet_pi.model.classifier import Prediction
 
 if TYPE_CHECKING:  # pragma: no cover
     from paho.mqtt.client import Client as PahoClient

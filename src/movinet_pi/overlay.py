@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from movinet_pi.classifier import Prediction
+from movinet_pi.model.classifier import Prediction
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)

@@ -29,9 +29,10 @@ from typing import Callable, Generic, Iterator, Sequence, TypeVar
 import cv2
 import numpy as np
 
-from movinet_pi.classifier import LabelFilter, ShownList, StreamingClassifier
+from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.outputs import FrameSink, Sink, StepResult
 from movinet_pi.overlay import OverlayState, draw_overlay
+from movinet_pi.shown import LabelFilter, ShownList
 from movinet_pi.sources import Frame, Source, SourceLost
 from movinet_pi.timing import FrameSampler, RateMeter
 

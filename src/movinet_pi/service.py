@@ -43,7 +43,7 @@ import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError
 
 SERVICE_NAME = "movinet-pi"
 #: The ``service`` subcommand's own flags: they are not passed on to the run.

@@ -18,13 +18,10 @@ schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 flatbuffers = pytest.importorskip("flatbuffers")
 
 from movinet_pi import MovinetPiError  # noqa: E402
-from movinet_pi.classifier import (  # noqa: E402
-    StreamingClassifier,
-    narrow_for_streaming,
-    pool_state_names,
-)
-from movinet_pi.labels import Labels  # noqa: E402
-from movinet_pi.tflite_graph import narrow_io  # noqa: E402
+from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.model.graph import narrow_io  # noqa: E402
+from movinet_pi.model.labels import Labels  # noqa: E402
+from movinet_pi.model.signature import narrow_for_streaming, pool_state_names  # noqa: E402
 
 STATE = "state_block2_layer0_stream_buffer"
 LABELS = Labels(tuple(f"c{i}" for i in range(600)), "test")

@@ -1,4 +1,4 @@
-"""Label files and the labels a model may carry inside itself.
+"""Label files, the labels a model may carry inside itself, and which labels a model gets.
 
 A label file has one class name per line, in the model's class order. We accept
 what editors and other tools produce: a UTF-8 byte-order mark, CRLF line ends
@@ -7,6 +7,9 @@ and trailing blank lines.
 A .tflite file with TFLite metadata may carry its label file as an *associated
 file*: a zip archive appended to the flatbuffer. :func:`embedded_labels` reads
 it without needing the tflite-support package.
+
+:func:`resolve_labels` decides, for the app and ``eval`` alike: ``--labels``,
+else the labels inside the model, else the Kinetics-600 map for 600 classes.
 """
 
 from __future__ import annotations
@@ -14,8 +17,15 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.catalogue import (
+    KINETICS600_CLASSES,
+    download_command,
+    find_labels_file,
+    get_spec,
+)
 
 #: Names of an embedded member we take as the label file, best first.
 _LABEL_MEMBER_HINTS = ("label", "class")
@@ -87,3 +97,36 @@ def check_label_count(labels: Labels, num_classes: int) -> None:
             f"label file {labels.source} has {len(labels)} labels but the model has "
             f"{num_classes} classes: pass the label file made for this model with --labels"
         )
+
+
+def resolve_labels(
+    model_path: str | Path,
+    num_classes: int,
+    labels: Labels | None = None,
+    *,
+    download: Callable[[], Path] | None = None,
+) -> Labels:
+    """The labels for a model: ``labels`` (``--labels``) if given, else the labels inside
+    the model, else, for 600 classes, the Kinetics-600 label map found on disk
+    (:func:`~movinet_pi.model.catalogue.find_labels_file`) or, failing that,
+    fetched by ``download`` (it returns the file's path; without it, never).
+    Anything else is a one-line error saying what to pass."""
+    if labels is not None:
+        return labels
+    inside = embedded_labels(model_path)
+    if inside is not None:
+        return inside
+    if num_classes == KINETICS600_CLASSES:
+        found = find_labels_file()
+        if found is not None:
+            return load_labels(found)
+        if download is not None:
+            return load_labels(download())
+        raise MovinetPiError(
+            "Kinetics-600 label map not found: run "
+            f"`{download_command(get_spec('a0'))}` or pass --labels FILE"
+        )
+    raise MovinetPiError(
+        f"model {Path(model_path).name} has {num_classes} classes and no labels inside: "
+        "pass its label file with --labels FILE"
+    )

@@ -1,4 +1,4 @@
-"""Narrowing a model's quantized states and image to int8 (movinet_pi.tflite_graph).
+"""Narrowing a model's quantized states and image to int8 (movinet_pi.model.graph).
 
 The narrowed model must compute exactly what the file computes: every test
 here that runs a model compares logits for equality, not closeness.
@@ -14,15 +14,11 @@ import pytest
 from reference_loop import sampled_rgb_frames
 
 from movinet_pi import MovinetPiError
-from movinet_pi.classifier import (
-    StreamingClassifier,
-    narrow_for_streaming,
-    pool_state_names,
-    read_signature,
-)
-from movinet_pi.labels import Labels
-from movinet_pi.runtime import find_runtime, load_interpreter
-from movinet_pi.tflite_graph import GraphError, NarrowedIO, _Buffer, _Graph, narrow_io
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.graph import GraphError, NarrowedIO, _Buffer, _Graph, narrow_io
+from movinet_pi.model.labels import Labels
+from movinet_pi.model.runtime import find_runtime, load_interpreter
+from movinet_pi.model.signature import narrow_for_streaming, pool_state_names, read_signature
 
 DATA = Path(__file__).parent / "data"
 LABELS = Labels(tuple(f"c{i}" for i in range(600)), "test")

@@ -49,7 +49,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from movinet_pi import MovinetPiError
+from movinet_pi.errors import MovinetPiError
 
 
 @dataclass(frozen=True)

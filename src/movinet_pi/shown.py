@@ -1,0 +1,81 @@
+"""What is shown: the classes that may be reported, and the hysteresis that keeps labels still.
+
+:class:`ShownList` turns each step's probabilities into the list the overlay
+draws and events follow (``--top-k``, ``--threshold``, ``--leave-threshold``);
+:class:`LabelFilter` is ``--allow`` / ``--deny``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.classifier import Prediction, top_k_indices
+from movinet_pi.model.labels import Labels
+
+
+class LabelFilter:
+    """Which classes may be reported: an allow list, a deny list, or both."""
+
+    def __init__(
+        self, labels: Labels, allow: Sequence[str] = (), deny: Sequence[str] = ()
+    ) -> None:
+        known = {name: i for i, name in enumerate(labels.names)}
+        unknown = [n for n in (*allow, *deny) if n not in known]
+        if unknown:
+            raise MovinetPiError(
+                f"unknown label {unknown[0]!r} in --allow/--deny: "
+                f"use names from {labels.source}"
+            )
+        mask = np.zeros(len(labels), dtype=bool)
+        if allow:
+            mask[[known[n] for n in allow]] = True
+        else:
+            mask[:] = True
+        if deny:
+            mask[[known[n] for n in deny]] = False
+        self.mask = mask
+        self.active = bool(allow or deny)
+
+
+class ShownList:
+    """Which actions are shown, with hysteresis so a label near the threshold does not blink.
+
+    A label enters the list when its probability reaches ``enter`` and stays
+    until it falls below ``leave`` (< ``enter``); the list holds at most ``k``,
+    the most probable first. An empty list is the "no action" state. Events
+    (``--events``, MQTT, clips) start and end with this list, so the hysteresis
+    here is what keeps them from flapping.
+    """
+
+    def __init__(
+        self,
+        labels: Labels,
+        k: int,
+        enter: float = 0.0,
+        leave: float | None = None,
+        label_filter: LabelFilter | None = None,
+    ) -> None:
+        self.labels = labels
+        self.k = k
+        self.enter = enter
+        self.leave = enter / 2 if leave is None else min(leave, enter)
+        self.mask = label_filter.mask if label_filter is not None and label_filter.active else None
+        self._shown: list[int] = []
+
+    def reset(self) -> None:
+        self._shown = []
+
+    def update(self, probs: np.ndarray) -> list[Prediction]:
+        """This step's shown list from its class probabilities."""
+        if self.mask is not None:
+            probs = np.where(self.mask, probs, -1.0)
+        k = min(self.k, probs.shape[-1])
+        best = top_k_indices(probs, k)
+        staying = {i for i in self._shown if probs[i] >= self.leave and probs[i] >= 0.0}
+        entering = {int(i) for i in best if probs[i] >= self.enter and probs[i] >= 0.0}
+        ranked = sorted(staying | entering, key=lambda i: -probs[i])[:k]
+        self._shown = ranked
+        return [Prediction(self.labels[i], float(probs[i]), i) for i in ranked]
