@@ -10,11 +10,11 @@ import pytest
 from reference_loop import ReferenceLoop, sampled_rgb_frames, top1
 
 from movinet_pi import MovinetPiError
+from movinet_pi.display.shown import LabelFilter
 from movinet_pi.model.classifier import StreamingClassifier, softmax
 from movinet_pi.model.labels import Labels
 from movinet_pi.model.runtime import find_runtime, load_interpreter
 from movinet_pi.model.signature import read_signature
-from movinet_pi.shown import LabelFilter, ShownList
 
 
 @pytest.fixture(scope="module")
@@ -207,38 +207,3 @@ def test_tflite_runtime_2_14_refuses_a2_int8_with_one_line(a2_model: Path) -> No
     with pytest.raises(MovinetPiError, match="does not run on tflite-runtime") as e:
         StreamingClassifier.from_file(a2_model, labels, threads=1)
     assert "\n" not in str(e.value)
-
-
-def _probs(**scores: float) -> np.ndarray:
-    probs = np.zeros(600, dtype=np.float32)
-    for name, score in scores.items():
-        probs[int(name[1:])] = score
-    return probs
-
-
-def test_shown_list_hysteresis_enters_high_and_leaves_low() -> None:
-    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
-    shown = ShownList(labels, k=3, enter=0.3, leave=0.1)
-    names = lambda probs: [p.label for p in shown.update(probs)]  # noqa: E731
-    assert names(_probs(c1=0.25)) == []  # "no action": nothing reached 0.3
-    assert names(_probs(c1=0.35)) == ["c1"]  # enters
-    assert names(_probs(c1=0.12)) == ["c1"]  # below enter, above leave: stays
-    assert names(_probs(c1=0.09)) == []  # leaves
-    assert names(_probs(c1=0.2)) == []  # and needs 0.3 again to come back
-
-
-def test_shown_list_ranks_stayers_and_newcomers_and_keeps_k() -> None:
-    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
-    shown = ShownList(labels, k=2, enter=0.3)  # leave defaults to half: 0.15
-    shown.update(_probs(c1=0.4, c2=0.35))
-    top = shown.update(_probs(c1=0.16, c2=0.2, c3=0.5))
-    assert [p.label for p in top] == ["c3", "c2"]  # the best two of stayers and newcomers
-    shown.reset()
-    assert shown.update(_probs(c1=0.2)) == []
-
-
-def test_shown_list_applies_the_label_filter() -> None:
-    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
-    deny = LabelFilter(labels, deny=["c1"])
-    shown = ShownList(labels, k=3, enter=0.1, label_filter=deny)
-    assert [p.label for p in shown.update(_probs(c1=0.9, c2=0.05, c3=0.11))] == ["c3"]

@@ -14,7 +14,7 @@ import pytest
 from tools import require_tool
 
 from movinet_pi import MovinetPiError
-from movinet_pi.display import choose_display
+from movinet_pi.display.select import choose_display
 
 
 @pytest.fixture

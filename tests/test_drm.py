@@ -9,10 +9,11 @@ import pytest
 from fake_picamera2 import install, pattern_frames
 
 from movinet_pi import MovinetPiError
-from movinet_pi.display import DrmDisplay, choose_display
+from movinet_pi.display.drm import DrmDisplay
+from movinet_pi.display.overlay import PANEL_ALPHA, OverlayState, render_overlay_rgba
+from movinet_pi.display.select import choose_display
 from movinet_pi.model.classifier import Prediction
-from movinet_pi.overlay import PANEL_ALPHA, OverlayState, render_overlay_rgba
-from movinet_pi.sources import open_source
+from movinet_pi.sources.open import open_source
 
 
 @pytest.fixture

@@ -208,8 +208,8 @@ def test_project_drm_display_detects_the_real_failure(monkeypatch: pytest.Monkey
     from fake_picamera2 import pattern_frames
 
     from movinet_pi import MovinetPiError
-    from movinet_pi.display import DrmDisplay
-    from movinet_pi.sources import open_source
+    from movinet_pi.display.drm import DrmDisplay
+    from movinet_pi.sources.open import open_source
 
     install(monkeypatch, pattern_frames((640, 480)), desktop=True, drm_failure="render")
     source = open_source("picamera", frame_size=(640, 480), timeout=0.5)

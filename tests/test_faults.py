@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from movinet_pi.display.base import Display
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
-from movinet_pi.pipeline import Display, Pipeline, Recognizer, RunConfig
-from movinet_pi.sources import Frame, Source
+from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
+from movinet_pi.sources.base import Frame, Source
 
 TESTS = Path(__file__).parent
 

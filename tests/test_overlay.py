@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from movinet_pi.display.overlay import OverlayState, draw_overlay, status_line
 from movinet_pi.model.classifier import Prediction
-from movinet_pi.overlay import OverlayState, draw_overlay, status_line
 
 OUT = Path(__file__).resolve().parents[1] / "build" / "overlay.png"
 

@@ -12,7 +12,7 @@ from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
 from movinet_pi.outputs import StepResult
 from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
-from movinet_pi.sources import open_source
+from movinet_pi.sources.open import open_source
 
 
 class StopAfter:

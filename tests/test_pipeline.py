@@ -11,18 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from movinet_pi.display.base import Display
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
 from movinet_pi.outputs import StepResult
-from movinet_pi.pipeline import (
-    Display,
-    FrameSampler,
-    Mailbox,
-    Pipeline,
-    Recognizer,
-    RunConfig,
-)
-from movinet_pi.sources import Frame, SourceLost, open_source
+from movinet_pi.pipeline import Mailbox, Pipeline, Recognizer, RunConfig
+from movinet_pi.sources.base import Frame, SourceLost
+from movinet_pi.sources.open import open_source
+from movinet_pi.timing import FrameSampler
 
 
 # -- frame sampling -------------------------------------------------------------------------

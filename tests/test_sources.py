@@ -21,19 +21,10 @@ from conftest import require_shared
 from fake_picamera2 import encode, hide, install, pattern_frames, solid_frames
 
 from movinet_pi import MovinetPiError
-from movinet_pi.sources import (
-    PICAMERA2_HINT,
-    CameraSource,
-    FileSource,
-    Frame,
-    PicameraSource,
-    SourceLost,
-    StreamSource,
-    default_source_spec,
-    open_source,
-    parse_frame_size,
-    redact_url,
-)
+from movinet_pi.sources.base import Frame, SourceLost
+from movinet_pi.sources.open import default_source_spec, open_source, parse_frame_size
+from movinet_pi.sources.opencv import CameraSource, FileSource, StreamSource, redact_url
+from movinet_pi.sources.picamera import PICAMERA2_HINT, PicameraSource
 
 #: (file, frames OpenCV decodes, seconds); the clips' nominal numbers are close to these.
 CLIPS = [("carving_ice.mp4", 131, 4.4), ("arm_wrestling.mp4", 280, 10.0)]

@@ -30,9 +30,9 @@ from typing import IO, Iterator
 import cv2
 import numpy as np
 
+from movinet_pi.display.overlay import OverlayState, draw_overlay
+from movinet_pi.display.shown import ShownList
 from movinet_pi.model.classifier import StreamingClassifier, softmax
-from movinet_pi.overlay import OverlayState, draw_overlay
-from movinet_pi.shown import ShownList
 
 STAGES = ("capture", "preprocess", "invoke", "carry", "overlay")
 BLOCK = 20  # steps in a row before switching between ours and the bare interpreter
@@ -140,7 +140,7 @@ def synthetic_frames(size: tuple[int, int], seed: int = 0) -> Iterator[np.ndarra
 
 def file_frames(path: Path) -> Iterator[np.ndarray]:
     """A video file's frames (RGB), looped."""
-    from movinet_pi.sources import open_source
+    from movinet_pi.sources.open import open_source
 
     while True:
         source = open_source(str(path))

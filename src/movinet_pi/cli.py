@@ -28,9 +28,10 @@ from movinet_pi.model.catalogue import MODEL_FPS, MODEL_NAMES, QUANTS
 
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.controls import Controls
+    from movinet_pi.display.base import Display
     from movinet_pi.outputs import Sink
-    from movinet_pi.pipeline import Display, Pipeline
-    from movinet_pi.sources import Source
+    from movinet_pi.pipeline import Pipeline
+    from movinet_pi.sources.base import Source
 
 PROG = "movinet-pi"
 DEFAULT_THRESHOLD = 0.1
@@ -104,7 +105,7 @@ def history_seconds(text: str) -> float:
 
 
 def frame_size(text: str) -> tuple[int, int]:
-    from movinet_pi.sources import parse_frame_size
+    from movinet_pi.sources.open import parse_frame_size
 
     try:
         return parse_frame_size(text)
@@ -407,8 +408,10 @@ def signals_stop(stop: Callable[[], None], reset: Callable[[], None]) -> Iterato
 
 def open_display(args: argparse.Namespace, source: Source) -> Display | None:
     """The display ``--display`` asks for, saying in one line which and why."""
-    from movinet_pi.display import DrmDisplay, WindowDisplay, choose_display
-    from movinet_pi.sources import PicameraSource
+    from movinet_pi.display.drm import DrmDisplay
+    from movinet_pi.display.select import choose_display
+    from movinet_pi.display.window import WindowDisplay
+    from movinet_pi.sources.picamera import PicameraSource
 
     mode = "none" if args.headless else args.display
     picamera = isinstance(source, PicameraSource)
@@ -476,9 +479,9 @@ def close_all(sinks: Sequence[Sink]) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.controls import Controls
+    from movinet_pi.display.shown import LabelFilter
     from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
-    from movinet_pi.shown import LabelFilter
-    from movinet_pi.sources import open_source
+    from movinet_pi.sources.open import open_source
 
     started = time.monotonic()
     log = say if args.verbose else (lambda message: None)

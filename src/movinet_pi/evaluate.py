@@ -43,7 +43,7 @@ from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels, load_labels
 from movinet_pi.model.runtime import default_threads
 from movinet_pi.progress import ProgressBar
-from movinet_pi.sources import FileSource
+from movinet_pi.sources.opencv import FileSource
 from movinet_pi.timing import FrameSampler
 
 PROG = "movinet-pi eval"

@@ -29,11 +29,12 @@ from typing import Callable, Generic, Iterator, Sequence, TypeVar
 import cv2
 import numpy as np
 
+from movinet_pi.display.base import Display
+from movinet_pi.display.overlay import OverlayState, draw_overlay
+from movinet_pi.display.shown import LabelFilter, ShownList
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.outputs import FrameSink, Sink, StepResult
-from movinet_pi.overlay import OverlayState, draw_overlay
-from movinet_pi.shown import LabelFilter, ShownList
-from movinet_pi.sources import Frame, Source, SourceLost
+from movinet_pi.sources.base import Frame, Source, SourceLost
 from movinet_pi.timing import FrameSampler, RateMeter
 
 T = TypeVar("T")
@@ -175,27 +176,6 @@ class Recognizer:
                 failure = failure or error
         if failure is not None:
             raise failure
-
-
-class Display:
-    """What the pipeline shows frames on (a window, DRM, or nowhere).
-
-    A display that ``shows_picture`` gets every rendered frame through
-    :meth:`show`; one that draws the picture itself (the camera's DRM preview)
-    gets only the overlay's state through :meth:`update`.
-    """
-
-    shows_picture = True
-
-    def show(self, bgr: np.ndarray) -> int | None:
-        """Show a frame; return a key code if one was pressed."""
-        raise NotImplementedError
-
-    def update(self, state: OverlayState) -> None:
-        """Show what the overlay says (for displays that draw the picture themselves)."""
-
-    def close(self) -> None:  # pragma: no cover - trivial
-        pass
 
 
 @dataclass

@@ -1,0 +1,28 @@
+"""What the pipeline shows frames on: the :class:`Display` interface."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from movinet_pi.display.overlay import OverlayState
+
+
+class Display:
+    """What the pipeline shows frames on (a window, DRM, or nowhere).
+
+    A display that ``shows_picture`` gets every rendered frame through
+    :meth:`show`; one that draws the picture itself (the camera's DRM preview)
+    gets only the overlay's state through :meth:`update`.
+    """
+
+    shows_picture = True
+
+    def show(self, bgr: np.ndarray) -> int | None:
+        """Show a frame; return a key code if one was pressed."""
+        raise NotImplementedError
+
+    def update(self, state: OverlayState) -> None:
+        """Show what the overlay says (for displays that draw the picture themselves)."""
+
+    def close(self) -> None:  # pragma: no cover - trivial
+        pass

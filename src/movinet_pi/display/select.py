@@ -1,0 +1,97 @@
+"""The ``--display`` choice: an OpenCV window, the Pi camera's DRM preview, or nowhere.
+
+``--display auto`` picks for a user who may be at the Pi or SSHed into it:
+
+1. ``$DISPLAY`` (or ``$WAYLAND_DISPLAY``) set: a window there;
+2. no display in this shell but the Pi's own desktop session is running and
+   reachable (its X socket ``/tmp/.X11-unix/X0``, which XWayland also provides
+   under Wayland): a window on ``:0``, the monitor attached to the Pi;
+3. no desktop at all (Pi OS Lite, or console boot) and the Pi camera: its
+   DRM/KMS preview on HDMI, with our overlay composited by the camera stack;
+4. otherwise headless, saying how to get a picture.
+
+:func:`choose_display` returns the choice and a one-line reason, which the CLI
+prints, so a user never wonders why no window opened.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from movinet_pi.errors import MovinetPiError
+
+DISPLAY_MODES = ("auto", "window", "drm", "none")
+X11_SOCKET_DIR = Path("/tmp/.X11-unix")
+
+
+@dataclass(frozen=True)
+class DisplayChoice:
+    kind: str  # "window", "drm" or "none"
+    reason: str
+    env: Mapping[str, str]  # variables to set before opening (e.g. DISPLAY=:0)
+
+
+def _desktop_socket(socket_dir: Path) -> str | None:
+    """The display name of a running local X server we may connect to, if any."""
+    sock = socket_dir / "X0"
+    if sock.exists() and os.access(sock, os.R_OK | os.W_OK):
+        return ":0"
+    return None
+
+
+def choose_display(
+    mode: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    picamera: bool = False,
+    socket_dir: Path | None = None,
+) -> DisplayChoice:
+    """Decide where to show the picture (see the module docstring).
+
+    ``picamera``: the source is the Pi camera, so its DRM preview is possible.
+    """
+    env = os.environ if env is None else env
+    if mode not in DISPLAY_MODES:
+        choices = ", ".join(DISPLAY_MODES)
+        raise MovinetPiError(f"unknown --display {mode!r}: choose one of {choices}")
+    if mode == "none":
+        return DisplayChoice("none", "headless (--display none)", {})
+    if mode == "drm":
+        if not picamera:
+            raise MovinetPiError(
+                "--display drm shows the Pi camera's own preview: use it with --source "
+                "picamera, or --display window for other sources"
+            )
+        return DisplayChoice("drm", "DRM preview on HDMI (--display drm)", {})
+    display = env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
+    if display:
+        return DisplayChoice("window", f"window on {display}", {})
+    desktop = _desktop_socket(X11_SOCKET_DIR if socket_dir is None else socket_dir)
+    if desktop:
+        return DisplayChoice(
+            "window",
+            f"no $DISPLAY in this shell: using the Pi's desktop session on {desktop} "
+            "(the attached monitor)",
+            {"DISPLAY": desktop},
+        )
+    if mode == "window":
+        raise MovinetPiError(
+            "--display window: no display found ($DISPLAY is not set and no desktop "
+            "session is running): log in on the Pi's desktop, use `ssh -X`, or run with --headless"
+        )
+    if picamera:
+        return DisplayChoice(
+            "drm",
+            "no desktop session: using the camera's DRM preview on HDMI "
+            "(start the desktop or use `ssh -X` for a window)",
+            {},
+        )
+    return DisplayChoice(
+        "none",
+        "no display found (no $DISPLAY, no desktop session): running headless; "
+        "start the Pi's desktop or use `ssh -X` for a window",
+        {},
+    )

@@ -1,0 +1,125 @@
+"""What every source is: a :class:`Frame`, the :class:`Source` interface, and its clock.
+
+Every source hands out :class:`Frame` objects holding a fresh, C-contiguous RGB
+``uint8`` array, a timestamp in seconds since the source's first frame and a
+0-based index. Files end with ``None``; live sources (cameras, streams) never
+end but raise :class:`SourceLost` when they stop delivering, and the pipeline
+calls :meth:`Source.reopen` with backoff. Index and timestamps keep increasing
+across reopens (:class:`Timeline`), so downstream code never sees time go
+backwards.
+
+Every source reads its first frame while opening. A file that OpenCV "opens" but
+cannot decode, or a camera node that delivers nothing, is refused right there
+with a one-line :class:`~movinet_pi.errors.MovinetPiError` instead of failing later.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Optional
+
+import numpy as np
+
+from movinet_pi.errors import MovinetPiError
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One video frame.
+
+    ``rgb`` is H x W x 3 ``uint8`` in RGB order, C-contiguous and owned by this
+    frame (never a reused buffer). ``timestamp`` is seconds since the source's
+    first frame: a file's own presentation time, a camera's capture time.
+    """
+
+    rgb: np.ndarray
+    timestamp: float
+    index: int
+
+
+class SourceLost(MovinetPiError):
+    """A live source stopped delivering frames; ``reopen()`` may bring it back."""
+
+    exit_code = 1
+
+
+class Timeline:
+    """Turns a source's raw clock into seconds since its first frame, never going back.
+
+    A raw time that is missing, not finite or not after the previous one (a file
+    without usable presentation times, a device whose clock restarted after a
+    reconnect) is replaced by "one frame interval after the previous frame", and
+    later raw times continue from there.
+    """
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self._origin: Optional[float] = None
+        self._last: Optional[float] = None
+
+    def stamp(self, raw: Optional[float]) -> float:
+        usable = raw is not None and math.isfinite(raw)
+        if self._last is None:
+            self._origin = raw if usable else None
+            self._last = 0.0
+            return 0.0
+        if usable and self._origin is not None:
+            assert raw is not None
+            t = raw - self._origin
+            if t > self._last:
+                self._last = t
+                return t
+        t = self._last + self.step
+        self._origin = (raw - t) if usable and raw is not None else None
+        self._last = t
+        return t
+
+
+class Source(ABC):
+    """Where frames come from. Use as a context manager or call :meth:`close`."""
+
+    name: str
+    live: bool
+    fps: Optional[float]
+    frame_size: tuple[int, int]
+
+    @abstractmethod
+    def read(self) -> Optional[Frame]:
+        """The next frame; ``None`` at the end of a file; SourceLost if a live source fails."""
+
+    def read_from(self, t: float) -> tuple[Optional[Frame], int]:
+        """The first frame stamped at or after ``t`` (within 1 ms), and how many frames
+        were passed over to reach it. Sources that can skip a frame without
+        converting its pixels (files) override this: a headless run over a file
+        then converts only the frames the model sees."""
+        passed = 0
+        while True:
+            frame = self.read()
+            if frame is None or frame.timestamp + 1e-3 >= t:
+                return frame, passed
+            passed += 1
+
+    @abstractmethod
+    def reopen(self) -> None:
+        """Reconnect a live source (raises SourceLost if it still fails)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the device or file. Safe to call more than once."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

@@ -1,0 +1,72 @@
+"""Opening a source from its spec (``--source``): the Pi camera, a camera, a stream or a file."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.sources.base import Source
+from movinet_pi.sources.opencv import CameraSource, FileSource, StreamSource
+from movinet_pi.sources.picamera import PicameraSource, picamera2_available
+
+URL_SCHEMES = ("rtsp", "http", "https")
+
+
+def default_source_spec() -> str:
+    """``"picamera"`` where picamera2 imports, otherwise OpenCV camera ``"0"``."""
+    return "picamera" if picamera2_available() else "0"
+
+
+_FRAME_SIZE_RE = re.compile(r"\s*(\d+)\s*[xX\u00d7]\s*(\d+)\s*")
+_PICAMERA_RE = re.compile(r"picamera(?::(\d+))?", re.IGNORECASE)
+_DEVICE_RE = re.compile(r"/dev/video(\d+)")
+
+
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """``"640x480"`` -> ``(640, 480)``; MovinetPiError for anything else."""
+    match = _FRAME_SIZE_RE.fullmatch(text or "")
+    width, height = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if not (0 < width <= 16384 and 0 < height <= 16384):
+        raise MovinetPiError(f"bad frame size {text!r}: use WIDTHxHEIGHT, e.g. 640x480")
+    return width, height
+
+
+def open_source(
+    spec: Optional[str],
+    *,
+    frame_size: tuple[int, int] = (640, 480),
+    fps: float = 30.0,
+    timeout: float = 10.0,
+) -> Source:
+    """Open a source from its spec.
+
+    ``None`` picks :func:`default_source_spec`; ``"picamera"`` (or ``"picamera:1"``)
+    is the Pi camera; a number (or ``/dev/videoN``) an OpenCV camera; an rtsp://,
+    http:// or https:// URL a stream; anything else a video file path.
+    ``frame_size`` and ``fps`` are requests to cameras; files and streams keep theirs.
+    """
+    if not (fps > 0 and timeout > 0 and min(frame_size) > 0):
+        raise MovinetPiError("fps, timeout and the frame size must be positive")
+    spec = default_source_spec() if spec is None else spec.strip()
+    if not spec:
+        raise MovinetPiError(
+            "empty source: use `picamera`, a camera index like 0, a video file or an rtsp:// URL"
+        )
+    picamera = _PICAMERA_RE.fullmatch(spec)
+    if picamera:
+        number = int(picamera.group(1) or 0)
+        return PicameraSource(number, frame_size=frame_size, fps=fps, timeout=timeout)
+    device = _DEVICE_RE.fullmatch(spec)
+    if spec.isdigit() or device:
+        index = int(device.group(1)) if device else int(spec)
+        return CameraSource(index, frame_size=frame_size, fps=fps)
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if scheme in URL_SCHEMES:
+        return StreamSource(spec, timeout=timeout)
+    if scheme:
+        raise MovinetPiError(
+            f"unsupported source URL scheme {scheme}://: use rtsp://, http:// or https://"
+        )
+    return FileSource(spec)
+

@@ -1,0 +1,279 @@
+"""The sources OpenCV reads: video files (and animated GIFs), cameras by index, network streams."""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import abstractmethod
+from pathlib import Path
+from typing import Optional
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.sources.base import Frame, Source, SourceLost, Timeline
+
+#: Query parameters whose values are never shown in a source name.
+_SECRET_QUERY_KEYS = ("pass", "pwd", "token", "key", "secret", "auth", "sig")
+
+#: Fallback frame interval when a file does not say its frame rate.
+_DEFAULT_STEP = 1.0 / 30.0
+
+
+def _bgr_to_rgb(image: np.ndarray) -> np.ndarray:
+    """A new RGB array from what OpenCV decoded (normally BGR; grey or BGRA just in case)."""
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _valid_fps(value: float) -> Optional[float]:
+    return value if math.isfinite(value) and 0.0 < value < 1000.0 else None
+
+
+class _CaptureSource(Source):
+    """Shared machinery for the sources read through ``cv2.VideoCapture``."""
+
+    def __init__(self, name: str, live: bool, step: float) -> None:
+        self.name = name
+        self.live = live
+        self.fps: Optional[float] = None
+        self.frame_size = (0, 0)
+        self._cap: Optional[cv2.VideoCapture] = None
+        self._pending: Optional[Frame] = None
+        self._index = 0
+        self._timeline = Timeline(step)
+        self._closed = False
+
+    @abstractmethod
+    def _raw_time(self, cap: cv2.VideoCapture) -> Optional[float]:
+        """The raw clock reading (seconds) for the frame just read."""
+
+    def _grab(self) -> Optional[Frame]:
+        assert self._cap is not None
+        ok, image = self._cap.read()
+        if not ok or image is None or image.size == 0:
+            return None
+        rgb = _bgr_to_rgb(image)
+        frame = Frame(rgb, self._timeline.stamp(self._raw_time(self._cap)), self._index)
+        self._index += 1
+        return frame
+
+    def read_from(self, t: float) -> tuple[Optional[Frame], int]:
+        if self.live or self._cap is None or self._closed:
+            return super().read_from(t)
+        passed = 0
+        if self._pending is not None:
+            if self._pending.timestamp + 1e-3 >= t:
+                frame, self._pending = self._pending, None
+                return frame, 0
+            self._pending, passed = None, 1
+        cap = self._cap
+        while cap.grab():  # decode without converting the picture
+            stamp = self._timeline.stamp(self._raw_time(cap))
+            index, self._index = self._index, self._index + 1
+            if stamp + 1e-3 >= t:
+                ok, image = cap.retrieve()
+                if not ok or image is None or image.size == 0:
+                    return None, passed
+                return Frame(_bgr_to_rgb(image), stamp, index), passed
+            passed += 1
+        return None, passed
+
+    def _start(self, cap: cv2.VideoCapture) -> bool:
+        """Adopt an opened capture and read its first frame eagerly; False if none came."""
+        self._cap = cap
+        first = self._grab()
+        if first is None:
+            self._release()
+            return False
+        self._pending = first
+        height, width = first.rgb.shape[:2]
+        self.frame_size = (width, height)
+        return True
+
+    def read(self) -> Optional[Frame]:
+        if self._closed:
+            raise ValueError(f"read from closed source {self.name}")
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        frame = self._grab() if self._cap is not None else None
+        if frame is None and self.live:
+            self._release()
+            raise SourceLost(self._lost_message())
+        return frame
+
+    def _lost_message(self) -> str:
+        return f"{self.name} stopped delivering frames"
+
+    def _release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+    def close(self) -> None:
+        self._release()
+        self._pending = None
+        self._closed = True
+
+
+class FileSource(_CaptureSource):
+    """A video file or animated GIF, decoded by OpenCV. Timestamps are presentation times."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        super().__init__(self.path.name, live=False, step=_DEFAULT_STEP)
+        _check_file(self.path)
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise MovinetPiError(
+                f"cannot open {self.path}: OpenCV found no video in it "
+                "(use a video file such as .mp4/.avi/.mkv or an animated GIF)"
+            )
+        self.fps = _valid_fps(cap.get(cv2.CAP_PROP_FPS))
+        if self.fps is not None:
+            self._timeline.step = 1.0 / self.fps
+        if not self._start(cap):
+            raise MovinetPiError(
+                f"cannot decode a frame of {self.path}: the file is corrupted "
+                "or in a format this OpenCV build cannot decode"
+            )
+
+    def _raw_time(self, cap: cv2.VideoCapture) -> Optional[float]:
+        # After read(), CAP_PROP_POS_MSEC is the presentation time of the frame just
+        # read (0.0 for the first); _Timeline falls back to index/fps when it is not.
+        msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+        return msec / 1000.0 if msec >= 0 else None
+
+    def reopen(self) -> None:
+        """A file is never lost: nothing to reconnect."""
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MovinetPiError(
+            f"no such file: {path} (a source is `picamera`, a camera index like 0, "
+            "a video file or an rtsp:// URL)"
+        )
+    if path.is_dir():
+        raise MovinetPiError(f"{path} is a directory: pass a video file")
+    if path.stat().st_size == 0:
+        raise MovinetPiError(f"{path} is empty (0 bytes): pass a video file")
+
+
+class CameraSource(_CaptureSource):
+    """A camera that OpenCV opens by index (USB webcams, ``/dev/videoN``)."""
+
+    def __init__(
+        self,
+        index: int,
+        *,
+        frame_size: tuple[int, int] = (640, 480),
+        fps: float = 30.0,
+    ) -> None:
+        super().__init__(f"camera {index}", live=True, step=1.0 / fps)
+        self.index = index
+        self._requested = (frame_size, fps)
+        if not self._connect():
+            if not self._opened_once:
+                raise MovinetPiError(
+                    f"no camera at index {index}: check the cable / `ls /dev/video*`"
+                )
+            raise MovinetPiError(
+                f"camera {index} opened but delivered no frame: it may be busy in another "
+                "program, or not a capture device (try another index, see `ls /dev/video*`)"
+            )
+
+    def _connect(self) -> bool:
+        (width, height), fps = self._requested
+        cap = cv2.VideoCapture(self.index)
+        self._opened_once = cap.isOpened()
+        if not self._opened_once:
+            cap.release()
+            return False
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        cap.set(cv2.CAP_PROP_FPS, fps)
+        # Keep the driver queue short: a classifier wants the newest frame, not a backlog.
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self.fps = _valid_fps(cap.get(cv2.CAP_PROP_FPS)) or fps
+        return self._start(cap)
+
+    def _raw_time(self, cap: cv2.VideoCapture) -> Optional[float]:
+        return time.monotonic()
+
+    def _lost_message(self) -> str:
+        return f"camera {self.index} stopped delivering frames: check the cable"
+
+    def reopen(self) -> None:
+        self._release()
+        self._pending = None
+        self._closed = False
+        if not self._connect():
+            raise SourceLost(f"camera {self.index} is still not delivering frames")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password (and secret-looking query values) replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [
+                (k, "***" if any(s in k.lower() for s in _SECRET_QUERY_KEYS) else v)
+                for k, v in pairs
+            ],
+            safe="*",
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+class StreamSource(_CaptureSource):
+    """A network stream (rtsp/http/https) through OpenCV's FFmpeg backend."""
+
+    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+        super().__init__(redact_url(url), live=True, step=_DEFAULT_STEP)
+        self._url = url
+        self._timeout_ms = max(1, round(timeout * 1000))
+        if not self._connect():
+            raise MovinetPiError(
+                f"cannot open stream {self.name}: unreachable, wrong URL or no video "
+                f"within {timeout:g} s (check the address and that the camera is on)",
+                exit_code=1,
+            )
+
+    def _connect(self) -> bool:
+        # Both timeouts bound FFmpeg's network waits, so a dead host fails instead of hanging.
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeout_ms,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeout_ms,
+        ]  # fmt: skip
+        cap = cv2.VideoCapture(self._url, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            return False
+        self.fps = _valid_fps(cap.get(cv2.CAP_PROP_FPS))
+        if self.fps is not None:
+            self._timeline.step = 1.0 / self.fps
+        return self._start(cap)
+
+    def _raw_time(self, cap: cv2.VideoCapture) -> Optional[float]:
+        return time.monotonic()
+
+    def reopen(self) -> None:
+        self._release()
+        self._pending = None
+        self._closed = False
+        if not self._connect():
+            raise SourceLost(f"stream {self.name} is still unreachable")
