@@ -33,9 +33,9 @@ from reference_loop import ReferenceLoop, sampled_rgb_frames  # noqa: E402
 
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
 from movinet_pi.model.labels import load_labels  # noqa: E402
-from movinet_pi.outputs import JsonLinesSink  # noqa: E402
+from movinet_pi.outputs.jsonlines import JsonLinesSink  # noqa: E402
 from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig  # noqa: E402
-from movinet_pi.sources import open_source  # noqa: E402
+from movinet_pi.sources.open import open_source  # noqa: E402
 
 MODEL = SHARED / "models" / "movinet_a0_stream_int8.tflite"
 CLIPS = (SHARED / "videos" / "carving_ice.mp4", SHARED / "videos" / "arm_wrestling.mp4")

@@ -59,7 +59,7 @@ def test_web_serves_while_running_and_closes_after(
 ) -> None:
     import urllib.request
 
-    from movinet_pi import web
+    from movinet_pi.outputs import web
 
     seen: dict[str, object] = {}
     real_close = web.WebSink.close

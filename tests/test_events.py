@@ -9,9 +9,10 @@ from typing import Sequence
 
 import pytest
 
-from movinet_pi.events import EventFeed, EventTracker
 from movinet_pi.model.classifier import Prediction
-from movinet_pi.outputs import EventsSink, StepResult
+from movinet_pi.outputs.base import StepResult
+from movinet_pi.outputs.events import EventFeed, EventTracker
+from movinet_pi.outputs.jsonlines import EventsSink
 
 STEP_S = 0.2  # the model's 5 fps grid
 

@@ -21,14 +21,12 @@ from mqtt_broker import Broker, Received, Subscriber, find_mosquitto, free_port,
 
 from movinet_pi import MovinetPiError
 from movinet_pi.model.classifier import Prediction
-from movinet_pi.outputs import (
+from movinet_pi.outputs.base import StepResult
+from movinet_pi.outputs.mqtt import MqttSink, _import_paho, mqtt_client_id
+from movinet_pi.outputs.mqtt_target import (
     MQTT_PASSWORD_ENV,
     MQTT_PASSWORD_FILE_ENV,
-    MqttSink,
     MqttTarget,
-    StepResult,
-    _import_paho,
-    mqtt_client_id,
     mqtt_password,
     parse_mqtt_url,
 )
@@ -267,7 +265,7 @@ def test_last_will_says_offline_when_the_process_dies(
         broker: Broker, subscriber: Subscriber) -> None:
     script = (
         "import sys, time\n"
-        "from movinet_pi.outputs import MqttSink, parse_mqtt_url\n"
+        "from movinet_pi.outputs.mqtt import MqttSink, parse_mqtt_url\n"
         f"sink = MqttSink(parse_mqtt_url('mqtt://127.0.0.1:{broker.port}/cam'))\n"
         "while not sink.connected: time.sleep(0.01)\n"
         "print('connected', flush=True)\n"

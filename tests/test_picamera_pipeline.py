@@ -10,7 +10,7 @@ from reference_loop import sampled_rgb_frames
 
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
-from movinet_pi.outputs import StepResult
+from movinet_pi.outputs.base import StepResult
 from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
 from movinet_pi.sources.open import open_source
 

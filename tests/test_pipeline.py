@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from movinet_pi.display.base import Display
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
-from movinet_pi.outputs import StepResult
+from movinet_pi.outputs.base import StepResult
 from movinet_pi.pipeline import Mailbox, Pipeline, Recognizer, RunConfig
 from movinet_pi.sources.base import Frame, SourceLost
 from movinet_pi.sources.open import open_source
@@ -248,7 +248,7 @@ def test_skipping_undue_frames_feeds_the_same_frames_as_reading_every_one(
 ) -> None:
     # The headless fast path passes over frames without converting them, on a reader
     # thread; the frames the model sees (index, time, pixels) must not change.
-    from movinet_pi.outputs import FrameSink
+    from movinet_pi.outputs.base import FrameSink
 
     class FramesSeen(ListSink):
         def on_frame(self, bgr: np.ndarray, t: float) -> None:

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from tmpfs import run_on_tmpfs
 
-from movinet_pi import MovinetPiError, recording
+from movinet_pi import MovinetPiError
 from movinet_pi.model.classifier import Prediction
-from movinet_pi.outputs import FrameSink, StepResult
-from movinet_pi.recording import ClipRecorder, slug
+from movinet_pi.outputs import clip_files
+from movinet_pi.outputs.base import FrameSink, StepResult
+from movinet_pi.outputs.recording import ClipRecorder, slug
 
 FPS = 10.0  # synthetic source: 10 frames a second, a model step every other frame
 W, H = 320, 240
@@ -292,7 +293,7 @@ def test_a_writer_failure_removes_the_partial_file_and_recording_goes_on(
 ) -> None:
     logs: list[str] = []
     rec = recorder(tmp_path, logs)
-    real = recording.open_video_writer
+    real = clip_files.open_video_writer
     opened: list[Path] = []
 
     def failing_first(path: Path, fourcc: str, fps: float, size: tuple[int, int]):
@@ -301,7 +302,7 @@ def test_a_writer_failure_removes_the_partial_file_and_recording_goes_on(
             return FailingWriter(path, ok_frames=15)
         return real(path, fourcc, fps, size)
 
-    monkeypatch.setattr(recording, "open_video_writer", failing_first)
+    monkeypatch.setattr(clip_files, "open_video_writer", failing_first)
     feed(rec, range(150), [(ARM, 2.0, 4.0), (ARM, 9.0, 10.0)])
     rec.close()
     assert opened[0].name.startswith(".") and ".part" in opened[0].name
@@ -318,10 +319,10 @@ def test_a_stuck_disk_drops_frames_instead_of_blocking_on_frame(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    real = recording.open_video_writer
+    real = clip_files.open_video_writer
 
     class StuckWriter:
-        def __init__(self, inner: recording.VideoWriterLike) -> None:
+        def __init__(self, inner: clip_files.VideoWriterLike) -> None:
             self.inner = inner
 
         def isOpened(self) -> bool:
@@ -335,7 +336,7 @@ def test_a_stuck_disk_drops_frames_instead_of_blocking_on_frame(
             self.inner.release()
 
     rec = recorder(tmp_path, labels=None, queue_frames=5)
-    monkeypatch.setattr(recording, "open_video_writer",
+    monkeypatch.setattr(clip_files, "open_video_writer",
                         lambda *a: StuckWriter(real(*a)))  # type: ignore[misc]
     feed(rec, range(200), [])  # returns although the writer is stuck on its first frame
     dropped = rec.stats.frames_dropped
@@ -355,8 +356,8 @@ CHILD = textwrap.dedent("""
     import numpy as np
     from movinet_pi import MovinetPiError
     from movinet_pi.model.classifier import Prediction
-    from movinet_pi.outputs import StepResult
-    from movinet_pi.recording import ClipRecorder
+    from movinet_pi.outputs.base import StepResult
+    from movinet_pi.outputs.recording import ClipRecorder
 
     where, mode = sys.argv[1], sys.argv[2]
     logs = []

@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 from tools import require_tool
 
-from movinet_pi import MovinetPiError, web
+from movinet_pi import MovinetPiError
 from movinet_pi.display.overlay import BAR_COLOUR, OverlayState, draw_overlay
 from movinet_pi.model.classifier import Prediction
-from movinet_pi.outputs import FrameSink, StepResult
-from movinet_pi.web import WebSink, parse_web_address
+from movinet_pi.outputs import web
+from movinet_pi.outputs.base import FrameSink, StepResult
+from movinet_pi.outputs.web import WebSink, parse_web_address
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "build" / "web.png"

@@ -29,7 +29,7 @@ from movinet_pi.model.catalogue import MODEL_FPS, MODEL_NAMES, QUANTS
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.controls import Controls
     from movinet_pi.display.base import Display
-    from movinet_pi.outputs import Sink
+    from movinet_pi.outputs.base import Sink
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.sources.base import Source
 
@@ -118,7 +118,7 @@ def non_negative_float(text: str) -> float:
 
 
 def mqtt_url(text: str) -> str:
-    from movinet_pi.outputs import parse_mqtt_url
+    from movinet_pi.outputs.mqtt_target import parse_mqtt_url
 
     try:
         parse_mqtt_url(text)
@@ -128,7 +128,7 @@ def mqtt_url(text: str) -> str:
 
 
 def web_address(text: str) -> tuple[str, int]:
-    from movinet_pi.web import parse_web_address
+    from movinet_pi.outputs.web import parse_web_address
 
     try:
         return parse_web_address(text)
@@ -437,7 +437,7 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
 
 def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
     """Every output asked for, opened now so a bad one is refused before the camera opens."""
-    from movinet_pi.outputs import EventsSink, HumanSink, JsonLinesSink
+    from movinet_pi.outputs.jsonlines import EventsSink, HumanSink, JsonLinesSink
 
     sinks: list[Sink] = []
     try:
@@ -448,18 +448,18 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         else:
             sinks.append(HumanSink())
         if args.mqtt:
-            from movinet_pi.outputs import MqttSink
+            from movinet_pi.outputs.mqtt import MqttSink
 
             sinks.append(MqttSink.from_url(args.mqtt, log=say))
         if args.web is not None:
-            from movinet_pi.web import WebSink
+            from movinet_pi.outputs.web import WebSink
 
             host, port = args.web
             web = WebSink(host, port, token=args.web_token, model_name=title, log=say)
             say(f"web: {web.url}")
             sinks.append(web)
         if args.record is not None:
-            from movinet_pi.recording import ClipRecorder
+            from movinet_pi.outputs.recording import ClipRecorder
 
             sinks.append(ClipRecorder(args.record, labels=args.record_labels or None,
                                       pre_seconds=args.pre_seconds,

@@ -33,7 +33,7 @@ from movinet_pi.display.base import Display
 from movinet_pi.display.overlay import OverlayState, draw_overlay
 from movinet_pi.display.shown import LabelFilter, ShownList
 from movinet_pi.model.classifier import StreamingClassifier
-from movinet_pi.outputs import FrameSink, Sink, StepResult
+from movinet_pi.outputs.base import FrameSink, Sink, StepResult
 from movinet_pi.sources.base import Frame, Source, SourceLost
 from movinet_pi.timing import FrameSampler, RateMeter
 

@@ -1,279 +1,32 @@
-"""Where results go besides the screen: JSON lines, a human log, events, MQTT.
+"""The MQTT output (``--mqtt URL``): events, state and availability on a broker.
 
-Every output is a :class:`Sink`: it gets each model step as a :class:`StepResult`
-and is closed once at the end (flushing what it holds). Sinks run on the
-inference thread, so they must be quick; anything slow belongs on a thread of
-its own (as :class:`MqttSink` does).
+The client (paho-mqtt, an optional extra) publishes from threads of its own: the
+pipeline only queues messages, and the broker may come and go. Where it
+publishes, and with which password, is :mod:`movinet_pi.outputs.mqtt_target`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
 import secrets
 import socket
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
-from urllib.parse import unquote, urlsplit
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.events import EventFeed
 from movinet_pi.log import say
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.outputs.base import StepResult, json_line
+from movinet_pi.outputs.events import EventFeed
+from movinet_pi.outputs.mqtt_target import MqttTarget, mqtt_password, parse_mqtt_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from paho.mqtt.client import Client as PahoClient
 
-
-@dataclass(frozen=True)
-class StepResult:
-    """One model step: when, on which frame, and what it saw."""
-
-    t: float  # seconds into the source (the fed frame's timestamp)
-    frame: int  # the fed frame's index in the source
-    step: int  # model step number since the stream (re)started, from 0
-    top: Sequence[Prediction]  # what is shown: after the threshold, filters and smoothing
-    infer_ms: float
-    model: str = ""  # the model that made it (a live switch changes it mid-run)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "t": round(self.t, 4),
-            "frame": self.frame,
-            "step": self.step,
-            "top": [{"label": p.label, "score": round(p.score, 5)} for p in self.top],
-            "infer_ms": round(self.infer_ms, 3),
-        }
-
-
-class Sink(Protocol):
-    """Gets every model step; closed once at the end (flush, release, say goodbye)."""
-
-    def on_step(self, result: StepResult) -> None: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class FrameSink(Sink, Protocol):
-    """A sink that also wants the picture as shown (BGR, overlay drawn), e.g. web or clips.
-
-    ``on_frame`` is called on the display thread for every displayed frame, with
-    an image the caller reuses: copy what you keep, return quickly.
-    """
-
-    def on_frame(self, bgr: np.ndarray, t: float) -> None: ...
-
-
-class JsonLinesSink:
-    """One JSON object per model step, one per line (``--json``)."""
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stdout
-
-    def on_step(self, result: StepResult) -> None:
-        self.stream.write(json.dumps(result.to_json(), separators=(",", ":")) + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.flush()
-
-
-class HumanSink:
-    """A compact line each time the top-1 label changes (the default without ``--json``)."""
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stdout
-        self._last: str | None = None
-
-    def on_step(self, result: StepResult) -> None:
-        label = result.top[0].label if result.top else "no action"
-        if label == self._last:
-            return
-        self._last = label
-        score = f" {result.top[0].score * 100:5.1f}%" if result.top else ""
-        self.stream.write(f"{result.t:8.2f}s  step {result.step:5d}  {label}{score}\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.flush()
-
-
-def _json_line(obj: Mapping[str, object]) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
-class EventsSink:
-    """One JSON line per event change (``--events``): what was seen, from when to when.
-
-    Events follow the shown list (see :mod:`movinet_pi.events`): a ``start``
-    line when an action appears, an ``end`` line when it goes (with its
-    duration, peak and mean score), and in between an ``update`` line at most
-    once per ``update_interval_s`` of source time per event, not on every step:
-    five lines a second for each of three actions would bury the starts and
-    ends. ``close()`` ends the events still open, so every ``start`` gets its
-    ``end``. Lines look like::
-
-        {"type":"start","id":1,"label":"juggling balls","start":0.4,"end":null,
-         "duration":0.0,"score":0.61,"peak":0.61,"mean":0.61,"steps":1}
-    """
-
-    def __init__(self, stream: IO[str] | None = None, *, update_interval_s: float = 1.0) -> None:
-        self.stream = stream or sys.stdout
-        self.feed = EventFeed(update_interval_s)
-
-    def on_step(self, result: StepResult) -> None:
-        changes = self.feed.update(result.t, result.top)
-        if changes:
-            self.stream.write("".join(_json_line(c.to_json()) + "\n" for c in changes))
-            self.stream.flush()
-
-    def close(self) -> None:
-        changes = self.feed.finish()
-        if changes:
-            self.stream.write("".join(_json_line(c.to_json()) + "\n" for c in changes))
-        self.stream.flush()
-
-
-# -- MQTT ---------------------------------------------------------------------------------
-MQTT_PASSWORD_ENV = "MOVINET_PI_MQTT_PASSWORD"
-MQTT_PASSWORD_FILE_ENV = "MOVINET_PI_MQTT_PASSWORD_FILE"
-DEFAULT_MQTT_PREFIX = "movinet-pi"
 MQTT_INSTALL_HINT = "install the mqtt extra: pip install 'movinet-pi[mqtt]'"
-_MQTT_EXAMPLE = "e.g. mqtt://broker.local/movinet-pi or mqtt://user@broker.local:1883/home/cam1"
-
-
-@dataclass(frozen=True)
-class MqttTarget:
-    """Where to publish: a broker and a topic prefix (from ``--mqtt URL``)."""
-
-    host: str
-    port: int = 1883
-    prefix: str = DEFAULT_MQTT_PREFIX
-    username: str | None = None
-    tls: bool = False
-
-    @property
-    def events_topic(self) -> str:
-        return f"{self.prefix}/events"
-
-    @property
-    def state_topic(self) -> str:
-        return f"{self.prefix}/state"
-
-    @property
-    def availability_topic(self) -> str:
-        return f"{self.prefix}/availability"
-
-    @property
-    def url(self) -> str:
-        """The target as a URL (never with a password: there is none to show)."""
-        user = f"{self.username}@" if self.username else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{host}:{self.port}/{self.prefix}"
-
-
-def parse_mqtt_url(text: str) -> MqttTarget:
-    """``mqtt[s]://[user@]host[:port][/prefix]`` -> :class:`MqttTarget`.
-
-    The port defaults to 1883 (8883 for ``mqtts``), the prefix to
-    ``movinet-pi``. A password in the URL is refused (it would sit in the shell
-    history, ``ps`` and a unit file): it comes from ``$MOVINET_PI_MQTT_PASSWORD``
-    or the file named by ``$MOVINET_PI_MQTT_PASSWORD_FILE``. Errors are one
-    line; none of them repeats a URL that may hold a password.
-    """
-    text = text.strip()
-    scheme, sep, _ = text.partition("://")
-    if not sep or scheme.lower() not in ("mqtt", "mqtts"):
-        raise MovinetPiError(f"an MQTT URL starts with mqtt:// or mqtts:// ({_MQTT_EXAMPLE})")
-    rest = text.split("://", 1)[1]
-    userinfo = rest.split("@", 1)[0] if "@" in rest else ""
-    # (looked for before urlsplit: a password may hold '#', '?' or anything else)
-    if ":" in userinfo and "/" not in userinfo:
-        raise MovinetPiError(f"don't put the MQTT password in the URL: set ${MQTT_PASSWORD_ENV} "
-                             f"or ${MQTT_PASSWORD_FILE_ENV} (a file holding it) instead")
-    if "#" in rest or "+" in rest.split("@")[-1]:
-        raise MovinetPiError("'+' and '#' are MQTT wildcards: the topic prefix we publish "
-                             f"under cannot hold them ({_MQTT_EXAMPLE})")
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        raise MovinetPiError(f"bad port in the MQTT URL: want a number 1-65535 "
-                             f"({_MQTT_EXAMPLE})") from None
-    if parts.password is not None:  # pragma: no cover - caught above
-        raise MovinetPiError(f"don't put the MQTT password in the URL: set ${MQTT_PASSWORD_ENV} "
-                             f"or ${MQTT_PASSWORD_FILE_ENV} (a file holding it) instead")
-    if parts.query or text.endswith("?"):
-        raise MovinetPiError(f"an MQTT URL takes no ?query ({_MQTT_EXAMPLE})")
-    host = parts.hostname or ""
-    if not host:
-        raise MovinetPiError(f"no broker host in the MQTT URL {text!r} ({_MQTT_EXAMPLE})")
-    if port is not None and not 1 <= port <= 65535:
-        raise MovinetPiError(f"bad port {port} in the MQTT URL: want 1-65535")
-    username = None
-    if parts.username is not None:
-        username = unquote(parts.username)
-        if not username:
-            raise MovinetPiError(f"empty user name in the MQTT URL {text!r} "
-                                 "(write mqtt://USER@host/prefix, or no @)")
-    tls = scheme.lower() == "mqtts"
-    prefix = unquote(parts.path).strip("/") or DEFAULT_MQTT_PREFIX
-    problem = _topic_prefix_problem(prefix)
-    if problem:
-        raise MovinetPiError(f"bad topic prefix {prefix!r} in the MQTT URL: {problem}")
-    return MqttTarget(host=host, port=port or (8883 if tls else 1883), prefix=prefix,
-                      username=username, tls=tls)
-
-
-def _topic_prefix_problem(prefix: str) -> str | None:
-    if "+" in prefix or "#" in prefix:
-        return "'+' and '#' are wildcards, not allowed in a topic we publish to"
-    if "//" in prefix:
-        return "empty topic level ('//')"
-    if prefix.startswith("$"):
-        return "topics starting with '$' are the broker's own"
-    if "\0" in prefix or any(ch in prefix for ch in "\r\n"):
-        return "control characters"
-    if len(prefix.encode("utf-8")) > 1000:
-        return "too long"
-    return None
-
-
-def mqtt_password(env: Mapping[str, str] | None = None) -> str | None:
-    """The broker password from ``$MOVINET_PI_MQTT_PASSWORD`` or the file named by
-    ``$MOVINET_PI_MQTT_PASSWORD_FILE`` (its first line), or None. Never from a flag:
-    flags show in ``ps`` and shell history. A file suits a service: ``chmod 600``."""
-    env = os.environ if env is None else env
-    value = env.get(MQTT_PASSWORD_ENV)
-    file_name = env.get(MQTT_PASSWORD_FILE_ENV)
-    if value and file_name:
-        raise MovinetPiError(f"set ${MQTT_PASSWORD_ENV} or ${MQTT_PASSWORD_FILE_ENV}, not both")
-    if value:
-        return value
-    if not file_name:
-        return None
-    try:
-        text = Path(file_name).expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise MovinetPiError(f"cannot read the MQTT password file {file_name} "
-                             f"(${MQTT_PASSWORD_FILE_ENV}): {reason}") from None
-    lines = text.splitlines()
-    password = lines[0] if lines else ""
-    if not password:
-        raise MovinetPiError(f"the MQTT password file {file_name} "
-                             f"(${MQTT_PASSWORD_FILE_ENV}) is empty")
-    return password
 
 
 def _import_paho() -> Any:
@@ -545,7 +298,7 @@ class MqttSink:
                 self._publish(message)
 
     def _publish(self, message: _Message) -> None:
-        payload = message.payload if isinstance(message.payload, str) else _json_line(
+        payload = message.payload if isinstance(message.payload, str) else json_line(
             message.payload)
         try:
             info = self.client.publish(message.topic, payload, qos=1, retain=message.retain)
@@ -613,5 +366,3 @@ class MqttSink:
             self._complained = True
             self.log(f"mqtt: cannot reach the broker {self._where}; retrying in the "
                      f"background, keeping up to {self.queue_size} events")
-
-

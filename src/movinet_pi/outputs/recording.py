@@ -1,9 +1,9 @@
 """Event clips (``--record DIR``): an MP4 of each action, with a few seconds before and after.
 
-:class:`ClipRecorder` is a :class:`~movinet_pi.outputs.FrameSink`:
+:class:`ClipRecorder` is a :class:`~movinet_pi.outputs.base.FrameSink`:
 
 * ``on_step`` (inference thread) feeds the step's shown list to an
-  :class:`~movinet_pi.events.EventTracker`; starts, updates and ends of the
+  :class:`~movinet_pi.outputs.events.EventTracker`; starts, updates and ends of the
   events whose label is recorded become small control messages;
 * ``on_frame`` (display thread) keeps one picture per tick of a ``max_fps``
   grid on the source's clock, downscaled to at most ``max_width`` pixels wide,
@@ -19,13 +19,8 @@ label to ``post_seconds`` after the step on which it was gone. Another recorded
 event starting meanwhile (or during the post-roll) extends the same clip; a
 clip longer than ``max_clip_seconds`` is closed and a new one begun.
 
-Files appear atomically: the video is written as ``DIR/.NAME.part.mp4`` (the
-``.mp4`` must stay last, as OpenCV picks the container from the extension) and
-renamed to ``DIR/NAME.mp4`` when complete, then ``DIR/NAME.json`` (label, start,
-end, peak, mean, frames, fps, files, ...) is written the same way. Names are
-``YYYYmmdd-HHMMSS_label-slug.mp4`` by the wall clock at the clip's start. With
-``max_mb``, the oldest clips (and their sidecars) are deleted once the
-directory's clips add up to more.
+Files appear atomically, under names from the clip's start and label, and with
+``max_mb`` the oldest clips are deleted first (:mod:`movinet_pi.outputs.clip_files`).
 
 Memory bound: the ring keeps ``pre_seconds + RING_SLACK_S`` of pictures at
 ``max_fps`` and the hand-over at most ``queue_frames`` more, each at most
@@ -49,23 +44,34 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
-import tempfile
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, Union
+from typing import Callable, Iterable, Union
 
 import cv2
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.events import EventChange, EventTracker
 from movinet_pi.log import say
-from movinet_pi.outputs import StepResult
+from movinet_pi.outputs import clip_files  # clip_files.open_video_writer: looked up per clip
+from movinet_pi.outputs.base import StepResult
+from movinet_pi.outputs.clip_files import (
+    MB,
+    Clip,
+    EventSnapshot,
+    NullWriter,
+    atomic_write_text,
+    enforce_max_bytes,
+    prepare_directory,
+    probe_codec,
+    readable,
+    slug,
+)
+from movinet_pi.outputs.events import EventChange, EventTracker
 from movinet_pi.timing import FrameSampler
 
 #: Extra seconds of pictures the ring keeps beyond the pre-roll: the display
@@ -73,63 +79,6 @@ from movinet_pi.timing import FrameSampler
 RING_SLACK_S = 0.5
 #: Timestamps this close count as equal (30 fps files have 0.19999... s frames).
 EPS = 1e-6
-MB = 1024 * 1024
-#: (fourcc, extension) to try, in order: MP4 first, Motion-JPEG AVI where the
-#: OpenCV build has no MP4 writer (AVI/MJPG is built into OpenCV itself).
-CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
-_CLIP_NAME = re.compile(r"^\d{8}-\d{6}_.+\.(mp4|avi|json)$")
-
-
-class VideoWriterLike(Protocol):
-    def isOpened(self) -> bool: ...  # OpenCV's name
-
-    def write(self, image: np.ndarray) -> bool | None: ...  # OpenCV 4.5 says None
-
-    def release(self) -> None: ...
-
-
-def open_video_writer(path: Path, fourcc: str, fps: float, size: tuple[int, int]
-                      ) -> VideoWriterLike:
-    """A ``cv2.VideoWriter`` (tests replace this to simulate failing disks)."""
-    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-
-
-def _readable(path: Path) -> bool:
-    """Whether a finished video opens and yields its first frame (one decode: cheap)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    cap = cv2.VideoCapture(str(path))
-    try:
-        return bool(cap.isOpened() and cap.read()[0])
-    finally:
-        cap.release()
-
-
-def slug(label: str) -> str:
-    """A label as a file-name part: ``arm wrestling`` -> ``arm-wrestling``."""
-    text = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-    return text[:60] or "event"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    part = path.with_name(f".{path.name}.part")
-    try:
-        with open(part, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise
-
-
-def _round(t: float | None) -> float | None:
-    return None if t is None else round(t, 3)
-
-
-
 
 @dataclass
 class RecorderStats:
@@ -148,30 +97,16 @@ class _Picture:
 
 
 @dataclass(frozen=True)
-class _EventSnapshot:
-    """An event as it was at one step (events are mutated on the inference thread)."""
-
-    id: int
-    label: str
-    start: float
-    end: float | None  # None while it lasts
-    peak: float
-    mean: float
-    steps: int
-    json: dict[str, object]
-
-
-@dataclass(frozen=True)
 class _Change:
     kind: str  # start / update / end
     t: float  # the step's timestamp
-    event: _EventSnapshot
+    event: EventSnapshot
 
 
 def _change(change: EventChange, t: float) -> _Change:
     e = change.event
     end = e.end if change.kind == "end" else None
-    snapshot = _EventSnapshot(e.id, e.label, e.start, end, e.peak, e.mean, e.steps,
+    snapshot = EventSnapshot(e.id, e.label, e.start, end, e.peak, e.mean, e.steps,
                               change.to_json())
     return _Change(change.kind, t, snapshot)
 
@@ -181,25 +116,6 @@ class _Stop:
 
 
 _Message = Union[_Picture, _Change, _Stop]
-
-
-@dataclass
-class _Clip:
-    name: str  # without extension
-    part: Path
-    final: Path
-    writer: VideoWriterLike
-    fps: float
-    size: tuple[int, int]
-    first_t: float
-    events: dict[int, _EventSnapshot] = field(default_factory=dict)
-    active: set[int] = field(default_factory=set)
-    stop_after: float | None = None  # the source time after which it is done
-    frames: int = 0
-    first_picture_t: float | None = None
-    last_picture_t: float | None = None
-    dropped_at_start: int = 0
-    failed: bool = False
 
 
 class ClipRecorder:
@@ -244,8 +160,8 @@ class ClipRecorder:
         self.stats = RecorderStats()
         self.clips: deque[Path] = deque(maxlen=1000)  # the newest videos written, in order
 
-        self._prepare_directory()
-        self.fourcc, self.extension = self._probe_codec()
+        prepare_directory(self.directory, self.min_free_bytes, self.log)
+        self.fourcc, self.extension = probe_codec(self.directory, self.log)
 
         self._tracker = EventTracker()
         self._tracker_lock = threading.Lock()
@@ -257,61 +173,9 @@ class ClipRecorder:
         self._closed = False
         # writer-thread state
         self._ring: deque[_Picture] = deque()
-        self._clip: _Clip | None = None
+        self._clip: Clip | None = None
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
-
-    # -- setup ----------------------------------------------------------------------------
-    def _prepare_directory(self) -> None:
-        where = f"--record {self.directory}"
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise MovinetPiError(f"{where}: cannot create the directory: {e.strerror or e}"
-                                 ) from None
-        if not self.directory.is_dir():
-            raise MovinetPiError(f"{where}: not a directory")
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=self.directory)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as e:
-            raise MovinetPiError(f"{where}: cannot write there: {e.strerror or e}") from None
-        free = shutil.disk_usage(self.directory).free
-        if free < self.min_free_bytes:
-            self.log(f"record: only {free // MB} MB free on {self.directory}: clips will be "
-                     "skipped until there is more")
-        for stale in self.directory.glob(".*.part*"):  # left by a crash: never complete
-            with contextlib.suppress(OSError):
-                stale.unlink()
-                self.log(f"record: removed an unfinished file from before: {stale.name}")
-
-    def _probe_codec(self) -> tuple[str, str]:
-        """The first (fourcc, extension) that can really write a file here."""
-        tiny = np.zeros((16, 16, 3), np.uint8)
-        for fourcc, ext in CODECS:
-            path = self.directory / f".codec-test.part{ext}"
-            try:
-                writer = open_video_writer(path, fourcc, 10.0, (16, 16))
-                ok = writer.isOpened()
-                if ok:
-                    writer.write(tiny)
-                writer.release()
-                ok = ok and path.exists() and path.stat().st_size > 0
-            except (cv2.error, OSError):
-                ok = False
-            finally:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            if ok:
-                if ext != CODECS[0][1]:
-                    self.log(f"record: this OpenCV cannot write MP4 ({CODECS[0][0]}); "
-                             f"clips are {fourcc} {ext} instead")
-                return fourcc, ext
-        raise MovinetPiError(
-            f"--record {self.directory}: OpenCV can write neither MP4 (mp4v) nor AVI (MJPG) "
-            "video here (is the disk full? is this opencv build without video writing?)"
-        )
 
     def memory_bound_bytes(self, height_for_width: float = 0.75) -> int:
         """Most bytes of pictures held at once (ring + hand-over), for a picture aspect."""
@@ -457,7 +321,7 @@ class ClipRecorder:
         h, w = image.shape[:2]
         return (w - w % 2, h - h % 2)  # mp4v wants even sizes
 
-    def _start_clip(self, events: list[_EventSnapshot], t: float, pictures: list[_Picture]
+    def _start_clip(self, events: list[EventSnapshot], t: float, pictures: list[_Picture]
                     ) -> None:
         label = events[0].label
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -468,7 +332,7 @@ class ClipRecorder:
         part = self.directory / f".{name}.part{self.extension}"
         # Until its writer is open the clip records nothing, but it still follows its
         # events, so a clip that cannot be written ends when they do, like any other.
-        clip = _Clip(name, part, final, _NullWriter(), self._estimate_fps(pictures),
+        clip = Clip(name, part, final, NullWriter(), self._estimate_fps(pictures),
                      self._size_for(pictures), t,
                      events={e.id: e for e in events}, active={e.id for e in events},
                      dropped_at_start=self.stats.frames_dropped, failed=True)
@@ -479,7 +343,7 @@ class ClipRecorder:
             self.log(f"record: not recording {label!r}: only {free // MB} MB free on "
                      f"{self.directory}")
             return
-        writer = open_video_writer(part, self.fourcc, clip.fps, clip.size)
+        writer = clip_files.open_video_writer(part, self.fourcc, clip.fps, clip.size)
         if not writer.isOpened():
             writer.release()
             raise OSError(f"cannot open {part} for writing")
@@ -487,7 +351,7 @@ class ClipRecorder:
         for picture in pictures:
             self._write(clip, picture)
 
-    def _write(self, clip: _Clip, picture: _Picture) -> None:
+    def _write(self, clip: Clip, picture: _Picture) -> None:
         if clip.failed:
             return
         image = picture.image
@@ -509,51 +373,26 @@ class ClipRecorder:
             self._clip = None
             return
         clip.writer.release()
-        clip.writer = _NullWriter()
+        clip.writer = NullWriter()
         if clip.frames == 0:
             clip.part.unlink(missing_ok=True)
             self._clip = None
             self.log(f"record: {clip.name}: no pictures arrived; nothing written")
             return
-        if not _readable(clip.part):  # a full disk truncates silently: MP4's index comes last
+        if not readable(clip.part):  # a full disk truncates silently: MP4's index comes last
             raise OSError(f"{clip.part.name} cannot be read back after writing (disk full?)")
         sidecar = clip.final.with_suffix(".json")
         os.replace(clip.part, clip.final)
-        _atomic_write_text(sidecar, json.dumps(self._sidecar(clip), indent=2) + "\n")
+        sidecar_json = clip.sidecar(self.pre_seconds, self.post_seconds, self.stats.frames_dropped)
+        atomic_write_text(sidecar, json.dumps(sidecar_json, indent=2) + "\n")
         self._clip = None
         self.stats.clips_written += 1
         self.clips.append(clip.final)
         self.log(f"record: wrote {clip.final} ({clip.frames} frames, "
                  f"{clip.frames / clip.fps:.1f} s)")
-        self._enforce_max_bytes(keep=clip.final)
-
-    def _sidecar(self, clip: _Clip) -> dict[str, object]:
-        events = [clip.events[i] for i in sorted(clip.events)]
-        first = events[0]
-        steps = sum(e.steps for e in events)
-        mean = sum(e.mean * e.steps for e in events) / steps if steps else 0.0
-        ends = [e.end for e in events]
-        return {
-            "label": first.label,
-            "labels": sorted({e.label for e in events}),
-            "start": round(first.start, 3),
-            "end": None if any(t is None for t in ends) else round(max(ends), 3),  # type: ignore[type-var]
-            "peak": round(max(e.peak for e in events), 5),
-            "mean": round(mean, 5),
-            "frames": clip.frames,
-            "clip_start": _round(clip.first_picture_t),  # source times of its first and
-            "clip_end": _round(clip.last_picture_t),  # last pictures
-            "fps": round(clip.fps, 3),
-            "duration_s": round(clip.frames / clip.fps, 3),
-            "width": clip.size[0],
-            "height": clip.size[1],
-            "pre_seconds": self.pre_seconds,
-            "post_seconds": self.post_seconds,
-            "dropped_frames": self.stats.frames_dropped - clip.dropped_at_start,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "files": {"video": clip.final.name, "sidecar": clip.final.with_suffix(".json").name},
-            "events": [e.json for e in events],
-        }
+        if self.max_bytes is not None:
+            self.stats.clips_deleted += enforce_max_bytes(self.directory, self.max_bytes,
+                                                          clip.final, self.log)
 
     def _fail_clip(self, error: Exception) -> None:
         """Log, remove the clip's files, and let the rest of its events go unrecorded."""
@@ -568,48 +407,6 @@ class ClipRecorder:
         for path in (clip.part, clip.final, clip.final.with_suffix(".json")):
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
-        clip.writer, clip.failed = _NullWriter(), True
+        clip.writer, clip.failed = NullWriter(), True
         if clip.stop_after is not None or not clip.active:
             self._clip = None  # it was ending anyway: the next event starts a fresh clip
-
-    def _enforce_max_bytes(self, keep: Path) -> None:
-        if self.max_bytes is None:
-            return
-        groups: dict[str, list[Path]] = {}
-        for path in self.directory.iterdir():
-            if _CLIP_NAME.match(path.name) and path.is_file():
-                groups.setdefault(path.stem, []).append(path)
-
-        def size(paths: list[Path]) -> int:
-            return sum(p.stat().st_size for p in paths if p.exists())
-
-        total = sum(size(paths) for paths in groups.values())
-        # oldest first: the name starts with the time; the modification time breaks ties
-        order = sorted(groups, key=lambda stem: (min(p.stat().st_mtime for p in groups[stem]),
-                                                 stem))
-        for stem in order:
-            if total <= self.max_bytes:
-                break
-            if stem == keep.stem:
-                continue
-            total -= size(groups[stem])
-            for path in groups[stem]:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            self.stats.clips_deleted += 1
-            self.log(f"record: deleted {stem} (over --record-max-mb)")
-        if total > self.max_bytes:
-            self.log(f"record: {keep.name} alone is over --record-max-mb; kept it")
-
-
-class _NullWriter:
-    """Stands in for a writer that could not be opened or has failed."""
-
-    def isOpened(self) -> bool:  # OpenCV's name
-        return False
-
-    def write(self, image: np.ndarray) -> bool | None:
-        return None
-
-    def release(self) -> None:
-        pass

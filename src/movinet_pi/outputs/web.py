@@ -3,7 +3,7 @@
 Standard library only: a :class:`http.server.ThreadingHTTPServer` on a daemon
 thread serves
 
-* ``/``             a small self-contained page (no external assets);
+* ``/``             a small self-contained page (no external assets: ``web_page.html``);
 * ``/stream.mjpg``  the picture as shown (overlay drawn), ``multipart/x-mixed-replace``;
 * ``/snapshot.jpg`` one current picture;
 * ``/api/state``    the latest step's JSON, the recent events and rates (the page polls it);
@@ -33,25 +33,25 @@ import socket
 import socketserver
 import threading
 import time
-from collections import OrderedDict
 from contextlib import contextmanager, suppress
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from typing import Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
-import cv2
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.events import EventTracker
 from movinet_pi.log import say
-from movinet_pi.outputs import StepResult
-from movinet_pi.timing import RateMeter
+from movinet_pi.outputs.base import StepResult
+from movinet_pi.outputs.web_state import FrameHub, LiveState
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 BOUNDARY = "movinetpiframe"
+#: The page at ``/``: self-contained, no external assets (package data, web_page.html).
+PAGE = (resources.files(__package__) / "web_page.html").read_text(encoding="utf-8")
 
 
 # -- address ----------------------------------------------------------------------------------
@@ -100,184 +100,6 @@ def is_loopback(host: str) -> bool:
 
 
 # -- the newest picture, encoded once per generation -----------------------------------------
-class FrameHub:
-    """The newest picture, shared by every viewer and JPEG-encoded lazily, once.
-
-    ``offer`` (the display thread) never waits for a viewer: it copies the
-    picture and bumps ``generation`` under a short lock. ``wait_jpeg`` (viewer
-    threads) waits for a generation newer than the caller's and encodes it if
-    nobody has yet; ``encodes`` counts the encodes, at most one per generation.
-    While nobody watches (no :meth:`viewing` context open), ``offer`` keeps
-    nothing, so an idle web view costs the display thread one comparison.
-    """
-
-    def __init__(
-        self,
-        max_fps: float | None = 15.0,
-        max_width: int = 960,
-        quality: int = 80,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.min_interval = 1.0 / max_fps if max_fps else 0.0
-        self.max_width = max_width
-        self.quality = quality
-        self.clock = clock
-        self._cond = threading.Condition()
-        self._encode_lock = threading.Lock()
-        self._frame: np.ndarray | None = None
-        self._last_store = -float("inf")
-        self._jpeg = b""
-        self._jpeg_gen = 0
-        self._viewers = 0
-        self._closed = False
-        self.generation = 0
-        self.offered = 0
-        self.encodes = 0
-
-    @property
-    def viewers(self) -> int:
-        return self._viewers
-
-    @contextmanager
-    def viewing(self) -> Iterator[None]:
-        """Mark a viewer as present for the duration (so frames get kept)."""
-        with self._cond:
-            self._viewers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._viewers -= 1
-
-    def offer(self, bgr: np.ndarray) -> bool:
-        """Keep a copy of ``bgr`` as the newest picture if a viewer wants it; True if kept."""
-        self.offered += 1
-        if self._viewers == 0 or self._closed:  # racy read on purpose: a miss costs one frame
-            return False
-        now = self.clock()
-        if now - self._last_store < self.min_interval:
-            return False
-        frame = np.array(bgr, dtype=np.uint8, copy=True)  # the caller reuses its buffer
-        with self._cond:
-            self._frame = frame
-            self._last_store = now
-            self.generation += 1
-            self._cond.notify_all()
-        return True
-
-    def wait_jpeg(self, after: int, timeout: float) -> tuple[int, bytes] | None:
-        """The newest picture's (generation, JPEG) once it is newer than ``after``.
-
-        None on timeout or when the hub is closed.
-        """
-        with self._cond:
-            if not self._cond.wait_for(
-                lambda: self._closed or self.generation > after, timeout
-            ) or self._closed:
-                return None
-            gen, frame = self.generation, self._frame
-            if self._jpeg_gen >= gen:
-                return self._jpeg_gen, self._jpeg
-        assert frame is not None
-        with self._encode_lock:  # one encoder at a time: the others then reuse its bytes
-            with self._cond:
-                if self._jpeg_gen >= gen:
-                    return self._jpeg_gen, self._jpeg
-            data = self._encode(frame)
-            with self._cond:
-                if gen > self._jpeg_gen:
-                    self._jpeg_gen, self._jpeg = gen, data
-                self.encodes += 1
-            return gen, data
-
-    def latest_jpeg(self) -> bytes | None:
-        """Whatever picture there is, however old (None if there never was one)."""
-        got = self.wait_jpeg(0, 0.0)
-        return got[1] if got else None
-
-    def _encode(self, frame: np.ndarray) -> bytes:
-        h, w = frame.shape[:2]
-        if w > self.max_width:
-            size = (self.max_width, max(1, round(h * self.max_width / w)))
-            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
-        if not ok:  # pragma: no cover - only for images cv2 cannot encode at all
-            raise ValueError(f"cannot JPEG-encode a {frame.shape} {frame.dtype} picture")
-        return buf.tobytes()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-# -- what /api/state reports -------------------------------------------------------------------
-class LiveState:
-    """The latest step, recent events and rates; written by the sink, read by handlers."""
-
-    def __init__(self, model_name: str = "", events_kept: int = 20) -> None:
-        self.model_name = model_name
-        self.events_kept = events_kept
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-        self._latest: StepResult | None = None
-        self._last_step_at: float | None = None
-        self._steps = 0
-        self._tracker = EventTracker()
-        self._events: OrderedDict[int, dict[str, object]] = OrderedDict()
-        self.model_rate = RateMeter()
-        self.display_rate = RateMeter()
-
-    def on_step(self, result: StepResult) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._latest = result
-            if result.model:
-                self.model_name = result.model  # a live switch changes it mid-run
-            self._last_step_at = now
-            self._steps += 1
-            self.model_rate.tick(now)
-            for change in self._tracker.update(result.t, result.top):
-                self._events[change.event.id] = change.to_json()
-                self._events.move_to_end(change.event.id)
-            while len(self._events) > self.events_kept:
-                self._events.popitem(last=False)
-
-    def on_frame(self) -> None:
-        with self._lock:
-            self.display_rate.tick()
-
-    def last_step_age(self) -> float | None:
-        last = self._last_step_at
-        return None if last is None else round(time.monotonic() - last, 3)
-
-    def health(self) -> dict[str, object]:
-        return {
-            "status": "ok",
-            "uptime_s": round(time.monotonic() - self.started, 3),
-            "last_step_age_s": self.last_step_age(),
-            "steps": self._steps,
-        }
-
-    def snapshot(self, hub: FrameHub) -> dict[str, object]:
-        with self._lock:
-            latest = self._latest.to_json() if self._latest is not None else None
-            events = list(reversed(self._events.values()))  # newest first
-            model_fps, display_fps = self.model_rate.rate, self.display_rate.rate
-            steps = self._steps
-        return {
-            "model": self.model_name,
-            "latest": latest,
-            "events": events,
-            "fps": {"model": round(model_fps, 2), "display": round(display_fps, 2),
-                    "stream_max": round(1.0 / hub.min_interval, 2) if hub.min_interval else None},
-            "steps": steps,
-            "viewers": hub.viewers,
-            "uptime_s": round(time.monotonic() - self.started, 3),
-            "last_step_age_s": self.last_step_age(),
-        }
-
-
 # -- HTTP ------------------------------------------------------------------------------------
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -478,7 +300,7 @@ def _bind_message(host: str, port: int, e: OSError) -> str:
 
 
 class WebSink:
-    """The ``--web`` output: a :class:`~movinet_pi.outputs.FrameSink` serving the browser view.
+    """The ``--web`` output: a :class:`~movinet_pi.outputs.base.FrameSink` serving the browser view.
 
     Starts serving in the constructor (bind errors are :class:`MovinetPiError`).
     ``on_step`` runs on the inference thread and ``on_frame`` on the display
@@ -525,118 +347,3 @@ class WebSink:
 
     def close(self) -> None:
         self.server.close()
-
-
-
-
-# -- the page ---------------------------------------------------------------------------------
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>movinet-pi</title>
-<style>
-  :root { color-scheme: dark; }
-  body { margin: 0; font: 15px/1.4 system-ui, sans-serif; background: #111; color: #eee; }
-  main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; align-items: flex-start; }
-  #view { flex: 3 1 480px; min-width: 0; }
-  #view img { display: block; width: 100%; height: auto; background: #000; border-radius: 4px; }
-  aside { flex: 1 1 260px; }
-  h1 { font-size: 18px; margin: 0 0 8px; }
-  h2 { font-size: 14px; margin: 16px 0 6px; color: #aaa; text-transform: uppercase; }
-  ol, ul { list-style: none; margin: 0; padding: 0; }
-  .pred { margin: 0 0 6px; }
-  .bar { height: 8px; background: #333; border-radius: 4px; overflow: hidden; }
-  .bar > div { height: 100%; background: #4a9eff; }  /* not the overlay's green */
-  .row { display: flex; justify-content: space-between; gap: 8px; }
-  .event { padding: 4px 0; border-bottom: 1px solid #222; }
-  .event.active .label::before { content: "\\25CF "; color: #4a9eff; }
-  .muted { color: #888; font-size: 13px; }
-  #status.down { color: #ffaa3c; }
-</style>
-</head>
-<body>
-<main>
-  <div id="view"><img id="stream" alt="live picture"></div>
-  <aside>
-    <h1 id="model">movinet-pi</h1>
-    <div id="status" class="muted">connecting...</div>
-    <h2>Now</h2>
-    <ol id="top"><li class="muted">no action</li></ol>
-    <h2>Events</h2>
-    <ul id="events"><li class="muted">none yet</li></ul>
-  </aside>
-</main>
-<script>
-"use strict";
-const token = new URLSearchParams(location.search).get("token");
-const q = token ? "?token=" + encodeURIComponent(token) : "";
-const img = document.getElementById("stream");
-function startStream() { img.src = "stream.mjpg" + q + (q ? "&" : "?") + "t=" + Date.now(); }
-img.addEventListener("error", () => setTimeout(startStream, 2000));
-startStream();
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-function pct(x) { return (100 * x).toFixed(1) + " %"; }
-function secs(x) { return x === null || x === undefined ? "" : x.toFixed(1) + " s"; }
-
-function render(s) {
-  document.getElementById("model").textContent = s.model || "movinet-pi";
-  const latest = s.latest;
-  const age = s.last_step_age_s;
-  const status = document.getElementById("status");
-  status.className = "muted";
-  status.textContent = "model " + s.fps.model.toFixed(1) + " fps, display "
-    + s.fps.display.toFixed(1) + " fps" + (latest ? ", infer " + latest.infer_ms.toFixed(1)
-    + " ms, step " + latest.step : "") + (age !== null && age > 2 ? ", last step "
-    + age.toFixed(1) + " s ago" : "");
-  const top = document.getElementById("top");
-  top.replaceChildren();
-  if (!latest || latest.top.length === 0) top.append(el("li", "muted", "no action"));
-  for (const p of (latest ? latest.top : [])) {
-    const li = el("li", "pred");
-    const row = el("div", "row");
-    row.append(el("span", "label", p.label), el("span", "score", pct(p.score)));
-    const bar = el("div", "bar"), fill = el("div");
-    fill.style.width = Math.max(0, Math.min(100, 100 * p.score)) + "%";
-    bar.append(fill);
-    li.append(row, bar);
-    top.append(li);
-  }
-  const events = document.getElementById("events");
-  events.replaceChildren();
-  if (s.events.length === 0) events.append(el("li", "muted", "none yet"));
-  for (const e of s.events) {
-    const active = e.type !== "end";
-    const li = el("li", "event" + (active ? " active" : ""));
-    const row = el("div", "row");
-    row.append(el("span", "label", e.label), el("span", "muted", "peak " + pct(e.peak)));
-    li.append(row, el("div", "muted", "from " + secs(e.start)
-      + (active ? ", ongoing " + secs(e.duration) : " to " + secs(e.end))));
-    events.append(li);
-  }
-}
-
-async function poll() {
-  try {
-    const r = await fetch("api/state" + q, {cache: "no-store"});
-    if (!r.ok) throw new Error("HTTP " + r.status);
-    render(await r.json());
-  } catch (err) {
-    const status = document.getElementById("status");
-    status.className = "down";
-    status.textContent = "disconnected (" + err.message + "), retrying";
-  }
-  setTimeout(poll, 500);
-}
-poll();
-</script>
-</body>
-</html>
-"""

@@ -1,0 +1,250 @@
+"""Event clip files on disk: a clip being written, its sidecar, names, safe writes, size cap.
+
+Files appear atomically: the video is written as ``DIR/.NAME.part.mp4`` (the
+``.mp4`` must stay last, as OpenCV picks the container from the extension) and
+renamed to ``DIR/NAME.mp4`` when complete, then ``DIR/NAME.json`` (label, start,
+end, peak, mean, frames, fps, files, ...) is written the same way. Names are
+``YYYYmmdd-HHMMSS_label-slug.mp4`` by the wall clock at the clip's start. With a
+size cap, the oldest clips (and their sidecars) are deleted once the
+directory's clips add up to more. :mod:`movinet_pi.outputs.recording` decides
+when clips start and end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import cv2
+import numpy as np
+
+from movinet_pi.errors import MovinetPiError
+
+MB = 1024 * 1024
+#: (fourcc, extension) to try, in order: MP4 first, Motion-JPEG AVI where the
+#: OpenCV build has no MP4 writer (AVI/MJPG is built into OpenCV itself).
+CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
+CLIP_NAME = re.compile(r"^\d{8}-\d{6}_.+\.(mp4|avi|json)$")
+
+
+class VideoWriterLike(Protocol):
+    def isOpened(self) -> bool: ...  # OpenCV's name
+
+    def write(self, image: np.ndarray) -> bool | None: ...  # OpenCV 4.5 says None
+
+    def release(self) -> None: ...
+
+
+def open_video_writer(path: Path, fourcc: str, fps: float, size: tuple[int, int]
+                      ) -> VideoWriterLike:
+    """A ``cv2.VideoWriter`` (tests replace this to simulate failing disks: the recorder
+    looks it up here for every clip)."""
+    return cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+
+
+class NullWriter:
+    """Stands in for a writer that could not be opened or has failed."""
+
+    def isOpened(self) -> bool:  # OpenCV's name
+        return False
+
+    def write(self, image: np.ndarray) -> bool | None:
+        return None
+
+    def release(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class EventSnapshot:
+    """An event as it was at one step (events are mutated on the inference thread)."""
+
+    id: int
+    label: str
+    start: float
+    end: float | None  # None while it lasts
+    peak: float
+    mean: float
+    steps: int
+    json: dict[str, object]
+
+
+@dataclass
+class Clip:
+    """A clip being written: its files, its writer, the events it holds."""
+
+    name: str  # without extension
+    part: Path
+    final: Path
+    writer: VideoWriterLike
+    fps: float
+    size: tuple[int, int]
+    first_t: float
+    events: dict[int, EventSnapshot] = field(default_factory=dict)
+    active: set[int] = field(default_factory=set)
+    stop_after: float | None = None  # the source time after which it is done
+    frames: int = 0
+    first_picture_t: float | None = None
+    last_picture_t: float | None = None
+    dropped_at_start: int = 0
+    failed: bool = False
+
+    def sidecar(self, pre_seconds: float, post_seconds: float,
+                frames_dropped: int) -> dict[str, object]:
+        """What the clip's JSON sidecar says (``frames_dropped``: the recorder's count so far)."""
+        events = [self.events[i] for i in sorted(self.events)]
+        first = events[0]
+        steps = sum(e.steps for e in events)
+        mean = sum(e.mean * e.steps for e in events) / steps if steps else 0.0
+        ends = [e.end for e in events]
+        return {
+            "label": first.label,
+            "labels": sorted({e.label for e in events}),
+            "start": round(first.start, 3),
+            "end": None if any(t is None for t in ends) else round(max(ends), 3),  # type: ignore[type-var]
+            "peak": round(max(e.peak for e in events), 5),
+            "mean": round(mean, 5),
+            "frames": self.frames,
+            "clip_start": _rounded(self.first_picture_t),  # source times of its first and
+            "clip_end": _rounded(self.last_picture_t),  # last pictures
+            "fps": round(self.fps, 3),
+            "duration_s": round(self.frames / self.fps, 3),
+            "width": self.size[0],
+            "height": self.size[1],
+            "pre_seconds": pre_seconds,
+            "post_seconds": post_seconds,
+            "dropped_frames": frames_dropped - self.dropped_at_start,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "files": {"video": self.final.name, "sidecar": self.final.with_suffix(".json").name},
+            "events": [e.json for e in events],
+        }
+
+
+def readable(path: Path) -> bool:
+    """Whether a finished video opens and yields its first frame (one decode: cheap)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return bool(cap.isOpened() and cap.read()[0])
+    finally:
+        cap.release()
+
+
+def slug(label: str) -> str:
+    """A label as a file-name part: ``arm wrestling`` -> ``arm-wrestling``."""
+    text = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    return text[:60] or "event"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    part = path.with_name(f".{path.name}.part")
+    try:
+        with open(part, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            part.unlink()
+        raise
+
+
+def _rounded(t: float | None) -> float | None:
+    return None if t is None else round(t, 3)
+
+
+def prepare_directory(directory: Path, min_free_bytes: int, log: Callable[[str], None]) -> None:
+    """Make ``directory``, check it takes files, warn when it is nearly full, and remove the
+    ``.part`` files a crash left there. MovinetPiError when it cannot be written."""
+    where = f"--record {directory}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MovinetPiError(f"{where}: cannot create the directory: {e.strerror or e}"
+                             ) from None
+    if not directory.is_dir():
+        raise MovinetPiError(f"{where}: not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise MovinetPiError(f"{where}: cannot write there: {e.strerror or e}") from None
+    free = shutil.disk_usage(directory).free
+    if free < min_free_bytes:
+        log(f"record: only {free // MB} MB free on {directory}: clips will be "
+                 "skipped until there is more")
+    for stale in directory.glob(".*.part*"):  # left by a crash: never complete
+        with contextlib.suppress(OSError):
+            stale.unlink()
+            log(f"record: removed an unfinished file from before: {stale.name}")
+
+
+def probe_codec(directory: Path, log: Callable[[str], None]) -> tuple[str, str]:
+    """The first (fourcc, extension) that can really write a file here."""
+    tiny = np.zeros((16, 16, 3), np.uint8)
+    for fourcc, ext in CODECS:
+        path = directory / f".codec-test.part{ext}"
+        try:
+            writer = open_video_writer(path, fourcc, 10.0, (16, 16))
+            ok = writer.isOpened()
+            if ok:
+                writer.write(tiny)
+            writer.release()
+            ok = ok and path.exists() and path.stat().st_size > 0
+        except (cv2.error, OSError):
+            ok = False
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if ok:
+            if ext != CODECS[0][1]:
+                log(f"record: this OpenCV cannot write MP4 ({CODECS[0][0]}); "
+                         f"clips are {fourcc} {ext} instead")
+            return fourcc, ext
+    raise MovinetPiError(
+        f"--record {directory}: OpenCV can write neither MP4 (mp4v) nor AVI (MJPG) "
+        "video here (is the disk full? is this opencv build without video writing?)"
+    )
+
+
+def enforce_max_bytes(directory: Path, max_bytes: int, keep: Path,
+                      log: Callable[[str], None]) -> int:
+    """Delete the oldest clips (video and sidecar) until the folder's clips add up to at
+    most ``max_bytes``, never ``keep``; return how many were deleted."""
+    deleted = 0
+    groups: dict[str, list[Path]] = {}
+    for path in directory.iterdir():
+        if CLIP_NAME.match(path.name) and path.is_file():
+            groups.setdefault(path.stem, []).append(path)
+
+    def size(paths: list[Path]) -> int:
+        return sum(p.stat().st_size for p in paths if p.exists())
+
+    total = sum(size(paths) for paths in groups.values())
+    # oldest first: the name starts with the time; the modification time breaks ties
+    order = sorted(groups, key=lambda stem: (min(p.stat().st_mtime for p in groups[stem]),
+                                             stem))
+    for stem in order:
+        if total <= max_bytes:
+            break
+        if stem == keep.stem:
+            continue
+        total -= size(groups[stem])
+        for path in groups[stem]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        deleted += 1
+        log(f"record: deleted {stem} (over --record-max-mb)")
+    if total > max_bytes:
+        log(f"record: {keep.name} alone is over --record-max-mb; kept it")
+    return deleted
