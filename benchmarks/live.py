@@ -30,7 +30,8 @@ SHARED = ROOT.parent / "shared"
 from movinet_pi.display.base import Display  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
 from movinet_pi.model.labels import Labels  # noqa: E402
-from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig  # noqa: E402
+from movinet_pi.pipeline import Pipeline  # noqa: E402
+from movinet_pi.recognizer import Recognizer, RunConfig  # noqa: E402
 from movinet_pi.sources.base import Frame, Source  # noqa: E402
 
 CAMERA_FPS = 30.0

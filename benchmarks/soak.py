@@ -24,7 +24,8 @@ from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
 from movinet_pi.model.history import history_policy  # noqa: E402
 from movinet_pi.model.labels import load_labels  # noqa: E402
 from movinet_pi.outputs.jsonlines import JsonLinesSink  # noqa: E402
-from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig  # noqa: E402
+from movinet_pi.pipeline import Pipeline  # noqa: E402
+from movinet_pi.recognizer import Recognizer, RunConfig  # noqa: E402
 from movinet_pi.sources.base import Frame, Source  # noqa: E402
 from movinet_pi.sources.open import open_source  # noqa: E402
 

@@ -34,7 +34,8 @@ from reference_loop import ReferenceLoop, sampled_rgb_frames  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
 from movinet_pi.model.labels import load_labels  # noqa: E402
 from movinet_pi.outputs.jsonlines import JsonLinesSink  # noqa: E402
-from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig  # noqa: E402
+from movinet_pi.pipeline import Pipeline  # noqa: E402
+from movinet_pi.recognizer import Recognizer, RunConfig  # noqa: E402
 from movinet_pi.sources.open import open_source  # noqa: E402
 
 MODEL = SHARED / "models" / "movinet_a0_stream_int8.tflite"

@@ -316,7 +316,7 @@ def test_models_that_are_not_streaming_are_refused_before_the_camera_opens(
 
 
 def test_web_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from movinet_pi.cli import build_run_parser
+    from movinet_pi.flags import build_run_parser
 
     monkeypatch.setenv("MOVINET_PI_WEB_TOKEN", "s3cret")
     assert build_run_parser().parse_args(["--web", "8080"]).web_token == "s3cret"

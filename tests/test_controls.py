@@ -14,7 +14,8 @@ import pytest
 from movinet_pi.cli import make_loader
 from movinet_pi.controls import COMMAND_HELP, Controls, read_commands
 from movinet_pi.display.overlay import status_line
-from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
+from movinet_pi.pipeline import Pipeline
+from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.base import Frame, Source
 
 

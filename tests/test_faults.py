@@ -16,7 +16,8 @@ import pytest
 from movinet_pi.display.base import Display
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
-from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
+from movinet_pi.pipeline import Pipeline
+from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.base import Frame, Source
 
 TESTS = Path(__file__).parent

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from movinet_pi.cli import build_run_parser
+from movinet_pi.flags import build_run_parser
 
 # Anything a user might type for a number: numbers, near-numbers and junk.
 typed = st.one_of(

@@ -11,7 +11,7 @@ import pytest
 from reference_loop import sampled_rgb_frames
 
 from movinet_pi import MovinetPiError
-from movinet_pi.cli import DEFAULT_HISTORY_S
+from movinet_pi.flags import DEFAULT_HISTORY_S
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.history import (
     ExponentialHistory,

@@ -11,7 +11,8 @@ from reference_loop import sampled_rgb_frames
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
 from movinet_pi.outputs.base import StepResult
-from movinet_pi.pipeline import Pipeline, Recognizer, RunConfig
+from movinet_pi.pipeline import Pipeline
+from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.open import open_source
 
 

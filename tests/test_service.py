@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from movinet_pi import MovinetPiError
-from movinet_pi.service import (
+from movinet_pi.tools.service import (
     current_executable,
     install_hint,
     invoking_user,

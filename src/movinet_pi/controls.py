@@ -8,6 +8,9 @@ The same actions come from two places, through one code path:
   window to press keys in): ``a2`` or ``2``, ``+``, ``-``, ``threads 3``, ``r``,
   ``q``, ``help`` — see :data:`COMMAND_HELP`.
 
+Signals control a run too (:func:`signals_stop`): SIGINT/SIGTERM stop it, SIGHUP
+resets the stream.
+
 A switch loads the new interpreter on a thread of its own (a model takes a
 second or more to load on a Pi): the display keeps drawing and the overlay says
 "loading …"; the model steps go on with the old model until the new one is
@@ -17,11 +20,16 @@ leaves the old one running and says which command fetches it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import signal
+import sys
 import threading
-from typing import IO, Callable, Optional, Tuple
+from typing import IO, Callable, Iterator, Optional, Tuple
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.log import say
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.pipeline import Pipeline
 
@@ -148,3 +156,42 @@ def read_commands(controls: Controls, stream: IO[str], reply: Callable[[str], No
     except (OSError, ValueError) as error:  # ValueError: UnicodeDecodeError, closed file
         reply(f"terminal commands stopped ({type(error).__name__}); keys in the window and "
               "signals still work")
+
+
+def start_terminal_controls(controls: Controls) -> None:
+    """Read commands typed into the terminal (a headless run over SSH has no keys)."""
+    if not sys.stdin or not sys.stdin.isatty():
+        return
+    say(COMMAND_HELP)
+    # Our own reader over the terminal's bytes (a stray non-UTF-8 byte becomes U+FFFD);
+    # it lives as long as the thread, and never closes the terminal (closefd=False).
+    raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+    threading.Thread(target=read_commands, args=(controls, stream, say),
+                     name="terminal-controls", daemon=True).start()
+
+
+@contextlib.contextmanager
+def signals_stop(stop: Callable[[], None], reset: Callable[[], None]) -> Iterator[None]:
+    """While running: SIGINT/SIGTERM stop the run cleanly, SIGHUP resets the stream.
+
+    A second SIGINT (Ctrl-C again while a slow output is closing) is not caught:
+    it interrupts at once. The previous handlers come back afterwards.
+    """
+    def on_stop(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        stop()
+
+    def on_hup(signum: int, frame: object) -> None:
+        reset()
+
+    wanted = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop}
+    if hasattr(signal, "SIGHUP"):
+        wanted[signal.SIGHUP] = on_hup
+    previous = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,119 @@
+"""The model side of a run: steps the classifier on due frames, decides what is shown, tells
+the outputs; and :class:`RunConfig`, what the user chose for the run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from movinet_pi.display.shown import LabelFilter, ShownList
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.outputs.base import Sink, StepResult
+from movinet_pi.sources.base import Frame
+from movinet_pi.timing import RateMeter
+
+
+@dataclass
+class RunConfig:
+    """What the user chose on the command line, as the pipeline needs it."""
+
+    top_k: int = 5
+    threshold: float = 0.0  # a label is shown from this probability on...
+    leave_threshold: float | None = None  # ...until it falls below this (default: half)
+    label_filter: LabelFilter | None = None
+    model_fps: float = 5.0
+    mirror: bool = False
+    realtime: bool = True  # pace files to their own timestamps (a window wants this)
+    model_name: str = ""
+    reconnect_max_s: float = 10.0
+
+
+class Recognizer:
+    """The model side: steps the classifier on due frames and tells the sinks.
+
+    ``request_reset()`` may be called from any thread (a key, a signal); the
+    reset happens on the inference thread before the next step.
+    """
+
+    def __init__(
+        self, classifier: StreamingClassifier, config: RunConfig, sinks: Sequence[Sink] = ()
+    ) -> None:
+        self.classifier = classifier
+        self.config = config
+        self.sinks = list(sinks)
+        self.latest: StepResult | None = None
+        self.model_rate = RateMeter()
+        self.infer_ms_recent: deque[float] = deque(maxlen=25)
+        self.shown = self._shown_list(classifier)
+        self._reset_requested = threading.Event()
+        self._swap_lock = threading.Lock()
+        self._pending: tuple[StreamingClassifier, str] | None = None
+
+    def _shown_list(self, classifier: StreamingClassifier) -> ShownList:
+        label_filter = self.config.label_filter
+        if label_filter is not None and len(label_filter.mask) != classifier.num_classes:
+            label_filter = None  # a switch to a model with other classes: no filter applies
+        return ShownList(classifier.labels, self.config.top_k, self.config.threshold,
+                         self.config.leave_threshold, label_filter)
+
+    def request_reset(self) -> None:
+        self._reset_requested.set()
+
+    def request_swap(self, classifier: StreamingClassifier, title: str) -> None:
+        """Use another (loaded) classifier from the next step on, from a fresh stream.
+
+        Any thread may call this; the swap happens on the inference thread, so a
+        step never sees half of one model and half of another.
+        """
+        with self._swap_lock:
+            self._pending = (classifier, title)
+
+    def _apply_pending(self) -> None:
+        with self._swap_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self.classifier, self.config.model_name = pending
+            self.shown = self._shown_list(self.classifier)
+            self.infer_ms_recent.clear()
+            self._reset_requested.set()
+
+    def process(self, frame: Frame) -> StepResult:
+        if self._pending is not None:
+            self._apply_pending()
+        if self._reset_requested.is_set():
+            self._reset_requested.clear()
+            self.classifier.reset()
+            self.shown.reset()
+        started = time.perf_counter()
+        probs = self.classifier.step(frame.rgb)
+        infer_ms = (time.perf_counter() - started) * 1000.0
+        top = self.shown.update(probs)
+        result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top,
+                            infer_ms, self.config.model_name)
+        self.latest = result
+        self.model_rate.tick()
+        self.infer_ms_recent.append(infer_ms)
+        for sink in self.sinks:
+            sink.on_step(result)
+        return result
+
+    @property
+    def infer_ms_p50(self) -> float:
+        return float(np.median(self.infer_ms_recent)) if self.infer_ms_recent else 0.0
+
+    def close(self) -> None:
+        """Close every sink, even when one fails (a closed pipe must not keep the MQTT
+        sink from saying goodbye); then raise the first failure."""
+        failure: BaseException | None = None
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as error:
+                failure = failure or error
+        if failure is not None:
+            raise failure

@@ -1,0 +1,1 @@
+"""The subcommands besides the live run: ``info``, ``eval``, ``bench`` and ``service``."""
