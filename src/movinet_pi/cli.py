@@ -304,11 +304,16 @@ def command_service(argv: list[str]) -> int:
         if sys.stdout.isatty():
             say(install_hint(user_unit))
     except MovinetPiError as e:
-        if args.debug:
-            traceback.print_exc()
-        say(f"error: {e}")
-        return e.exit_code
+        return report_error(e, args.debug)
     return 0
+
+
+def report_error(error: MovinetPiError, debug: bool) -> int:
+    """A user's error: one line on stderr (and the traceback with --debug); its exit code."""
+    if debug:
+        traceback.print_exc()
+    say(f"error: {error}")
+    return error.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -324,10 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except MovinetPiError as e:
-        if args.debug:
-            traceback.print_exc()
-        say(f"error: {e}")
-        return e.exit_code
+        return report_error(e, args.debug)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `movinet-pi --json | head`: the reader has gone, so do we

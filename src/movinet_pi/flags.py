@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Callable, NoReturn, TypeVar
 
-from movinet_pi import __version__
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.log import PROG
 from movinet_pi.model.catalogue import MODEL_NAMES, QUANTS
+from movinet_pi.version import __version__
 
 DEFAULT_THRESHOLD = 0.1
 WEB_TOKEN_ENV = "MOVINET_PI_WEB_TOKEN"

@@ -1,4 +1,4 @@
-"""The one progress bar (downloads, ``eval``'s clips), and byte sizes as people read them."""
+"""The one progress bar (downloads, ``eval``'s clips), its status lines, and sizes for people."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ def megabytes(n: float) -> str:
 def size_text(n: float) -> str:
     """A size in bytes for people: ``3.1 MB``, or ``12.3 kB`` below 100 kB."""
     return f"{megabytes(n)} MB" if n >= 100e3 else f"{n / 1e3:.1f} kB"
+
+
+def status(message: str) -> None:
+    """A line of progress output on stderr, in the bar's own style (``a0 int8: saved PATH``:
+    no program name, unlike :func:`movinet_pi.log.say`)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 class ProgressBar:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -36,7 +35,7 @@ from movinet_pi.model.fetch import DownloadError, fetch, unpack_model
 from movinet_pi.model.labels import parse_labels
 from movinet_pi.model.runtime import find_runtime, load_interpreter
 from movinet_pi.model.signature import read_signature
-from movinet_pi.progress import ProgressBar, ProgressFn
+from movinet_pi.progress import ProgressBar, ProgressFn, status
 
 #: Largest download (and largest unpacked archive) accepted, in bytes.
 MAX_DOWNLOAD_BYTES = 200_000_000
@@ -64,7 +63,7 @@ def _reporter(progress: ProgressFn | bool, label: str) -> Iterator[ProgressFn | 
 def _say(progress: ProgressFn | bool, message: str) -> None:
     """A status line on stderr, only when the caller asked for our own progress output."""
     if progress is True:
-        print(message, file=sys.stderr, flush=True)
+        status(message)
 
 
 def _not_found_hint(what: str, env: str) -> str:

@@ -23,8 +23,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from movinet_pi import __version__
 from movinet_pi.progress import ProgressFn, megabytes
+from movinet_pi.version import __version__
 
 #: More members than this in a model archive is not a model archive.
 MAX_ARCHIVE_MEMBERS = 1000

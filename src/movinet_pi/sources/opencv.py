@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from abc import abstractmethod
 from pathlib import Path
 from typing import Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -49,9 +48,10 @@ class _CaptureSource(Source):
         self._timeline = Timeline(step)
         self._closed = False
 
-    @abstractmethod
     def _raw_time(self, cap: cv2.VideoCapture) -> Optional[float]:
-        """The raw clock reading (seconds) for the frame just read."""
+        """The raw clock reading (seconds) for the frame just read: for live captures,
+        when it arrived (files override this with their presentation times)."""
+        return time.monotonic()
 
     def _grab(self) -> Optional[Frame]:
         assert self._cap is not None
@@ -110,6 +110,18 @@ class _CaptureSource(Source):
 
     def _lost_message(self) -> str:
         return f"{self.name} stopped delivering frames"
+
+    def _connect(self) -> bool:
+        """(Re)open a live capture and read its first frame; False if none came."""
+        raise NotImplementedError
+
+    def _reconnect(self, still_lost: str) -> None:
+        """Reopen a live capture from scratch; SourceLost(``still_lost``) if it still fails."""
+        self._release()
+        self._pending = None
+        self._closed = False
+        if not self._connect():
+            raise SourceLost(still_lost)
 
     def _release(self) -> None:
         if self._cap is not None:
@@ -204,18 +216,11 @@ class CameraSource(_CaptureSource):
         self.fps = _valid_fps(cap.get(cv2.CAP_PROP_FPS)) or fps
         return self._start(cap)
 
-    def _raw_time(self, cap: cv2.VideoCapture) -> Optional[float]:
-        return time.monotonic()
-
     def _lost_message(self) -> str:
         return f"camera {self.index} stopped delivering frames: check the cable"
 
     def reopen(self) -> None:
-        self._release()
-        self._pending = None
-        self._closed = False
-        if not self._connect():
-            raise SourceLost(f"camera {self.index} is still not delivering frames")
+        self._reconnect(f"camera {self.index} is still not delivering frames")
 
 
 def redact_url(url: str) -> str:
@@ -268,12 +273,5 @@ class StreamSource(_CaptureSource):
             self._timeline.step = 1.0 / self.fps
         return self._start(cap)
 
-    def _raw_time(self, cap: cv2.VideoCapture) -> Optional[float]:
-        return time.monotonic()
-
     def reopen(self) -> None:
-        self._release()
-        self._pending = None
-        self._closed = False
-        if not self._connect():
-            raise SourceLost(f"stream {self.name} is still unreachable")
+        self._reconnect(f"stream {self.name} is still unreachable")
