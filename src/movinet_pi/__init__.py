@@ -9,7 +9,8 @@ Python" shows it at work)::
   :meth:`~StreamingClassifier.top_k`), :class:`Prediction`, :class:`Labels`,
   :func:`load_labels`, :func:`history_policy` (how far back the stream remembers);
 * frames: :func:`open_source` (the Pi camera, a camera, a file or a stream),
-  :class:`Source`, :class:`Frame`;
+  :class:`Source`, :class:`Frame`, and :class:`FrameSampler` (which frames are due
+  at the model's 5 fps);
 * a whole run: :class:`Pipeline` (capture, model and display threads) around a
   :class:`Recognizer` with its :class:`RunConfig`; :class:`ShownList` and
   :class:`LabelFilter` decide what is shown;
@@ -37,6 +38,7 @@ _PUBLIC = {
     "Frame": "movinet_pi.sources.base",
     "Source": "movinet_pi.sources.base",
     "open_source": "movinet_pi.sources.open",
+    "FrameSampler": "movinet_pi.timing",
     "Pipeline": "movinet_pi.pipeline",
     "Recognizer": "movinet_pi.recognizer",
     "RunConfig": "movinet_pi.recognizer",

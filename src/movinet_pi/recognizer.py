@@ -1,5 +1,7 @@
-"""The model side of a run: steps the classifier on due frames, decides what is shown, tells
-the outputs; and :class:`RunConfig`, what the user chose for the run."""
+"""The model side of a run: the classifier stepped on due frames, what is shown, the outputs.
+
+:class:`Recognizer` does it; :class:`RunConfig` is what the user chose for the run.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What every output is: a :class:`Sink` of :class:`StepResult` s (a :class:`FrameSink` also
-gets the picture as shown).
+"""What every output is: a Sink of StepResults (a FrameSink also gets the picture as shown).
 
 Every output is a :class:`Sink`: it gets each model step as a :class:`StepResult`
 and is closed once at the end (flushing what it holds). Sinks run on the

@@ -1,5 +1,7 @@
-"""``movinet-pi eval``'s report: the side-by-side table, and the confusion matrices as text
-and as a picture (``--plot``), from the reports :func:`movinet_pi.tools.eval.evaluate` makes."""
+"""``movinet-pi eval``'s report: the side-by-side table, the confusion matrices (text, .png).
+
+It is made from the reports :func:`movinet_pi.tools.eval.evaluate` returns.
+"""
 
 from __future__ import annotations
 
