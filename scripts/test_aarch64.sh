@@ -6,7 +6,8 @@
 #   sudo scripts/test_aarch64.sh [bookworm|trixie] [pytest args...]
 #
 # bookworm = Raspberry Pi OS Bookworm's base (Python 3.11, numpy 1.24); trixie = Trixie's
-# (Python 3.13, numpy 2.x). Default tests: tests/test_classifier.py tests/test_pipeline.py.
+# (Python 3.13, numpy 2.x). Default tests: tests/test_classifier.py tests/test_shown.py
+# tests/test_graph.py tests/test_pipeline.py.
 # The CPU is a Cortex-A72 (the Pi 4's) unless QEMU_CPU says otherwise (cortex-a76: Pi 5).
 #
 # What is real here: the aarch64 wheels pip picks (ai-edge-litert, opencv-python, ...), the
@@ -24,11 +25,12 @@ suite="${1:-bookworm}"
 [ $# -gt 0 ] && shift
 case "$suite" in
   bookworm|trixie) ;;
-  -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
   *) echo "test_aarch64: unknown suite $suite (bookworm or trixie)" >&2; exit 2 ;;
 esac
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(tests/test_classifier.py tests/test_graph.py tests/test_pipeline.py)
+[ ${#tests[@]} -gt 0 ] || tests=(tests/test_classifier.py tests/test_shown.py tests/test_graph.py
+  tests/test_pipeline.py)
 
 project="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="$(cd "$project/.." && pwd)/shared"
