@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import math
 import os
 import sys
 import time
@@ -59,7 +58,7 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
     return find_model(spec), spec.title
 
 
-def load_classifier(args: argparse.Namespace, history_s: float = math.inf):
+def load_classifier(args: argparse.Namespace):
     """The classifier the flags ask for, and the name to show for its model. A catalogue
     model's Kinetics-600 labels are downloaded if missing, unless ``--offline``."""
     from movinet_pi.model.classifier import StreamingClassifier
@@ -71,7 +70,7 @@ def load_classifier(args: argparse.Namespace, history_s: float = math.inf):
     threads = args.threads or default_threads()
     may_download = getattr(args, "model_path", None) is None and not args.offline
     clf = StreamingClassifier.load(
-        model_path, threads, args.labels, history=history_policy(history_s, MODEL_FPS),
+        model_path, threads, args.labels, history=history_policy(args.history, MODEL_FPS),
         download_labels=(lambda: download_labels(None, progress=True)) if may_download else None,
         # A live switch loads while other threads log: never silence the process's stderr then.
         quiet=getattr(args, "quiet", True))
@@ -86,7 +85,7 @@ def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
         overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False}
         if name is not None:  # a catalogue model: its own (Kinetics) labels
             overrides.update(model=name, model_path=None, labels=None)
-        return load_classifier(argparse.Namespace(**{**vars(args), **overrides}), args.history)
+        return load_classifier(argparse.Namespace(**{**vars(args), **overrides}))
 
     return load
 
@@ -171,7 +170,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     log = say if args.verbose else (lambda message: None)
-    clf, title = load_classifier(args, args.history)
+    clf, title = load_classifier(args)
     if args.top_k > clf.num_classes:
         raise MovinetPiError(
             f"--top-k {args.top_k} is more than the model's {clf.num_classes} classes"
@@ -267,6 +266,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from movinet_pi.tools.eval import run_eval
 
     return run_eval(args.clip_dir, args.model_paths, args.labels, threads=args.threads,
+                    history=args.history,
                     plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
 
 

@@ -20,7 +20,7 @@ from movinet_pi.version import __version__
 
 DEFAULT_THRESHOLD = 0.1
 WEB_TOKEN_ENV = "MOVINET_PI_WEB_TOKEN"
-DEFAULT_HISTORY_S = 2.0  # benchmarks/reaction.py: reacts in <= 2 s, no flicker
+DEFAULT_HISTORY = "auto"  # benchmarks/reaction.py and the README's "Live fidelity"
 T = TypeVar("T", int, float)
 
 DESCRIPTION = """\
@@ -82,10 +82,23 @@ def probability(text: str) -> float:
     return _number(text, float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 
 
-def history_seconds(text: str) -> float:
+def history_spec(text: str) -> float | str:
+    """``auto``, or seconds (``inf``: no bound)."""
+    if text.strip().lower() == "auto":
+        return "auto"
     # NaN fails `v > 0`, 'inf' passes: no bound.
-    return _number(text, float, "seconds or 'inf'", lambda v: v > 0,
-                   "more than 0 seconds (or 'inf')")
+    return _number(text, float, "'auto', seconds or 'inf'", lambda v: v > 0,
+                   "more than 0 seconds (or 'auto' or 'inf')")
+
+
+def _add_history_option(g: argparse._ActionsContainer) -> None:
+    g.add_argument("--history", type=history_spec, default=DEFAULT_HISTORY,
+                   metavar="auto|SECONDS",
+                   help="how far back the model's memory reaches on an endless stream: "
+                   "'auto' remembers up to 30 s while the scene stays and starts afresh when "
+                   "it changes; SECONDS is a fixed moving window; 'inf' averages everything "
+                   "since the start, as the model was exported, and reacts ever more slowly "
+                   f"(default: {DEFAULT_HISTORY})")
 
 
 def frame_size(text: str) -> tuple[int, int]:
@@ -171,11 +184,7 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="only report these labels (comma-separated)")
     g.add_argument("--deny", type=label_list, default=[], metavar="LABELS",
                    help="never report these labels (comma-separated)")
-    g.add_argument("--history", type=history_seconds, default=DEFAULT_HISTORY_S,
-                   metavar="SECONDS",
-                   help="how far back the model's memory reaches on an endless stream; "
-                   "'inf' averages everything since the start, as the model was exported, "
-                   f"and reacts ever more slowly (default: {DEFAULT_HISTORY_S:g})")
+    _add_history_option(g)
 
     g = p.add_argument_group("output")
     g.add_argument("--display", default="auto", choices=("auto", "window", "drm", "none"),
@@ -258,6 +267,7 @@ def build_bench_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--steps", type=positive_int, default=200, metavar="N",
                    help="timed steps (default: 200, after 10 untimed)")
+    _add_history_option(p)
     p.add_argument("--source", type=Path, metavar="FILE",
                    help="video file to take frames from, looped (default: synthetic frames)")
     p.add_argument("--frame-size", type=frame_size, default=(640, 480), metavar="WxH",
@@ -285,6 +295,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
                    "inside the model, else the Kinetics-600 map for 600 classes)")
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="interpreter threads (default: all cores)")
+    _add_history_option(p)
     p.add_argument("--plot", type=Path, metavar="FILE",
                    help="also draw the confusion matrices into this .png")
     p.add_argument("--json", action="store_true",

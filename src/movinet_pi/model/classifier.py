@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError, one_line
-from movinet_pi.model.history import HistoryPolicy, PlainHistory, PoolSlot, input_grid
+from movinet_pi.model.history import HistoryPolicy, PlainHistory
 from movinet_pi.model.labels import (
     Labels,
     check_label_count,
@@ -33,8 +33,14 @@ from movinet_pi.model.labels import (
     load_labels,
     resolve_labels,
 )
+from movinet_pi.model.pools import PoolSlot, frame_feature_tensor, input_grid
 from movinet_pi.model.runtime import default_threads
-from movinet_pi.model.signature import load_streaming_interpreter, read_signature, tensor_view
+from movinet_pi.model.signature import (
+    PoolPair,
+    load_streaming_interpreter,
+    read_signature,
+    tensor_view,
+)
 
 
 def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -112,17 +118,7 @@ class StreamingClassifier:
             for s, views in zip(sig.states, self._state_views)
             if not s.passthrough and s.name not in pooled
         ]
-        self.history.attach([
-            PoolSlot(
-                p.buffer.name,
-                tensor_view(interpreter, p.buffer.input_index),
-                tensor_view(interpreter, p.buffer.output_index),
-                tensor_view(interpreter, p.count.input_index),
-                tensor_view(interpreter, p.count.output_index),
-                input_grid(interpreter, p.buffer.input_index),
-            )
-            for p in live_pools
-        ])
+        self.history.attach([self._pool_slot(p) for p in live_pools])
         image = tensor_view(interpreter, sig.image_index)[0, 0]
         self._byte_image = sig.image_dtype == np.int8
         # A byte image is written as uint8 and flipped to int8 in place (v ^ 0x80 = v - 128).
@@ -135,6 +131,20 @@ class StreamingClassifier:
         self.reset()
         self._check_it_runs()
         self.reset()
+
+    def _pool_slot(self, pair: PoolPair) -> PoolSlot:
+        interpreter = self.interpreter
+        feature = frame_feature_tensor(interpreter, pair.buffer.input_index)
+        return PoolSlot(
+            pair.buffer.name,
+            tensor_view(interpreter, pair.buffer.input_index),
+            tensor_view(interpreter, pair.buffer.output_index),
+            tensor_view(interpreter, pair.count.input_index),
+            tensor_view(interpreter, pair.count.output_index),
+            input_grid(interpreter, pair.buffer.input_index),
+            feature=None if feature is None else tensor_view(interpreter, feature.index),
+            feature_grid=feature,
+        )
 
     def _check_it_runs(self) -> None:
         """One step on a black frame, so that a model the runtime cannot execute is
@@ -159,6 +169,10 @@ class StreamingClassifier:
         indices += [i for s in sig.states for i in (s.input_index, s.output_index)]
         views = [self._image, self._logits_out]
         views += [v for pair in self._state_views for v in pair]
+        for slot in self.history.slots:
+            if slot.feature is not None and slot.feature_grid is not None:
+                indices.append(slot.feature_grid.index)
+                views.append(slot.feature)
         for index, view in zip(indices, views):
             if self.interpreter.tensor(index)().ctypes.data != view.ctypes.data:
                 raise MovinetPiError(

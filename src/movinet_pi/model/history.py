@@ -1,115 +1,49 @@
 """How far back a streaming model remembers: policies for its running-average states.
 
 Each ``*_pool_buffer`` state is a running *sum* of per-frame features and its
-``*_pool_frame_count`` the number of frames summed; the model divides one by
-the other. Carried unchanged (:class:`PlainHistory`, ``--history inf``) that
-mean covers every frame since the stream started, so on an endless camera a
-new action needs about as long as the old one ran to take over; after a few
-minutes it never does.
+``*_pool_frame_count`` the number of frames summed (:mod:`movinet_pi.model.pools`).
+Carried unchanged (:class:`PlainHistory`, ``--history inf``) that mean covers
+every frame since the stream started, so on an endless camera a new action
+needs about as long as the old one ran to take over; after a few minutes it
+never does, because the official int8 model keeps the sum on a grid of 0.57
+with a ceiling of 146, where it saturates.
 
-Two things make bounding it harder than rescaling the sum, and both were
-measured on the official A0 int8 model (``benchmarks/reaction.py``):
+* :class:`ExponentialHistory` (``--history SECONDS``) is the plain model for
+  its first ``n`` steps, then keeps a float exponential moving average of what
+  each frame added and feeds the model ``n * mean`` with a count of ``n``.
+  (Rescaling the sum in place does not work on the int8 model: its grid rounds
+  small sums back and the mean freezes.)
+* :class:`AdaptiveHistory` (``--history auto``, the default) is long while the
+  scene stays and short when it changes: the plain model (then a 30 s moving
+  average) since the last *change*, where a change is a few frames unlike
+  anything of the last 10 s (:mod:`movinet_pi.model.change`). At a change the
+  memory restarts from the frames that belong to the new scene, which is what a
+  reset at that moment would have given.
+* :class:`StaggeredHistory` keeps two sums restarted in turn; measured and kept
+  for comparison (``benchmarks/reaction.py``).
 
-* The int8 model *quantizes the sum* it is given: the head pool's buffer goes
-  through a QUANTIZE op with a step of 0.59 and a range of [0, 150]. A frame's
-  contribution is often smaller than one step. Rescaling ``sum *= n / count``
-  in place (the obvious exponential window) is rounded back to the grid by the
-  model, so small sums never decay and the state sticks wherever it lands: in
-  our runs carving ice → arm wrestling then never settled, with the top-1
-  probability at ~0.05. (That quantized range is also why the plain model
-  drifts after ~5 minutes: the sum saturates at 150.)
-* Only the sum/count pairs may be touched: the causal-convolution buffers
-  (``*_stream_buffer``) hold the last few frames and must stay exact.
-
-So both bounded policies keep their own float copy of each live pool and hand
-the model values *on its quantization grid* (read from the model's QUANTIZE
-op; float models have no grid). What a frame added is then exact:
-``delta = buffer_out - buffer_in``.
-
-* :class:`ExponentialHistory` keeps an exponential moving average of the
-  per-frame contributions (effective length ``n`` steps) and feeds the model
-  ``n * mean`` with a count of ``n``. Until ``n`` steps have passed it is
-  identical to the plain model.
-* :class:`StaggeredHistory` keeps two sums, restarted in turn every ``W``
-  steps, and feeds the model the older one: it sees between ``W + 1`` and
-  ``2W`` frames, each counted once as in the plain model. One interpreter call
-  serves both sums; exact for the head pool, whose per-frame input does not
-  depend on the pool state.
-
-The default is chosen in :func:`history_policy` from what the benchmark measured
-(see the README's "Live fidelity" table).
+The README's "Live fidelity" section has the measurements behind the default.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence, Union
 
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.change import NoveltyDetector
+from movinet_pi.model.pools import Grid, PoolSlot, input_grid
 
+__all__ = [
+    "AdaptiveHistory", "ExponentialHistory", "Grid", "HistoryPolicy", "PlainHistory",
+    "PoolSlot", "StaggeredHistory", "history_policy", "input_grid",
+]
 
-@dataclass(frozen=True)
-class Grid:
-    """The quantization a model applies to a float input: ``(q - zero_point) * scale``."""
-
-    scale: float
-    zero_point: int
-    qmin: int
-    qmax: int
-
-    def snap(self, values: np.ndarray) -> np.ndarray:
-        """The float values the model will actually see for ``values``."""
-        q = np.clip(np.round(values / self.scale) + self.zero_point, self.qmin, self.qmax)
-        return ((q - self.zero_point) * self.scale).astype(np.float32)
-
-
-def input_grid(interpreter: Any, tensor_index: int) -> Grid | None:
-    """The grid of the QUANTIZE op that reads ``tensor_index``, if the model has one."""
-    try:
-        ops = interpreter._get_ops_details()  # the only way to see the graph's ops
-        tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
-    except (AttributeError, RuntimeError, ValueError):
-        return None
-    for op in ops:
-        if op.get("op_name") != "QUANTIZE" or list(op["inputs"]) != [tensor_index]:
-            continue
-        out = tensors.get(int(op["outputs"][0]))
-        if out is None:
-            return None
-        scale, zero_point = out["quantization"]
-        if not scale:
-            return None
-        info = np.iinfo(out["dtype"])
-        return Grid(float(scale), int(zero_point), int(info.min), int(info.max))
-    return None
-
-
-@dataclass
-class PoolSlot:
-    """One live sum/count pair, as lasting views of the interpreter's tensors."""
-
-    name: str
-    buffer_in: np.ndarray
-    buffer_out: np.ndarray
-    count_in: np.ndarray
-    count_out: np.ndarray
-    grid: Grid | None
-
-    def snap(self, values: np.ndarray) -> np.ndarray:
-        return values.astype(np.float32) if self.grid is None else self.grid.snap(values)
-
-    def feed(self, total: np.ndarray, count: int) -> None:
-        """Give the model a sum (snapped to its grid) and a count for the next step."""
-        np.copyto(self.buffer_in, self.snap(total).reshape(self.buffer_in.shape))
-        self.count_in.fill(count)
-
-    def delta(self) -> np.ndarray:
-        """What the last frame added to the sum: exact when the input was on the grid."""
-        return self.buffer_out.astype(np.float64) - self.buffer_in
+AUTO = "auto"
+HistorySpec = Union[float, str]  # seconds, inf, or "auto"
 
 
 class HistoryPolicy(ABC):
@@ -130,6 +64,11 @@ class HistoryPolicy(ABC):
     def carry(self) -> None:
         """After an invoke: write the next step's pool inputs."""
 
+    @property
+    @abstractmethod
+    def memory_steps(self) -> int:
+        """How many frames the model's running averages cover at the next step."""
+
 
 class PlainHistory(HistoryPolicy):
     """The model as exported: sums and counts carried unchanged, memory unbounded."""
@@ -137,16 +76,22 @@ class PlainHistory(HistoryPolicy):
     label = "inf"
 
     def reset(self) -> None:
-        pass
+        self._steps = 0
 
     def carry(self) -> None:
+        self._steps += 1
         for slot in self.slots:
             np.copyto(slot.buffer_in, slot.buffer_out)
             np.copyto(slot.count_in, slot.count_out)
 
+    @property
+    def memory_steps(self) -> int:
+        return self._steps
+
 
 class ExponentialHistory(HistoryPolicy):
-    """An exponential moving average with an effective length of ``steps`` frames."""
+    """The plain model for ``steps`` frames, then an exponential moving average with an
+    effective length of ``steps`` frames."""
 
     def __init__(self, steps: float) -> None:
         if not steps > 0:
@@ -158,22 +103,124 @@ class ExponentialHistory(HistoryPolicy):
         self._means = [np.zeros(s.buffer_in.shape, np.float64) for s in self.slots]
         self._steps = 0
 
+    @property
+    def memory_steps(self) -> int:
+        return min(self._steps, self.n)
+
     def carry(self) -> None:
-        counted = min(self._steps, self.n)
-        self._steps += 1
-        upcoming = min(self._steps, self.n)
+        if self._steps < self.n:
+            # Inside the window: exactly the plain model (the mean is kept for later).
+            self._steps += 1
+            for slot, mean in zip(self.slots, self._means):
+                np.copyto(slot.count_in, slot.count_out)
+                np.copyto(slot.buffer_in, slot.buffer_out)
+                np.divide(slot.buffer_out, self._steps, out=mean)
+            return
         for slot, mean in zip(self.slots, self._means):
-            if counted < self.n:  # still inside the window: exactly the plain model
-                np.divide(slot.buffer_out, counted + 1, out=mean)
-            else:  # decay in float, so the model's rounding cannot freeze the mean
-                mean *= counted
-                mean += slot.delta()
-                mean /= counted + 1
-            slot.feed(mean * upcoming, upcoming)
+            # Decay in float, so the model's rounding cannot freeze the mean.
+            mean *= self.n
+            mean += slot.delta()
+            mean /= self.n + 1
+            slot.feed(mean * self.n, self.n)
+
+    def restart(self, sums: Sequence[np.ndarray], steps: int) -> None:
+        """Forget all but ``steps`` frames whose sums (one per slot) are given."""
+        self._steps = max(1, min(steps, self.n))
+        for slot, mean, total in zip(self.slots, self._means, sums):
+            np.divide(total, steps, out=mean)
+            slot.feed(mean * self._steps, self._steps)
+
+
+class AdaptiveHistory(ExponentialHistory):
+    """``--history auto``: memory since the last change of scene, up to ``long_s``.
+
+    Between changes this is :class:`ExponentialHistory` over ``long_s`` (the plain
+    model, bit for bit, for its first ``long_s`` seconds). A change is a window
+    of ``window_s`` seconds whose frames are farther than ``threshold`` (cosine
+    distance of the head pool's per-frame features) from every such window of
+    the last ``horizon_s`` seconds of the segment. At a change the memory
+    restarts from the newest frames that belong with the new scene. A segment
+    must be ``min_segment_s`` old before it can end, so a new action gets the
+    time the model needs to recognise it before its own shot changes can cut it.
+    """
+
+    label = AUTO
+
+    def __init__(
+        self,
+        fps: float,
+        *,
+        long_s: float = 30.0,
+        window_s: float = 0.6,
+        horizon_s: float = 10.0,
+        min_segment_s: float = 10.0,
+        threshold: float = 0.4,
+    ) -> None:
+        super().__init__(long_s * fps)
+        self.label = AUTO
+        self.threshold = threshold
+        self.min_segment = max(1, round(min_segment_s * fps))
+        self.detector = NoveltyDetector(max(1, round(window_s * fps)), round(horizon_s * fps))
+        self._cue = 0
+
+    def attach(self, slots: Sequence[PoolSlot]) -> None:
+        # The head pool's features describe the whole frame; it is the last pool.
+        heads = [i for i, s in enumerate(slots) if "head" in s.name]
+        self._cue = heads[-1] if heads else len(slots) - 1
+        super().attach(slots)
+
+    def reset(self) -> None:
+        super().reset()
+        self.detector.reset()
+        self._recent: list[list[np.ndarray]] = []
+        self._segment = 0
+        self.changes = 0
+
+    def carry(self) -> None:
+        if not self.slots:
+            return
+        deltas = [slot.delta() for slot in self.slots]
+        cue = self.slots[self._cue]
+        features = deltas[self._cue] if cue.feature is None else cue.frame_features()
+        self._recent = [*self._recent[-(self.detector.window - 1):], deltas]
+        self._segment += 1
+        super().carry()
+        novelty = self.detector.add(features)
+        if novelty is not None and novelty > self.threshold and self._segment >= self.min_segment:
+            self._change()
+
+    def _change(self) -> None:
+        """Restart the memory from the frames of the new scene."""
+        fresh = min(self.detector.new_frames(), len(self._recent))
+        kept = self._recent[-fresh:]
+        self.restart([sum(frame[i] for frame in kept) for i in range(len(self.slots))], fresh)
+        self.detector.forget_past()
+        self._segment = fresh
+        self.changes += 1
+
+
+def history_policy(spec: HistorySpec, fps: float, kind: str = "exponential") -> HistoryPolicy:
+    """The policy for ``--history``: ``auto``, SECONDS (``inf`` = plain) at the model's rate."""
+    if spec == AUTO:
+        return AdaptiveHistory(fps)
+    seconds = float(spec)
+    if seconds <= 0 or math.isnan(seconds):
+        raise MovinetPiError("--history must be more than 0 seconds, 'inf' or 'auto'")
+    if math.isinf(seconds):
+        return PlainHistory()
+    steps = seconds * fps
+    if kind == "staggered":
+        return StaggeredHistory(steps)
+    return ExponentialHistory(steps)
 
 
 class StaggeredHistory(HistoryPolicy):
-    """Two sums restarted in turn every ``steps // 2`` frames; the model sees the older."""
+    """Two sums restarted in turn every ``steps // 2`` frames; the model sees the older.
+
+    It sees between ``W + 1`` and ``2W`` frames, each counted once as in the plain
+    model; one interpreter call serves both sums (exact for the head pool, whose
+    per-frame input does not depend on the pool state).
+    """
 
     def __init__(self, steps: float) -> None:
         if not steps > 0:
@@ -186,6 +233,10 @@ class StaggeredHistory(HistoryPolicy):
                       for s in self.slots]
         self._counts = [0, 0]
         self._steps = 0
+
+    @property
+    def memory_steps(self) -> int:
+        return max(self._counts)
 
     def carry(self) -> None:
         self._steps += 1
@@ -210,15 +261,3 @@ class StaggeredHistory(HistoryPolicy):
             older = 1 - older
         for slot, sums in zip(self.slots, self._sums):
             slot.feed(sums[older], self._counts[older])
-
-
-def history_policy(seconds: float, fps: float, kind: str = "exponential") -> HistoryPolicy:
-    """The policy for ``--history SECONDS`` (``inf`` = plain) at the model's frame rate."""
-    if seconds < 0 or math.isnan(seconds):
-        raise MovinetPiError("--history must be more than 0 seconds (or 'inf')")
-    if math.isinf(seconds):
-        return PlainHistory()
-    steps = seconds * fps
-    if kind == "staggered":
-        return StaggeredHistory(steps)
-    return ExponentialHistory(steps)

@@ -24,6 +24,7 @@ from typing import Any, Collection, Sequence
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.frame_features import expose_frame_features
 from movinet_pi.model.graph import GraphError, NarrowedIO, narrow_io
 from movinet_pi.model.runtime import load_interpreter
 
@@ -155,12 +156,25 @@ def narrow_for_streaming(model: bytes) -> tuple[bytes, NarrowedIO]:
         return model, NarrowedIO()
 
 
+def pool_buffer_names(names: Collection[str]) -> set[str]:
+    """The running sums (``*_pool_buffer``) among a model's state names."""
+    return {n for n in pool_state_names(names) if n.endswith(POOL_BUFFER_SUFFIX)}
+
+
+def prepare_for_streaming(model: bytes) -> bytes:
+    """The bytes the classifier runs: narrowed (:func:`narrow_for_streaming`), with each
+    pool's per-frame features readable (:mod:`movinet_pi.model.frame_features`)."""
+    narrowed, _ = narrow_for_streaming(model)
+    return expose_frame_features(narrowed, pool_buffer_names)
+
+
 def load_streaming_interpreter(
     model_path: str | Path, threads: int | None = None, runtime: Any = None, *, quiet: bool = True
 ) -> tuple[Any, Any]:
-    """:func:`movinet_pi.model.runtime.load_interpreter`, with the model narrowed for streaming."""
+    """:func:`movinet_pi.model.runtime.load_interpreter`, with the model prepared for
+    streaming (:func:`prepare_for_streaming`)."""
     return load_interpreter(model_path, threads, runtime, quiet=quiet,
-                            transform=lambda model: narrow_for_streaming(model)[0])
+                            transform=prepare_for_streaming)
 
 
 def tensor_view(interpreter: Any, index: int) -> np.ndarray:

@@ -39,6 +39,7 @@ import numpy as np
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.model.catalogue import MODEL_FPS
 from movinet_pi.model.classifier import StreamingClassifier, top_k_indices
+from movinet_pi.model.history import AUTO, HistorySpec, history_policy
 from movinet_pi.model.labels import Labels, load_labels
 from movinet_pi.model.runtime import default_threads
 from movinet_pi.progress import ProgressBar
@@ -128,10 +129,13 @@ def find_class_folders(clip_dir: Path) -> dict[str, list[Path]]:
 # --- models ---------------------------------------------------------------------------------
 
 
-def load_model(model_path: Path, labels: Labels | None, threads: int) -> StreamingClassifier:
+def load_model(
+    model_path: Path, labels: Labels | None, threads: int, history: HistorySpec = AUTO
+) -> StreamingClassifier:
     """A classifier for ``model_path`` (any streaming MoViNet: input size, class count and
     signature key are read from the model)."""
-    return StreamingClassifier.load(model_path, threads, labels)
+    return StreamingClassifier.load(model_path, threads, labels,
+                                    history=history_policy(history, MODEL_FPS))
 
 
 def display_names(paths: Sequence[Path]) -> list[str]:
@@ -276,6 +280,7 @@ def evaluate(
     labels_path: Path | None = None,
     *,
     threads: int | None = None,
+    history: HistorySpec = AUTO,
     progress: bool = False,
     err: TextIO | None = None,
 ) -> list[dict[str, Any]]:
@@ -287,7 +292,7 @@ def evaluate(
     labels = load_labels(labels_path) if labels_path is not None else None
     threads = threads or default_threads()
     paths = [Path(p) for p in model_paths]
-    runs = [ModelRun(name, load_model(path, labels, threads))
+    runs = [ModelRun(name, load_model(path, labels, threads, history))
             for name, path in zip(display_names(paths), paths)]
 
     def warn(message: str) -> None:
@@ -362,6 +367,7 @@ def run_eval(
     labels_path: Path | None = None,
     *,
     threads: int | None = None,
+    history: HistorySpec = AUTO,
     plot: Path | None = None,
     as_json: bool = False,
     out: TextIO | None = None,
@@ -376,7 +382,8 @@ def run_eval(
     out = out if out is not None else sys.stdout
     if plot is not None:
         check_plot_path(plot)
-    reports = evaluate(clip_dir, model_paths, labels_path, threads=threads, progress=progress,
+    reports = evaluate(clip_dir, model_paths, labels_path, threads=threads, history=history,
+                       progress=progress,
                        err=err)
     if plot is not None:
         write_plot(reports, plot)

@@ -1,0 +1,138 @@
+"""The running-sum states as history policies see them: grids, views, what a frame added.
+
+Each ``*_pool_buffer`` state is a running *sum* of per-frame features and its
+``*_pool_frame_count`` the number of frames summed; the model divides one by the
+other. A :class:`PoolSlot` holds lasting views of one such pair's tensors, the
+grid an int8 model puts the sum on (:class:`Grid`, read from the model's
+QUANTIZE op), and, where :mod:`movinet_pi.model.frame_features` exposed it, the
+tensor with this frame's own features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The quantization a model applies to a float input: ``(q - zero_point) * scale``."""
+
+    scale: float
+    zero_point: int
+    qmin: int
+    qmax: int
+
+    def snap(self, values: np.ndarray) -> np.ndarray:
+        """The float values the model will actually see for ``values``."""
+        q = np.clip(np.round(values / self.scale) + self.zero_point, self.qmin, self.qmax)
+        return ((q - self.zero_point) * self.scale).astype(np.float32)
+
+
+def _graph(interpreter: Any) -> tuple[list[dict], dict[int, dict]] | None:
+    try:
+        ops = interpreter._get_ops_details()  # the only way to see the graph's ops
+        tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    except (AttributeError, RuntimeError, ValueError):
+        return None
+    return ops, tensors
+
+
+def input_grid(interpreter: Any, tensor_index: int) -> Grid | None:
+    """The grid of the QUANTIZE op that reads ``tensor_index``, if the model has one."""
+    graph = _graph(interpreter)
+    if graph is None:
+        return None
+    ops, tensors = graph
+    for op in ops:
+        if op.get("op_name") != "QUANTIZE" or list(op["inputs"]) != [tensor_index]:
+            continue
+        out = tensors.get(int(op["outputs"][0]))
+        if out is None:
+            return None
+        scale, zero_point = out["quantization"]
+        if not scale:
+            return None
+        info = np.iinfo(out["dtype"])
+        return Grid(float(scale), int(zero_point), int(info.min), int(info.max))
+    return None
+
+
+@dataclass(frozen=True)
+class FeatureTensor:
+    """Where an interpreter writes what one frame adds to a sum, and on which grid."""
+
+    index: int
+    scale: float  # 0.0: float
+    zero_point: int
+
+
+def frame_feature_tensor(interpreter: Any, sum_index: int) -> FeatureTensor | None:
+    """The tensor added to the sum read from ``sum_index`` (directly or after its
+    QUANTIZE), if it is one of the interpreter's outputs and so written where it can be
+    read (:func:`movinet_pi.model.frame_features.expose_frame_features`)."""
+    graph = _graph(interpreter)
+    if graph is None:
+        return None
+    ops, tensors = graph
+    try:
+        outputs = {int(d["index"]) for d in interpreter.get_output_details()}
+    except (AttributeError, RuntimeError, ValueError):
+        return None
+    # A delegate's node lists every tensor its partition reads: look at the ops only.
+    ops = [op for op in ops if op.get("op_name") != "DELEGATE"]
+    readers = [op for op in ops if sum_index in list(op["inputs"])]
+    if len(readers) == 1 and readers[0].get("op_name") == "QUANTIZE":
+        sum_index = int(readers[0]["outputs"][0])
+        readers = [op for op in ops if sum_index in list(op["inputs"])]
+    if len(readers) != 1 or readers[0].get("op_name") != "ADD":
+        return None
+    others = [int(t) for t in readers[0]["inputs"] if int(t) != sum_index]
+    if len(others) != 1 or others[0] not in outputs or others[0] not in tensors:
+        return None
+    details = tensors[others[0]]
+    scale, zero_point = details["quantization"]
+    if np.dtype(details["dtype"]) == np.float32:
+        return FeatureTensor(others[0], 0.0, 0)
+    if np.dtype(details["dtype"]) == np.int8 and scale:
+        return FeatureTensor(others[0], float(scale), int(zero_point))
+    return None
+
+
+@dataclass
+class PoolSlot:
+    """One live sum/count pair, as lasting views of the interpreter's tensors."""
+
+    name: str
+    buffer_in: np.ndarray
+    buffer_out: np.ndarray
+    count_in: np.ndarray
+    count_out: np.ndarray
+    grid: Grid | None
+    feature: np.ndarray | None = None  # what this frame added, on ``feature_grid``
+    feature_grid: FeatureTensor | None = None
+
+    def snap(self, values: np.ndarray) -> np.ndarray:
+        return values.astype(np.float32) if self.grid is None else self.grid.snap(values)
+
+    def feed(self, total: np.ndarray, count: int) -> None:
+        """Give the model a sum (snapped to its grid) and a count for the next step."""
+        np.copyto(self.buffer_in, self.snap(total).reshape(self.buffer_in.shape))
+        self.count_in.fill(count)
+
+    def delta(self) -> np.ndarray:
+        """What the last frame changed the sum by, in the model's own arithmetic: exact
+        for a float model; for an int8 one, rounded onto the sum's coarse grid."""
+        return self.buffer_out.astype(np.float64) - self.buffer_in
+
+    def frame_features(self) -> np.ndarray:
+        """What the last frame added, before any rounding onto the sum's grid (the
+        :meth:`delta` where the model does not expose it)."""
+        if self.feature is None or self.feature_grid is None:
+            return self.delta()
+        grid = self.feature_grid
+        if not grid.scale:
+            return self.feature.astype(np.float64)
+        return (self.feature.astype(np.float64) - grid.zero_point) * grid.scale
