@@ -71,7 +71,7 @@ def test_a_float_models_features_are_exactly_what_the_sum_gained(
     a0_float_model: Path, carving_ice: Path
 ) -> None:
     clf = StreamingClassifier.from_file(a0_float_model, LABELS, threads=1)
-    head = [s for s in clf.history.slots if s.name == HEAD][0]
+    head = next(s for s in clf.history.slots if s.name == HEAD)
     assert head.feature is not None and head.feature.dtype == np.float32
     frames = list(sampled_rgb_frames(carving_ice))[:3]
     for rgb in frames:
