@@ -127,6 +127,9 @@ class StreamingClassifier:
         self._resized = self._image if self._byte_image else np.empty(
             (sig.input_height, sig.input_width, 3), dtype=np.uint8)
         self._logits_out = tensor_view(interpreter, sig.logits_index)[0]
+        keep = self.history.replay_frames
+        self._images = np.empty((keep, *self._image.shape), self._image.dtype) if keep else None
+        self._image_next = self._image_count = 0
         self.steps = 0
         self.reset()
         self._check_it_runs()
@@ -245,6 +248,7 @@ class StreamingClassifier:
             state_in.fill(state.zero)
         self.history.reset()
         self.steps = 0
+        self._image_next = self._image_count = 0
 
     def preprocess(self, rgb: np.ndarray) -> None:
         """Resize an RGB uint8 frame of any size into the model's image input: floats in
@@ -268,11 +272,42 @@ class StreamingClassifier:
 
     def carry(self) -> None:
         """After an invoke: keep the logits, and make this step's states the next inputs."""
+        self._carry_states()
+        self._remember_image()
+        self.history.carry()
+        self.steps += 1
+        replay = self.history.take_replay()
+        if replay:
+            self._replay(replay)
+
+    def _carry_states(self) -> None:
         np.copyto(self._logits, self._logits_out)
         for state_in, state_out in self._carried:
             np.copyto(state_in, state_out)
-        self.history.carry()
-        self.steps += 1
+
+    def _remember_image(self) -> None:
+        """Keep the last few model inputs, for a history policy that restarts the stream
+        a few frames back (``--history auto`` at a change of scene)."""
+        if self._images is None:
+            return
+        np.copyto(self._images[self._image_next], self._image)
+        self._image_next = (self._image_next + 1) % len(self._images)
+        self._image_count = min(self._image_count + 1, len(self._images))
+
+    def _replay(self, frames: int) -> None:
+        """Restart the stream ``frames`` frames ago: every state back to zero, then those
+        frames again. What follows is what a reset at that moment would have given."""
+        assert self._images is not None
+        frames = min(frames, self._image_count)
+        kept = len(self._images)
+        order = [(self._image_next - frames + i) % kept for i in range(frames)]
+        for state, (state_in, _) in zip(self.signature.states, self._state_views):
+            state_in.fill(state.zero)
+        for index in order:
+            np.copyto(self._image, self._images[index])
+            self.interpreter.invoke()
+            self._carry_states()
+            self.history.carry()
 
     def step(self, rgb: np.ndarray) -> np.ndarray:
         """Feed one RGB frame; return class probabilities (a buffer reused next step)."""

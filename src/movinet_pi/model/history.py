@@ -69,6 +69,15 @@ class HistoryPolicy(ABC):
     def memory_steps(self) -> int:
         """How many frames the model's running averages cover at the next step."""
 
+    #: how many recent model inputs the classifier keeps for :meth:`take_replay`
+    replay_frames: int = 0
+
+    def take_replay(self) -> int:
+        """After :meth:`carry`: restart the stream this many frames back (0: no). The
+        classifier zeroes every state and runs those frames again, calling
+        :meth:`carry` for each."""
+        return 0
+
 
 class PlainHistory(HistoryPolicy):
     """The model as exported: sums and counts carried unchanged, memory unbounded."""
@@ -123,13 +132,6 @@ class ExponentialHistory(HistoryPolicy):
             mean /= self.n + 1
             slot.feed(mean * self.n, self.n)
 
-    def restart(self, sums: Sequence[np.ndarray], steps: int) -> None:
-        """Forget all but ``steps`` frames whose sums (one per slot) are given."""
-        self._steps = max(1, min(steps, self.n))
-        for slot, mean, total in zip(self.slots, self._means, sums):
-            np.divide(total, steps, out=mean)
-            slot.feed(mean * self._steps, self._steps)
-
 
 class AdaptiveHistory(ExponentialHistory):
     """``--history auto``: memory since the last change of scene, up to ``long_s``.
@@ -139,7 +141,8 @@ class AdaptiveHistory(ExponentialHistory):
     of ``window_s`` seconds whose frames are farther than ``threshold`` (cosine
     distance of the head pool's per-frame features) from every such window of
     the last ``horizon_s`` seconds of the segment. At a change the memory
-    restarts from the newest frames that belong with the new scene. A segment
+    restarts from the newest frames that belong with the new scene: the classifier
+    resets the stream and runs those frames again. A segment
     must be ``min_segment_s`` old before it can end, so a new action gets the
     time the model needs to recognise it before its own shot changes can cut it.
     """
@@ -161,6 +164,7 @@ class AdaptiveHistory(ExponentialHistory):
         self.threshold = threshold
         self.min_segment = max(1, round(min_segment_s * fps))
         self.detector = NoveltyDetector(max(1, round(window_s * fps)), round(horizon_s * fps))
+        self.replay_frames = self.detector.window
         self._cue = 0
 
     def attach(self, slots: Sequence[PoolSlot]) -> None:
@@ -172,30 +176,36 @@ class AdaptiveHistory(ExponentialHistory):
     def reset(self) -> None:
         super().reset()
         self.detector.reset()
-        self._recent: list[list[np.ndarray]] = []
         self._segment = 0
+        self._replay = self._replaying = 0
         self.changes = 0
 
+    def take_replay(self) -> int:
+        replay, self._replay = self._replay, 0
+        return replay
+
     def carry(self) -> None:
+        self._segment += 1
+        if self._replaying:  # the classifier runs the new scene's frames again
+            self._replaying -= 1
+            super().carry()
+            return
         if not self.slots:
             return
-        deltas = [slot.delta() for slot in self.slots]
-        cue = self.slots[self._cue]
-        features = deltas[self._cue] if cue.feature is None else cue.frame_features()
-        self._recent = [*self._recent[-(self.detector.window - 1):], deltas]
-        self._segment += 1
+        features = self.slots[self._cue].frame_features()
         super().carry()
         novelty = self.detector.add(features)
         if novelty is not None and novelty > self.threshold and self._segment >= self.min_segment:
             self._change()
 
     def _change(self) -> None:
-        """Restart the memory from the frames of the new scene."""
-        fresh = min(self.detector.new_frames(), len(self._recent))
-        kept = self._recent[-fresh:]
-        self.restart([sum(frame[i] for frame in kept) for i in range(len(self.slots))], fresh)
+        """Start afresh from the frames that belong with the new scene: the classifier
+        resets the stream and runs them again (:meth:`take_replay`)."""
+        fresh = self.detector.new_frames()
+        ExponentialHistory.reset(self)
         self.detector.forget_past()
-        self._segment = fresh
+        self._segment = 0
+        self._replay = self._replaying = fresh
         self.changes += 1
 
 

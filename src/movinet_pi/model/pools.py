@@ -136,3 +136,4 @@ class PoolSlot:
         if not grid.scale:
             return self.feature.astype(np.float64)
         return (self.feature.astype(np.float64) - grid.zero_point) * grid.scale
+
