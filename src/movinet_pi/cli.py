@@ -171,6 +171,10 @@ def command_run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     log = say if args.verbose else (lambda message: None)
+    if args.web is not None:  # before a model download: a bad token is a usage error
+        from movinet_pi.outputs.web import check_token
+
+        check_token(args.web[0], args.web_token)
     clf, title = load_classifier(args, args.history)
     if args.top_k > clf.num_classes:
         raise MovinetPiError(
