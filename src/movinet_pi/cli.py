@@ -288,8 +288,10 @@ def command_service(argv: list[str]) -> int:
         current_executable,
         install_hint,
         invoking_user,
+        needs_token_file,
         run_args,
         systemd_unit,
+        token_file_hint,
     )
 
     if "-h" in argv or "--help" in argv:
@@ -303,8 +305,11 @@ def command_service(argv: list[str]) -> int:
     args = build_run_parser(f"{PROG} service --print").parse_args(run)  # refuse bad flags
     try:
         user_unit = "--user-unit" in argv
-        sys.stdout.write(systemd_unit(argv, user=invoking_user(), executable=current_executable(),
+        user = invoking_user()
+        sys.stdout.write(systemd_unit(argv, user=user, executable=current_executable(),
                                       workdir=os.getcwd(), env=os.environ, user_unit=user_unit))
+        if needs_token_file(argv, os.environ):
+            say(token_file_hint(user))
         if sys.stdout.isatty():
             say(install_hint(user_unit))
     except MovinetPiError as e:
