@@ -135,7 +135,9 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         if args.mqtt:
             from movinet_pi.outputs.mqtt import MqttSink
 
-            sinks.append(MqttSink.from_url(args.mqtt, log=say))
+            sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say))
+        elif args.mqtt_ca is not None:
+            raise MovinetPiError("--mqtt-ca goes with --mqtt mqtts://...")
         if args.web is not None:
             from movinet_pi.outputs.web import WebSink
 
