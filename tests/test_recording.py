@@ -291,7 +291,9 @@ def test_a_clip_starting_at_the_first_frame_has_the_source_size(tmp_path: Path) 
     assert ok and frame.shape[:2] == (172, 172)
     side = json.loads(video.with_suffix(".json").read_text())
     assert (side["width"], side["height"]) == (172, 172)
-    assert side["frames"] == len(read_levels(video)) > 0
+    assert side["fps"] == FPS  # from the pictures' own times, though none came before it
+    # 0.0 s .. 2.0 s (the event ends at 1.0 s, then 1.0 s of post-roll)
+    assert side["frames"] == len(read_levels(video)) == 20
 
 
 def test_overlapping_events_name_the_clip_after_the_highest_peak(tmp_path: Path) -> None:

@@ -100,7 +100,8 @@ class Clip:
     last_picture_t: float | None = None
     dropped_at_start: int = 0
     failed: bool = False
-    waiting: bool = False  # no picture yet to take the size from: the writer opens on the first
+    waiting: bool = False  # begun before any picture: the writer opens once two give size and fps
+    pending: list = field(default_factory=list)  # pictures held until then
     stamp: str = ""  # the wall-clock part of its name
 
     def top_event(self) -> EventSnapshot:

@@ -365,13 +365,22 @@ class ClipRecorder:
             raise OSError(f"cannot open {clip.part} for writing")
         clip.writer, clip.waiting = writer, False
 
-    def _write(self, clip: Clip, picture: _Picture) -> None:
+    def _write(self, clip: Clip, picture: _Picture, force: bool = False) -> None:
+        """Write a picture to the clip; a clip begun before any picture holds its first
+        until a second gives the frame rate (``force``: open with what it has)."""
         if clip.failed:
             return
         if clip.waiting:
-            clip.size = self._size_for([picture]) or clip.size
-            clip.fps = self._estimate_fps([])
+            clip.pending.append(picture)
+            if len(clip.pending) < 2 and not force:
+                return  # one picture tells the size, not the frame rate
+            pending, clip.pending = clip.pending, []
+            clip.size = self._size_for(pending) or clip.size
+            clip.fps = self._estimate_fps(pending)
             self._open_writer(clip)
+            for held in pending:
+                self._write(clip, held)
+            return
         image = picture.image
         if (image.shape[1], image.shape[0]) != clip.size:
             image = cv2.resize(image, clip.size, interpolation=cv2.INTER_AREA)
@@ -390,6 +399,8 @@ class ClipRecorder:
         if clip.failed:
             self._clip = None
             return
+        if clip.waiting and clip.pending:  # a single picture: open with the default rate
+            self._write(clip, clip.pending.pop(), force=True)
         clip.writer.release()
         clip.writer = NullWriter()
         if clip.frames == 0:
