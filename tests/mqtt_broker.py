@@ -2,8 +2,9 @@
 
 The broker is Debian's ``mosquitto`` binary, started on a free port with a
 config file of our own (``listener PORT 127.0.0.1``, anonymous, no
-persistence). Missing binary: the tests skip locally but fail in CI (``$CI``
-set), where ``.ci/run`` installs it.
+persistence; optionally TLS with a certificate from a private CA made here with
+openssl, and a login from a ``mosquitto_passwd`` file). Missing binary: the
+tests skip locally but fail in CI (``$CI`` set), where ``.ci/run`` installs it.
 """
 
 from __future__ import annotations
@@ -45,21 +46,61 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = PATIEN
         time.sleep(0.01)
 
 
+def make_private_ca(directory: Path) -> tuple[Path, Path, Path]:
+    """With openssl: a CA of our own and a certificate it signed for 127.0.0.1 and
+    localhost. Returns (CA certificate, server certificate, server key), all PEM."""
+    openssl = require_tool("openssl", package="openssl")
+    ca_key, ca_cert = directory / "ca.key", directory / "ca.pem"
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                   "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                   "extendedKeyUsage=serverAuth\n")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key),
+        "-out", str(ca_cert), "-days", "2", "-subj", "/CN=movinet-pi test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))
+    return ca_cert, cert, key
+
+
+def make_password_file(directory: Path, user: str, password: str) -> Path:
+    """A mosquitto password file (hashed by ``mosquitto_passwd``) with one login."""
+    tool = require_tool("mosquitto_passwd", package="mosquitto",
+                        also=("/usr/sbin/mosquitto_passwd",))
+    path = directory / "passwords"
+    subprocess.run([tool, "-c", "-b", str(path), user, password], check=True,
+                   capture_output=True, timeout=60)
+    path.chmod(0o600)
+    return path
+
+
 class Broker:
     """One mosquitto process; ``stop()`` and ``start()`` again keep the port."""
 
     def __init__(self, executable: str, workdir: Path, port: int | None = None, *,
-                 persistent: bool = False) -> None:
+                 persistent: bool = False, tls: tuple[Path, Path] | None = None,
+                 password_file: Path | None = None) -> None:
         """``persistent``: keep sessions and retained messages across a restart, in
-        ``workdir`` (without it a restart forgets everything, as a default broker does)."""
+        ``workdir`` (without it a restart forgets everything, as a default broker does).
+        ``tls``: (certificate, key) files: the listener speaks TLS only. ``password_file``
+        (made by ``mosquitto_passwd``): a login is required."""
         self.executable = executable
         self.port = port or free_port()
         self.config = workdir / "mosquitto.conf"
         persistence = (f"persistence true\npersistence_location {workdir}/\n" if persistent
                        else "persistence false\n")
+        secure = f"certfile {tls[0]}\nkeyfile {tls[1]}\n" if tls else ""
+        login = (f"allow_anonymous false\npassword_file {password_file}\n" if password_file
+                 else "allow_anonymous true\n")
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            + secure + login
             + persistence
             # as root, mosquitto would switch to the user `mosquitto`, who cannot
             # write in our temporary directory: stay who we are
@@ -124,10 +165,12 @@ class Subscriber:
     It resubscribes on every (re)connect, so it survives a broker restart.
     """
 
-    def __init__(self, port: int, topic: str = "#", *, persistent: bool = False) -> None:
+    def __init__(self, port: int, topic: str = "#", *, persistent: bool = False,
+                 ca: Path | None = None, login: tuple[str, str] | None = None) -> None:
         """``persistent``: a session the broker keeps while we are away (with a
         persistent broker, even across its restart), so nothing published
-        meanwhile is missed."""
+        meanwhile is missed. ``ca``: speak TLS, trusting that CA; ``login``: (user,
+        password)."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -143,6 +186,10 @@ class Subscriber:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.connect_async("127.0.0.1", port, keepalive=30)
         self.client.loop_start()
         self.wait_subscribed()

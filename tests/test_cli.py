@@ -212,18 +212,42 @@ def test_bench_json_reports_every_stage(models_env: None, carving_ice: Path,
     assert main(["bench", "--steps", "12", "--json", "--source", str(carving_ice)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 12 and result["input"] == [172, 172]
-    for key in ("invoke_ms_p50", "step_ms_p50", "overhead_pct", "bare_invoke_ms_p50",
-                "capture_ms_p99", "preprocess_ms_p50", "carry_ms_p50", "overlay_ms_p99"):
-        assert isinstance(result[key], float), key
-    assert result["step_ms_p50"] >= result["carry_ms_p50"] > 0
+    assert result["frame"] == [172, 172]  # the clip's own size
+    assert result["source"] == "carving_ice.mp4" and result["model"].startswith("MoViNet-A0")
+    assert result["threads"] >= 1 and result["runtime"]
+    stages = ("capture", "preprocess", "invoke", "carry", "overlay")
+    for stage in stages:  # every stage takes some time; its p99 is at least its median
+        assert 0 < result[f"{stage}_ms_p50"] <= result[f"{stage}_ms_p99"], stage
+    assert result["bare_invoke_ms_p50"] > 0
+    # a step's total is at least each of its stages, and invoke + carry at least either part
+    # (medians of step-by-step sums: each sum is at least its parts)
+    assert all(result["total_ms_p50"] >= result[f"{s}_ms_p50"] for s in stages)
+    assert result["step_ms_p50"] >= max(result["invoke_ms_p50"], result["carry_ms_p50"])
+    assert result["total_ms_p50"] >= result["step_ms_p50"]
+    # the ratios are what their definitions say, from the same medians
+    bare = result["bare_invoke_ms_p50"]
+    assert result["overhead_pct"] == pytest.approx(
+        (result["step_ms_p50"] / bare - 1) * 100, abs=0.05)
+    assert result["invoke_pct"] == pytest.approx(
+        (result["invoke_ms_p50"] / bare - 1) * 100, abs=0.05)
+    assert result["carry_pct"] == pytest.approx(result["carry_ms_p50"] / bare * 100, abs=0.05)
+    assert result["steps_per_s"] == pytest.approx(1000 / result["total_ms_p50"], rel=1e-3)
 
 
 def test_bench_table_on_synthetic_frames(models_env: None,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--model", "a2", "--steps", "3", "--frame-size", "320x240"]) == 0
     out = capsys.readouterr().out
-    assert "input 224x224" in out and "synthetic frames (320x240)" in out
-    assert "over a bare invoke" in out and "bare invoke" in out
+    assert "input 224x224" in out and "3 steps on synthetic frames (320x240)" in out
+    assert "over a bare invoke" in out
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[-1].replace(".", "").isdigit():
+            name = " ".join(parts[:-2])
+            rows[name] = (float(parts[-2]), float(parts[-1]))
+    assert set(rows) == {"capture", "preprocess", "invoke", "carry", "overlay", "bare invoke"}
+    assert all(0 < p50 <= p99 for p50, p99 in rows.values()), rows
 
 
 def test_bench_missing_video_is_one_line(models_env: None,

@@ -177,3 +177,20 @@ def test_keys_reach_the_app_through_the_window_process(
     steps = [json.loads(line)["step"] for line in [first, *out.splitlines()]]
     assert steps[-1] < 45  # quit by the key, well before the clip's 50 steps
     assert "50 model steps" not in err
+
+
+def _die_before_replying(conn: object, title: str) -> None:
+    """A window process that dies before it says ready (Qt exits from C, say)."""
+    os._exit(3)
+
+
+def test_a_window_process_dying_at_start_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movinet_pi.display import window
+
+    monkeypatch.setattr(window, "_window_process", _die_before_replying)
+    with pytest.raises(MovinetPiError, match=r"cannot open a window \(the window process "
+                                             r"ended \(exit status 3\)\)") as e:
+        window.WindowDisplay(start_timeout=30)
+    assert "\n" not in str(e.value)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from movinet_pi.display.base import Display
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
+from movinet_pi.outputs.base import StepResult
 from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.base import Frame, Source
@@ -211,3 +213,173 @@ def test_unreadable_model_and_labels_are_read_errors(
         check_model_file(a0_model)
     with pytest.raises(MovinetPiError, match=r"cannot read label file .*: Permission denied"):
         load_labels(labels)
+
+
+# -- shutdown and threads ---------------------------------------------------------------------
+class GatedClassifier:
+    """The real classifier, but each step waits for ``gate`` (at most ``wait`` s) first;
+    ``fail`` makes the step raise once the gate opens."""
+
+    def __init__(self, inner: StreamingClassifier, wait: float = 10.0,
+                 fail: BaseException | None = None) -> None:
+        self.inner, self.wait, self.fail = inner, wait, fail
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.finished = threading.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def step(self, rgb: np.ndarray) -> np.ndarray:
+        self.started.set()
+        self.gate.wait(self.wait)
+        try:
+            if self.fail is not None:
+                raise self.fail
+            return self.inner.step(rgb)
+        finally:
+            self.finished.set()
+
+
+class OrderSink:
+    """Records what it hears, in order: ("step", frame) and ("close", None)."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, object]] = []
+
+    def on_step(self, result: StepResult) -> None:
+        self.heard.append(("step", result.frame))
+
+    def close(self) -> None:
+        self.heard.append(("close", None))
+
+
+class LiveFrames(Source):
+    """A live source of ``count`` frames at 30 fps (no pacing); then None.
+    ``fail_after``: raise that error once the given event is set, instead of the next frame."""
+
+    name = "live frames"
+    live = True
+    fps = 30.0
+    frame_size = (172, 172)
+
+    def __init__(self, count: int, fail_after: threading.Event | None = None,
+                 error: BaseException | None = None, hold: threading.Event | None = None
+                 ) -> None:
+        self.count, self.index = count, 0
+        self.fail_after, self.error = fail_after, error
+        self.hold = hold  # frames after the first wait for it
+
+    def read(self) -> Frame | None:
+        if self.hold is not None and self.index > 0:
+            self.hold.wait(10)
+        if self.fail_after is not None and self.index > 0:
+            self.fail_after.wait(10)
+            raise self.error  # type: ignore[misc]
+        if self.index >= self.count:
+            return None
+        frame = Frame(np.full((172, 172, 3), self.index % 255, np.uint8), self.index / 30.0,
+                      self.index)
+        self.index += 1
+        return frame
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_close_cancels_the_step_in_flight_no_output_after_close(
+    a0: StreamingClassifier
+) -> None:
+    gated = GatedClassifier(a0)
+    sink = OrderSink()
+    recognizer = Recognizer(gated, RunConfig(), [sink])  # type: ignore[arg-type]
+    frame = Frame(np.zeros((172, 172, 3), np.uint8), 0.0, 0)
+    stepping = threading.Thread(target=recognizer.process, args=(frame,))
+    stepping.start()
+    assert gated.started.wait(10)
+    recognizer.close()  # the step is still in the model
+    gated.gate.set()
+    stepping.join(10)
+    assert sink.heard == [("close", None)]
+    recognizer.close()  # once only
+    assert sink.heard == [("close", None)]
+
+
+def test_a_run_stopped_during_a_long_step_says_nothing_after_closing(
+    a0: StreamingClassifier
+) -> None:
+    gated = GatedClassifier(a0)
+    sink = OrderSink()
+    pipeline = Pipeline(LiveFrames(1), Recognizer(gated, RunConfig(), [sink]))  # type: ignore[arg-type]
+    threading.Thread(target=lambda: (gated.started.wait(10), pipeline.stop()),
+                     daemon=True).start()
+    stats = pipeline.run()  # the step outlives the pipeline's wait for the inference thread
+    gated.gate.set()
+    assert gated.finished.wait(10)
+    time.sleep(0.1)  # the step, were it to report, would do so now
+    assert sink.heard == [("close", None)]
+    assert stats.steps_skipped == 0
+
+
+def test_a_frame_waiting_at_shutdown_is_not_counted_as_skipped(
+    a0: StreamingClassifier
+) -> None:
+    gated = GatedClassifier(a0)
+    # due frames: 0 (in the model) and 6 (waiting for it)
+    source = LiveFrames(7, hold=gated.started)
+    pipeline = Pipeline(source, Recognizer(gated, RunConfig(), []))  # type: ignore[arg-type]
+
+    def stop_when_read() -> None:
+        assert gated.started.wait(10)
+        while source.index < 7:
+            time.sleep(0.01)
+        time.sleep(0.1)  # frame 6 handed over
+        assert pipeline._due.peek() is not None and pipeline._due.dropped == 0
+        pipeline.stop()
+        time.sleep(0.1)
+        gated.gate.set()
+
+    helper = threading.Thread(target=stop_when_read, daemon=True)
+    helper.start()
+    stats = pipeline.run()
+    helper.join(10)
+    assert stats.steps == 1 and stats.steps_skipped == 0
+
+
+def test_the_first_error_of_any_thread_is_the_one_raised(a0: StreamingClassifier) -> None:
+    """The capture thread fails first; the step then in the model fails after it."""
+    gated = GatedClassifier(a0, wait=0.5, fail=OSError(28, "No space left on device"))
+    source = LiveFrames(1000, fail_after=gated.started, error=ValueError("camera broke first"))
+    pipeline = Pipeline(source, Recognizer(gated, RunConfig(), []))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="camera broke first"):
+        pipeline.run()
+    assert gated.finished.is_set()  # the second failure did happen
+
+
+def test_an_error_closing_the_outputs_does_not_hide_the_runs_own(
+    a0: StreamingClassifier
+) -> None:
+    class BrokenFile(FramesSource):
+        def read(self) -> Frame | None:
+            if self.index == 40:
+                raise ValueError("the file is cut short")
+            return super().read()
+
+    class ClosesBadly(OrderSink):
+        def close(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    logged: list[str] = []
+    pipeline = Pipeline(BrokenFile(100), Recognizer(a0, RunConfig(), [ClosesBadly()]),
+                        log=logged.append)
+    with pytest.raises(ValueError, match="cut short"):
+        pipeline.run()
+    assert any("closing the outputs failed too" in line and "Broken pipe" in line
+               for line in logged)
+    # with no error of its own, the run raises the closing error
+    ok = Pipeline(FramesSource(10), Recognizer(a0, RunConfig(), [ClosesBadly()]))
+    with pytest.raises(BrokenPipeError):
+        ok.run()

@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from hypothesis import given
@@ -84,3 +85,76 @@ def test_explicit_labels_win_and_info_says_which(
     assert "inside the model" in json.loads(capsys.readouterr().out)["labels"]
     assert main(["info", str(model), "--labels", str(kinetics_labels_path), "--json"]) == 0
     assert "(--labels)" in json.loads(capsys.readouterr().out)["labels"]
+
+
+def appended_zip(dest: Path, text: bytes, *, compression: int = zipfile.ZIP_STORED,
+                 patch: Callable[[bytearray], None] | None = None) -> Path:
+    """A stand-in model (a few bytes) with a zip holding labels.txt appended; ``patch``
+    edits the zip's bytes first."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        archive.writestr("labels.txt", text)
+    data = bytearray(buffer.getvalue())
+    if patch is not None:
+        patch(data)
+    dest.write_bytes(b"TFL3" + b"\0" * 60 + bytes(data))
+    return dest
+
+
+def set_field(data: bytearray, signature: bytes, offset: int, value: int) -> None:
+    """Set a 2-byte little-endian field at ``offset`` in the header starting with ``signature``."""
+    at = data.index(signature) + offset
+    data[at:at + 2] = value.to_bytes(2, "little")
+
+
+def test_a_zip_bomb_of_labels_is_a_one_line_error(tmp_path: Path) -> None:
+    bomb = appended_zip(tmp_path / "bomb.tflite", b"a\n" * (3 << 20),
+                        compression=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(MovinetPiError, match="too big") as e:
+        embedded_labels(bomb)
+    assert "\n" not in str(e.value)
+    with pytest.raises(MovinetPiError, match="too big"):
+        embedded_labels(appended_zip(tmp_path / "small.tflite", b"x\n" * 100), max_bytes=100)
+
+
+def test_a_zip_header_that_lies_about_the_size_still_stops_at_the_limit(tmp_path: Path) -> None:
+    def lie(data: bytearray) -> None:  # uncompressed size 10 in both headers
+        for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+            at = data.index(signature) + offset
+            data[at:at + 4] = (10).to_bytes(4, "little")
+
+    model = appended_zip(tmp_path / "liar.tflite", b"a\n" * (3 << 20),
+                         compression=zipfile.ZIP_DEFLATED, patch=lie)
+    with pytest.raises(MovinetPiError, match="labels inside the model") as e:
+        embedded_labels(model, max_bytes=1000)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(("name", "patch"), [
+    # an unknown compression method: zipfile raises NotImplementedError
+    ("method", lambda d: (set_field(d, b"PK\x03\x04", 8, 99),
+                          set_field(d, b"PK\x01\x02", 10, 99))),
+    # the encrypted flag: zipfile raises RuntimeError (a password is required)
+    ("encrypted", lambda d: (set_field(d, b"PK\x03\x04", 6, 1),
+                             set_field(d, b"PK\x01\x02", 8, 1))),
+])
+def test_unreadable_embedded_labels_are_one_line_errors(
+    tmp_path: Path, name: str, patch: Callable[[bytearray], None]
+) -> None:
+    model = appended_zip(tmp_path / f"{name}.tflite", b"a\nb\n", patch=patch)
+    with pytest.raises(MovinetPiError, match="cannot read the labels inside") as e:
+        embedded_labels(model)
+    assert "\n" not in str(e.value)
+
+
+def test_corrupt_deflate_data_is_a_one_line_error(tmp_path: Path) -> None:
+    def corrupt(data: bytearray) -> None:  # the compressed bytes after the local header
+        start = data.index(b"PK\x03\x04") + 30 + len("labels.txt")
+        data[start:start + 8] = b"\xff" * 8
+
+    model = appended_zip(tmp_path / "corrupt.tflite", b"some label\n" * 50,
+                         compression=zipfile.ZIP_DEFLATED, patch=corrupt)
+    with pytest.raises(MovinetPiError, match="cannot read the labels inside") as e:
+        embedded_labels(model)
+    assert "\n" not in str(e.value)

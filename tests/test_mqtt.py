@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from mqtt_broker import Broker, Received, Subscriber, find_mosquitto, free_port, wait_until
+from mqtt_broker import (
+    Broker,
+    Received,
+    Subscriber,
+    find_mosquitto,
+    free_port,
+    make_password_file,
+    make_private_ca,
+    wait_until,
+)
 
 from movinet_pi import MovinetPiError
 from movinet_pi.model.classifier import Prediction
@@ -431,3 +440,100 @@ def test_close_with_the_broker_down_does_not_hang(tmp_path: Path) -> None:
     (said,) = [line for line in logs if "not sent" in line]
     assert said.startswith("mqtt: 2 event messages were not sent (broker ")
     assert "not connected at exit" in said
+
+
+# -- TLS and a login ------------------------------------------------------------------------
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path) -> Iterator[tuple[Broker, Path]]:
+    """mosquitto speaking TLS only, with a certificate from a private CA (made with
+    openssl here), and a login required (a password file from mosquitto_passwd)."""
+    ca, cert, key = make_private_ca(tmp_path)
+    passwords = make_password_file(tmp_path, "cam", PASSWORD)
+    b = Broker(find_mosquitto(), tmp_path, tls=(cert, key), password_file=passwords)
+    b.start()
+    try:
+        yield b, ca
+    finally:
+        b.stop()
+
+
+def secure_sink(port: int, logs: list[str], password: str, **options: object) -> MqttSink:
+    return MqttSink.from_url(f"mqtts://cam@127.0.0.1:{port}/cam",
+                             env={MQTT_PASSWORD_ENV: password}, log=logs.append,
+                             **{**FAST_RECONNECT, **options})
+
+
+def test_tls_with_a_private_ca_and_a_login(secure_broker: tuple[Broker, Path]) -> None:
+    broker, ca = secure_broker
+    subscriber = Subscriber(broker.port, ca=ca, login=("cam", PASSWORD))
+    logs: list[str] = []
+    sink = secure_sink(broker.port, logs, PASSWORD, ca_file=ca)
+    try:
+        wait_until(lambda: sink.connected, "the sink to connect over TLS")
+        sink.on_step(step(0, "run"))
+        assert sink.flush(15)
+        got = subscriber.wait_for(has_event("start", "run"), "the event over TLS")
+        assert [m.payload for m in got if m.topic == "cam/availability"] == ["online"]
+    finally:
+        sink.close()
+        subscriber.close()
+    assert logs == [f"mqtt: connected to mqtts://cam@127.0.0.1:{broker.port}/cam"]
+
+
+def test_tls_without_the_ca_or_with_a_wrong_password_never_connects(
+    secure_broker: tuple[Broker, Path]
+) -> None:
+    broker, ca = secure_broker
+    for options, password, says in (
+        ({}, PASSWORD, "cannot reach the broker"),  # the system's CAs do not know ours
+        ({"ca_file": ca}, "wrong", "refused the connection"),  # a bad login
+    ):
+        logs: list[str] = []
+        sink = secure_sink(broker.port, logs, password, close_timeout_s=0.5, **options)
+        try:
+            wait_until(lambda: any(says in line for line in logs), says)  # noqa: B023
+            time.sleep(0.3)  # a few retries: still not connected, still one line
+            assert not sink.connected
+        finally:
+            sink.close()
+        assert len([line for line in logs if says in line]) == 1, logs
+
+
+def test_mqtt_ca_problems_are_one_line_errors(tmp_path: Path) -> None:
+    target = parse_mqtt_url("mqtts://broker.local/cam")
+    with pytest.raises(MovinetPiError, match="no such file"):
+        MqttSink(target, ca_file=tmp_path / "missing.pem")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(MovinetPiError, match="cannot use it as a CA certificate") as e:
+        MqttSink(target, ca_file=garbage)
+    assert "\n" not in str(e.value)
+    with pytest.raises(MovinetPiError, match="mqtts://"):
+        MqttSink(parse_mqtt_url("mqtt://broker.local/cam"), ca_file=garbage)
+
+
+def test_mqtt_ca_flag_reaches_the_sink(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from movinet_pi import cli
+    from movinet_pi.flags import build_run_parser
+
+    seen: dict[str, object] = {}
+
+    class Spy:
+        @classmethod
+        def from_url(cls, url: str, **options: object) -> Spy:
+            seen.update(options, url=url)
+            return cls()
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("movinet_pi.outputs.mqtt.MqttSink", Spy)
+    args = build_run_parser().parse_args(["--mqtt", "mqtts://b/cam", "--mqtt-ca", "ca.pem"])
+    cli.close_all(cli.build_outputs(args, "t"))
+    assert seen["url"] == "mqtts://b/cam" and seen["ca_file"] == Path("ca.pem")
+    alone = build_run_parser().parse_args(["--mqtt-ca", "ca.pem"])
+    with pytest.raises(MovinetPiError, match="--mqtt-ca goes with --mqtt"):
+        cli.build_outputs(alone, "t")

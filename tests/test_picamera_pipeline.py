@@ -69,3 +69,64 @@ def test_pi_camera_end_to_end(monkeypatch: pytest.MonkeyPatch, a0_model: Path,
     # the camera was released
     assert camera.instances and not any(cam.is_open for cam in camera.instances)
     assert not camera.acquired
+
+
+class PictureSink(StopAfter):
+    """Also wants the picture as shown (a FrameSink, like --web or --record)."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__(steps)
+        self.pictures: list[tuple[int, ...]] = []
+
+    def on_frame(self, bgr: object, t: float) -> None:
+        self.pictures.append(getattr(bgr, "shape", ()))
+
+
+@pytest.mark.parametrize("with_pictures", [False, True])
+def test_a_run_on_the_drm_preview_updates_the_overlay_not_a_picture(
+    monkeypatch: pytest.MonkeyPatch, a0_model: Path, kinetics_labels: Labels,
+    with_pictures: bool
+) -> None:
+    """The DRM display (shows_picture=False) gets the overlay's state, never a frame; the
+    camera draws the picture itself."""
+    from fake_picamera2 import pattern_frames
+
+    from movinet_pi.display.drm import DrmDisplay
+
+    system = install(monkeypatch, frames=paced(pattern_frames((640, 480)), 30.0))
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=2)
+    sink = PictureSink(steps=8) if with_pictures else StopAfter(steps=8)
+    source = open_source("picamera", frame_size=(640, 480), fps=30.0, timeout=2.0)
+    try:
+        display = DrmDisplay(source, (640, 480), max_fps=1000.0)
+        updates: list[object] = []
+        overlays: list[object] = []
+        real_update, real_set = display.update, display._set_overlay
+
+        def update(state: object) -> None:
+            updates.append(state)
+            real_update(state)  # type: ignore[arg-type]
+
+        def set_overlay(rgba: object) -> None:
+            overlays.append(None if rgba is None else rgba.shape)  # type: ignore[attr-defined]
+            real_set(rgba)  # type: ignore[arg-type]
+
+        display.update = update  # type: ignore[method-assign]
+        display._set_overlay = set_overlay  # type: ignore[method-assign]
+        display.show = lambda bgr: pytest.fail("the DRM display was sent a picture")  # type: ignore[method-assign]
+        pipeline = Pipeline(source, Recognizer(clf, RunConfig(top_k=3), [sink]), display)
+        sink.pipeline = pipeline
+        stats = pipeline.run()
+        camera = system.instances[-1]
+    finally:
+        source.close()
+    assert len(sink.results) == 8
+    # one overlay update per frame shown (a slow display may miss frames, never updates)
+    assert stats.frames_shown == len(updates) > 0
+    # the overlay was drawn with predictions, as RGBA at the preview's size; closing clears it
+    assert any(getattr(s, "predictions", ()) for s in updates)
+    assert (480, 640, 4) in overlays and overlays[-1] is None
+    assert camera.overlay is None
+    if with_pictures:  # picture outputs still get the rendered frame
+        assert len(sink.pictures) == stats.frames_shown  # type: ignore[attr-defined]
+        assert sink.pictures[0] == (480, 640, 3)  # type: ignore[attr-defined]

@@ -223,10 +223,16 @@ def test_slug() -> None:
 
 
 # -- the disk ---------------------------------------------------------------------------------
-def _fake_clip(directory: Path, stem: str, size: int, mtime: float) -> None:
-    for ext, n in ((".mp4", size), (".json", 100)):
-        path = directory / f"{stem}{ext}"
-        path.write_bytes(b"\0" * n)
+def _fake_clip(directory: Path, stem: str, size: int, mtime: float, *, ours: bool = True
+               ) -> None:
+    """A clip as the recorder leaves it (its sidecar says so), or, with ``ours=False``,
+    someone else's files under a name that matches the pattern."""
+    video, sidecar = directory / f"{stem}.mp4", directory / f"{stem}.json"
+    video.write_bytes(b"\0" * size)
+    files = {"video": video.name, "sidecar": sidecar.name}
+    sidecar.write_text(json.dumps({"app": "movinet-pi", "files": files} if ours
+                                  else {"files": files}))
+    for path in (video, sidecar):
         os.utime(path, (mtime, mtime))
 
 
@@ -245,6 +251,70 @@ def test_max_mb_deletes_the_oldest_clips_first(tmp_path: Path) -> None:
     assert rec.clips[0].exists() and rec.clips[0].with_suffix(".json").exists()
     assert rec.stats.clips_deleted == 1
     assert any("deleted 20200101-000000_old-a" in line for line in logs)
+
+
+def test_max_mb_never_deletes_files_the_recorder_did_not_write(tmp_path: Path) -> None:
+    _fake_clip(tmp_path, "20200101-000000_holiday", 600_000, 1_000_000, ours=False)
+    lone = tmp_path / "20200101-000001_wedding.mp4"  # no sidecar at all
+    lone.write_bytes(b"\0" * 600_000)
+    os.utime(lone, (1_000_000, 1_000_000))
+    garbage = tmp_path / "20200101-000002_x.json"  # a matching name that is not JSON
+    garbage.write_bytes(b"\0" * 600_000)
+    os.utime(garbage, (1_000_000, 1_000_000))
+    _fake_clip(tmp_path, "20200102-000000_old", 600_000, 2_000_000)  # ours: this one goes
+    logs: list[str] = []
+    rec = recorder(tmp_path, logs, max_mb=0.5)
+    feed(rec, range(60), [(ARM, 2.0, 3.0)])
+    rec.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    for kept in ("20200101-000000_holiday.mp4", "20200101-000000_holiday.json",
+                 lone.name, garbage.name):
+        assert kept in names
+    assert "20200102-000000_old.mp4" not in names and "20200102-000000_old.json" not in names
+    assert rec.stats.clips_deleted == 1
+    assert json.loads(rec.clips[0].with_suffix(".json").read_text())["app"] == "movinet-pi"
+
+
+def test_a_clip_starting_at_the_first_frame_has_the_source_size(tmp_path: Path) -> None:
+    """The model's first step can come before the first picture reaches the recorder."""
+    rec = recorder(tmp_path, pre_seconds=0.0)
+    for i in range(20):
+        t = i / FPS
+        if i % 2 == 0:  # the step first (as the inference thread may be first), then the frame
+            rec.on_step(StepResult(t, i, i // 2, shown_at(t, [(ARM, 0.0, 1.0)]), 1.0))
+        rec.on_frame(picture(i, 172, 172), t)
+    rec.close()
+    (video,) = rec.clips
+    cap = cv2.VideoCapture(str(video))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape[:2] == (172, 172)
+    side = json.loads(video.with_suffix(".json").read_text())
+    assert (side["width"], side["height"]) == (172, 172)
+    assert side["fps"] == FPS  # from the pictures' own times, though none came before it
+    # 0.0 s .. 2.0 s (the event ends at 1.0 s, then 1.0 s of post-roll)
+    assert side["frames"] == len(read_levels(video)) == 20
+
+
+def test_overlapping_events_name_the_clip_after_the_highest_peak(tmp_path: Path) -> None:
+    rec = recorder(tmp_path, labels=[ARM, "punching bag"])
+    for i in range(80):
+        t = i / FPS
+        rec.on_frame(picture(i), t)
+        if i % 2 == 0:
+            shown = [Prediction("carving ice", 0.05, 2)]
+            if 2.0 <= t <= 5.0:
+                shown.insert(0, Prediction(ARM, 0.5, 5))
+            if 3.0 <= t <= 4.0:
+                shown.insert(0, Prediction("punching bag", 0.9, 9))
+            rec.on_step(StepResult(t, i, i // 2, shown, 1.0))
+    rec.close()
+    (video,) = rec.clips
+    assert video.name.endswith("_punching-bag.mp4")
+    side = json.loads(video.with_suffix(".json").read_text())
+    assert side["label"] == "punching bag" and side["labels"] == [ARM, "punching bag"]
+    assert side["files"] == {"video": video.name, "sidecar": video.with_suffix(".json").name}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(side["files"].values())
 
 
 def test_a_directory_that_cannot_be_made_is_one_clear_error(tmp_path: Path) -> None:

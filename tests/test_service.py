@@ -264,3 +264,40 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     problems = [line for line in (result.stdout + result.stderr).splitlines()
                 if str(path) in line or "movinet-pi.service" in line]
     assert result.returncode == 0 and not problems, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("flags", [
+    ["--web-token", "0123456789abcdef-SECRET"],
+    ["--web-token=0123456789abcdef-SECRET"],
+    ["--web-tok", "0123456789abcdef-SECRET"],  # argparse takes abbreviations
+    ["--web-t=0123456789abcdef-SECRET"],
+])
+def test_the_web_token_never_goes_into_the_unit(flags: list[str]) -> None:
+    text = unit(["service", "--print", "--headless", "--web", "0.0.0.0:8080", *flags])
+    assert "SECRET" not in text
+    assert systemd_split(directive(text, "ExecStart")) == [
+        EXE, "--headless", "--web", "0.0.0.0:8080"]
+    assert directive(text, "EnvironmentFile") == "/home/pi/.config/movinet-pi/web-token.env"
+    assert "MOVINET_PI_WEB_TOKEN=" in text  # what the file holds, as a comment
+    assert not any("TOKEN" in a for a in directives(text, "Environment"))
+
+
+def test_a_token_in_the_environment_is_read_from_a_file_too() -> None:
+    text = unit(["service", "--print", "--headless"], env={"MOVINET_PI_WEB_TOKEN": "SECRET-x"})
+    assert "SECRET" not in text
+    assert directive(text, "EnvironmentFile") == "/home/pi/.config/movinet-pi/web-token.env"
+    assert "EnvironmentFile" not in unit(["service", "--print", "--headless", "--web", "8080"])
+
+
+def test_service_print_says_how_to_make_the_token_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movinet_pi.cli import main
+
+    monkeypatch.delenv("MOVINET_PI_WEB_TOKEN", raising=False)
+    assert main(["service", "--print", "--headless", "--web", "0.0.0.0:8080",
+                 "--web-token", "0123456789abcdef-SECRET"]) == 0
+    out, err = capsys.readouterr()
+    assert "SECRET" not in out and "SECRET" not in err
+    assert "EnvironmentFile=" in out
+    assert "web-token.env" in err and "umask 077" in err and err.count("\n") == 1

@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -181,7 +182,7 @@ def test_every_interface_without_a_token_warns(logs: list[str]) -> None:
     s.close()
     assert any("without --web-token" in line for line in logs)
     quiet: list[str] = []
-    WebSink("0.0.0.0", 0, token="t", log=quiet.append).close()
+    WebSink("0.0.0.0", 0, token="t" * 16, log=quiet.append).close()
     WebSink("127.0.0.1", 0, log=quiet.append).close()
     assert not any("without --web-token" in line for line in quiet)
 
@@ -269,6 +270,7 @@ def test_no_viewer_means_on_frame_keeps_nothing(sink: WebSink) -> None:
 # -- token -------------------------------------------------------------------------------------
 def test_token_is_required_on_every_request(logs: list[str]) -> None:
     s = WebSink("127.0.0.1", 0, token="s3cret", log=logs.append)
+    s.server.failure_limit = 1000  # this test fails on purpose many times
     try:
         for path in ("", "api/state", "healthz", "stream.mjpg", "snapshot.jpg"):
             assert get(s.url + path)[0] == 403, path
@@ -282,6 +284,136 @@ def test_token_is_required_on_every_request(logs: list[str]) -> None:
         viewer.close()
     finally:
         s.close()
+
+
+def raw_get(port: int, path: str, host: str | None) -> tuple[int, dict[str, str]]:
+    """GET with exactly the Host header given (None: none at all), HTTP/1.1."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        if host is not None:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        r = conn.getresponse()
+        r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        conn.close()
+
+
+def test_host_header_must_name_this_server_against_dns_rebinding(sink: WebSink) -> None:
+    port = sink.port
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}",
+                 f"[::1]:{port}"):
+        assert raw_get(port, "/api/state", host)[0] == 200, host
+    for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1:{port + 1}", "127.0.0.1",
+                 f"attacker.localhost.example:{port}", ""):
+        assert raw_get(port, "/api/state", host)[0] == 421, host
+    assert raw_get(port, "/api/state", None)[0] == 200  # HTTP/1.0 style: no browser sends that
+
+
+def test_with_a_token_any_host_name_works(logs: list[str]) -> None:
+    s = WebSink("127.0.0.1", 0, token="s3cret", log=logs.append)
+    try:
+        assert raw_get(s.port, "/api/state?token=s3cret", f"pi.example:{s.port}")[0] == 200
+    finally:
+        s.close()
+
+
+def test_every_interface_accepts_its_own_names(logs: list[str]) -> None:
+    s = WebSink("0.0.0.0", 0, log=logs.append)
+    try:
+        name = socket.gethostname()
+        for host in (f"127.0.0.1:{s.port}", f"{name}:{s.port}", f"{name}.local:{s.port}"):
+            assert raw_get(s.port, "/healthz", host)[0] == 200, host
+        assert raw_get(s.port, "/healthz", f"rebind.example:{s.port}")[0] == 421
+    finally:
+        s.close()
+
+
+def test_several_tokens_are_refused(logs: list[str]) -> None:
+    s = WebSink("127.0.0.1", 0, token="s3cret", log=logs.append)
+    try:
+        assert get(s.url + "api/state?token=s3cret&token=s3cret")[0] == 400
+        assert get(s.url + "api/state?token=wrong&token=s3cret")[0] == 400
+        assert get(s.url + "api/state?token=s3cret")[0] == 200
+    finally:
+        s.close()
+
+
+def test_short_token_beyond_loopback_is_refused(logs: list[str]) -> None:
+    with pytest.raises(MovinetPiError, match="too short") as e:
+        WebSink("0.0.0.0", 0, token="x" * 15, log=logs.append)
+    assert "\n" not in str(e.value)
+    WebSink("127.0.0.1", 0, token="short", log=logs.append).close()  # loopback: fine
+    WebSink("0.0.0.0", 0, token="x" * 16, log=logs.append).close()
+
+
+def test_short_token_beyond_loopback_is_a_one_line_cli_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from movinet_pi.cli import main
+
+    code = main(["--source", str(tmp_path / "none.mp4"), "--headless", "--web",
+                 "0.0.0.0:0", "--web-token", "short"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "too short" in err
+
+
+def test_repeated_failures_from_one_address_get_429(logs: list[str]) -> None:
+    s = WebSink("127.0.0.1", 0, token="s3cret", log=logs.append)
+    s.server.failure_limit = 3
+    try:
+        for _ in range(3):
+            assert get(s.url + "healthz?token=wrong")[0] == 403
+        status, _, _ = get(s.url + "healthz?token=s3cret")  # even the right token now
+        assert status == 429
+        assert raw_get(s.port, "/healthz?token=wrong", f"127.0.0.1:{s.port}")[1][
+            "retry-after"] == "60"
+        s.server.failure_window = 0.2
+        time.sleep(0.3)
+        assert get(s.url + "healthz?token=s3cret")[0] == 200
+    finally:
+        s.close()
+
+
+def test_concurrent_streams_are_capped(sink: WebSink) -> None:
+    sink.server.max_streams = 2
+    viewers = [MjpegReader(sink.port) for _ in range(2)]
+    try:
+        assert all(v.response.status == 200 for v in viewers)
+        assert get(sink.url + "stream.mjpg")[0] == 503
+        assert get(sink.url + "api/state")[0] == 200  # other pages still work
+    finally:
+        for v in viewers:
+            v.response.close()
+            v.close()
+    deadline = time.monotonic() + 10
+    i = 0
+    while sink.server._playing and time.monotonic() < deadline:
+        time.sleep(0.02)
+        i += 1
+        sink.on_frame(colour_frame((i % 256, 2, 3)), i / 30)  # a write notices the closed viewer
+    viewer = MjpegReader(sink.port)
+    assert viewer.response.status == 200
+    viewer.close()
+
+
+def test_no_caching_and_no_framing_on_every_answer(sink: WebSink) -> None:
+    for path in ("/", "/api/state", "/healthz", "/nothing"):
+        _, headers = raw_get(sink.port, path, f"127.0.0.1:{sink.port}")
+        assert "no-store" in headers["cache-control"], path
+        assert headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+    viewer = MjpegReader(sink.port)
+    try:
+        headers = {k.lower(): v for k, v in viewer.response.getheaders()}
+        assert "no-store" in headers["cache-control"]
+        assert headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    finally:
+        viewer.close()
 
 
 # -- many viewers ------------------------------------------------------------------------------

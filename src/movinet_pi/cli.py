@@ -134,7 +134,9 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         if args.mqtt:
             from movinet_pi.outputs.mqtt import MqttSink
 
-            sinks.append(MqttSink.from_url(args.mqtt, log=say))
+            sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say))
+        elif args.mqtt_ca is not None:
+            raise MovinetPiError("--mqtt-ca goes with --mqtt mqtts://...")
         if args.web is not None:
             from movinet_pi.outputs.web import WebSink
 
@@ -170,6 +172,10 @@ def command_run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     log = say if args.verbose else (lambda message: None)
+    if args.web is not None:  # before a model download: a bad token is a usage error
+        from movinet_pi.outputs.web import check_token
+
+        check_token(args.web[0], args.web_token)
     clf, title = load_classifier(args)
     if args.top_k > clf.num_classes:
         raise MovinetPiError(
@@ -284,8 +290,10 @@ def command_service(argv: list[str]) -> int:
         current_executable,
         install_hint,
         invoking_user,
+        needs_token_file,
         run_args,
         systemd_unit,
+        token_file_hint,
     )
 
     if "-h" in argv or "--help" in argv:
@@ -299,8 +307,11 @@ def command_service(argv: list[str]) -> int:
     args = build_run_parser(f"{PROG} service --print").parse_args(run)  # refuse bad flags
     try:
         user_unit = "--user-unit" in argv
-        sys.stdout.write(systemd_unit(argv, user=invoking_user(), executable=current_executable(),
+        user = invoking_user()
+        sys.stdout.write(systemd_unit(argv, user=user, executable=current_executable(),
                                       workdir=os.getcwd(), env=os.environ, user_unit=user_unit))
+        if needs_token_file(argv, os.environ):
+            say(token_file_hint(user))
         if sys.stdout.isatty():
             say(install_hint(user_unit))
     except MovinetPiError as e:

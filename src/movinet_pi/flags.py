@@ -205,6 +205,9 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="publish events, state and availability to an MQTT broker: "
                    "mqtt://[user@]host[:port]/prefix (password from "
                    "$MOVINET_PI_MQTT_PASSWORD or $MOVINET_PI_MQTT_PASSWORD_FILE, never a flag)")
+    g.add_argument("--mqtt-ca", metavar="FILE", type=Path,
+                   help="with mqtts://: trust the broker's certificate if FILE (PEM) signed "
+                   "it, e.g. your own CA (default: the system's CAs)")
     g.add_argument("--web", metavar="[HOST:]PORT", type=web_address,
                    help="serve a page with the live picture, the actions and recent events "
                    "(host 127.0.0.1 unless given: --web 0.0.0.0:8080 for the network)")

@@ -30,6 +30,7 @@ import numpy as np
 
 from movinet_pi.display.base import Display
 from movinet_pi.display.overlay import OverlayState, draw_overlay
+from movinet_pi.errors import one_line
 from movinet_pi.outputs.base import FrameSink
 from movinet_pi.recognizer import Recognizer
 from movinet_pi.sources.base import Frame, Source, SourceLost
@@ -60,6 +61,11 @@ class Mailbox(Generic[T]):
             if self._item is not None:
                 self.dropped += 1
             self._item = item
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake a waiting ``get`` (it returns what is waiting, maybe None); counts nothing."""
+        with self._cond:
             self._cond.notify_all()
 
     def get(self, timeout: float | None = None) -> T | None:
@@ -108,7 +114,8 @@ class Pipeline:
         self._newest: Mailbox[Frame] = Mailbox()
         self._due: Mailbox[Frame] = Mailbox()
         self._capture_done = threading.Event()
-        self._failure: BaseException | None = None
+        self._failure: BaseException | None = None  # the first error of any thread
+        self._failure_lock = threading.Lock()
         self.capture_alive = False  # after run(): the capture thread is still inside a read
         self._display_rate = RateMeter()
         self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
@@ -159,17 +166,36 @@ class Pipeline:
 
     # -- running -------------------------------------------------------------------
     def run(self) -> RunStats:
+        """Run until the source ends or :meth:`stop`; close the outputs and the display.
+
+        The first error (of any thread) is raised; an error closing the outputs is
+        raised only when the run itself went well, else logged.
+        """
         try:
             if self.display is None and not self.source.live:
                 self._run_inline()
             else:
                 self._run_threaded()
-        finally:
+        except BaseException:
+            try:
+                self.recognizer.close()
+            except Exception as close_error:  # the run's own error matters more
+                self.log(f"closing the outputs failed too: {one_line(close_error)}")
+            raise
+        else:
             self.recognizer.close()
+        finally:
             if self.display is not None:
                 with contextlib.suppress(Exception):  # a display that is already gone
                     self.display.close()
         return self.stats
+
+    def _fail(self, error: BaseException) -> None:
+        """Keep the first error of any thread (raised from run()) and stop."""
+        with self._failure_lock:
+            if self._failure is None:
+                self._failure = error
+        self._stop.set()
 
     def _step(self, frame: Frame) -> None:
         self.recognizer.process(frame)
@@ -253,7 +279,7 @@ class Pipeline:
             self._display_loop()
         finally:
             self._stop.set()
-            self._due.put(None)  # type: ignore[arg-type]  # wake the worker
+            self._due.wake()  # a frame still waiting is neither stepped nor counted as skipped
             # A source stuck in a read (a stalled stream, a camera timing out) cannot be
             # interrupted: do not wait for it, and tell the owner not to close it under the
             # read (see `capture_alive`); the thread is a daemon and ends with the process.
@@ -291,8 +317,7 @@ class Pipeline:
         try:
             self._capture_frames()
         except BaseException as error:  # surfaces from run(), on the main thread
-            self._failure = self._failure or error
-            self._stop.set()
+            self._fail(error)
         finally:
             self._capture_done.set()
             self._newest.put(None)  # type: ignore[arg-type]  # wake the display
@@ -320,14 +345,15 @@ class Pipeline:
         try:
             while not self._stop.is_set():
                 frame = self._due.get(timeout=0.5)
+                if self._stop.is_set():
+                    break
                 if frame is None:
                     if self._capture_done.is_set() and self._due.peek() is None:
                         break
                     continue
                 self._step(frame)
         except BaseException as error:  # surfaces from run(), on the main thread
-            self._failure = error
-            self._stop.set()
+            self._fail(error)
 
     def _display_loop(self) -> None:
         while not self._stop.is_set():

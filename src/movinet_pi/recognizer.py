@@ -40,6 +40,10 @@ class Recognizer:
 
     ``request_reset()`` may be called from any thread (a key, a signal); the
     reset happens on the inference thread before the next step.
+
+    :meth:`close` waits for a step that is telling the sinks, and a step still
+    in the model when it is called tells them nothing: no output hears of a
+    step after it was closed (no ``--events`` line after the closing ``end``).
     """
 
     def __init__(
@@ -55,6 +59,8 @@ class Recognizer:
         self._reset_requested = threading.Event()
         self._swap_lock = threading.Lock()
         self._pending: tuple[StreamingClassifier, str] | None = None
+        self._deliver_lock = threading.Lock()  # a step telling the sinks, or close()
+        self.closed = False
 
     def _shown_list(self, classifier: StreamingClassifier) -> ShownList:
         label_filter = self.config.label_filter
@@ -97,11 +103,14 @@ class Recognizer:
         top = self.shown.update(probs)
         result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top,
                             infer_ms, self.config.model_name)
-        self.latest = result
-        self.model_rate.tick()
-        self.infer_ms_recent.append(infer_ms)
-        for sink in self.sinks:
-            sink.on_step(result)
+        with self._deliver_lock:
+            if self.closed:  # the run ended while this step was in the model: drop it
+                return result
+            self.latest = result
+            self.model_rate.tick()
+            self.infer_ms_recent.append(infer_ms)
+            for sink in self.sinks:
+                sink.on_step(result)
         return result
 
     @property
@@ -110,7 +119,12 @@ class Recognizer:
 
     def close(self) -> None:
         """Close every sink, even when one fails (a closed pipe must not keep the MQTT
-        sink from saying goodbye); then raise the first failure."""
+        sink from saying goodbye); then raise the first failure. Waits for a step that
+        is telling the sinks; later steps tell them nothing. Once only."""
+        with self._deliver_lock:
+            if self.closed:
+                return
+            self.closed = True
         failure: BaseException | None = None
         for sink in self.sinks:
             try:

@@ -41,7 +41,12 @@ class WindowDisplay(Display):
         self._shm: Any = None
         self._shape: tuple[int, ...] = ()
         self._drawing = False
-        reply = self._conn.recv() if self._conn.poll(start_timeout) else ("error", "no answer")
+        try:
+            reply = (self._conn.recv() if self._conn.poll(start_timeout)
+                     else ("error", "no answer"))
+        except (EOFError, OSError):  # the process died before it said anything
+            self._process.join(timeout=2.0)
+            reply = ("error", f"the window process ended (exit status {self._process.exitcode})")
         if reply[0] != "ready":
             self.close()
             raise MovinetPiError(f"cannot open a window ({reply[1]}): run with --headless")

@@ -19,13 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from movinet_pi.errors import MovinetPiError
+from movinet_pi.errors import MovinetPiError, one_line
 from movinet_pi.model.catalogue import (
     KINETICS600_CLASSES,
     download_command,
     find_labels_file,
     get_spec,
 )
+
+#: The most a label file inside a model may hold, uncompressed (Kinetics-600's is 10 kB;
+#: 21k ImageNet classes are under 1 MB): a bigger one is a zip bomb or not a label file.
+MAX_EMBEDDED_LABELS_BYTES = 4 << 20
 
 #: Names of an embedded member we take as the label file, best first.
 _LABEL_MEMBER_HINTS = ("label", "class")
@@ -75,19 +79,45 @@ def load_labels(path: str | Path) -> Labels:
     return parse_labels(data, str(p))
 
 
-def embedded_labels(model_path: str | Path) -> Labels | None:
-    """Labels from the zip of associated files appended to a .tflite, if it has one."""
+def embedded_labels(model_path: str | Path, *,
+                    max_bytes: int = MAX_EMBEDDED_LABELS_BYTES) -> Labels | None:
+    """Labels from the zip of associated files appended to a .tflite, if it has one.
+
+    At most ``max_bytes`` are decompressed, whatever the zip's header claims; a
+    member that cannot be read (too big, encrypted, an unsupported or broken
+    compression) is a one-line :class:`MovinetPiError`.
+    """
     try:
-        with zipfile.ZipFile(model_path) as archive:
-            members = [n for n in archive.namelist() if n.lower().endswith(".txt")]
-            if not members:
-                return None
-            members.sort(key=lambda n: not any(h in n.lower() for h in _LABEL_MEMBER_HINTS))
-            member = members[0]
-            data = archive.read(member)
-    except (zipfile.BadZipFile, OSError):
-        return None
-    return parse_labels(data, f"{model_path}:{member}")
+        archive = zipfile.ZipFile(model_path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None  # no zip appended (or not one we can find): no labels inside
+    with archive:
+        try:
+            members = [i for i in archive.infolist() if i.filename.lower().endswith(".txt")]
+        except Exception:  # any damage to the directory: no labels inside
+            return None
+        if not members:
+            return None
+        members.sort(key=lambda i: not any(h in i.filename.lower() for h in _LABEL_MEMBER_HINTS))
+        member = members[0]
+        source = f"{model_path}:{member.filename}"
+        too_big = MovinetPiError(
+            f"the labels inside the model are too big: {source} holds more than "
+            f"{max_bytes} bytes (pass the label file with --labels FILE)"
+        )
+        if member.file_size > max_bytes:
+            raise too_big
+        try:
+            with archive.open(member) as f:
+                data = f.read(max_bytes + 1)  # a header may lie about the size
+        except Exception as e:  # zlib.error, NotImplementedError (method), RuntimeError (password)
+            raise MovinetPiError(
+                f"cannot read the labels inside the model {source}: {one_line(e)} "
+                "(pass the label file with --labels FILE)"
+            ) from None
+        if len(data) > max_bytes:
+            raise too_big
+    return parse_labels(data, source)
 
 
 def check_label_count(labels: Labels, num_classes: int) -> None:

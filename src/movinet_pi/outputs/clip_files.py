@@ -6,13 +6,16 @@ renamed to ``DIR/NAME.mp4`` when complete, then ``DIR/NAME.json`` (label, start,
 end, peak, mean, frames, fps, files, ...) is written the same way. Names are
 ``YYYYmmdd-HHMMSS_label-slug.mp4`` by the wall clock at the clip's start. With a
 size cap, the oldest clips (and their sidecars) are deleted once the
-directory's clips add up to more. :mod:`movinet_pi.outputs.recording` decides
+directory's clips add up to more; only clips this app wrote count and go: those
+whose sidecar it wrote (``"app": "movinet-pi"`` and the ``files`` it names),
+never other files that happen to match the name pattern. :mod:`movinet_pi.outputs.recording` decides
 when clips start and end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -32,6 +35,8 @@ MB = 1024 * 1024
 #: OpenCV build has no MP4 writer (AVI/MJPG is built into OpenCV itself).
 CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 CLIP_NAME = re.compile(r"^\d{8}-\d{6}_.+\.(mp4|avi|json)$")
+#: What a sidecar says it was written by: the size cap deletes only such clips.
+APP = "movinet-pi"
 
 
 class VideoWriterLike(Protocol):
@@ -95,17 +100,27 @@ class Clip:
     last_picture_t: float | None = None
     dropped_at_start: int = 0
     failed: bool = False
+    waiting: bool = False  # begun before any picture: the writer opens once two give size and fps
+    pending: list = field(default_factory=list)  # pictures held until then
+    stamp: str = ""  # the wall-clock part of its name
+
+    def top_event(self) -> EventSnapshot:
+        """The event with the highest peak (the first one on a tie): the clip's name."""
+        events = [self.events[i] for i in sorted(self.events)]
+        return max(events, key=lambda e: e.peak)
 
     def sidecar(self, pre_seconds: float, post_seconds: float,
                 frames_dropped: int) -> dict[str, object]:
         """What the clip's JSON sidecar says (``frames_dropped``: the recorder's count so far)."""
         events = [self.events[i] for i in sorted(self.events)]
         first = events[0]
+        top = self.top_event()
         steps = sum(e.steps for e in events)
         mean = sum(e.mean * e.steps for e in events) / steps if steps else 0.0
         ends = [e.end for e in events]
         return {
-            "label": first.label,
+            "app": APP,
+            "label": top.label,
             "labels": sorted({e.label for e in events}),
             "start": round(first.start, 3),
             "end": None if any(t is None for t in ends) else round(max(ends), 3),  # type: ignore[type-var]
@@ -217,6 +232,30 @@ def probe_codec(directory: Path, log: Callable[[str], None]) -> tuple[str, str]:
     )
 
 
+def written_by_us(sidecar: Path) -> list[Path]:
+    """A clip's files (video, sidecar) if ``sidecar`` is one this app wrote, else []."""
+    try:
+        if sidecar.stat().st_size > 10 * MB:
+            return []
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("app") != APP:
+        return []
+    files = data.get("files")
+    if not isinstance(files, dict) or files.get("sidecar") != sidecar.name:
+        return []
+    video = files.get("video")
+    if (not isinstance(video, str) or Path(video).name != video
+            or Path(video).stem != sidecar.stem or not CLIP_NAME.match(video)
+            or video.endswith(".json")):
+        return []
+    paths = [sidecar]
+    if (sidecar.parent / video).is_file():
+        paths.insert(0, sidecar.parent / video)
+    return paths
+
+
 def enforce_max_bytes(directory: Path, max_bytes: int, keep: Path,
                       log: Callable[[str], None]) -> int:
     """Delete the oldest clips (video and sidecar) until the folder's clips add up to at
@@ -224,8 +263,10 @@ def enforce_max_bytes(directory: Path, max_bytes: int, keep: Path,
     deleted = 0
     groups: dict[str, list[Path]] = {}
     for path in directory.iterdir():
-        if CLIP_NAME.match(path.name) and path.is_file():
-            groups.setdefault(path.stem, []).append(path)
+        if path.suffix == ".json" and CLIP_NAME.match(path.name) and path.is_file():
+            files = written_by_us(path)
+            if files:
+                groups[path.stem] = files
 
     def size(paths: list[Path]) -> int:
         return sum(p.stat().st_size for p in paths if p.exists())

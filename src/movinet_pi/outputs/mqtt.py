@@ -8,16 +8,19 @@ publishes, and with which password, is :mod:`movinet_pi.outputs.mqtt_target`'s.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from movinet_pi.errors import MovinetPiError
+from movinet_pi.errors import MovinetPiError, one_line
 from movinet_pi.log import say
 from movinet_pi.outputs.base import StepResult, json_line
 from movinet_pi.outputs.events import EventFeed
@@ -56,6 +59,21 @@ class _Message:
     topic: str
     payload: Mapping[str, object] | str
     retain: bool = False
+
+
+def _set_tls(client: PahoClient, ca_file: str | os.PathLike[str] | None) -> None:
+    """TLS with the system's CAs, or with ``ca_file`` only (a private CA, --mqtt-ca);
+    the broker's certificate and host name are always checked."""
+    if ca_file is not None:
+        path = Path(ca_file)
+        if not path.is_file():
+            raise MovinetPiError(f"--mqtt-ca {path}: no such file")
+    try:
+        client.tls_set(ca_certs=None if ca_file is None else str(ca_file))
+    except (ssl.SSLError, OSError, ValueError) as e:
+        where = f"--mqtt-ca {ca_file}" if ca_file is not None else "mqtt TLS"
+        raise MovinetPiError(f"{where}: cannot use it as a CA certificate "
+                             f"(expected PEM): {one_line(e)}") from None
 
 
 class MqttSink:
@@ -107,11 +125,14 @@ class MqttSink:
         reconnect_max_s: float = 30.0,
         close_timeout_s: float = 3.0,
         client_id: str | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         mqtt = _import_paho()
         if password is not None and target.username is None:
             raise MovinetPiError("an MQTT password is set but the URL names no user: "
                                  "write mqtt://USER@host/prefix")
+        if ca_file is not None and not target.tls:
+            raise MovinetPiError("--mqtt-ca is for TLS: write the broker as mqtts://...")
         if queue_size < 1:
             raise ValueError("queue_size must be 1 or more")
         self.target = target
@@ -154,7 +175,7 @@ class MqttSink:
         if target.username is not None:
             client.username_pw_set(target.username, password)
         if target.tls:
-            client.tls_set()
+            _set_tls(client, ca_file)
         client.will_set(target.availability_topic, "offline", qos=1, retain=True)
         client.max_queued_messages_set(queue_size)
         client.reconnect_delay_set(min_delay=reconnect_min_s,  # type: ignore[arg-type]

@@ -311,31 +311,38 @@ class ClipRecorder:
             return float(min(60.0, max(1.0, (len(ts) - 1) / (ts[-1] - ts[0]))))
         return float(self.max_fps or 15.0)
 
-    def _size_for(self, pictures: list[_Picture]) -> tuple[int, int]:
+    def _size_for(self, pictures: list[_Picture]) -> tuple[int, int] | None:
+        """The clip's size, from its first picture (else the newest one seen); None
+        before any picture has arrived."""
         if pictures:
             image: np.ndarray | None = pictures[0].image
         else:
             image = self._ring[-1].image if self._ring else None
         if image is None:
-            return (self.max_width, round(self.max_width * 0.75))
+            return None
         h, w = image.shape[:2]
         return (w - w % 2, h - h % 2)  # mp4v wants even sizes
+
+    def _free_name(self, stamp: str, label: str) -> str:
+        name, n = f"{stamp}_{slug(label)}", 2
+        while any((self.directory / f"{name}{ext}").exists() for ext in (self.extension, ".json")):
+            name, n = f"{stamp}_{slug(label)}-{n}", n + 1
+        return name
 
     def _start_clip(self, events: list[EventSnapshot], t: float, pictures: list[_Picture]
                     ) -> None:
         label = events[0].label
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        name, n = f"{stamp}_{slug(label)}", 2
-        while any((self.directory / f"{name}{ext}").exists() for ext in (self.extension, ".json")):
-            name, n = f"{stamp}_{slug(label)}-{n}", n + 1
+        name = self._free_name(stamp, label)
         final = self.directory / f"{name}{self.extension}"
         part = self.directory / f".{name}.part{self.extension}"
+        size = self._size_for(pictures)
         # Until its writer is open the clip records nothing, but it still follows its
         # events, so a clip that cannot be written ends when they do, like any other.
         clip = Clip(name, part, final, NullWriter(), self._estimate_fps(pictures),
-                     self._size_for(pictures), t,
+                     size or (0, 0), t,
                      events={e.id: e for e in events}, active={e.id for e in events},
-                     dropped_at_start=self.stats.frames_dropped, failed=True)
+                     dropped_at_start=self.stats.frames_dropped, failed=True, stamp=stamp)
         self._clip = clip
         free = shutil.disk_usage(self.directory).free
         if free < self.min_free_bytes:
@@ -343,16 +350,36 @@ class ClipRecorder:
             self.log(f"record: not recording {label!r}: only {free // MB} MB free on "
                      f"{self.directory}")
             return
-        writer = clip_files.open_video_writer(part, self.fourcc, clip.fps, clip.size)
-        if not writer.isOpened():
-            writer.release()
-            raise OSError(f"cannot open {part} for writing")
-        clip.writer, clip.failed = writer, False
+        clip.failed = False
+        if size is None:  # the event began with the first picture: open on its arrival
+            clip.waiting = True
+            return
+        self._open_writer(clip)
         for picture in pictures:
             self._write(clip, picture)
 
-    def _write(self, clip: Clip, picture: _Picture) -> None:
+    def _open_writer(self, clip: Clip) -> None:
+        writer = clip_files.open_video_writer(clip.part, self.fourcc, clip.fps, clip.size)
+        if not writer.isOpened():
+            writer.release()
+            raise OSError(f"cannot open {clip.part} for writing")
+        clip.writer, clip.waiting = writer, False
+
+    def _write(self, clip: Clip, picture: _Picture, force: bool = False) -> None:
+        """Write a picture to the clip; a clip begun before any picture holds its first
+        until a second gives the frame rate (``force``: open with what it has)."""
         if clip.failed:
+            return
+        if clip.waiting:
+            clip.pending.append(picture)
+            if len(clip.pending) < 2 and not force:
+                return  # one picture tells the size, not the frame rate
+            pending, clip.pending = clip.pending, []
+            clip.size = self._size_for(pending) or clip.size
+            clip.fps = self._estimate_fps(pending)
+            self._open_writer(clip)
+            for held in pending:
+                self._write(clip, held)
             return
         image = picture.image
         if (image.shape[1], image.shape[0]) != clip.size:
@@ -372,6 +399,8 @@ class ClipRecorder:
         if clip.failed:
             self._clip = None
             return
+        if clip.waiting and clip.pending:  # a single picture: open with the default rate
+            self._write(clip, clip.pending.pop(), force=True)
         clip.writer.release()
         clip.writer = NullWriter()
         if clip.frames == 0:
@@ -381,6 +410,11 @@ class ClipRecorder:
             return
         if not readable(clip.part):  # a full disk truncates silently: MP4's index comes last
             raise OSError(f"{clip.part.name} cannot be read back after writing (disk full?)")
+        top = clip.top_event().label
+        if slug(top) != slug(clip.events[min(clip.events)].label):
+            # overlapping events: the clip is named after the one with the highest peak
+            clip.name = self._free_name(clip.stamp, top)
+            clip.final = self.directory / f"{clip.name}{self.extension}"
         sidecar = clip.final.with_suffix(".json")
         os.replace(clip.part, clip.final)
         sidecar_json = clip.sidecar(self.pre_seconds, self.post_seconds, self.stats.frames_dropped)

@@ -18,9 +18,20 @@ it (downscaled to ``max_width``), everyone else reuses those bytes, so each
 picture is encoded at most once whatever the number of viewers. A slow viewer
 blocks only its own handler thread and simply misses generations.
 
-With ``token`` set, every request must carry ``?token=...`` or an
-``Authorization: Bearer ...`` header (403 otherwise); the page passes the token
-it was opened with on to its own requests.
+With ``token`` set, every request must carry ``?token=...`` (exactly one) or an
+``Authorization: Bearer ...`` header (403 otherwise; 400 for several ``token=``);
+the page passes the token it was opened with on to its own requests. An address
+that fails ``failure_limit`` times within ``failure_window`` seconds gets 429
+until the window has passed. Served beyond loopback, a token must be at least
+:data:`MIN_TOKEN_LENGTH` characters.
+
+Without a token, the ``Host`` header must name this server (its bound host, the
+address the request came in on, this machine's name, localhost, 127.0.0.1 or
+[::1], with the port; no Host header at all passes, browsers always send one):
+a page on another site that re-points its DNS name at this machine (DNS
+rebinding) gets 421. At most ``max_streams`` streams play at once (503 beyond).
+Every answer says ``Cache-Control: no-store`` and may not be framed by another
+page (``X-Frame-Options: DENY``, CSP ``frame-ancestors 'none'``).
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from contextlib import contextmanager, suppress
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -49,6 +60,13 @@ from movinet_pi.outputs.web_state import FrameHub, LiveState
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+#: The shortest --web-token accepted when serving beyond this machine.
+MIN_TOKEN_LENGTH = 16
+#: Streams playing at once; more get 503.
+MAX_STREAMS = 8
+#: Failed tokens from one address within FAILURE_WINDOW seconds before it gets 429.
+FAILURE_LIMIT = 10
+FAILURE_WINDOW = 60.0
 BOUNDARY = "movinetpiframe"
 #: The page at ``/``: self-contained, no external assets (package data, web_page.html).
 PAGE = (resources.files(__package__) / "web_page.html").read_text(encoding="utf-8")
@@ -99,6 +117,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_token(host: str, token: str | None) -> None:
+    """Refuse a guessable token on an address other machines can reach."""
+    if token and not is_loopback(host) and len(token) < MIN_TOKEN_LENGTH:
+        raise MovinetPiError(
+            f"--web-token: too short to serve {host} ({len(token)} characters; "
+            f"use at least {MIN_TOKEN_LENGTH}, e.g. from `openssl rand -hex 16`)"
+        )
+
+
 # -- the newest picture, encoded once per generation -----------------------------------------
 # -- HTTP ------------------------------------------------------------------------------------
 class _Server(ThreadingHTTPServer):
@@ -126,13 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         web = self.server.web
         parts = urlsplit(self.path)
-        if not web.authorized(parse_qs(parts.query).get("token", []),
-                              self.headers.get("Authorization")):
-            self._send(HTTPStatus.FORBIDDEN, b'{"error": "forbidden: add ?token=TOKEN"}\n',
-                       "application/json")
-            return
-        route = parts.path
         try:
+            if not self._admitted(web, parts.query):
+                return
+            route = parts.path
             if route in ("/", "/index.html"):
                 self._send(HTTPStatus.OK, PAGE.encode(), "text/html; charset=utf-8")
             elif route == "/api/state":
@@ -140,7 +164,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == "/healthz":
                 self._send_json(web.state.health())
             elif route == "/stream.mjpg":
-                self._stream()
+                if web.open_stream():
+                    try:
+                        self._stream()
+                    finally:
+                        web.end_stream()
+                else:
+                    self._send(HTTPStatus.SERVICE_UNAVAILABLE,
+                               b'{"error": "too many viewers"}\n', "application/json")
             elif route == "/snapshot.jpg":
                 self._snapshot()
             else:
@@ -148,12 +179,50 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
             self.close_connection = True  # the viewer went away: nothing to tell anyone
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+    def _admitted(self, web: WebServer, query: str) -> bool:
+        """Host, token and throttle checks; answers the request itself when refusing it."""
+        client = self.client_address[0]
+        if web.token is None:
+            local = self.connection.getsockname()[0]
+            if not web.host_allowed(self.headers.get_all("Host") or [], local):
+                self._error(HTTPStatus.MISDIRECTED_REQUEST,
+                            "this server does not serve that host name")
+                return False
+            return True
+        if web.locked_out(client):
+            self._error(HTTPStatus.TOO_MANY_REQUESTS, "too many failed tokens: wait",
+                        [("Retry-After", str(int(web.failure_window)))])
+            return False
+        tokens = parse_qs(query, keep_blank_values=True).get("token", [])
+        if len(tokens) > 1:
+            web.failed(client)
+            self._error(HTTPStatus.BAD_REQUEST, "give one token")
+            return False
+        if not web.authorized(tokens, self.headers.get("Authorization")):
+            web.failed(client)
+            self._error(HTTPStatus.FORBIDDEN, "forbidden: add ?token=TOKEN")
+            return False
+        return True
+
+    def _error(self, status: HTTPStatus, message: str,
+               headers: Sequence[tuple[str, str]] = ()) -> None:
+        self._send(status, (json.dumps({"error": message}) + "\n").encode(),
+                   "application/json", headers)
+
+    def _common_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str,
+              headers: Sequence[tuple[str, str]] = ()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
+        self._common_headers()
+        for name, value in headers:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -175,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
         web = self.server.web
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        self.send_header("Cache-Control", "no-store, private")
+        self._common_headers()
         self.send_header("Pragma", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
@@ -209,10 +278,20 @@ class WebServer:
         port: int = DEFAULT_PORT,
         *,
         token: str | None = None,
+        max_streams: int = MAX_STREAMS,
+        failure_limit: int = FAILURE_LIMIT,
+        failure_window: float = FAILURE_WINDOW,
     ) -> None:
         self.hub = hub
         self.state = state
         self.token = token or None
+        check_token(host, self.token)
+        self.max_streams = max_streams
+        self.failure_limit = failure_limit
+        self.failure_window = failure_window
+        self._failures: dict[str, list[float]] = {}
+        self._failures_lock = threading.Lock()
+        self._playing = 0
         self.closing = False
         self._streams: dict[socket.socket, threading.Thread] = {}
         self._streams_lock = threading.Lock()
@@ -238,6 +317,56 @@ class WebServer:
         elif ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}/"
+
+    def host_allowed(self, hosts: list[str], local_address: str) -> bool:
+        """Whether a request's Host header names this server (DNS rebinding guard).
+
+        No Host header at all (an HTTP/1.0 client) passes: browsers always send one.
+        """
+        if not hosts:
+            return True
+        if len(hosts) != 1:
+            return False
+        name, port = _split_host(hosts[0].strip())
+        if name is None or (port if port is not None else 80) != self.port:
+            return False
+        allowed = {"localhost", "127.0.0.1", "::1", local_address.lower(),
+                   self.host.lower().strip("[]")}
+        if self.host in ("0.0.0.0", "::", ""):
+            hostname = socket.gethostname().lower()
+            allowed |= {hostname, hostname + ".local"}
+        allowed.discard("0.0.0.0")
+        allowed.discard("::")
+        return name in allowed
+
+    def locked_out(self, client: str) -> bool:
+        with self._failures_lock:
+            times = self._recent_failures(client)
+            return len(times) >= self.failure_limit
+
+    def failed(self, client: str) -> None:
+        with self._failures_lock:
+            self._recent_failures(client).append(time.monotonic())
+
+    def _recent_failures(self, client: str) -> list[float]:
+        since = time.monotonic() - self.failure_window
+        times = [t for t in self._failures.get(client, []) if t > since]
+        if len(self._failures) > 1000:  # forget addresses seen long ago
+            self._failures = {c: ts for c, ts in self._failures.items() if ts and ts[-1] > since}
+        self._failures[client] = times
+        return times
+
+    def open_stream(self) -> bool:
+        """Count one more stream playing; False when ``max_streams`` already play."""
+        with self._streams_lock:
+            if self._playing >= self.max_streams:
+                return False
+            self._playing += 1
+            return True
+
+    def end_stream(self) -> None:
+        with self._streams_lock:
+            self._playing -= 1
 
     def authorized(self, query_tokens: list[str], authorization: str | None) -> bool:
         if self.token is None:
@@ -284,6 +413,29 @@ class WebServer:
         for thread in streams.values():
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._server.server_close()
+
+
+def _split_host(value: str) -> tuple[str | None, int | None]:
+    """A Host header's (lower-case name, port or None); (None, None) when malformed."""
+    name, port_text = value, ""
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None, None
+        name, rest = value[1:end], value[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                return None, None
+            port_text = rest[1:]
+    elif ":" in value:
+        name, _, port_text = value.rpartition(":")
+        if ":" in name:
+            return None, None
+    if port_text and not port_text.isdigit():
+        return None, None
+    if not name:
+        return None, None
+    return name.lower().rstrip("."), int(port_text) if port_text else None
 
 
 def _bind_message(host: str, port: int, e: OSError) -> str:

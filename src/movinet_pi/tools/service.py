@@ -97,6 +97,11 @@ def _quote_assignment(name: str, value: str) -> str:
     return f'"{text}"' if re.search(r"[\s\"']", f"{name}={value}") else text
 
 
+def _quote_path(path: str) -> str:
+    """A path for ``EnvironmentFile=`` (taken as it is, specifiers aside)."""
+    return path.replace("%", "%%")
+
+
 def run_args(argv: Sequence[str]) -> list[str]:
     """The run's flags from the ``service`` command line: without ``service`` and
     its own flags (``--print``, ``--user-unit``)."""
@@ -104,6 +109,52 @@ def run_args(argv: Sequence[str]) -> list[str]:
     if args and args[0] == "service":
         args = args[1:]
     return [a for a in args if a not in SERVICE_FLAGS]
+
+
+def _is_token_flag(arg: str) -> bool:
+    """``--web-token`` or an abbreviation argparse accepts for it (``--web-tok``), with or
+    without ``=VALUE``."""
+    name = arg.split("=", 1)[0]
+    return len(name) > len("--web") and "--web-token".startswith(name)
+
+
+def without_secrets(args: Sequence[str]) -> tuple[list[str], bool]:
+    """The run's flags without ``--web-token VALUE`` (in any spelling), and whether there
+    was one: a unit file and its ExecStart are readable by every user."""
+    kept: list[str] = []
+    found = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            kept += args[i:]
+            break
+        if _is_token_flag(arg):
+            found = True
+            i += 1 if "=" in arg else 2
+            continue
+        kept.append(arg)
+        i += 1
+    return kept, found
+
+
+def web_token_file(user: str) -> str:
+    """Where the unit reads ``MOVINET_PI_WEB_TOKEN`` from (``EnvironmentFile=``)."""
+    return f"{_home(user)}/.config/movinet-pi/web-token.env"
+
+
+def token_file_hint(user: str) -> str:
+    """How to make the token file the unit names (for stderr)."""
+    path = web_token_file(user)
+    folder = shlex.quote(str(Path(path).parent))
+    return (f"the unit reads the web token from {path}, not from its command line: create it, "
+            f"readable only by {user or 'you'}: (umask 077 && mkdir -p {folder} && "
+            f"printf 'MOVINET_PI_WEB_TOKEN=%s\\n' YOUR_TOKEN > {shlex.quote(path)})")
+
+
+def needs_token_file(argv: Sequence[str], env: Mapping[str, str]) -> bool:
+    """Whether the unit for these flags reads the token from :func:`web_token_file`."""
+    return without_secrets(run_args(argv))[1] or "MOVINET_PI_WEB_TOKEN" in env
 
 
 def invoking_user(env: Mapping[str, str] | None = None) -> str:
@@ -191,7 +242,7 @@ def systemd_unit(
         raise MovinetPiError(f"the service needs an absolute working directory, got {workdir!r}")
     if not user_unit and (not user or re.search(r"[\s\"'\\%$]", user)):
         raise MovinetPiError(f"cannot run the service as user {user!r}")
-    args = run_args(argv)
+    args, token_flag = without_secrets(run_args(argv))
     command = [executable]
     if Path(executable).name.startswith("python"):
         command += ["-m", "movinet_pi"]
@@ -235,11 +286,11 @@ def systemd_unit(
     for name in sorted(env):
         if name.startswith(ENV_PREFIX) and name not in SECRET_ENV:
             lines.append(f"Environment={_quote_assignment(name, env[name])}")
-    if "MOVINET_PI_WEB_TOKEN" in env:
+    if token_flag or "MOVINET_PI_WEB_TOKEN" in env:
         lines += [
-            "# $MOVINET_PI_WEB_TOKEN is not written here (anyone can read unit files): put",
-            "# MOVINET_PI_WEB_TOKEN=... in a file only you can read (chmod 600) and name it:",
-            f"# EnvironmentFile={_home(user)}/.config/movinet-pi/web-token.env",
+            "# The web token is not written here (anyone can read unit files and `ps`): put",
+            "# the line MOVINET_PI_WEB_TOKEN=... in this file, readable only by you (chmod 600):",
+            f"EnvironmentFile={_quote_path(web_token_file(user))}",
         ]
     if "MOVINET_PI_MQTT_PASSWORD" in env:
         lines += [
@@ -247,12 +298,6 @@ def systemd_unit(
             "# put the password in a file only you can read (chmod 600) and name it:",
             f"# Environment=MOVINET_PI_MQTT_PASSWORD_FILE={_home(user)}/.config/movinet-pi/"
             "mqtt-password",
-        ]
-    if any(a == "--web-token" or a.startswith("--web-token=") for a in args):
-        lines += [
-            "# --web-token on the command line is readable by every user of this machine",
-            "# (unit files, `ps`): leave it out and set MOVINET_PI_WEB_TOKEN in a file only you",
-            "# can read, named here with EnvironmentFile=",
         ]
     lines.append("ExecStart=" + " ".join(systemd_quote(a) for a in command))
     lines += [
