@@ -52,6 +52,19 @@ def test_json_lines_over_a_real_clip(models_env: None, carving_ice: Path,
     assert all(len(x["top"]) == 2 for x in lines)
     assert lines[-1]["top"][0]["label"] == "carving ice"
     assert lines[-1]["top"][0]["score"] >= 0.95
+    # --history auto: the memory grows a frame a step while the scene stays
+    assert [x["memory_s"] for x in lines] == [round((i + 1) / 5, 1) for i in range(22)]
+
+
+@pytest.mark.parametrize(("history", "last"), [("2", 2.0), ("inf", 4.4)])
+def test_json_lines_say_how_far_back_the_memory_reaches(
+    models_env: None, carving_ice: Path, capsys: pytest.CaptureFixture[str],
+    history: str, last: float
+) -> None:
+    assert main(["--source", str(carving_ice), "--headless", "--json",
+                 "--history", history]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["memory_s"] == last and max(x["memory_s"] for x in lines) == last
 
 
 def test_human_lines_when_top1_changes(models_env: None, arm_wrestling: Path,

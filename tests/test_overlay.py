@@ -49,6 +49,13 @@ def test_status_line_names_model_and_rates() -> None:
     assert "MoViNet-A0" in line and "29.8 fps" in line and "5.0 fps" in line and "2.4 ms" in line
 
 
+def test_status_line_says_how_far_back_the_memory_reaches() -> None:
+    assert "memory" not in status_line(_state())
+    state = _state()
+    state.memory_s = 8.4
+    assert status_line(state).endswith("memory  8.4 s")
+
+
 def test_no_predictions_says_no_action() -> None:
     img = np.full((240, 320, 3), 128, np.uint8)
     draw_overlay(img, OverlayState())

@@ -210,6 +210,13 @@ def test_state_follows_steps_and_events(sink: WebSink) -> None:
     assert isinstance(state["last_step_age_s"], float)
 
 
+def test_state_says_how_far_back_the_memory_reaches(sink: WebSink) -> None:
+    assert get_json(sink.url + "api/state")["memory_s"] is None
+    sink.on_step(StepResult(1.0, 30, 5, ARM, 2.5, memory_s=1.2))
+    state = get_json(sink.url + "api/state")
+    assert state["memory_s"] == 1.2 and state["latest"]["memory_s"] == 1.2  # type: ignore[index]
+
+
 def test_healthz(sink: WebSink) -> None:
     health = get_json(sink.url + "healthz")
     assert health["status"] == "ok" and health["last_step_age_s"] is None

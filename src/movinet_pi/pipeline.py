@@ -416,6 +416,7 @@ class Pipeline:
             message=self.current_message,
             threads=self.recognizer.classifier.threads,
             show_help=self.show_help,
+            memory_s=latest.memory_s if latest is not None else None,
         )
 
     def render(self, frame: Frame) -> np.ndarray:

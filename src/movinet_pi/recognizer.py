@@ -101,8 +101,9 @@ class Recognizer:
         probs = self.classifier.step(frame.rgb)
         infer_ms = (time.perf_counter() - started) * 1000.0
         top = self.shown.update(probs)
+        memory_s = self.classifier.history.memory_steps / self.config.model_fps
         result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top,
-                            infer_ms, self.config.model_name)
+                            infer_ms, self.config.model_name, memory_s)
         with self._deliver_lock:
             if self.closed:  # the run ended while this step was in the model: drop it
                 return result

@@ -86,7 +86,8 @@ class DrmDisplay(Display):
         now = time.monotonic()
         text = (tuple(state.predictions), state.message, round(state.prediction_age_s) > 1,
                 tuple(state.extra_lines), round(state.display_fps), round(state.infer_ms),
-                state.model_name, state.threads, state.show_help)
+                state.model_name, state.threads, state.show_help,
+                None if state.memory_s is None else round(state.memory_s))
         if text == self._last_text or now - self._last_time < self.min_interval:
             return
         self._last_text, self._last_time = text, now

@@ -37,6 +37,7 @@ class OverlayState:
     extra_lines: list[str] = field(default_factory=list)
     threads: int = 0
     show_help: bool = False
+    memory_s: float | None = None  # how far back the model remembers (--history)
 
 
 HELP_KEYS = (
@@ -75,6 +76,8 @@ def status_line(state: OverlayState) -> str:
     parts.append(f"display {state.display_fps:4.1f} fps")
     parts.append(f"model {state.model_fps:3.1f} fps")
     parts.append(f"infer {state.infer_ms:5.1f} ms")
+    if state.memory_s is not None:
+        parts.append(f"memory {state.memory_s:4.1f} s")
     return "  |  ".join(parts)
 
 

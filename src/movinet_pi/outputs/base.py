@@ -27,15 +27,19 @@ class StepResult:
     top: Sequence[Prediction]  # what is shown: after the threshold, filters and smoothing
     infer_ms: float
     model: str = ""  # the model that made it (a live switch changes it mid-run)
+    memory_s: float | None = None  # how far back the model's memory reaches (--history)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "t": round(self.t, 4),
             "frame": self.frame,
             "step": self.step,
             "top": [{"label": p.label, "score": round(p.score, 5)} for p in self.top],
             "infer_ms": round(self.infer_ms, 3),
         }
+        if self.memory_s is not None:
+            out["memory_s"] = round(self.memory_s, 1)
+        return out
 
 
 class Sink(Protocol):

@@ -193,6 +193,7 @@ class LiveState:
             "fps": {"model": round(model_fps, 2), "display": round(display_fps, 2),
                     "stream_max": round(1.0 / hub.min_interval, 2) if hub.min_interval else None},
             "steps": steps,
+            "memory_s": latest.get("memory_s") if latest is not None else None,
             "viewers": hub.viewers,
             "uptime_s": round(time.monotonic() - self.started, 3),
             "last_step_age_s": self.last_step_age(),
