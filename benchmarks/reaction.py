@@ -24,7 +24,6 @@ The cost of a policy per step is printed by ``movinet-pi bench`` (its "memory" r
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import math
 import statistics
@@ -103,18 +102,12 @@ class Stream:
         return out
 
     def save(self) -> tuple:
-        views = [state_in.copy() for state_in, _ in self.clf._state_views]
-        policy = {k: copy.deepcopy(v) for k, v in vars(self.clf.history).items() if k != "slots"}
-        return views, policy, list(self.shown._shown), self.clf.steps
+        return self.clf.snapshot(), list(self.shown._shown)
 
     def restore(self, saved: tuple) -> None:
-        views, policy, shown, steps = saved
-        for (state_in, _), value in zip(self.clf._state_views, views):
-            np.copyto(state_in, value)
-        for k, v in policy.items():
-            setattr(self.clf.history, k, copy.deepcopy(v))
+        snapshot, shown = saved
+        self.clf.restore(snapshot)
         self.shown._shown = list(shown)
-        self.clf.steps = steps
 
 
 def looped(clip: Clip, steps: int, start: int = 0) -> Iterable[np.ndarray]:

@@ -52,6 +52,16 @@ def test_the_change_point_is_where_the_frames_stop_resembling_the_past() -> None
     assert detector.new_frames() == 2  # the oldest frame of the window is still a's
 
 
+def test_a_reset_detector_behaves_as_a_new_one() -> None:
+    rng = np.random.default_rng(4)
+    frames = _scene(rng, rng.random(480), 12) + _scene(rng, rng.random(480), 6)
+    used, new = NoveltyDetector(window=3, horizon=50), NoveltyDetector(window=3, horizon=50)
+    for f in _scene(rng, rng.random(480), 30):
+        used.add(f)
+    used.reset()
+    assert [used.add(f) for f in frames] == [new.add(f) for f in frames]
+
+
 def test_forgetting_the_past_keeps_the_frames_but_compares_with_nothing() -> None:
     rng = np.random.default_rng(3)
     detector = NoveltyDetector(window=3, horizon=50)
@@ -142,3 +152,19 @@ def test_the_memory_restarts_at_a_change_and_grows_to_its_cap(
     assert max(memory[:200]) == 150  # 30 s, then a moving average
     assert min(memory[200:206]) <= 3  # restarted within a second of the new action
     assert memory[-1] < 25
+
+
+def test_a_snapshot_branches_the_stream_exactly(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, history=AdaptiveHistory(FPS))
+    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 12))
+    saved = clf.snapshot()
+    ending = _looped(frames["arm_wrestling"], 4)
+    first = [clf.step(rgb).copy() for rgb in ending]
+    changes = clf.history.changes
+    _shown(clf, kinetics_labels, _looped(frames["reading_book"], 12))  # go elsewhere
+    clf.restore(saved)
+    again = [clf.step(rgb).copy() for rgb in ending]
+    np.testing.assert_array_equal(np.array(first), np.array(again))
+    assert clf.history.changes == changes

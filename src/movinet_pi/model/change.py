@@ -11,69 +11,86 @@ a moment already seen and is not news; a new action is unlike every one of them.
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
+    norm = float(np.sqrt(np.dot(v, v)))
     return v / norm if norm > 0.0 else v
 
 
 class NoveltyDetector:
     """Cosine distance of the last ``window`` frames to the nearest earlier window of the
-    last ``horizon`` steps; windows become comparable once they no longer overlap."""
+    last ``horizon`` steps; windows become comparable once they no longer overlap.
+
+    Every buffer is allocated once, at the first frame: a step costs a few vector
+    operations and one (horizon x features) product.
+    """
 
     def __init__(self, window: int, horizon: int) -> None:
         self.window = max(1, window)
         self.horizon = max(1, horizon)
+        self._frames: np.ndarray | None = None  # ring: the last `window` frames
         self.reset()
 
     def reset(self) -> None:
         """Forget every frame and every past window (a new segment starts)."""
-        self._frames: deque[np.ndarray] = deque(maxlen=self.window)
-        self._waiting: deque[np.ndarray] = deque()
-        self._past: np.ndarray | None = None  # horizon x features, unit rows
-        self._count = 0
-        self._next = 0
+        self._seen = 0  # frames added since the reset
+        if self._frames is not None:
+            self._sum.fill(0.0)
+        self.forget_past()
 
     def forget_past(self) -> None:
         """Keep the last frames but forget the windows they are compared with."""
-        self._waiting.clear()
-        self._count = 0
+        self._count = 0  # windows in the past
+        self._next = 0  # where the next past window goes
+        self._waiting = 0  # window averages not yet old enough to be compared with
+
+    def _allocate(self, size: int) -> None:
+        self._frames = np.zeros((self.window, size), np.float32)
+        self._sum = np.zeros(size, np.float64)
+        self._recent_units = np.zeros((self.window, size), np.float32)  # ring, by frame
+        self._past = np.zeros((self.horizon, size), np.float32)
 
     def add(self, features: np.ndarray) -> float | None:
         """Take one frame's features; the novelty of the window ending with it (None
         until a whole window and one earlier window exist)."""
-        self._frames.append(np.asarray(features, np.float32).ravel())
-        if len(self._frames) < self.window:
+        flat = np.ravel(features)
+        if self._frames is None or self._frames.shape[1] != flat.size:
+            self._allocate(flat.size)
+        assert self._frames is not None
+        slot = self._seen % self.window
+        if self._seen >= self.window:
+            self._sum -= self._frames[slot]
+        np.copyto(self._frames[slot], flat, casting="unsafe")
+        self._sum += self._frames[slot]
+        self._seen += 1
+        if self._seen < self.window:
             return None
-        current = _unit(np.sum(self._frames, axis=0))
+        current = _unit(self._sum.astype(np.float32))
         novelty = None
         if self._count:
             novelty = 1.0 - float(np.max(self._past[: self._count] @ current))
-        self._waiting.append(current)
-        if len(self._waiting) > self.window:  # no longer overlaps the current window
-            self._remember(self._waiting.popleft())
+        # This window may be compared with once `window` newer frames have come.
+        if self._waiting == self.window:
+            self._past[self._next] = self._recent_units[slot]
+            self._next = (self._next + 1) % self.horizon
+            self._count = min(self._count + 1, self.horizon)
+        else:
+            self._waiting += 1
+        self._recent_units[slot] = current
         return novelty
-
-    def _remember(self, unit_window: np.ndarray) -> None:
-        if self._past is None:
-            self._past = np.zeros((self.horizon, unit_window.size), np.float32)
-        self._past[self._next] = unit_window
-        self._next = (self._next + 1) % self.horizon
-        self._count = min(self._count + 1, self.horizon)
 
     def new_frames(self) -> int:
         """How many of the newest frames belong with the newest one rather than with the
         past (each is assigned to whichever is nearer): where the change happened."""
-        frames = list(self._frames)
-        newest = _unit(frames[-1])
+        assert self._frames is not None
+        last = (self._seen - 1) % self.window
+        newest = _unit(self._frames[last])
         past = self._past[: self._count] if self._count else None
         n = 0
-        for frame in reversed(frames):
-            unit = _unit(frame)
+        for back in range(min(self._seen, self.window)):
+            unit = _unit(self._frames[(last - back) % self.window])
             if past is not None and float(unit @ newest) < float(np.max(past @ unit)):
                 break
             n += 1

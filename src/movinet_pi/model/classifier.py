@@ -17,6 +17,7 @@ the bit (``tests/test_graph.py``).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -66,6 +67,18 @@ def top_k_indices(probs: np.ndarray, k: int) -> np.ndarray:
     k = min(k, probs.shape[-1])
     best = np.argpartition(probs, -k)[-k:]
     return best[np.argsort(-probs[best], kind="stable")]
+
+
+@dataclass
+class StreamSnapshot:
+    """A stream's whole state at one step (:meth:`StreamingClassifier.snapshot`)."""
+
+    states: list[np.ndarray]
+    history: dict[str, Any]
+    images: np.ndarray | None
+    image_next: int
+    image_count: int
+    steps: int
 
 
 class ClassFilter(Protocol):
@@ -249,6 +262,31 @@ class StreamingClassifier:
         self.history.reset()
         self.steps = 0
         self._image_next = self._image_count = 0
+
+    def snapshot(self) -> StreamSnapshot:
+        """Everything the next steps depend on: the state tensors, the history policy's
+        memory and the recent inputs it may replay. :meth:`restore` puts it back, so one
+        stream can be branched (benchmarks run many endings from one long beginning)."""
+        history = {k: copy.deepcopy(v) for k, v in vars(self.history).items() if k != "slots"}
+        return StreamSnapshot(
+            states=[state_in.copy() for state_in, _ in self._state_views],
+            history=history,
+            images=None if self._images is None else self._images.copy(),
+            image_next=self._image_next,
+            image_count=self._image_count,
+            steps=self.steps,
+        )
+
+    def restore(self, snapshot: StreamSnapshot) -> None:
+        """Continue from a :meth:`snapshot` of this classifier."""
+        for (state_in, _), saved in zip(self._state_views, snapshot.states):
+            np.copyto(state_in, saved)
+        for name, value in snapshot.history.items():
+            setattr(self.history, name, copy.deepcopy(value))
+        if self._images is not None and snapshot.images is not None:
+            np.copyto(self._images, snapshot.images)
+        self._image_next, self._image_count = snapshot.image_next, snapshot.image_count
+        self.steps = snapshot.steps
 
     def preprocess(self, rgb: np.ndarray) -> None:
         """Resize an RGB uint8 frame of any size into the model's image input: floats in

@@ -6,6 +6,7 @@ Each step is timed stage by stage, as the live app runs them:
 * ``preprocess`` resize to the model's input and normalise into the input tensor;
 * ``invoke``     the interpreter call;
 * ``carry``      logits out, states back in, history policy, softmax and the shown list;
+  within it, ``memory`` is the history policy's own part (``--history``, default auto);
 * ``overlay``    drawing the predictions over the picture as the window would show it.
 
 A second interpreter of the same model file, loaded as published, runs bare
@@ -47,6 +48,7 @@ class BenchResult:
     frame_size: tuple[int, int]
     source: str
     times_ms: dict[str, list[float]] = field(default_factory=dict)
+    history: str = ""
 
     def p50(self, stage: str) -> float:
         return statistics.median(self.times_ms[stage])
@@ -81,6 +83,11 @@ class BenchResult:
         return (self.p50("invoke") / self.p50("bare_invoke") - 1.0) * 100.0
 
     @property
+    def memory_pct(self) -> float:
+        """The history policy's part of our step (invoke + carry)."""
+        return self.p50("memory") / self.step_ms_p50 * 100.0
+
+    @property
     def overhead_pct(self) -> float:
         return (self.step_ms_p50 / self.p50("bare_invoke") - 1.0) * 100.0
 
@@ -101,6 +108,9 @@ class BenchResult:
             "overhead_pct": round(self.overhead_pct, 2),
             "carry_pct": round(self.carry_pct, 2),
             "invoke_pct": round(self.invoke_pct, 2),
+            "history": self.history,
+            "memory_ms_p50": round(self.p50("memory"), 4),
+            "memory_pct": round(self.memory_pct, 2),
         }
         for stage in STAGES:
             data[f"{stage}_ms_p50"] = round(self.p50(stage), 4)
@@ -125,6 +135,8 @@ class BenchResult:
             f"    our invoke: {self.invoke_pct:+.1f} % (int8 states and image where exact; "
             "the other stages' use of the caches slows it)",
             f"    carrying the states, softmax and shown list: {self.carry_pct:+.1f} %",
+            f"    of which the memory (--history {self.history}): {self.p50('memory'):.3f} ms, "
+            f"{self.memory_pct:.1f} % of our step",
         ]
         return "\n".join(lines)
 
@@ -169,7 +181,8 @@ def run_bench(
     _zero_inputs(bare_interpreter)
     shown = ShownList(classifier.labels, k=3)
     probs = np.empty(classifier.num_classes, dtype=np.float32)
-    times: dict[str, list[float]] = {s: [] for s in (*STAGES, "bare_invoke")}
+    times: dict[str, list[float]] = {s: [] for s in (*STAGES, "bare_invoke", "memory")}
+    memory = _time_history(classifier)
     frame_size = (0, 0)
     done = 0
     while done < warmup + steps:
@@ -184,6 +197,7 @@ def run_bench(
             t2 = time.perf_counter()
             classifier.interpreter.invoke()
             t3 = time.perf_counter()
+            memory[0] = 0.0
             classifier.carry()
             top = shown.update(softmax(classifier.logits, out=probs))
             t4 = time.perf_counter()
@@ -194,6 +208,7 @@ def run_bench(
                 marks = (t0, t1, t2, t3, t4, t5)
                 for stage, begin, end in zip(STAGES, marks, marks[1:]):
                     times[stage].append((end - begin) * 1000.0)
+                times["memory"].append(memory[0] * 1000.0)
         for i in range(done, done + block):  # then as many bare invokes, on their own
             t0 = time.perf_counter()
             bare_interpreter.invoke()  # type: ignore[attr-defined]
@@ -201,6 +216,22 @@ def run_bench(
                 times["bare_invoke"].append((time.perf_counter() - t0) * 1000.0)
         done += block
     return _result(classifier, model_name, source_name, frame_size, times)
+
+
+def _time_history(classifier: StreamingClassifier) -> list[float]:
+    """Time the history policy's carry inside the classifier's (seconds, summed over a
+    step, in the list returned)."""
+    policy = classifier.history
+    carry = policy.carry
+    spent = [0.0]
+
+    def timed() -> None:
+        t0 = time.perf_counter()
+        carry()
+        spent[0] += time.perf_counter() - t0
+
+    policy.carry = timed  # type: ignore[method-assign]
+    return spent
 
 
 def _zero_inputs(interpreter: object) -> None:
@@ -226,6 +257,7 @@ def _result(
         frame_size=frame_size,
         source=source_name,
         times_ms=times,
+        history=classifier.history.label,
     )
 
 
