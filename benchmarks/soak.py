@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
+from movinet_pi.flags import DEFAULT_HISTORY  # noqa: E402
+from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
 from movinet_pi.model.history import history_policy  # noqa: E402
 from movinet_pi.model.labels import load_labels  # noqa: E402
@@ -96,7 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     labels = load_labels(SHARED / "labels" / "kinetics600_label_map.txt")
     clf = StreamingClassifier.from_file(SHARED / "models" / "movinet_a0_stream_int8.tflite",
-                                        labels, history=history_policy(2.0, 5.0))
+                                        labels, history=history_policy(DEFAULT_HISTORY, MODEL_FPS))
     with open(os.devnull, "w") as out:
         run_steps(clf, args.video, args.warmup, out)
         before = sample()

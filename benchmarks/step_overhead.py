@@ -29,7 +29,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from reference_loop import ReferenceLoop, sampled_rgb_frames  # noqa: E402
 
+from movinet_pi.flags import DEFAULT_HISTORY  # noqa: E402
+from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
+from movinet_pi.model.history import history_policy  # noqa: E402
 from movinet_pi.model.labels import Labels  # noqa: E402
 from movinet_pi.model.runtime import load_interpreter  # noqa: E402
 from movinet_pi.model.signature import load_streaming_interpreter  # noqa: E402
@@ -54,7 +57,8 @@ def main() -> None:
 
     labels = Labels(tuple(str(i) for i in range(600)), "bench")
     frames = list(sampled_rgb_frames(SHARED / "videos" / "arm_wrestling.mp4"))
-    ours = StreamingClassifier.from_file(args.model, labels, threads=args.threads)
+    ours = StreamingClassifier.from_file(args.model, labels, threads=args.threads,
+                                         history=history_policy(DEFAULT_HISTORY, MODEL_FPS))
     bare, _ = load_interpreter(args.model, args.threads)
     narrowed, _ = load_streaming_interpreter(args.model, args.threads)
     for interpreter in (bare, narrowed):  # from zeros, as a stream starts
@@ -83,7 +87,8 @@ def main() -> None:
     warm = args.steps // 10
     med = {k: statistics.median(v[warm:]) for k, v in times.items()}
     p99 = {k: sorted(v[warm:])[int(0.99 * (len(v) - warm)) - 1] for k, v in times.items()}
-    print(f"model {args.model.name}, {args.steps} steps, {args.threads} threads")
+    print(f"model {args.model.name}, {args.steps} steps, {args.threads} threads, "
+          f"ours with --history {ours.history.label} (the default)")
     for k in times:
         print(f"  {k:<10} p50 {med[k]:7.3f} ms   p99 {p99[k]:7.3f} ms")
     print(f"step overhead (ours/bare invoke): {(med['ours'] / med['bare'] - 1) * 100:+.1f} %")

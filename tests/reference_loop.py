@@ -49,11 +49,16 @@ class ReferenceLoop:
         self.runner = interpreter.get_signature_runner()
         details = self.runner.get_input_details()
         self.image_shape = details["image"]["shape"]
-        self.states = {
+        self._zeros = {
             name: np.zeros(d["shape"], dtype=d["dtype"])
             for name, d in details.items()
             if name != "image"
         }
+        self.reset()
+
+    def reset(self) -> None:
+        """A new stream: every state back to zero."""
+        self.states = dict(self._zeros)
 
     def step(self, rgb: np.ndarray) -> np.ndarray:
         _, _, h, w, _ = self.image_shape
