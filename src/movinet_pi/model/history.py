@@ -130,7 +130,8 @@ class ExponentialHistory(HistoryPolicy):
             mean *= self.n
             mean += slot.delta()
             mean /= self.n + 1
-            slot.feed(mean * self.n, self.n)
+            count = slot.fed_count(mean, self.n)
+            slot.feed(mean * count, count)
 
 
 class AdaptiveHistory(ExponentialHistory):

@@ -122,6 +122,20 @@ class PoolSlot:
         np.copyto(self.buffer_in, self.snap(total).reshape(self.buffer_in.shape))
         self.count_in.fill(count)
 
+    def fed_count(self, mean: np.ndarray, count: int) -> int:
+        """The largest count up to ``count`` at which ``count * mean`` plus one more frame
+        stays below the top of an int8 model's grid: a sum fed above it is clipped, and
+        the model then reads a smaller mean than the one kept. (The plain model's own
+        sum saturates that way after some seconds; the count is only the mean's
+        denominator, so it can shrink instead.)"""
+        top = float(np.max(mean))
+        if self.grid is None or top <= 0.0:
+            return count
+        ceiling = (self.grid.qmax - self.grid.zero_point) * self.grid.scale
+        if self.feature_grid is not None and self.feature_grid.scale:
+            ceiling -= (127 - self.feature_grid.zero_point) * self.feature_grid.scale
+        return max(1, min(count, int(ceiling / top)))
+
     def delta(self) -> np.ndarray:
         """What the last frame changed the sum by, in the model's own arithmetic: exact
         for a float model; for an int8 one, rounded onto the sum's coarse grid."""
