@@ -142,3 +142,18 @@ def test_history_policy_picks_plain_for_inf_and_the_window_in_steps() -> None:
     assert isinstance(ema, ExponentialHistory) and ema.n == 10
     staggered = history_policy(2.0, 5.0, "staggered")
     assert isinstance(staggered, StaggeredHistory) and staggered.half == 5
+
+
+def test_a_moving_average_is_never_fed_above_the_int8_grids_top() -> None:
+    from movinet_pi.model.pools import FeatureTensor, PoolSlot
+
+    zeros = np.zeros(4, np.float32)
+    grid = Grid(scale=0.5742605, zero_point=-128, qmin=-128, qmax=127)  # A0's: tops at 146.4
+    feature = FeatureTensor(0, 6 / 255, -128)  # one frame adds at most 6.0
+    slot = PoolSlot("p", zeros, zeros, zeros, zeros, grid, feature_grid=feature)
+    mean = np.array([0.1, 1.2, 0.0, 0.3])
+    assert slot.fed_count(mean, 150) == int((146.4 - 6.0) / 1.2)  # 117 frames, not 150
+    assert slot.fed_count(mean, 50) == 50  # 50 x 1.2 = 60: room to spare
+    assert slot.fed_count(np.zeros(4), 150) == 150
+    float_slot = PoolSlot("p", zeros, zeros, zeros, zeros, None)
+    assert float_slot.fed_count(mean * 1000, 150) == 150  # a float sum has no top
