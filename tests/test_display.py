@@ -80,7 +80,7 @@ def test_window_plays_a_clip_under_xvfb(xvfb: str, shared: Path, carving_ice: Pa
     started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "movinet_pi", "--source", str(carving_ice), "--display", "window",
-         "--json", "--verbose"],
+         "--json", "--verbose", "--exit-at-end"],
         capture_output=True, text=True, timeout=120, env=env,
     )
     elapsed = time.monotonic() - started
