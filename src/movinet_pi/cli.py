@@ -225,7 +225,8 @@ def command_run(args: argparse.Namespace) -> int:
         config = RunConfig(top_k=args.top_k, threshold=args.threshold,
                            leave_threshold=args.leave_threshold, label_filter=label_filter,
                            model_fps=MODEL_FPS, mirror=args.mirror, realtime=realtime,
-                           pace_headless=realtime, model_name=title, hold_at_end=not args.exit_at_end)
+                           pace_headless=realtime, model_name=title,
+                           hold_at_end=not args.exit_at_end)
         pipeline = Pipeline(source, Recognizer(clf, config, sinks), display, log=say)
         start_terminal_controls(Controls(pipeline, make_loader(args)))
         log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"

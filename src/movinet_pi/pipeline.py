@@ -365,7 +365,7 @@ class Pipeline:
                  "(--exit-at-end closes it by itself)")
         while not self._stop.is_set() and self.display is not None:
             bgr = self.render(frame)
-            key = self._guard_display(lambda: display.show(bgr))
+            key = self._guard_display(lambda bgr=bgr: display.show(bgr))  # type: ignore[misc]
             if key is not None and key >= 0:
                 self.stop()
                 break
