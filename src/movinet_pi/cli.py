@@ -378,8 +378,9 @@ def quiet_libraries(debug: bool) -> None:
     unless ``--debug``. Set before cv2 is imported; if it already is, told directly."""
     if debug:
         return
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    for name, value in (("OPENCV_LOG_LEVEL", "OFF"), ("OPENCV_FFMPEG_LOGLEVEL", "-8")):
+        if not os.environ.get(name):  # a level the user set is kept; -8 is AV_LOG_QUIET
+            os.environ[name] = value
     cv2 = sys.modules.get("cv2")
     if cv2 is not None:
         with contextlib.suppress(Exception):
