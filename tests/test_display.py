@@ -177,3 +177,37 @@ def test_keys_reach_the_app_through_the_window_process(
     steps = [json.loads(line)["step"] for line in [first, *out.splitlines()]]
     assert steps[-1] < 45  # quit by the key, well before the clip's 50 steps
     assert "50 model steps" not in err
+
+
+def test_a_file_ending_in_a_window_stays_up_until_a_key(
+    shared: Path, carving_ice: Path, tmp_path: Path
+) -> None:
+    xdotool = require_tool("xdotool", package="xdotool")
+    display = f":{60 + os.getpid() % 9}"
+    xvfb = _start_xvfb(display)
+    env = _window_env(display, shared, tmp_path)
+    app = subprocess.Popen(
+        [sys.executable, "-m", "movinet_pi", "--source", str(carving_ice), "--display",
+         "window", "--top-k", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert app.stderr is not None
+        said = []
+        while not any("press a key" in line for line in said):  # the clip has ended
+            line = app.stderr.readline()
+            assert line, "".join(said)
+            said.append(line)
+        time.sleep(1.0)
+        assert app.poll() is None  # still showing the last picture
+        found = subprocess.run([xdotool, "search", "--name", "movinet-pi"],
+                               capture_output=True, text=True, env=env, timeout=30)
+        window = (found.stdout.split() or [""])[0]
+        assert window, "no movinet-pi window on the display"
+        subprocess.run([xdotool, "key", "--window", window, "space"], env=env, timeout=30)
+        _out, err = app.communicate(timeout=30)
+    finally:
+        app.kill()
+        xvfb.kill()
+    assert app.returncode == 0, err
+    assert "done: 131 frames" in err and "last shown: carving ice" in err

@@ -129,6 +129,15 @@ def wrap_text(text: str, scale: float, max_width: int) -> list[str]:
     return lines
 
 
+def _shorten(text: str, scale: float, max_width: int) -> str:
+    """``text``, cut short with "..." if it is wider than ``max_width`` (a label)."""
+    if _text_width(text, scale) <= max_width:
+        return text
+    while len(text) > 1 and _text_width(text + "...", scale) > max_width:
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
 def _pieces(text: str, scale: float, max_width: int) -> list[str]:
     """``text`` split before each separator (keeping it), and a part too wide for a line
     of its own also before each space."""
@@ -182,7 +191,8 @@ def draw_overlay(
         baseline = y + int(line_h * 0.65)
         pct = f"{p.score * 100:.1f}%"
         _text(image, pct, (pct_right - _text_width(pct, text_scale), baseline), text_scale)
-        _text(image, p.label, (label_x, baseline), text_scale)
+        _text(image, _shorten(p.label, text_scale, w - label_x - pad // 2), (label_x, baseline),
+              text_scale)
         y += line_h
 
     small_scale = scale * 0.5
