@@ -34,7 +34,7 @@ EPILOG = """\
 subcommands (give one first; `run` is the default):
   run         classify a camera, video file or stream (this help)
   download    fetch models and labels:     movinet-pi download a0 a1 a2
-  info        describe a model file:       movinet-pi info MODEL.tflite
+  info        describe a model file:       movinet-pi info MODEL.tflite (or --model a2)
   bench       time each stage of a step:   movinet-pi bench --model a2
   eval        accuracy on labelled clips:  movinet-pi eval DIR --model-path M.tflite
   service     print a systemd unit:        movinet-pi service --print --display drm
@@ -43,6 +43,7 @@ examples:
   movinet-pi                                  Pi camera (or camera 0), MoViNet-A0, window
   movinet-pi --model a2 --top-k 3             the most accurate model, 3 lines
   movinet-pi --source clip.mp4 --headless --json   JSON lines as fast as possible
+  movinet-pi --source clip.mp4 --web 8080 --loop    no screen: watch in a browser
   movinet-pi --model-path mine.tflite --labels mine.txt   your fine-tuned model
 
 keys in the window: 1/2/3 switch to A0/A1/A2, +/- change threads, r resets the
@@ -156,8 +157,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
                    help="catalogue quantization (default: int8)")
     g.add_argument("--model-path", metavar="FILE", type=Path,
-                   help="any streaming MoViNet .tflite, e.g. your fine-tuned model "
-                   "(overrides --model)")
+                   help="any streaming MoViNet .tflite, e.g. your fine-tuned model, or a "
+                   "folder holding the catalogue's files (overrides --model)")
     g.add_argument("--labels", metavar="FILE", type=Path,
                    help="label file, one class a line in model order (default: the labels "
                    "inside the model, else the Kinetics-600 list)")
@@ -186,8 +187,8 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="camera frame rate to ask for (default: 30)")
     g.add_argument("--speed", default="auto", type=str.lower, choices=SPEEDS,
                    help="how fast to play a file: 1 = its own speed, max = as fast as "
-                   "possible (default: auto: its own speed with a window, --web or --mqtt, "
-                   "else max)")
+                   "possible (default: auto: its own speed with a window, --web, --mqtt or "
+                   "--loop, else max)")
     g.add_argument("--loop", action="store_true",
                    help="play a file again and again (until q, Ctrl-C or `kill`)")
 
