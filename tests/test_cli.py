@@ -226,7 +226,7 @@ def test_bench_table_on_synthetic_frames(models_env: None,
     assert "bare invoke of the same file" in out
     # a short table and one plain sentence, not signed percentages to decode
     assert "A step takes" in out and "steps a second" in out
-    assert " % (" not in out and "+" not in out
+    assert out.count("%") <= 1  # at most the sentence's
 
 
 def test_bench_missing_video_is_one_line(models_env: None,
