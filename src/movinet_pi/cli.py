@@ -39,9 +39,12 @@ if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.sources.base import Source
 
-def catalogue_model(name: str, quant: str, offline: bool) -> tuple[Path, str]:
+def catalogue_model(
+    name: str, quant: str, offline: bool, hints: bool = True
+) -> tuple[Path, str]:
     """A catalogue model's file (downloaded once if missing, unless ``offline``) and title.
-    A failed or forbidden download says what else works."""
+    A failed or forbidden download says what else works (with ``hints``; a live switch's
+    message on the overlay keeps to the command that fetches it)."""
     from movinet_pi.model.catalogue import find_model, get_spec, other_ways
 
     spec = get_spec(name, quant)
@@ -49,6 +52,8 @@ def catalogue_model(name: str, quant: str, offline: bool) -> tuple[Path, str]:
         return find_model(spec), spec.title
     except MovinetPiError as e:
         if offline:
+            if not hints:
+                raise
             raise MovinetPiError(f"{e}{other_ways(spec)}", exit_code=e.exit_code) from None
     from movinet_pi.model.download import download_models
 
@@ -72,7 +77,8 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
         elif not path.exists():
             raise MovinetPiError(f"model file not found: {args.model_path}")
         return path, path.stem
-    return catalogue_model(args.model, args.quant, args.offline)
+    return catalogue_model(args.model, args.quant, args.offline,
+                           hints=not getattr(args, "switching", False))
 
 
 def model_title(clf, fallback: str) -> str:
@@ -117,7 +123,8 @@ def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
     downloading (that would stall the switch); a missing model says what to run."""
 
     def load(name: str | None, threads: int) -> tuple:
-        overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False}
+        overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False,
+                                        "switching": True}
         if name is not None:  # a catalogue model: its own (Kinetics) labels
             overrides.update(model=name, model_path=None, labels=None)
         return load_classifier(argparse.Namespace(**{**vars(args), **overrides}), args.history)
