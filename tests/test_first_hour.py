@@ -386,3 +386,14 @@ def test_a_mistyped_flag_or_command_gets_a_suggestion(
     assert code == 2
     error = _err_lines(capsys)
     assert len(error) == 1 and suggestion in error[0], error
+
+
+def test_text_formats_ffmpeg_plays_are_not_refused_as_text(tmp_path: Path) -> None:
+    from movinet_pi.sources.opencv import _looks_like_text
+
+    for name, text in (("a.m3u8", "#EXTM3U\n#EXT-X-VERSION:3\n"), ("b.sdp", "v=0\no=- 0 0 IN\n"),
+                       ("c.txt", "ffconcat version 1.0\nfile 'a.mp4'\n")):
+        (tmp_path / name).write_text(text)
+        assert not _looks_like_text(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("just notes\n")
+    assert _looks_like_text(tmp_path / "notes.txt")

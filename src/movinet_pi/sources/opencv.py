@@ -214,15 +214,21 @@ def _fourcc(cap: cv2.VideoCapture) -> str:
     return bytes((code >> s) & 0xFF for s in (0, 8, 16, 24)).decode("latin-1").strip("\0 ")
 
 
+#: Text files that FFmpeg rightly reads as media: HLS playlists, SDP (RTP), concat lists.
+_TEXT_MEDIA_PREFIXES = (b"#EXTM3U", b"v=0", b"ffconcat")
+
+
 def _looks_like_text(path: Path) -> bool:
-    """Whether the file starts like text (no NUL byte, valid UTF-8): video containers
-    and GIFs always hold NUL bytes in their first few hundred bytes."""
+    """Whether the file starts like text (no NUL byte, valid UTF-8) and is not one of the
+    text formats FFmpeg plays: video containers and GIFs always hold NUL bytes in their
+    first few hundred bytes."""
     try:
         with path.open("rb") as f:
             head = f.read(4096)
     except OSError:
         return False
-    if not head or b"\x00" in head:
+    if not head or b"\x00" in head or head.lstrip(b"\xef\xbb\xbf \r\n").startswith(
+            _TEXT_MEDIA_PREFIXES):
         return False
     try:
         head.decode("utf-8")
