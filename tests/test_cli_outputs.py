@@ -75,7 +75,8 @@ def test_web_serves_while_running_and_closes_after(
     with pytest.raises(OSError):
         urllib.request.urlopen(str(seen["url"]) + "healthz", timeout=2)
     err = capsys.readouterr().err
-    assert "web: http://127.0.0.1:" in err
+    assert "web: open http://127.0.0.1:" in err
+    assert err.count("http://127.0.0.1:") == 1  # the URL is said once
     state = seen["state"]
     assert isinstance(state, dict)
     latest = state.get("latest") or state.get("step") or state

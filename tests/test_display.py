@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -80,7 +82,7 @@ def test_window_plays_a_clip_under_xvfb(xvfb: str, shared: Path, carving_ice: Pa
     started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "movinet_pi", "--source", str(carving_ice), "--display", "window",
-         "--json", "--verbose"],
+         "--json", "--verbose", "--exit-at-end"],
         capture_output=True, text=True, timeout=120, env=env,
     )
     elapsed = time.monotonic() - started
@@ -194,3 +196,40 @@ def test_a_window_process_dying_at_start_is_a_one_line_error(
                                              r"ended \(exit status 3\)\)") as e:
         window.WindowDisplay(start_timeout=30)
     assert "\n" not in str(e.value)
+
+
+def test_a_file_ending_in_a_window_stays_up_until_a_key(
+    shared: Path, carving_ice: Path, tmp_path: Path
+) -> None:
+    xdotool = require_tool("xdotool", package="xdotool")
+    display = f":{60 + os.getpid() % 9}"
+    xvfb = _start_xvfb(display)
+    env = _window_env(display, shared, tmp_path)
+    app = subprocess.Popen(
+        [sys.executable, "-m", "movinet_pi", "--source", str(carving_ice), "--display",
+         "window", "--top-k", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert app.stderr is not None
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in app.stderr],  # type: ignore
+                         daemon=True).start()
+        said: list[str] = []
+        while not any("press a key" in line for line in said):  # the clip has ended
+            said.append(lines.get(timeout=90))
+        time.sleep(1.0)
+        assert app.poll() is None  # still showing the last picture
+        found = subprocess.run([xdotool, "search", "--name", "movinet-pi"],
+                               capture_output=True, text=True, env=env, timeout=30)
+        window = (found.stdout.split() or [""])[0]
+        assert window, "no movinet-pi window on the display"
+        subprocess.run([xdotool, "key", "--window", window, "space"], env=env, timeout=30)
+        app.wait(timeout=30)
+    finally:
+        app.kill()
+        xvfb.kill()
+    time.sleep(0.2)  # the reader thread takes the last lines
+    err = "".join(said) + "".join(lines.queue)
+    assert app.returncode == 0, err
+    assert "done: 131 frames" in err and "last shown: carving ice" in err

@@ -27,6 +27,7 @@ from movinet_pi.flags import (
     build_eval_parser,
     build_info_parser,
     build_run_parser,
+    suggest_command,
 )
 from movinet_pi.log import PROG, say
 from movinet_pi.model.catalogue import MODEL_FPS
@@ -37,25 +38,62 @@ if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.sources.base import Source
 
-def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
-    """The model file to load and the name to show for it."""
-    from movinet_pi.model.catalogue import find_model, get_spec
+def catalogue_model(
+    name: str, quant: str, offline: bool, hints: bool = True
+) -> tuple[Path, str]:
+    """A catalogue model's file (downloaded once if missing, unless ``offline``) and title.
+    A failed or forbidden download says what else works (with ``hints``; a live switch's
+    message on the overlay keeps to the command that fetches it)."""
+    from movinet_pi.model.catalogue import find_model, get_spec, other_ways
 
-    if args.model_path is not None:
-        if not args.model_path.exists():
-            raise MovinetPiError(f"model file not found: {args.model_path}")
-        return args.model_path, args.model_path.stem
-    spec = get_spec(args.model, args.quant)
+    spec = get_spec(name, quant)
     try:
         return find_model(spec), spec.title
-    except MovinetPiError:
-        if args.offline:
-            raise
+    except MovinetPiError as e:
+        if offline:
+            if not hints:
+                raise
+            raise MovinetPiError(f"{e}{other_ways(spec)}", exit_code=e.exit_code) from None
     from movinet_pi.model.download import download_models
 
     say(f"{spec.title} is not downloaded yet: fetching it once (use --offline to never download)")
-    download_models([spec.name], spec.quant, None, progress=True)
+    try:
+        download_models([spec.name], spec.quant, None, progress=True)
+    except MovinetPiError as e:
+        raise MovinetPiError(f"{e}{other_ways(spec)}", exit_code=e.exit_code) from None
     return find_model(spec), spec.title
+
+
+def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
+    """The model file to load and the name to show for it (for ``--model-path``, the file's
+    stem until :func:`load_classifier` recognises a catalogue model)."""
+    from movinet_pi.model.catalogue import find_in_folder, get_spec
+
+    if args.model_path is not None:
+        path = args.model_path.expanduser()
+        if path.is_dir():
+            path = find_in_folder(path, get_spec(args.model, args.quant))
+        elif not path.exists():
+            raise MovinetPiError(f"model file not found: {args.model_path}")
+        return path, path.stem
+    return catalogue_model(args.model, args.quant, args.offline,
+                           hints=not getattr(args, "switching", False))
+
+
+def model_title(clf, fallback: str) -> str:
+    """What to call a ``--model-path`` model: its catalogue title when the file is one of
+    the catalogue's (by sha256, else by signature and quantization), else ``fallback``."""
+    from movinet_pi.model.catalogue import identify
+    from movinet_pi.model.download import sha256_file
+    from movinet_pi.tools.info import _quantization
+
+    try:
+        digest: str | None = sha256_file(Path(clf.model_path))
+    except OSError:
+        digest = None
+    title = identify(digest, clf.input_size[0], clf.num_classes, len(clf.signature.states),
+                     _quantization(clf.interpreter))
+    return title or fallback
 
 
 def load_classifier(args: argparse.Namespace):
@@ -74,6 +112,8 @@ def load_classifier(args: argparse.Namespace):
         download_labels=(lambda: download_labels(None, progress=True)) if may_download else None,
         # A live switch loads while other threads log: never silence the process's stderr then.
         quiet=getattr(args, "quiet", True))
+    if getattr(args, "model_path", None) is not None:
+        title = model_title(clf, title)
     return clf, title
 
 
@@ -82,7 +122,8 @@ def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
     downloading (that would stall the switch); a missing model says what to run."""
 
     def load(name: str | None, threads: int) -> tuple:
-        overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False}
+        overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False,
+                                        "switching": True}
         if name is not None:  # a catalogue model: its own (Kinetics) labels
             overrides.update(model=name, model_path=None, labels=None)
         return load_classifier(argparse.Namespace(**{**vars(args), **overrides}))
@@ -141,9 +182,7 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
             from movinet_pi.outputs.web import WebSink
 
             host, port = args.web
-            web = WebSink(host, port, token=args.web_token, model_name=title, log=say)
-            say(f"web: {web.url}")
-            sinks.append(web)
+            sinks.append(WebSink(host, port, token=args.web_token, model_name=title, log=say))
         if args.record is not None:
             from movinet_pi.outputs.recording import ClipRecorder
 
@@ -191,12 +230,15 @@ def command_run(args: argparse.Namespace) -> int:
     display: Display | None = None
     pipeline: Pipeline | None = None
     try:
-        source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps)
+        source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps,
+                             loop=args.loop)
         display = open_display(args, source)
+        realtime = play_at_own_speed(args, display is not None)
         config = RunConfig(top_k=args.top_k, threshold=args.threshold,
                            leave_threshold=args.leave_threshold, label_filter=label_filter,
-                           model_fps=MODEL_FPS, mirror=args.mirror,
-                           realtime=display is not None, model_name=title)
+                           model_fps=MODEL_FPS, mirror=args.mirror, realtime=realtime,
+                           pace_headless=realtime, model_name=title,
+                           hold_at_end=not args.exit_at_end)
         pipeline = Pipeline(source, Recognizer(clf, config, sinks), display, log=say)
         start_terminal_controls(Controls(pipeline, make_loader(args)))
         log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"
@@ -214,15 +256,33 @@ def command_run(args: argparse.Namespace) -> int:
                 say(f"{source.name} is stuck in a read: leaving it to the system to release")
             else:
                 source.close()
-    if args.verbose:
+    say(run_summary(stats, pipeline, args.verbose, started))
+    return 0
+
+
+def play_at_own_speed(args: argparse.Namespace, window: bool) -> bool:
+    """Whether a file plays at its own speed (``--speed``): by default when someone may be
+    watching (a window, ``--web``, ``--mqtt``) or it loops; other headless files run flat
+    out, so ``--json`` over a clip is done in a blink."""
+    if args.speed != "auto":
+        return args.speed == "1"
+    return window or args.web is not None or args.mqtt is not None or args.loop
+
+
+def run_summary(stats, pipeline: Pipeline, verbose: bool, started: float) -> str:
+    """One line at the end of a run: frames, steps and what was shown last."""
+    latest = pipeline.recognizer.latest
+    final = (", ".join(f"{p.label} {p.score * 100:.0f} %" for p in latest.top)
+             if latest is not None and latest.top else "no action")
+    if verbose:
         first = stats.first_prediction_s
         first_s = (
             f"{first + (pipeline._started - started):.2f} s" if first is not None else "none"
         )
-        log(f"done: {stats.frames_read} frames read, {stats.frames_shown} shown, "
-            f"{stats.steps} model steps ({stats.steps_skipped} skipped), "
-            f"first prediction after {first_s}")
-    return 0
+        return (f"done: {stats.frames_read} frames read, {stats.frames_shown} shown, "
+                f"{stats.steps} model steps ({stats.steps_skipped} skipped), "
+                f"first prediction after {first_s}; last shown: {final}")
+    return f"done: {stats.frames_read} frames, {stats.steps} model steps; last shown: {final}"
 
 
 def command_download(args: argparse.Namespace) -> int:
@@ -240,7 +300,13 @@ def command_info(args: argparse.Namespace) -> int:
 
     from movinet_pi.tools.info import describe_model, format_info
 
-    info = describe_model(args.model, args.labels)
+    if (args.model is None) == (args.catalogue_model is None):
+        raise MovinetPiError("give a model: `movinet-pi info FILE.tflite` or "
+                             "`movinet-pi info --model a0|a1|a2`")
+    path = args.model
+    if path is None:
+        path, _ = catalogue_model(args.catalogue_model, args.quant, offline=False)
+    info = describe_model(path, args.labels)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -271,7 +337,12 @@ def command_bench(args: argparse.Namespace) -> int:
 def command_eval(args: argparse.Namespace) -> int:
     from movinet_pi.tools.eval import run_eval
 
-    return run_eval(args.clip_dir, args.model_paths, args.labels, threads=args.threads,
+    paths = [catalogue_model(name, args.quant, offline=False)[0] for name in args.models]
+    paths += args.model_paths
+    if not paths:
+        raise MovinetPiError("give a model: --model a0|a1|a2 or --model-path FILE "
+                             "(either may be repeated to compare models)")
+    return run_eval(args.clip_dir, paths, args.labels, threads=args.threads,
                     history=args.history,
                     plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
 
@@ -319,6 +390,21 @@ def command_service(argv: list[str]) -> int:
     return 0
 
 
+def quiet_libraries(debug: bool) -> None:
+    """OpenCV's and FFmpeg's own warnings (a missing camera's ``[ WARN:0@0.01] global
+    cap_v4l.cpp ...``) come before our one-line error and mean nothing to a user: off
+    unless ``--debug``. Set before cv2 is imported; if it already is, told directly."""
+    if debug:
+        return
+    for name, value in (("OPENCV_LOG_LEVEL", "OFF"), ("OPENCV_FFMPEG_LOGLEVEL", "-8")):
+        if not os.environ.get(name):  # a level the user set is kept; -8 is AV_LOG_QUIET
+            os.environ[name] = value
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        with contextlib.suppress(Exception):
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 def report_error(error: MovinetPiError, debug: bool) -> int:
     """A user's error: one line on stderr (and the traceback with --debug); its exit code."""
     if debug:
@@ -334,9 +420,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = argv[0] if argv and argv[0] in COMMANDS else "run"
     if argv and argv[0] == name:
         argv = argv[1:]
+    if name == "run" and argv and not argv[0].startswith("-"):  # `movinet-pi dowload a0`
+        say(f"error: unknown command {argv[0]!r}"
+            f"{suggest_command(argv[0], [*COMMANDS, 'service'])} (commands: "
+            f"{', '.join([*COMMANDS, 'service'])}; see `{PROG} --help`)")
+        return 2
     build, command = COMMANDS[name]
     parser = build() if name != "run" else build_run_parser()
     args = parser.parse_args(argv)
+    quiet_libraries(args.debug)
     try:
         return command(args)
     except MovinetPiError as e:

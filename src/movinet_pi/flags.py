@@ -8,8 +8,10 @@ Nothing here imports more than the catalogue: ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
+import re
 from pathlib import Path
 from typing import Callable, NoReturn, TypeVar
 
@@ -32,7 +34,7 @@ EPILOG = """\
 subcommands (give one first; `run` is the default):
   run         classify a camera, video file or stream (this help)
   download    fetch models and labels:     movinet-pi download a0 a1 a2
-  info        describe a model file:       movinet-pi info MODEL.tflite
+  info        describe a model file:       movinet-pi info MODEL.tflite (or --model a2)
   bench       time each stage of a step:   movinet-pi bench --model a2
   eval        accuracy on labelled clips:  movinet-pi eval DIR --model-path M.tflite
   service     print a systemd unit:        movinet-pi service --print --display drm
@@ -41,6 +43,7 @@ examples:
   movinet-pi                                  Pi camera (or camera 0), MoViNet-A0, window
   movinet-pi --model a2 --top-k 3             the most accurate model, 3 lines
   movinet-pi --source clip.mp4 --headless --json   JSON lines as fast as possible
+  movinet-pi --source clip.mp4 --web 8080 --loop    no screen: watch in a browser
   movinet-pi --model-path mine.tflite --labels mine.txt   your fine-tuned model
 
 keys in the window: 1/2/3 switch to A0/A1/A2, +/- change threads, r resets the
@@ -53,7 +56,29 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line saying what to do (and exit 2)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        hint = self.suggestion(message)
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see `{self.prog} --help`)\n")
+
+    def suggestion(self, message: str) -> str:
+        """``: did you mean `--source`?`` for a mistyped flag in ``message``, else ""."""
+        match = re.match(r"unrecognized arguments: (.*)", message)
+        if not match:
+            return ""
+        options = [o for o in self._option_string_actions if o.startswith("--")]
+        unknown = [w.split("=", 1)[0] for w in match.group(1).split() if w.startswith("-")]
+        pairs = [(w, difflib.get_close_matches(w, options, n=1, cutoff=0.6)) for w in unknown]
+        guesses = [(w, close[0]) for w, close in pairs if close]
+        if not guesses:
+            return ""
+        if len(unknown) == 1:
+            return f": did you mean `{guesses[0][1]}`?"
+        return ": did you mean " + ", ".join(f"`{g}` for `{w}`" for w, g in guesses) + "?"
+
+
+def suggest_command(word: str, commands: list[str]) -> str:
+    """``did you mean `download`?`` for a mistyped subcommand, else ""."""
+    close = difflib.get_close_matches(word.lower(), commands, n=1, cutoff=0.6)
+    return f": did you mean `{close[0]}`?" if close else ""
 
 
 # -- value parsers (argparse `type=`): each raises ArgumentTypeError with the fix ----------
@@ -145,8 +170,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
                    help="catalogue quantization (default: int8)")
     g.add_argument("--model-path", metavar="FILE", type=Path,
-                   help="any streaming MoViNet .tflite, e.g. your fine-tuned model "
-                   "(overrides --model)")
+                   help="any streaming MoViNet .tflite, e.g. your fine-tuned model, or a "
+                   "folder holding the catalogue's files (overrides --model)")
     g.add_argument("--labels", metavar="FILE", type=Path,
                    help="label file, one class a line in model order (default: the labels "
                    "inside the model, else the Kinetics-600 list)")
@@ -154,6 +179,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="interpreter threads (default: all cores)")
     g.add_argument("--offline", action="store_true",
                    help="never download: fail if the model or labels are missing")
+
+
+SPEEDS = ("auto", "1", "max")
 
 
 def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -170,6 +198,12 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="camera picture size (default: 640x480)")
     g.add_argument("--camera-fps", type=positive_float, default=30.0, metavar="FPS",
                    help="camera frame rate to ask for (default: 30)")
+    g.add_argument("--speed", default="auto", type=str.lower, choices=SPEEDS,
+                   help="how fast to play a file: 1 = its own speed, max = as fast as "
+                   "possible (default: auto: its own speed with a window, --web, --mqtt or "
+                   "--loop, else max)")
+    g.add_argument("--loop", action="store_true",
+                   help="play a file again and again (until q, Ctrl-C or `kill`)")
 
     g = p.add_argument_group("predictions")
     g.add_argument("--top-k", type=positive_int, default=3, metavar="K",
@@ -193,6 +227,9 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     g.add_argument("--headless", action="store_true",
                    help="no window (same as --display none); files run as fast as possible")
     g.add_argument("--mirror", action="store_true", help="flip the picture left-right")
+    g.add_argument("--exit-at-end", action="store_true",
+                   help="close the window when a file ends (default: keep its last picture "
+                   "up until a key is pressed)")
     stdout = g.add_mutually_exclusive_group()
     stdout.add_argument("--json", action="store_true",
                         help="print one JSON object per model step on stdout")
@@ -229,8 +266,9 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
     g = p.add_argument_group("diagnostics")
     g.add_argument("-v", "--verbose", action="store_true",
-                   help="say more: model details, startup time, a summary at the end")
-    g.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+                   help="say more: model details, startup time, a fuller summary at the end")
+    g.add_argument("--debug", action="store_true",
+                   help="show tracebacks on errors, and OpenCV's and FFmpeg's own warnings")
     return p
 
 
@@ -253,7 +291,11 @@ def build_info_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=f"{PROG} info",
                       description="Describe a streaming MoViNet .tflite: input, classes, states, "
                       "labels, runtime.")
-    p.add_argument("model", type=Path, help="the .tflite file")
+    p.add_argument("model", type=Path, nargs="?", help="the .tflite file (or give --model)")
+    p.add_argument("--model", dest="catalogue_model", type=str.lower, choices=MODEL_NAMES,
+                   help="a catalogue model instead of a file: a0, a1 or a2")
+    p.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
+                   help="catalogue quantization with --model (default: int8)")
     p.add_argument("--labels", type=Path, metavar="FILE", help="label file to check against it")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -291,8 +333,14 @@ def build_eval_parser() -> argparse.ArgumentParser:
     p.add_argument("clip_dir", type=Path, metavar="DIR",
                    help="folder with one sub-folder of clips per class, named after its label")
     p.add_argument("--model-path", dest="model_paths", action="append", type=Path,
-                   metavar="FILE", required=True,
+                   metavar="FILE", default=[],
                    help="a streaming MoViNet .tflite; repeat it to compare models side by side")
+    p.add_argument("--model", dest="models", action="append", type=str.lower,
+                   choices=MODEL_NAMES, default=[],
+                   help="a catalogue model (a0, a1, a2), as in `run`; may be repeated and "
+                   "mixed with --model-path")
+    p.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
+                   help="catalogue quantization for --model (default: int8)")
     p.add_argument("--labels", type=Path, metavar="FILE",
                    help="label file, one class a line in model order (default: the labels "
                    "inside the model, else the Kinetics-600 map for 600 classes)")

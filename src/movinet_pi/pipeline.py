@@ -13,7 +13,10 @@ Three parts run at their own pace:
 
 A headless run over a file needs none of that: :meth:`Pipeline.run` then reads
 every frame in order and steps the model inline, as fast as it can, so the
-output is deterministic.
+output is deterministic (unless ``RunConfig.pace_headless``: someone watches it
+through the web page or MQTT, so it plays at its own speed). When a file ends in
+a window, its last picture stays up until a key is pressed
+(``RunConfig.hold_at_end``).
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ class Pipeline:
         self._flash = ("", 0.0)  # a passing note (a key's effect): shown for a few seconds
         self.show_help = False
         self.on_key: Callable[[int], bool] | None = None  # extra keys (controls.Controls)
+        self._last_frame: Frame | None = None  # the newest shown: held up at a file's end
 
     # -- control -------------------------------------------------------------------
     def stop(self) -> None:
@@ -172,7 +176,7 @@ class Pipeline:
         raised only when the run itself went well, else logged.
         """
         try:
-            if self.display is None and not self.source.live:
+            if self.display is None and not self.source.live and not self.config.pace_headless:
                 self._run_inline()
             else:
                 self._run_threaded()
@@ -324,12 +328,15 @@ class Pipeline:
 
     def _capture_frames(self) -> None:
         clock_start: float | None = None
+        # Decided once: a file keeps its pace when the window goes away mid-run.
+        paced = not self.source.live and (
+            self.config.realtime if self.display is not None else self.config.pace_headless)
         while not self._stop.is_set():
             frame = self._read_live()
             if frame is None:
                 break
             self.stats.frames_read += 1
-            if self.config.realtime and not self.source.live:
+            if paced:
                 # Pace a file to its own timestamps so it plays at real speed.
                 now = time.monotonic()
                 if clock_start is None:
@@ -369,12 +376,33 @@ class Pipeline:
             deadline = time.monotonic() + 5.0
             while self._due.peek() is not None and time.monotonic() < deadline:
                 time.sleep(0.01)
+            if self.config.hold_at_end and self._last_frame is not None:
+                self._hold(self._last_frame)
+
+    def _hold(self, frame: Frame) -> None:
+        """A file has ended in a window: keep its last picture (with the last prediction)
+        up until a key is pressed, the window is closed or the app is stopped."""
+        display = self.display
+        if display is None or not display.shows_picture or self.source.live:
+            return
+        time.sleep(0.05)  # the last step's result lands in the overlay
+        self.message = f"end of {self.source.name}: press any key to close"
+        self.log(f"end of {self.source.name}: press a key in the window to close it "
+                 "(--exit-at-end closes it by itself)")
+        while not self._stop.is_set() and self.display is not None:
+            bgr = self.render(frame)
+            key = self._guard_display(lambda bgr=bgr: display.show(bgr))  # type: ignore[misc]
+            if key is not None and key >= 0:
+                self.stop()
+                break
+            self._stop.wait(0.1)
 
     def _present(self, frame: Frame) -> None:
         """Give a frame to the display and to the outputs that want pictures."""
         display = self.display
         if display is None and not self.frame_sinks:
             return
+        self._last_frame = frame
         self._display_rate.tick()
         if display is not None and not display.shows_picture:
             self._guard_display(lambda: display.update(self.overlay_state(frame)))
@@ -417,7 +445,14 @@ class Pipeline:
             threads=self.recognizer.classifier.threads,
             show_help=self.show_help,
             memory_s=latest.memory_s if latest is not None else None,
+            source_time=None if self.source.live else self._clip_time(frame.timestamp),
+            source_duration=None if self.source.live else getattr(self.source, "duration", None),
         )
+
+    def _clip_time(self, t: float) -> float:
+        """Where ``t`` is in the file (a looping file's timestamps run on past its end)."""
+        clip_time = getattr(self.source, "clip_time", None)
+        return clip_time(t) if clip_time is not None else t
 
     def render(self, frame: Frame) -> np.ndarray:
         """The picture as shown: BGR, mirrored if asked, with the overlay.

@@ -31,6 +31,8 @@ class RunConfig:
     model_fps: float = 5.0
     mirror: bool = False
     realtime: bool = True  # pace files to their own timestamps (a window wants this)
+    pace_headless: bool = False  # ...also with no display (--web, --mqtt, --loop, --speed 1)
+    hold_at_end: bool = False  # a window keeps a file's last picture up until a key
     model_name: str = ""
     reconnect_max_s: float = 10.0
 

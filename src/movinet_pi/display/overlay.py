@@ -3,7 +3,9 @@
 The overlay is drawn in place on a BGR uint8 image (what OpenCV windows and
 video writers take). It is built to be read at a glance on a monitor across a
 room: a dark translucent panel, one line per class with a probability bar, and
-a status line with the model, display fps, model fps and inference time.
+a status line with the model, display fps, model fps and inference time (for a
+file, where it is in the file instead of the rates). Text too wide for the picture
+is wrapped, never cut off at its edge.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ class OverlayState:
     threads: int = 0
     show_help: bool = False
     memory_s: float | None = None  # how far back the model remembers (--history)
+    #: A file's position (s) and length (None: unknown): shown instead of the rates,
+    #: which for a file say how fast the machine is, not anything about the picture.
+    source_time: float | None = None
+    source_duration: float | None = None
 
 
 HELP_KEYS = (
@@ -69,16 +75,84 @@ def _text(image: np.ndarray, text: str, org: tuple[int, int], scale: float, colo
     cv2.putText(image, text, org, FONT, scale, colour, thickness, cv2.LINE_AA)
 
 
+STATUS_SEPARATOR = "  |  "
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
 def status_line(state: OverlayState) -> str:
+    """The status line, composed here alone: each item is one entry of ``parts``."""
     parts = [state.model_name] if state.model_name else []
     if state.threads:
         parts.append(f"{state.threads} thread{'s' if state.threads != 1 else ''}")
-    parts.append(f"display {state.display_fps:4.1f} fps")
-    parts.append(f"model {state.model_fps:3.1f} fps")
+    if state.source_time is not None:
+        length = f" / {_clock(state.source_duration)}" if state.source_duration else ""
+        parts.append(f"clip {_clock(state.source_time)}{length}")
+    else:
+        parts.append(f"display {state.display_fps:4.1f} fps")
+        parts.append(f"model {state.model_fps:3.1f} fps")
     parts.append(f"infer {state.infer_ms:5.1f} ms")
     if state.memory_s is not None:
         parts.append(f"memory {state.memory_s:4.1f} s")
-    return "  |  ".join(parts)
+    return STATUS_SEPARATOR.join(parts)
+
+
+def _text_width(text: str, scale: float, font: int = FONT) -> int:
+    thickness = max(1, round(scale * 1.5))
+    return cv2.getTextSize(text, font, scale, thickness)[0][0]
+
+
+def wrap_text(text: str, scale: float, max_width: int) -> list[str]:
+    """``text`` as lines that each fit in ``max_width`` pixels at ``scale``: broken at the
+    status line's separators first, then at spaces, a word too long for a line at
+    its characters."""
+    if _text_width(text, scale) <= max_width:
+        return [text]
+    lines: list[str] = []
+    line = ""
+    for piece in _pieces(text, scale, max_width):
+        candidate = line + piece if line else piece.lstrip(" |")
+        if _text_width(candidate.rstrip(" |"), scale) <= max_width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line.rstrip(" |"))
+        line = piece.lstrip(" |")
+        while _text_width(line, scale) > max_width and len(line) > 1:  # one long word
+            cut = len(line) - 1
+            while cut > 1 and _text_width(line[:cut], scale) > max_width:
+                cut -= 1
+            lines.append(line[:cut])
+            line = line[cut:]
+    if line.strip(" |"):
+        lines.append(line.rstrip(" |"))
+    return lines
+
+
+def _shorten(text: str, scale: float, max_width: int) -> str:
+    """``text``, cut short with "..." if it is wider than ``max_width`` (a label)."""
+    if _text_width(text, scale) <= max_width:
+        return text
+    while len(text) > 1 and _text_width(text + "...", scale) > max_width:
+        text = text[:-1]
+    return text.rstrip() + "..."
+
+
+def _pieces(text: str, scale: float, max_width: int) -> list[str]:
+    """``text`` split before each separator (keeping it), and a part too wide for a line
+    of its own also before each space."""
+    pieces: list[str] = []
+    for i, segment in enumerate(text.split(STATUS_SEPARATOR)):
+        prefix = STATUS_SEPARATOR if i else ""
+        if _text_width(segment, scale) <= max_width:
+            pieces.append(prefix + segment)
+            continue
+        for j, word in enumerate(segment.split(" ")):
+            pieces.append((" " if j else prefix) + word)
+    return pieces
 
 
 PanelFn = Callable[[np.ndarray, int, int, int, int], None]
@@ -102,30 +176,43 @@ def draw_overlay(
     rows = max(1, len(state.predictions))
     _panel(image, 0, 0, w, pad + rows * line_h + pad // 2)
     bar_w = int(w * 0.25)
-    label_x = pad + bar_w + pad
+    text_scale = scale * 0.9
+    # The percentage is right-aligned in a column as wide as "100.0%": the labels after
+    # it stay put however the numbers change.
+    pct_right = pad + bar_w + pad + _text_width("100.0%", text_scale)
+    label_x = pct_right + pad
     y = pad
     if not state.predictions:
-        _text(image, "no action", (label_x, y + int(line_h * 0.6)), scale * 0.9, GREY)
+        italic = FONT | cv2.FONT_ITALIC
+        text_w = _text_width("no action", text_scale, italic)
+        cv2.putText(image, "no action", ((w - text_w) // 2, y + int(line_h * 0.62)), italic,
+                    text_scale, GREY, max(1, round(text_scale * 1.5)), cv2.LINE_AA)
     for p in state.predictions:
         top, bottom = y + int(line_h * 0.15), y + int(line_h * 0.75)
         cv2.rectangle(image, (pad, top), (pad + bar_w, bottom), (70, 70, 70), -1)
         cv2.rectangle(image, (pad, top), (pad + int(bar_w * p.score), bottom), BAR_COLOUR, -1)
-        _text(image, f"{p.score * 100:5.1f}%  {p.label}", (label_x, y + int(line_h * 0.65)),
-              scale * 0.9)
+        baseline = y + int(line_h * 0.65)
+        pct = f"{p.score * 100:.1f}%"
+        _text(image, pct, (pct_right - _text_width(pct, text_scale), baseline), text_scale)
+        _text(image, _shorten(p.label, text_scale, w - label_x - pad // 2), (label_x, baseline),
+              text_scale)
         y += line_h
 
-    bottom_lines = [(status_line(state), GREY)]
+    small_scale = scale * 0.5
+    lines = [(status_line(state), GREY)]
     if state.prediction_age_s > 1.0:
-        bottom_lines.append((f"prediction is {state.prediction_age_s:.1f} s old", WARN_COLOUR))
-    bottom_lines += [(line, GREY) for line in state.extra_lines]
+        lines.append((f"prediction is {state.prediction_age_s:.1f} s old", WARN_COLOUR))
+    lines += [(line, GREY) for line in state.extra_lines]
     if state.message:
-        bottom_lines.append((state.message, WARN_COLOUR))
+        lines.append((state.message, WARN_COLOUR))
+    bottom_lines = [(part, colour) for text, colour in lines
+                    for part in wrap_text(text, small_scale, w - 2 * pad)]
     small_h = int(line_h * 0.6)
     strip_top = h - len(bottom_lines) * small_h - pad // 2
     _panel(image, 0, strip_top, w, h)
     y = strip_top + int(small_h * 0.75)
     for text, colour in bottom_lines:
-        _text(image, text, (pad, y), scale * 0.5, colour)
+        _text(image, text, (pad, y), small_scale, colour)
         y += small_h
     if state.show_help:
         _help_card(image, scale, _panel)

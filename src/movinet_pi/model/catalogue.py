@@ -140,12 +140,62 @@ def find_model(spec: ModelSpec) -> Path:
     )
 
 
-def find_labels_file(filename: str = KINETICS600_LABELS_FILE) -> Path | None:
-    """The Kinetics-600 label map next to the models, or in ./labels/, if present."""
-    for d in [*search_dirs(), Path.cwd() / "labels"]:
+def find_labels_file(
+    filename: str = KINETICS600_LABELS_FILE, near: Path | None = None
+) -> Path | None:
+    """The Kinetics-600 label map beside the model file ``near`` (or in its ``../labels``),
+    next to the catalogue's models, or in ./labels/, if present."""
+    beside = [near.parent] if near is not None else []
+    for d in [*beside, *search_dirs(), Path.cwd() / "labels"]:
         for candidate in (d / filename, d.parent / "labels" / filename):
             if candidate.is_file():
                 return candidate
+    return None
+
+
+def other_ways(spec: ModelSpec) -> str:
+    """What works besides downloading ``spec``: said after a failed or forbidden download."""
+    return (f"; or, without the network: pass --model-path FILE (a .tflite or its folder), "
+            "name its folder in $MOVINET_PI_MODELS, or copy "
+            f"{spec.filename} into {cache_dir()}")
+
+
+def find_in_folder(folder: Path, preferred: ModelSpec) -> Path:
+    """The model in ``folder`` (``--model-path DIR``): ``preferred``'s file, else another
+    catalogue file, else the folder's only .tflite; else a one-line error."""
+    names = [preferred.filename, *(s.filename for s in CATALOGUE.values())]
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    others = sorted(p for p in folder.glob("*.tflite") if p.is_file())
+    if len(others) == 1:
+        return others[0]
+    found = (f"it has {len(others)} other .tflite files: name one" if others
+             else "it has no .tflite file")
+    raise MovinetPiError(
+        f"no model in folder {folder}: looked for {preferred.filename} and the other "
+        f"catalogue files ({found}), or run `{download_command(preferred)}`"
+    )
+
+
+#: Stream-state count of each catalogue model's signature (its fingerprint with the input size).
+_STATE_COUNTS = {"a0": 43, "a1": 67, "a2": 73}
+
+
+def identify(
+    sha256: str | None, input_size: int, num_classes: int, states: int, quant: str
+) -> str | None:
+    """The catalogue title (``MoViNet-A0 stream int8``) of a model file, or None if it is
+    not one of the catalogue's: by its sha256 where the catalogue knows it, else by its
+    signature (Kinetics-600 classes, input size and stream-state count) and quantization."""
+    for spec in CATALOGUE.values():
+        if sha256 is not None and spec.sha256 == sha256:
+            return spec.title
+    if num_classes != KINETICS600_CLASSES:
+        return None
+    for name, (size, *_rest) in _FACTS.items():
+        if size == input_size and _STATE_COUNTS[name] == states:
+            return f"MoViNet-{name.upper()} stream {quant}"
     return None
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 from movinet_pi.errors import MovinetPiError, one_line
 from movinet_pi.model.catalogue import (
     KINETICS600_CLASSES,
+    KINETICS600_LABELS_FILE,
     download_command,
     find_labels_file,
     get_spec,
@@ -147,14 +148,15 @@ def resolve_labels(
     if inside is not None:
         return inside
     if num_classes == KINETICS600_CLASSES:
-        found = find_labels_file()
+        found = find_labels_file(near=Path(model_path))
         if found is not None:
             return load_labels(found)
         if download is not None:
             return load_labels(download())
         raise MovinetPiError(
-            "Kinetics-600 label map not found: run "
-            f"`{download_command(get_spec('a0'))}` or pass --labels FILE"
+            f"Kinetics-600 label map ({KINETICS600_LABELS_FILE}) not found beside "
+            f"{Path(model_path).name}, in ../labels or the model folders: pass --labels FILE, "
+            f"or run `{download_command(get_spec('a0'))}`"
         )
     raise MovinetPiError(
         f"model {Path(model_path).name} has {num_classes} classes and no labels inside: "

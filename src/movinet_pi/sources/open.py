@@ -38,6 +38,7 @@ def open_source(
     frame_size: tuple[int, int] = (640, 480),
     fps: float = 30.0,
     timeout: float = 10.0,
+    loop: bool = False,
 ) -> Source:
     """Open a source from its spec.
 
@@ -45,6 +46,7 @@ def open_source(
     is the Pi camera; a number (or ``/dev/videoN``) an OpenCV camera; an rtsp://,
     http:// or https:// URL a stream; anything else a video file path.
     ``frame_size`` and ``fps`` are requests to cameras; files and streams keep theirs.
+    ``loop`` plays a file again and again (live sources never end anyway).
     """
     if not (fps > 0 and timeout > 0 and min(frame_size) > 0):
         raise MovinetPiError("fps, timeout and the frame size must be positive")
@@ -68,5 +70,5 @@ def open_source(
         raise MovinetPiError(
             f"unsupported source URL scheme {scheme}://: use rtsp://, http:// or https://"
         )
-    return FileSource(spec)
+    return FileSource(spec, loop=loop)
 

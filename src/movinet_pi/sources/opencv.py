@@ -53,9 +53,15 @@ class _CaptureSource(Source):
         when it arrived (files override this with their presentation times)."""
         return time.monotonic()
 
+    def _rewind(self) -> bool:
+        """Start the source over at its end (a looping file); False: it ends."""
+        return False
+
     def _grab(self) -> Optional[Frame]:
         assert self._cap is not None
         ok, image = self._cap.read()
+        if not ok and self._rewind():
+            ok, image = self._cap.read()
         if not ok or image is None or image.size == 0:
             return None
         rgb = _bgr_to_rgb(image)
@@ -72,8 +78,12 @@ class _CaptureSource(Source):
                 frame, self._pending = self._pending, None
                 return frame, 0
             self._pending, passed = None, 1
-        cap = self._cap
-        while cap.grab():  # decode without converting the picture
+        while True:
+            cap = self._cap
+            if not cap.grab():  # decode without converting the picture
+                if not self._rewind() or not self._cap.grab():
+                    break
+                cap = self._cap
             stamp = self._timeline.stamp(self._raw_time(cap))
             index, self._index = self._index, self._index + 1
             if stamp + 1e-3 >= t:
@@ -137,9 +147,12 @@ class _CaptureSource(Source):
 class FileSource(_CaptureSource):
     """A video file or animated GIF, decoded by OpenCV. Timestamps are presentation times."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, loop: bool = False) -> None:
         self.path = Path(path).expanduser()
         super().__init__(self.path.name, live=False, step=_DEFAULT_STEP)
+        self.loop = loop
+        self.duration: Optional[float] = None  # seconds, when the file says
+        self._pass_starts = [0.0]  # the timestamp each play of a looping file began at
         _check_file(self.path)
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
@@ -147,14 +160,38 @@ class FileSource(_CaptureSource):
                 f"cannot open {self.path}: OpenCV found no video in it "
                 "(use a video file such as .mp4/.avi/.mkv or an animated GIF)"
             )
+        if _fourcc(cap) in _TEXT_CODECS:  # FFmpeg's tty demuxer "plays" text files
+            cap.release()
+            raise MovinetPiError(_not_video(self.path))
         self.fps = _valid_fps(cap.get(cv2.CAP_PROP_FPS))
         if self.fps is not None:
             self._timeline.step = 1.0 / self.fps
+            count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            if math.isfinite(count) and count > 0:
+                self.duration = count / self.fps
         if not self._start(cap):
             raise MovinetPiError(
                 f"cannot decode a frame of {self.path}: the file is corrupted "
                 "or in a format this OpenCV build cannot decode"
             )
+
+    def _rewind(self) -> bool:
+        if not self.loop or self._closed:
+            return False
+        self._release()
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            return False
+        self._cap = cap
+        # The file's clock starts again at 0: the timeline carries on one frame later.
+        self._pass_starts.append(self._timeline.stamp(None) if self._index else 0.0)
+        self._timeline = _Restarted(self._timeline, self._pass_starts[-1])
+        return True
+
+    def clip_time(self, t: float) -> float:
+        """Where timestamp ``t`` is within the file (a looping file's run on)."""
+        start = max((s for s in self._pass_starts if s <= t + 1e-6), default=0.0)
+        return t - start
 
     def _raw_time(self, cap: cv2.VideoCapture) -> Optional[float]:
         # After read(), CAP_PROP_POS_MSEC is the presentation time of the frame just
@@ -164,6 +201,57 @@ class FileSource(_CaptureSource):
 
     def reopen(self) -> None:
         """A file is never lost: nothing to reconnect."""
+
+
+#: Codecs OpenCV's FFmpeg reports for a text file it "plays" (the tty demuxer).
+_TEXT_CODECS = ("ansi", "tty")
+
+
+def _fourcc(cap: cv2.VideoCapture) -> str:
+    code = int(cap.get(cv2.CAP_PROP_FOURCC))
+    if code <= 0:
+        return ""
+    return bytes((code >> s) & 0xFF for s in (0, 8, 16, 24)).decode("latin-1").strip("\0 ")
+
+
+#: Text files that FFmpeg rightly reads as media: HLS playlists, SDP (RTP), concat lists.
+_TEXT_MEDIA_PREFIXES = (b"#EXTM3U", b"v=0", b"ffconcat")
+
+
+def _looks_like_text(path: Path) -> bool:
+    """Whether the file starts like text (no NUL byte, valid UTF-8) and is not one of the
+    text formats FFmpeg plays: video containers and GIFs always hold NUL bytes in their
+    first few hundred bytes."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if not head or b"\x00" in head or head.lstrip(b"\xef\xbb\xbf \r\n").startswith(
+            _TEXT_MEDIA_PREFIXES):
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 3  # only a character cut at the end
+    return True
+
+
+def _not_video(path: Path) -> str:
+    return (f"{path} is a text file, not a video: pass a video file such as .mp4/.avi/.mkv "
+            "or an animated GIF")
+
+
+class _Restarted(Timeline):
+    """A timeline that goes on from ``offset`` after a looping file starts over: the
+    file's own presentation times are kept, shifted to follow the last play."""
+
+    def __init__(self, before: Timeline, offset: float) -> None:
+        super().__init__(before.step)
+        self.offset = offset
+
+    def stamp(self, raw: Optional[float]) -> float:
+        return self.offset + super().stamp(raw)
 
 
 def _check_file(path: Path) -> None:
@@ -176,6 +264,8 @@ def _check_file(path: Path) -> None:
         raise MovinetPiError(f"{path} is a directory: pass a video file")
     if path.stat().st_size == 0:
         raise MovinetPiError(f"{path} is empty (0 bytes): pass a video file")
+    if _looks_like_text(path):
+        raise MovinetPiError(_not_video(path))
 
 
 class CameraSource(_CaptureSource):

@@ -118,27 +118,43 @@ class BenchResult:
         return data
 
     def format(self) -> str:
+        """A short table (one row a stage, then the step and the bare invoke) and one
+        plain sentence; ``--json`` has every number."""
         w, h = self.input_size
         lines = [
             f"{self.model}: input {w}x{h}, {self.runtime}, {self.threads} threads, "
             f"{self.steps} steps on {self.source} ({self.frame_size[0]}x{self.frame_size[1]})",
-            f"  {'stage':<12}{'p50 ms':>9}{'p99 ms':>9}",
+            "",
+            f"  {'stage':<32}{'p50 ms':>9}{'p99 ms':>9}",
         ]
-        for stage in (*STAGES, "bare_invoke"):
-            name = "bare invoke" if stage == "bare_invoke" else stage
-            lines.append(f"  {name:<12}{self.p50(stage):9.3f}{self.p99(stage):9.3f}")
+        rows = [(STAGE_NAMES[s], self.p50(s), self.p99(s)) for s in STAGES]
+        rows.insert(STAGES.index("carry") + 1, (f"  of it, memory ({self.history})",
+                                                self.p50("memory"), self.p99("memory")))
+        rows.append(("whole step, capture to overlay", self.total_ms_p50, None))
+        rows.append(("model step (invoke + carry)", self.step_ms_p50, None))
+        rows.append(("bare invoke of the same file", self.p50("bare_invoke"),
+                     self.p99("bare_invoke")))
+        for name, p50, p99 in rows:
+            lines.append(f"  {name:<32}{p50:9.2f}" + (f"{p99:9.2f}" if p99 is not None else ""))
+        ratio = self.overhead_pct
+        compared = (f"{abs(ratio):.0f} % {'slower' if ratio > 0 else 'faster'} than"
+                    if abs(ratio) >= 0.5 else "as fast as")
         lines += [
-            f"  one step, capture to overlay: {self.total_ms_p50:.2f} ms "
-            f"({1000.0 / self.total_ms_p50:.0f} steps/s; the model needs 5)",
-            f"  our step (invoke + carry) over a bare invoke of the file: "
-            f"{self.overhead_pct:+.1f} %",
-            f"    our invoke: {self.invoke_pct:+.1f} % (int8 states and image where exact; "
-            "the other stages' use of the caches slows it)",
-            f"    carrying the states, softmax and shown list: {self.carry_pct:+.1f} %",
-            f"    of which the memory (--history {self.history}): {self.p50('memory'):.3f} ms, "
-            f"{self.memory_pct:.1f} % of our step",
+            "",
+            f"A step takes {self.total_ms_p50:.1f} ms from capture to overlay, so this machine "
+            f"manages {1000.0 / self.total_ms_p50:.0f} steps a second (the model needs 5); "
+            f"our model step is {compared} a bare invoke of the same file.",
         ]
         return "\n".join(lines)
+
+
+STAGE_NAMES = {
+    "capture": "capture (read a frame)",
+    "preprocess": "preprocess (resize, normalise)",
+    "invoke": "invoke (the model)",
+    "carry": "carry (states, softmax, shown)",
+    "overlay": "overlay (draw the labels)",
+}
 
 
 def synthetic_frames(size: tuple[int, int], seed: int = 0) -> Iterator[np.ndarray]:
