@@ -15,6 +15,7 @@ def test_bench_figures_follow_from_the_times() -> None:
         "carry": [1.0, 3.0, 1.0],
         "overlay": [2.0, 2.0, 2.0],
         "bare_invoke": [10.0, 11.0, 40.0],
+        "memory": [0.2, 0.1, 0.3],  # the history policy's part of "carry"
     }
     r = BenchResult("m", "rt", 2, (172, 172), (640, 480), "clip.mp4", times)
     assert r.steps == 3
@@ -24,11 +25,13 @@ def test_bench_figures_follow_from_the_times() -> None:
     assert r.overhead_pct == pytest.approx((15.0 / 11.0 - 1) * 100)
     assert r.invoke_pct == pytest.approx((12.0 / 11.0 - 1) * 100)
     assert r.carry_pct == pytest.approx(1.0 / 11.0 * 100)
+    assert r.memory_pct == pytest.approx(0.2 / 15.0 * 100)
     data = r.to_json()
     assert data["steps_per_s"] == round(1000 / 19.5, 2)
     assert data["frame"] == [640, 480] and data["input"] == [172, 172]
     assert data["capture_ms_p50"] == 2.0 and data["capture_ms_p99"] == 3.0
     table = r.format()
     assert "3 steps on clip.mp4 (640x480)" in table
-    assert "19.50 ms (51 steps/s" in table
-    assert f"{(15.0 / 11.0 - 1) * 100:+.1f} %" in table
+    assert "A step takes 19.5 ms" in table and "51 steps a second" in table
+    assert "36 % slower than a bare invoke" in table  # 15 / 11 - 1
+    assert data["memory_ms_p50"] == 0.2 and data["memory_pct"] == round(0.2 / 15 * 100, 2)
