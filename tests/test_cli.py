@@ -259,7 +259,8 @@ def test_bench_table_on_synthetic_frames(models_env: None,
     rows = {}
     for line in out.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[-1].replace(".", "").isdigit() and "ms" not in parts:
+        numbers = [p.replace(".", "").isdigit() for p in parts[-2:]]
+        if len(parts) >= 3 and all(numbers) and "ms" not in parts:
             rows[" ".join(parts[:-2])] = (float(parts[-2]), float(parts[-1]))
     stages = {"capture (read a frame)", "preprocess (resize, normalise)", "invoke (the model)",
               "carry (states, softmax, shown)", "of it, memory (auto)", "overlay (draw the labels)",
