@@ -186,6 +186,9 @@ class HealthMonitor:
             if reading is not None:
                 self.latest = reading
 
+    def on_step(self, result: object) -> None:
+        """Nothing: the monitor may sit among a run's outputs, so that the run stops it."""
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
