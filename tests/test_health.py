@@ -150,3 +150,23 @@ def test_a_reader_that_raises_does_not_end_the_thread(tmp_path: Path) -> None:
         assert monitor.latest is not None and monitor.latest.cpu_temp_c >= 43.0
     finally:
         monitor.close()
+
+
+def test_bench_says_the_health_at_the_start_and_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, a0_model: Path, carving_ice: Path,
+        kinetics_labels_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from movinet_pi.cli import main
+
+    monkeypatch.setenv(SYSFS_ENV, str(fake_pi(tmp_path / "pi", "61234", "0x20000")))
+    assert main(["bench", "--model-path", str(a0_model), "--steps", "3", "--json",
+                 "--labels", str(kinetics_labels_path), "--source", str(carving_ice)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["steps"] == 3  # stdout stays one JSON object
+    said = "CPU 61.2 °C, not throttled, earlier since boot: frequency capped"
+    assert f"health at the start: {said}" in err and f"health at the end: {said}" in err
+    monkeypatch.setenv(SYSFS_ENV, str(tmp_path / "not-a-pi"))
+    assert main(["bench", "--model-path", str(a0_model), "--steps", "3", "--json",
+                 "--labels", str(kinetics_labels_path), "--source", str(carving_ice)]) == 0
+    assert "health" not in capsys.readouterr().err  # nothing shown, nothing fails

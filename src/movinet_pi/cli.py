@@ -268,12 +268,23 @@ def command_bench(args: argparse.Namespace) -> int:
         frames, source_name = file_frames(args.source), args.source.name
     else:
         frames, source_name = synthetic_frames(args.frame_size), "synthetic frames"
+    say_health("at the start")  # (stderr: --json stays one object on stdout)
     result = run_bench(clf, bare, frames, steps=args.steps, model_name=title,
                        source_name=source_name)
     if result.steps < args.steps:
         raise MovinetPiError(f"{source_name} has no frames to read", exit_code=1)
     print_result(result, args.json, sys.stdout)
+    say_health("at the end")
     return 0
+
+
+def say_health(when: str) -> None:
+    """One line with the Pi's CPU temperature and throttling, where it says them."""
+    from movinet_pi.health import read_health
+
+    health = read_health()
+    if health is not None:
+        say(f"health {when}: {health.describe()}")
 
 
 def command_eval(args: argparse.Namespace) -> int:
