@@ -15,6 +15,7 @@ def test_bench_figures_follow_from_the_times() -> None:
         "carry": [1.0, 3.0, 1.0],
         "overlay": [2.0, 2.0, 2.0],
         "bare_invoke": [10.0, 11.0, 40.0],
+        "memory": [0.5, 1.5, 0.5],  # the history policy's part of the carry
     }
     r = BenchResult("m", "rt", 2, (172, 172), (640, 480), "clip.mp4", times)
     assert r.steps == 3
@@ -28,6 +29,8 @@ def test_bench_figures_follow_from_the_times() -> None:
     assert data["steps_per_s"] == round(1000 / 19.5, 2)
     assert data["frame"] == [640, 480] and data["input"] == [172, 172]
     assert data["capture_ms_p50"] == 2.0 and data["capture_ms_p99"] == 3.0
+    assert data["memory_ms_p50"] == 0.5
+    assert data["memory_pct"] == round(0.5 / 15.0 * 100, 2)
     table = r.format()
     assert "3 steps on clip.mp4 (640x480)" in table
     assert "19.50 ms (51 steps/s" in table

@@ -123,8 +123,7 @@ def test_the_monitor_reads_on_its_own_thread(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the monitor never read the new values"
             time.sleep(0.01)
         assert monitor.latest.reasons == ["soft temperature limit"]
-        (root / TEMP_FILE).unlink()  # a reading that fails keeps the last good one...
-        (root / THROTTLED_FILE).unlink()
+        (root / "sys").rename(root / "gone")  # (at once) a failed reading keeps the last good one
         time.sleep(0.05)
         assert monitor.latest == Health(85.0, 8)
     finally:
@@ -170,3 +169,18 @@ def test_bench_says_the_health_at_the_start_and_the_end(
     assert main(["bench", "--model-path", str(a0_model), "--steps", "3", "--json",
                  "--labels", str(kinetics_labels_path), "--source", str(carving_ice)]) == 0
     assert "health" not in capsys.readouterr().err  # nothing shown, nothing fails
+
+
+def test_the_overlay_gets_a_line_when_the_pi_is_hot_or_throttled(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from movinet_pi.pipeline import Pipeline
+
+    def warning(temp: str, throttled: str) -> list[str]:
+        root = fake_pi(tmp_path / f"{temp}-{throttled}", temp, throttled)
+        return Pipeline.health_warning(SimpleNamespace(health=HealthMonitor(root)))  # type: ignore[arg-type]
+
+    assert warning("60000", "0") == []  # cool and unthrottled: nothing
+    assert warning("80500", "0") == ["Pi: CPU 80.5 °C, not throttled"]
+    assert warning("60000", "0x4") == ["Pi: CPU 60.0 °C, throttled"]
+    assert Pipeline.health_warning(SimpleNamespace(health=None)) == []  # type: ignore[arg-type]
