@@ -25,6 +25,7 @@ from movinet_pi.flags import (
     build_bench_parser,
     build_download_parser,
     build_eval_parser,
+    build_ha_remove_parser,
     build_info_parser,
     build_run_parser,
     suggest_command,
@@ -162,10 +163,13 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
 
 def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
     """Every output asked for, opened now so a bad one is refused before the camera opens."""
+    from movinet_pi.health import HealthMonitor
     from movinet_pi.outputs.jsonlines import EventsSink, HumanSink, JsonLinesSink
 
     sinks: list[Sink] = []
     try:
+        health = HealthMonitor().start()  # None read, no thread, where the Pi's files are missing
+        sinks.append(health)  # (among the outputs so that the run stops it)
         if args.events:
             sinks.append(EventsSink())
         elif args.json:
@@ -173,16 +177,20 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         else:
             sinks.append(HumanSink())
         if args.mqtt:
+            from movinet_pi.outputs.home_assistant import HaDevice
             from movinet_pi.outputs.mqtt import MqttSink
 
-            sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say))
+            ha = HaDevice.detect(args.name, args.ha_prefix) if args.ha_discovery else None
+            sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say,
+                                           health=health, home_assistant=ha))
         elif args.mqtt_ca is not None:
             raise MovinetPiError("--mqtt-ca goes with --mqtt mqtts://...")
         if args.web is not None:
             from movinet_pi.outputs.web import WebSink
 
             host, port = args.web
-            sinks.append(WebSink(host, port, token=args.web_token, model_name=title, log=say))
+            sinks.append(WebSink(host, port, token=args.web_token, model_name=title, log=say,
+                                 health=health))
         if args.record is not None:
             from movinet_pi.outputs.recording import ClipRecorder
 
@@ -326,12 +334,23 @@ def command_bench(args: argparse.Namespace) -> int:
         frames, source_name = file_frames(args.source), args.source.name
     else:
         frames, source_name = synthetic_frames(args.frame_size), "synthetic frames"
+    say_health("at the start")  # (stderr: --json stays one object on stdout)
     result = run_bench(clf, bare, frames, steps=args.steps, model_name=title,
                        source_name=source_name)
     if result.steps < args.steps:
         raise MovinetPiError(f"{source_name} has no frames to read", exit_code=1)
     print_result(result, args.json, sys.stdout)
+    say_health("at the end")
     return 0
+
+
+def say_health(when: str) -> None:
+    """One line with the Pi's CPU temperature and throttling, where it says them."""
+    from movinet_pi.health import read_health
+
+    health = read_health()
+    if health is not None:
+        say(f"health {when}: {health.describe()}")
 
 
 def command_eval(args: argparse.Namespace) -> int:
@@ -347,12 +366,24 @@ def command_eval(args: argparse.Namespace) -> int:
                     plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
 
 
+def command_ha_remove(args: argparse.Namespace) -> int:
+    from movinet_pi.outputs.home_assistant import HaDevice, remove_device
+    from movinet_pi.outputs.mqtt_target import mqtt_password, parse_mqtt_url
+
+    device = HaDevice.detect(prefix=args.ha_prefix)
+    remove_device(parse_mqtt_url(args.mqtt), device, password=mqtt_password(),
+                  ca_file=args.mqtt_ca)
+    say(f"home assistant: removed {device.id} ({device.config_topic} emptied)")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., int]]] = {
     "run": (build_run_parser, command_run),
     "download": (build_download_parser, command_download),
     "info": (build_info_parser, command_info),
     "bench": (build_bench_parser, command_bench),
     "eval": (build_eval_parser, command_eval),
+    "ha-remove": (build_ha_remove_parser, command_ha_remove),
 }
 
 

@@ -38,6 +38,7 @@ subcommands (give one first; `run` is the default):
   bench       time each stage of a step:   movinet-pi bench --model a2
   eval        accuracy on labelled clips:  movinet-pi eval DIR --model-path M.tflite
   service     print a systemd unit:        movinet-pi service --print --display drm
+  ha-remove   remove it from Home Assistant: movinet-pi ha-remove --mqtt URL
 
 examples:
   movinet-pi                                  Pi camera (or camera 0), MoViNet-A0, window
@@ -149,6 +150,28 @@ def mqtt_url(text: str) -> str:
     return text
 
 
+def ha_prefix(text: str) -> str:
+    from movinet_pi.outputs.mqtt_target import topic_prefix_problem
+
+    text = text.strip().strip("/")
+    problem = topic_prefix_problem(text) if text else "empty"
+    if problem:
+        raise argparse.ArgumentTypeError(f"bad topic prefix {text!r}: {problem}")
+    return text
+
+
+def _add_ha_options(g: argparse._ActionsContainer) -> None:
+    """Home Assistant discovery (--ha-discovery, --ha-prefix, --name)."""
+    g.add_argument("--ha-discovery", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --mqtt: announce this Pi to Home Assistant (MQTT discovery): "
+                   "the action, action events, inference time, model rate, CPU temperature "
+                   "and throttling (default: on)")
+    g.add_argument("--ha-prefix", type=ha_prefix, default="homeassistant", metavar="PREFIX",
+                   help="Home Assistant's discovery prefix (default: homeassistant)")
+    g.add_argument("--name", metavar="NAME",
+                   help="this device's name in Home Assistant (default: movinet-pi <host>)")
+
+
 def web_address(text: str) -> tuple[str, int]:
     from movinet_pi.outputs.web import parse_web_address
 
@@ -245,6 +268,7 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     g.add_argument("--mqtt-ca", metavar="FILE", type=Path,
                    help="with mqtts://: trust the broker's certificate if FILE (PEM) signed "
                    "it, e.g. your own CA (default: the system's CAs)")
+    _add_ha_options(g)
     g.add_argument("--web", metavar="[HOST:]PORT", type=web_address,
                    help="serve a page with the live picture, the actions and recent events "
                    "(host 127.0.0.1 unless given: --web 0.0.0.0:8080 for the network)")
@@ -351,6 +375,20 @@ def build_eval_parser() -> argparse.ArgumentParser:
                    help="also draw the confusion matrices into this .png")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per model (JSON lines) instead of the table")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def build_ha_remove_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=f"{PROG} ha-remove",
+                      description="Remove this Pi's device from Home Assistant: empty its "
+                      "retained MQTT discovery config (and its retained diagnostics).")
+    p.add_argument("--mqtt", metavar="URL", type=mqtt_url, required=True,
+                   help="the broker, as for a run: mqtt://[user@]host[:port]/prefix")
+    p.add_argument("--mqtt-ca", metavar="FILE", type=Path,
+                   help="with mqtts://: trust the broker's certificate if FILE signed it")
+    p.add_argument("--ha-prefix", type=ha_prefix, default="homeassistant", metavar="PREFIX",
+                   help="Home Assistant's discovery prefix (default: homeassistant)")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 

@@ -34,6 +34,7 @@ import numpy as np
 from movinet_pi.display.base import Display
 from movinet_pi.display.overlay import OverlayState, draw_overlay
 from movinet_pi.errors import one_line
+from movinet_pi.health import HealthMonitor
 from movinet_pi.outputs.base import FrameSink
 from movinet_pi.recognizer import Recognizer
 from movinet_pi.sources.base import Frame, Source, SourceLost
@@ -122,6 +123,8 @@ class Pipeline:
         self.capture_alive = False  # after run(): the capture thread is still inside a read
         self._display_rate = RateMeter()
         self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
+        #: The Pi's health, when a run put its monitor among the outputs (cli does).
+        self.health = next((s for s in recognizer.sinks if isinstance(s, HealthMonitor)), None)
         self._bgr: np.ndarray | None = None  # render()'s buffers
         self._shown: np.ndarray | None = None
         self.message = ""  # a state (reconnecting, display lost): shown until cleared
@@ -447,12 +450,18 @@ class Pipeline:
             memory_s=latest.memory_s if latest is not None else None,
             source_time=None if self.source.live else self._clip_time(frame.timestamp),
             source_duration=None if self.source.live else getattr(self.source, "duration", None),
+            extra_lines=self.health_warning(),
         )
 
     def _clip_time(self, t: float) -> float:
         """Where ``t`` is in the file (a looping file's timestamps run on past its end)."""
         clip_time = getattr(self.source, "clip_time", None)
         return clip_time(t) if clip_time is not None else t
+
+    def health_warning(self) -> list[str]:
+        """A line under the status when the Pi is throttled or hot (80 °C or more)."""
+        health = self.health.latest if self.health is not None else None
+        return [f"Pi: {health.describe()}"] if health is not None and health.warning else []
 
     def render(self, frame: Frame) -> np.ndarray:
         """The picture as shown: BGR, mirrored if asked, with the overlay.

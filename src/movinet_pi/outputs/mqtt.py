@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from movinet_pi.errors import MovinetPiError, one_line
+from movinet_pi.health import HealthMonitor
 from movinet_pi.log import say
 from movinet_pi.outputs.base import StepResult, json_line
 from movinet_pi.outputs.events import EventFeed
@@ -28,6 +29,11 @@ from movinet_pi.outputs.mqtt_target import MqttTarget, mqtt_password, parse_mqtt
 
 if TYPE_CHECKING:  # pragma: no cover
     from paho.mqtt.client import Client as PahoClient
+
+    from movinet_pi.outputs.home_assistant import HaDevice
+
+#: Extra retained messages sent on every (re)announce: (topic, payload, retain).
+Announcement = Callable[[], "list[tuple[str, Mapping[str, object] | str, bool]]"]
 
 MQTT_INSTALL_HINT = "install the mqtt extra: pip install 'movinet-pi[mqtt]'"
 
@@ -126,7 +132,12 @@ class MqttSink:
         close_timeout_s: float = 3.0,
         client_id: str | None = None,
         ca_file: str | os.PathLike[str] | None = None,
+        health: HealthMonitor | None = None,
+        home_assistant: HaDevice | None = None,
     ) -> None:
+        """``health``: its newest reading goes into each state message.
+        ``home_assistant``: announce this device to Home Assistant (discovery,
+        :mod:`movinet_pi.outputs.home_assistant`)."""
         mqtt = _import_paho()
         if password is not None and target.username is None:
             raise MovinetPiError("an MQTT password is set but the URL names no user: "
@@ -164,6 +175,9 @@ class MqttSink:
         self._closed = False
         self._complained = False  # said "cannot reach" / "lost" since the last connect
         self._ever_connected = False
+        self.health = health
+        self._announcements: list[Announcement] = []
+        self._subscriptions: dict[str, Callable[[str], None]] = {}
 
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -184,6 +198,12 @@ class MqttSink:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        self.home_assistant = None
+        if home_assistant is not None:
+            from movinet_pi.outputs.home_assistant import HomeAssistant
+
+            self.home_assistant = HomeAssistant(self, home_assistant, health=health)
         # No network here: paho's thread resolves and connects, so a broker that
         # is down (or a name that doesn't resolve yet at boot) never stops the start.
         client.connect_async(target.host, target.port, keepalive)
@@ -212,10 +232,15 @@ class MqttSink:
         if (labels != self._state_labels or t < self._state_t
                 or t >= self._state_t + self.state_interval_s - EventFeed.TOLERANCE_S):
             self._state_labels, self._state_t = labels, t
-            state = _Message(self.target.state_topic, {**result.to_json(), "time": now},
+            health = self.health.latest if self.health is not None else None
+            state = _Message(self.target.state_topic,
+                             {**result.to_json(), "time": now,
+                              **({"health": health.to_json()} if health else {})},
                              retain=True)
         if events or state:
             self._enqueue(events, state)
+        if self.home_assistant is not None:
+            self.home_assistant.on_step(result)
 
     def close(self) -> None:
         """End open events, send what is queued (if connected, for up to
@@ -223,6 +248,8 @@ class MqttSink:
         if self._closed:
             return
         self._closed = True
+        if self.home_assistant is not None:
+            self.home_assistant.finish()
         now = round(time.time(), 3)
         ends = [_Message(self.target.events_topic, {**c.to_json(), "time": now})
                 for c in self.feed.finish()]
@@ -267,6 +294,26 @@ class MqttSink:
         with self._cond:
             return len(self._queue)
 
+    # -- hooks for what rides on this connection (Home Assistant) ------------------------
+    def send(self, topic: str, payload: Mapping[str, object] | str,
+             retain: bool = False) -> None:
+        """Queue one more message, as an event is queued (quick, no network)."""
+        self._enqueue([_Message(topic, payload, retain)], None)
+
+    def add_announcement(self, announcement: Announcement) -> None:
+        """``announcement()``'s messages go out on every connect and :meth:`announce`."""
+        self._announcements.append(announcement)
+
+    def subscribe(self, topic: str, on_message: Callable[[str], None]) -> None:
+        """Subscribe to ``topic`` on every connect; ``on_message(payload)`` on paho's thread."""
+        self._subscriptions[topic] = on_message
+
+    def announce(self) -> None:
+        """Send the announcements, ``online`` and the newest state again."""
+        with self._cond:
+            self._announce = True
+            self._cond.notify_all()
+
     # -- internals ----------------------------------------------------------------------------
     @property
     def _where(self) -> str:
@@ -305,6 +352,8 @@ class MqttSink:
                 batch: list[_Message] = []
                 if self._announce:
                     self._announce = False
+                    for announcement in self._announcements:
+                        batch.extend(_Message(*m) for m in announcement())
                     batch.append(_Message(self.target.availability_topic, "online", True))
                     if self._state_latest is not None and self._state_pending is None:
                         batch.append(self._state_latest)
@@ -358,6 +407,8 @@ class MqttSink:
                 self.log(f"mqtt: broker {self._where} refused the connection: {reason_code}; "
                          "retrying in the background")
             return
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
         with self._cond:
             self._connected = True
             self._announce = True
@@ -367,6 +418,11 @@ class MqttSink:
                      + (" again" if self._ever_connected else ""))
         self._complained = False
         self._ever_connected = True
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        handler = self._subscriptions.get(message.topic)
+        if handler is not None:
+            handler(message.payload.decode("utf-8", "replace"))
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any,
                        properties: Any) -> None:

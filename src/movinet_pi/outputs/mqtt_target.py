@@ -97,14 +97,15 @@ def parse_mqtt_url(text: str) -> MqttTarget:
                                  "(write mqtt://USER@host/prefix, or no @)")
     tls = scheme.lower() == "mqtts"
     prefix = unquote(parts.path).strip("/") or DEFAULT_MQTT_PREFIX
-    problem = _topic_prefix_problem(prefix)
+    problem = topic_prefix_problem(prefix)
     if problem:
         raise MovinetPiError(f"bad topic prefix {prefix!r} in the MQTT URL: {problem}")
     return MqttTarget(host=host, port=port or (8883 if tls else 1883), prefix=prefix,
                       username=username, tls=tls)
 
 
-def _topic_prefix_problem(prefix: str) -> str | None:
+def topic_prefix_problem(prefix: str) -> str | None:
+    """What is wrong with a topic prefix we publish under, or None."""
     if "+" in prefix or "#" in prefix:
         return "'+' and '#' are wildcards, not allowed in a topic we publish to"
     if "//" in prefix:

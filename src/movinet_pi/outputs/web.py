@@ -54,6 +54,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.health import HealthMonitor
 from movinet_pi.log import say
 from movinet_pi.outputs.base import StepResult
 from movinet_pi.outputs.web_state import FrameHub, LiveState
@@ -471,10 +472,12 @@ class WebSink:
         jpeg_quality: int = 80,
         events_kept: int = 20,
         log: Callable[[str], None] | None = None,
+        health: HealthMonitor | None = None,
     ) -> None:
         self.log = log or say
         self.hub = FrameHub(max_fps=max_fps, max_width=max_width, quality=jpeg_quality)
         self.state = LiveState(model_name=model_name, events_kept=events_kept)
+        self.state.health_monitor = health
         self.server = WebServer(self.hub, self.state, host, port, token=token)
         if not is_loopback(host) and not token:
             self.log(f"web: serving {host}:{self.server.port} without --web-token: anyone who "

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from movinet_pi.health import HealthMonitor
 from movinet_pi.outputs.base import StepResult
 from movinet_pi.outputs.events import EventTracker
 from movinet_pi.timing import RateMeter
@@ -148,6 +149,8 @@ class LiveState:
         self._events: OrderedDict[int, dict[str, object]] = OrderedDict()
         self.model_rate = RateMeter()
         self.display_rate = RateMeter()
+        #: The Pi's health, in /api/state when this machine reports it.
+        self.health_monitor: HealthMonitor | None = None
 
     def on_step(self, result: StepResult) -> None:
         now = time.monotonic()
@@ -197,4 +200,9 @@ class LiveState:
             "viewers": hub.viewers,
             "uptime_s": round(time.monotonic() - self.started, 3),
             "last_step_age_s": self.last_step_age(),
+            **self._pi_health(),
         }
+
+    def _pi_health(self) -> dict[str, object]:
+        latest = self.health_monitor.latest if self.health_monitor is not None else None
+        return {"health": latest.to_json()} if latest is not None else {}
