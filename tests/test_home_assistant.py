@@ -102,7 +102,7 @@ def test_discovery_config_has_the_required_keys(tmp_path: Path) -> None:
     assert device.config_topic == f"homeassistant/device/{device.id}/config"
     assert config["dev"]["name"] == "Garden"
     assert config["dev"]["hw_version"] == "Raspberry Pi 5 Model B Rev 1.0"
-    assert config["o"]["name"] == "movinet-pi" and config["o"]["sw"] and config["o"]["url"]
+    assert config["o"]["name"] == "movinet-pi" and config["o"]["sw"]
     assert config["availability_topic"] == "garden/cam/availability"
     platforms = {name: c["p"] for name, c in config["cmps"].items()}
     assert platforms == {"action": "sensor", "action_event": "event",
