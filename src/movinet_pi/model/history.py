@@ -123,15 +123,18 @@ class ExponentialHistory(HistoryPolicy):
             for slot, mean in zip(self.slots, self._means):
                 np.copyto(slot.count_in, slot.count_out)
                 np.copyto(slot.buffer_in, slot.buffer_out)
-                np.divide(slot.buffer_out, self._steps, out=mean)
+                if self._steps == self.n:  # the moving average starts from this mean
+                    np.divide(slot.buffer_out, self._steps, out=mean)
             return
         for slot, mean in zip(self.slots, self._means):
             # Decay in float, so the model's rounding cannot freeze the mean.
+            work = slot.work()
+            np.subtract(slot.buffer_out, slot.buffer_in, out=work)  # what this frame added
             mean *= self.n
-            mean += slot.delta()
+            mean += work
             mean /= self.n + 1
             count = slot.fed_count(mean, self.n)
-            slot.feed(mean * count, count)
+            slot.feed(np.multiply(mean, count, out=work), count)
 
 
 class AdaptiveHistory(ExponentialHistory):

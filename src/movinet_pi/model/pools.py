@@ -10,7 +10,7 @@ tensor with this frame's own features.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -113,14 +113,31 @@ class PoolSlot:
     grid: Grid | None
     feature: np.ndarray | None = None  # what this frame added, on ``feature_grid``
     feature_grid: FeatureTensor | None = None
+    _features: np.ndarray | None = field(default=None, repr=False)
+    _work: np.ndarray | None = field(default=None, repr=False)
 
     def snap(self, values: np.ndarray) -> np.ndarray:
         return values.astype(np.float32) if self.grid is None else self.grid.snap(values)
 
     def feed(self, total: np.ndarray, count: int) -> None:
         """Give the model a sum (snapped to its grid) and a count for the next step."""
-        np.copyto(self.buffer_in, self.snap(total).reshape(self.buffer_in.shape))
+        total = total.reshape(self.buffer_in.shape)
+        grid = self.grid
+        if grid is None:
+            np.copyto(self.buffer_in, total, casting="unsafe")
+        else:  # Grid.snap, in place: round((v / scale)) clipped to the grid, times scale
+            work = self.work()
+            np.divide(total, grid.scale, out=work)
+            np.rint(work, out=work)
+            np.clip(work, grid.qmin - grid.zero_point, grid.qmax - grid.zero_point, out=work)
+            np.multiply(work, grid.scale, out=self.buffer_in, casting="unsafe")
         self.count_in.fill(count)
+
+    def work(self) -> np.ndarray:
+        """A float64 scratch buffer of the sum's shape, kept from step to step."""
+        if self._work is None:
+            self._work = np.empty(self.buffer_in.shape, np.float64)
+        return self._work
 
     def fed_count(self, mean: np.ndarray, count: int) -> int:
         """The largest count up to ``count`` at which ``count * mean`` plus one more frame
@@ -143,11 +160,15 @@ class PoolSlot:
 
     def frame_features(self) -> np.ndarray:
         """What the last frame added, before any rounding onto the sum's grid (the
-        :meth:`delta` where the model does not expose it)."""
+        :meth:`delta` where the model does not expose it). A buffer reused next step."""
         if self.feature is None or self.feature_grid is None:
             return self.delta()
         grid = self.feature_grid
         if not grid.scale:
-            return self.feature.astype(np.float64)
-        return (self.feature.astype(np.float64) - grid.zero_point) * grid.scale
+            return self.feature
+        if self._features is None:
+            self._features = np.empty(self.feature.shape, np.float32)
+        np.subtract(self.feature, grid.zero_point, out=self._features, dtype=np.float32)
+        self._features *= grid.scale
+        return self._features
 
