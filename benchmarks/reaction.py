@@ -27,6 +27,7 @@ import argparse
 import csv
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,9 @@ from typing import Iterable
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_loop import sampled_rgb_frames
 
 from movinet_pi.display.shown import ShownList
 from movinet_pi.model.classifier import StreamingClassifier
@@ -57,28 +61,15 @@ class Clip:
 
 
 def load_clips(size: tuple[int, int]) -> list[Clip]:
-    """Each clip at 5 fps (the first frame at or after each tick), resized as the
-    classifier resizes it (INTER_AREA), so that steps only copy."""
+    """Each clip at 5 fps (as the app samples it), resized as the classifier resizes it
+    (INTER_AREA), so that steps only copy."""
     rows = csv.DictReader((SHARED / "videos" / "MANIFEST.tsv").open(), delimiter="\t")
-    clips = []
-    for row in rows:
-        cap = cv2.VideoCapture(str(SHARED / "videos" / row["file"]))
-        native = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        frames, index, due = [], 0, 0.0
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            t = index / native
-            index += 1
-            if t + 1e-3 >= due:
-                due = (int((t + 1e-3) * FPS) + 1) / FPS
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                frames.append(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
-        cap.release()
-        clips.append(Clip(row["file"].rsplit(".", 1)[0], row["label"], float(row["settle_s"]),
-                          frames))
-    return clips
+    return [
+        Clip(row["file"].rsplit(".", 1)[0], row["label"], float(row["settle_s"]),
+             [cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+              for rgb in sampled_rgb_frames(SHARED / "videos" / row["file"], FPS)])
+        for row in rows
+    ]
 
 
 class Stream:
