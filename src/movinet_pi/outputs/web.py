@@ -23,7 +23,8 @@ With ``token`` set, every request must carry ``?token=...`` (exactly one) or an
 the page passes the token it was opened with on to its own requests. An address
 that fails ``failure_limit`` times within ``failure_window`` seconds gets 429
 until the window has passed. Served beyond loopback, a token must be at least
-:data:`MIN_TOKEN_LENGTH` characters.
+:data:`~movinet_pi.outputs.web_access.MIN_TOKEN_LENGTH` characters (the rules live in
+:mod:`movinet_pi.outputs.web_access`).
 
 Without a token, the ``Host`` header must name this server (its bound host, the
 address the request came in on, this machine's name, localhost, 127.0.0.1 or
@@ -37,8 +38,6 @@ page (``X-Frame-Options: DENY``, CSP ``frame-ancestors 'none'``).
 from __future__ import annotations
 
 import errno
-import hmac
-import ipaddress
 import json
 import socket
 import socketserver
@@ -57,17 +56,19 @@ from movinet_pi.errors import MovinetPiError
 from movinet_pi.health import HealthMonitor
 from movinet_pi.log import say
 from movinet_pi.outputs.base import StepResult
+from movinet_pi.outputs.web_access import (
+    FAILURE_LIMIT,
+    FAILURE_WINDOW,
+    MAX_STREAMS,
+    AccessControl,
+    check_token,
+    is_loopback,
+)
 from movinet_pi.outputs.web_state import FrameHub, LiveState
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 #: The shortest --web-token accepted when serving beyond this machine.
-MIN_TOKEN_LENGTH = 16
-#: Streams playing at once; more get 503.
-MAX_STREAMS = 8
-#: Failed tokens from one address within FAILURE_WINDOW seconds before it gets 429.
-FAILURE_LIMIT = 10
-FAILURE_WINDOW = 60.0
 BOUNDARY = "movinetpiframe"
 #: The page at ``/``: self-contained, no external assets (package data, web_page.html).
 PAGE = (resources.files(__package__) / "web_page.html").read_text(encoding="utf-8")
@@ -106,25 +107,6 @@ def parse_web_address(text: str) -> tuple[str, int]:
     if not host or any(c.isspace() or c in "/?#@" for c in host):
         raise MovinetPiError(f"--web: {host!r} is not a host name or address")
     return host, port
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.x, ::1, localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_token(host: str, token: str | None) -> None:
-    """Refuse a guessable token on an address other machines can reach."""
-    if token and not is_loopback(host) and len(token) < MIN_TOKEN_LENGTH:
-        raise MovinetPiError(
-            f"--web-token: too short to serve {host} ({len(token)} characters; "
-            f"use at least {MIN_TOKEN_LENGTH}, e.g. from `openssl rand -hex 16`)"
-        )
 
 
 # -- the newest picture, encoded once per generation -----------------------------------------
@@ -264,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class WebServer:
+class WebServer(AccessControl):
     """The HTTP server on its daemon thread; serves a :class:`FrameHub` and a :class:`LiveState`.
 
     Binding happens in the constructor, so a port in use or a forbidden port is
@@ -285,14 +267,9 @@ class WebServer:
     ) -> None:
         self.hub = hub
         self.state = state
-        self.token = token or None
-        check_token(host, self.token)
-        self.max_streams = max_streams
-        self.failure_limit = failure_limit
-        self.failure_window = failure_window
-        self._failures: dict[str, list[float]] = {}
-        self._failures_lock = threading.Lock()
-        self._playing = 0
+        check_token(host, token)
+        AccessControl.__init__(self, token, max_streams=max_streams,
+                               failure_limit=failure_limit, failure_window=failure_window)
         self.closing = False
         self._streams: dict[socket.socket, threading.Thread] = {}
         self._streams_lock = threading.Lock()
@@ -318,65 +295,6 @@ class WebServer:
         elif ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}/"
-
-    def host_allowed(self, hosts: list[str], local_address: str) -> bool:
-        """Whether a request's Host header names this server (DNS rebinding guard).
-
-        No Host header at all (an HTTP/1.0 client) passes: browsers always send one.
-        """
-        if not hosts:
-            return True
-        if len(hosts) != 1:
-            return False
-        name, port = _split_host(hosts[0].strip())
-        if name is None or (port if port is not None else 80) != self.port:
-            return False
-        allowed = {"localhost", "127.0.0.1", "::1", local_address.lower(),
-                   self.host.lower().strip("[]")}
-        if self.host in ("0.0.0.0", "::", ""):
-            hostname = socket.gethostname().lower()
-            allowed |= {hostname, hostname + ".local"}
-        allowed.discard("0.0.0.0")
-        allowed.discard("::")
-        return name in allowed
-
-    def locked_out(self, client: str) -> bool:
-        with self._failures_lock:
-            times = self._recent_failures(client)
-            return len(times) >= self.failure_limit
-
-    def failed(self, client: str) -> None:
-        with self._failures_lock:
-            self._recent_failures(client).append(time.monotonic())
-
-    def _recent_failures(self, client: str) -> list[float]:
-        since = time.monotonic() - self.failure_window
-        times = [t for t in self._failures.get(client, []) if t > since]
-        if len(self._failures) > 1000:  # forget addresses seen long ago
-            self._failures = {c: ts for c, ts in self._failures.items() if ts and ts[-1] > since}
-        self._failures[client] = times
-        return times
-
-    def open_stream(self) -> bool:
-        """Count one more stream playing; False when ``max_streams`` already play."""
-        with self._streams_lock:
-            if self._playing >= self.max_streams:
-                return False
-            self._playing += 1
-            return True
-
-    def end_stream(self) -> None:
-        with self._streams_lock:
-            self._playing -= 1
-
-    def authorized(self, query_tokens: list[str], authorization: str | None) -> bool:
-        if self.token is None:
-            return True
-        offered = list(query_tokens)
-        if authorization and authorization.lower().startswith("bearer "):
-            offered.append(authorization[7:].strip())
-        expected = self.token.encode()
-        return any(hmac.compare_digest(t.encode(), expected) for t in offered)
 
     @contextmanager
     def tracking(self, conn: socket.socket) -> Iterator[None]:
@@ -414,29 +332,6 @@ class WebServer:
         for thread in streams.values():
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._server.server_close()
-
-
-def _split_host(value: str) -> tuple[str | None, int | None]:
-    """A Host header's (lower-case name, port or None); (None, None) when malformed."""
-    name, port_text = value, ""
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0:
-            return None, None
-        name, rest = value[1:end], value[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                return None, None
-            port_text = rest[1:]
-    elif ":" in value:
-        name, _, port_text = value.rpartition(":")
-        if ":" in name:
-            return None, None
-    if port_text and not port_text.isdigit():
-        return None, None
-    if not name:
-        return None, None
-    return name.lower().rstrip("."), int(port_text) if port_text else None
 
 
 def _bind_message(host: str, port: int, e: OSError) -> str:
