@@ -31,7 +31,8 @@ from mqtt_broker import (
 from movinet_pi import MovinetPiError
 from movinet_pi.model.classifier import Prediction
 from movinet_pi.outputs.base import StepResult
-from movinet_pi.outputs.mqtt import MqttSink, _import_paho, mqtt_client_id
+from movinet_pi.outputs.mqtt import MqttSink
+from movinet_pi.outputs.mqtt_client import import_paho, mqtt_client_id
 from movinet_pi.outputs.mqtt_target import (
     MQTT_PASSWORD_ENV,
     MQTT_PASSWORD_FILE_ENV,
@@ -159,7 +160,7 @@ def test_old_paho_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(paho.mqtt, "__version__", "1.6.1")
     with pytest.raises(MovinetPiError, match=r"paho-mqtt 2 or newer, found 1\.6\.1"):
-        _import_paho()
+        import_paho()
 
 
 def test_client_ids_are_unique_per_run() -> None:

@@ -240,17 +240,9 @@ def remove_device(target: MqttTarget, device: HaDevice, *, password: str | None 
                   timeout_s: float = 10.0) -> None:
     """``movinet-pi ha-remove``: empty the retained discovery config (Home Assistant
     then removes the device and its entities) and the retained diagnostics."""
-    from movinet_pi.outputs.mqtt import _import_paho, _set_tls, mqtt_client_id
+    from movinet_pi.outputs.mqtt_client import new_client
 
-    mqtt = _import_paho()
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                         client_id=mqtt_client_id(), protocol=mqtt.MQTTv311)
-    if target.username is not None:
-        client.username_pw_set(target.username, password)
-    if target.tls:
-        _set_tls(client, ca_file)
+    client = new_client(target, password, ca_file)
     where = f"{target.host}:{target.port}"
     try:
         client.connect(target.host, target.port, keepalive=30)

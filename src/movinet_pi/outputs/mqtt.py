@@ -9,77 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import secrets
-import socket
-import ssl
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from movinet_pi.errors import MovinetPiError, one_line
+from movinet_pi.errors import MovinetPiError
 from movinet_pi.health import HealthMonitor
 from movinet_pi.log import say
 from movinet_pi.outputs.base import StepResult, json_line
 from movinet_pi.outputs.events import EventFeed
+from movinet_pi.outputs.mqtt_client import mqtt_client_id, new_client
 from movinet_pi.outputs.mqtt_target import MqttTarget, mqtt_password, parse_mqtt_url
 
 if TYPE_CHECKING:  # pragma: no cover
-    from paho.mqtt.client import Client as PahoClient
 
     from movinet_pi.outputs.home_assistant import HaDevice
 
 #: Extra retained messages sent on every (re)announce: (topic, payload, retain).
 Announcement = Callable[[], "list[tuple[str, Mapping[str, object] | str, bool]]"]
 
-MQTT_INSTALL_HINT = "install the mqtt extra: pip install 'movinet-pi[mqtt]'"
-
-
-def _import_paho() -> Any:
-    """paho.mqtt.client, or a one-line error saying how to install it."""
-    try:
-        import paho.mqtt
-        import paho.mqtt.client as mqtt_client
-    except ImportError:
-        raise MovinetPiError(f"--mqtt needs paho-mqtt: {MQTT_INSTALL_HINT}") from None
-    version = getattr(paho.mqtt, "__version__", "0")
-    major = re.match(r"\d+", version)
-    if major is None or int(major.group()) < 2:
-        raise MovinetPiError(f"--mqtt needs paho-mqtt 2 or newer, found {version}: "
-                             f"{MQTT_INSTALL_HINT} (or pip install -U paho-mqtt)")
-    return mqtt_client
-
-
-def mqtt_client_id() -> str:
-    """Unique per run (two runs with one id would throw each other off the broker),
-    and readable in the broker's log: ``movinet-pi-<host>-<random>``."""
-    host = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:20] or "host"
-    return f"movinet-pi-{host}-{secrets.token_hex(3)}"
-
-
 @dataclass(frozen=True)
 class _Message:
     topic: str
     payload: Mapping[str, object] | str
     retain: bool = False
-
-
-def _set_tls(client: PahoClient, ca_file: str | os.PathLike[str] | None) -> None:
-    """TLS with the system's CAs, or with ``ca_file`` only (a private CA, --mqtt-ca);
-    the broker's certificate and host name are always checked."""
-    if ca_file is not None:
-        path = Path(ca_file)
-        if not path.is_file():
-            raise MovinetPiError(f"--mqtt-ca {path}: no such file")
-    try:
-        client.tls_set(ca_certs=None if ca_file is None else str(ca_file))
-    except (ssl.SSLError, OSError, ValueError) as e:
-        where = f"--mqtt-ca {ca_file}" if ca_file is not None else "mqtt TLS"
-        raise MovinetPiError(f"{where}: cannot use it as a CA certificate "
-                             f"(expected PEM): {one_line(e)}") from None
 
 
 class MqttSink:
@@ -138,7 +93,6 @@ class MqttSink:
         """``health``: its newest reading goes into each state message.
         ``home_assistant``: announce this device to Home Assistant (discovery,
         :mod:`movinet_pi.outputs.home_assistant`)."""
-        mqtt = _import_paho()
         if password is not None and target.username is None:
             raise MovinetPiError("an MQTT password is set but the URL names no user: "
                                  "write mqtt://USER@host/prefix")
@@ -179,17 +133,8 @@ class MqttSink:
         self._announcements: list[Announcement] = []
         self._subscriptions: dict[str, Callable[[str], None]] = {}
 
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        client: PahoClient = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.client_id,
-            protocol=mqtt.MQTTv311, clean_session=True,
-        )
+        client = new_client(target, password, ca_file, self.client_id)
         self.client = client
-        if target.username is not None:
-            client.username_pw_set(target.username, password)
-        if target.tls:
-            _set_tls(client, ca_file)
         client.will_set(target.availability_topic, "offline", qos=1, retain=True)
         client.max_queued_messages_set(queue_size)
         client.reconnect_delay_set(min_delay=reconnect_min_s,  # type: ignore[arg-type]
