@@ -289,3 +289,17 @@ def enforce_max_bytes(directory: Path, max_bytes: int, keep: Path,
     if total > max_bytes:
         log(f"record: {keep.name} alone is over --record-max-mb; kept it")
     return deleted
+
+
+def frame_rate(times: list[float], default: float) -> float:
+    """Pictures a second from their timestamps, kept within 1..60; ``default`` when
+    they cannot tell (fewer than two, or no time between them)."""
+    if len(times) >= 2 and times[-1] > times[0]:
+        return float(min(60.0, max(1.0, (len(times) - 1) / (times[-1] - times[0]))))
+    return default
+
+
+def even_size(image: np.ndarray) -> tuple[int, int]:
+    """(width, height) of ``image`` rounded down to even numbers: mp4v wants them."""
+    h, w = image.shape[:2]
+    return (w - w % 2, h - h % 2)

@@ -66,6 +66,8 @@ from movinet_pi.outputs.clip_files import (
     NullWriter,
     atomic_write_text,
     enforce_max_bytes,
+    even_size,
+    frame_rate,
     prepare_directory,
     probe_codec,
     readable,
@@ -305,23 +307,15 @@ class ClipRecorder:
                     clip.stop_after = change.t + self.post_seconds
 
     def _estimate_fps(self, pictures: list[_Picture]) -> float:
-        """The clip's frame rate, from the pictures' own timestamps."""
+        """The clip's frame rate, from its pictures' timestamps (else the ring's)."""
         ts = [p.t for p in pictures] if len(pictures) >= 2 else [p.t for p in self._ring]
-        if len(ts) >= 2 and ts[-1] > ts[0]:
-            return float(min(60.0, max(1.0, (len(ts) - 1) / (ts[-1] - ts[0]))))
-        return float(self.max_fps or 15.0)
+        return frame_rate(ts, float(self.max_fps or 15.0))
 
     def _size_for(self, pictures: list[_Picture]) -> tuple[int, int] | None:
         """The clip's size, from its first picture (else the newest one seen); None
         before any picture has arrived."""
-        if pictures:
-            image: np.ndarray | None = pictures[0].image
-        else:
-            image = self._ring[-1].image if self._ring else None
-        if image is None:
-            return None
-        h, w = image.shape[:2]
-        return (w - w % 2, h - h % 2)  # mp4v wants even sizes
+        source = pictures[0] if pictures else (self._ring[-1] if self._ring else None)
+        return None if source is None else even_size(source.image)
 
     def _free_name(self, stamp: str, label: str) -> str:
         name, n = f"{stamp}_{slug(label)}", 2
