@@ -176,7 +176,7 @@ def teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = Fal
         bar.clear()
     x, y, clip = np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
     head, scores, how = fit_best(x, y, clip, labels, reject)
-    head.slot = clf._head_slot.name if clf._head_slot else ""
+    head.slot = clf._find_head_slot().name
     write_taught_model(model_path, out_path, head)
     return TeachResult(head, scores,
                        [len(np.unique(clip[y == c])) for c in range(len(labels))],
