@@ -75,6 +75,24 @@ def accuracy(model: Path, threads: int) -> None:
         by_clip = float(np.mean(np.argmax(head.probs(last), axis=1) == np.arange(len(clips))))
         name = "first half" if budget is None else f"{budget:g} s"
         print(f"{name:>12}  {len(y):>8}  {head.kind:>10}  {steps:>6.3f}  {by_clip:>6.3f}")
+    reject(first, second, labels)
+
+
+def reject(first: list[np.ndarray], second: list[np.ndarray], labels: list[str]) -> None:
+    """--reject: taught the first five classes, how often the second halves of the other
+    five (actions it does not know) get no answer, and how often its own still get one."""
+    known = 5
+    ex = [examples_of(f) for f in first[:known]]
+    x = np.concatenate(ex)
+    y = np.concatenate([np.full(len(e), i) for i, e in enumerate(ex)])
+    head, _, _ = fit_best(x, y, y.copy(), labels[:known], reject=True)
+    own = np.concatenate([examples_of(f) for f in second[:known]])
+    other = np.concatenate([examples_of(f) for f in second[known:]])
+    kept = float(np.mean(head.probs(own).max(axis=1) > 0))
+    rejected = float(np.mean(head.probs(other).max(axis=1) == 0))
+    print(f"--reject (taught {known} classes, threshold {head.threshold:.3f}): "
+          f"its own second halves answered {kept:.3f}, "
+          f"the {len(first) - known} unknown actions rejected {rejected:.3f}")
 
 
 def teaching_time(model: Path, threads: int) -> None:
