@@ -107,7 +107,8 @@ def teaching_time(model: Path, threads: int) -> None:
         result = teach(folder, model, Path(tmp) / "taught.tflite", threads=threads)
         took = time.perf_counter() - started
     print(f"teaching on {len(clips)} whole clips ({total:.1f} s of video, "
-          f"{result.head.examples} examples, {result.head.kind}): {took:.1f} s, "
+          f"{result.head.examples} examples, {result.head.kind}): {took:.1f} s "
+          f"(fitting {result.fit_seconds:.1f} s), "
           f"ratio {took / total:.3f} (goal <= 0.1)")
     return
 

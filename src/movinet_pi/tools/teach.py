@@ -36,6 +36,7 @@ from movinet_pi.model.taught import (
     per_class_accuracy,
     read_taught,
     reject_threshold,
+    thin,
     write_taught_model,
 )
 from movinet_pi.progress import ProgressBar, size_text
@@ -47,6 +48,8 @@ PROG = "movinet-pi teach"
 KINDS = ("logistic", "prototypes")
 #: steps skipped at a clip's start while the model's memory fills (at most half the clip)
 WARMUP_STEPS = int(MODEL_FPS)
+#: the final fit's examples a class, at most (evenly spread over them)
+FIT_PER_CLASS = 1000
 
 
 def load_base(model_path: Path, threads: int | None = None,
@@ -99,6 +102,7 @@ class TeachResult:
     cv_how: str
     seconds: float
     skipped: list[str]
+    fit_seconds: float = 0.0
 
 
 def fit_best(x: np.ndarray, y: np.ndarray, clip: np.ndarray, labels: list[str],
@@ -112,7 +116,9 @@ def fit_best(x: np.ndarray, y: np.ndarray, clip: np.ndarray, labels: list[str],
         scores[kind] = per_class_accuracy(pred, y, len(labels))
         held_out[kind] = (pred, best)
     kind = max(KINDS, key=lambda k: float(np.mean(scores[k])))
-    head = fit(kind, x, y, labels)
+    keep = thin(y, FIT_PER_CLASS)
+    head = fit(kind, x[keep], y[keep], labels)
+    head.examples = len(y)
     pred, best = held_out[kind]
     head.threshold = reject_threshold(pred, best, y)
     head.reject = reject
@@ -175,13 +181,15 @@ def teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = Fal
     finally:
         bar.clear()
     x, y, clip = np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
+    fit_started = time.monotonic()
     head, scores, how = fit_best(x, y, clip, labels, reject)
+    fit_seconds = time.monotonic() - fit_started
     head.slot = clf._find_head_slot().name
     write_taught_model(model_path, out_path, head)
     return TeachResult(head, scores,
                        [len(np.unique(clip[y == c])) for c in range(len(labels))],
                        [int(np.sum(y == c)) for c in range(len(labels))], how,
-                       time.monotonic() - started, skipped)
+                       time.monotonic() - started, skipped, fit_seconds)
 
 
 def format_summary(result: TeachResult, out_path: Path) -> str:
@@ -203,7 +211,8 @@ def format_summary(result: TeachResult, out_path: Path) -> str:
     if result.skipped:
         lines.append(f"skipped {len(result.skipped)} unreadable clips")
     lines.append(f"wrote {out_path} ({size_text(out_path.stat().st_size)}) in "
-                 f"{result.seconds:.1f} s: run it with --model-path {out_path}")
+                 f"{result.seconds:.1f} s (fitting {result.fit_seconds:.1f} s): "
+                 f"run it with --model-path {out_path}")
     return "\n".join(lines)
 
 
