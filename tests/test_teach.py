@@ -183,3 +183,26 @@ def test_bad_input(clips: Path, taught: Path, a0_model: Path, tmp_path: Path,
         teach_error(capsys, short, DATA / model, out)
     assert "already a taught model" in teach_error(capsys, clips, taught, out)
     assert not out.exists()
+
+
+def test_record_writes_clips_teach_can_read(tmp_path: Path, a0_model: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    clip_dir = tmp_path / "mine"
+    for name, label in (("squat.mp4", "bending"), ("arm_wrestling.mp4", "pushing")):
+        for _ in range(2):
+            assert main(["teach", str(clip_dir), "--record", label, "--seconds", "1.5",
+                         "--countdown", "0", "--source",
+                         str(require_shared("videos", name))]) == 0
+    err = capsys.readouterr().err
+    assert "recording 'bending' for 1.5 s" in err and "2 clips of 'pushing' now" in err
+    clips = sorted(clip_dir.rglob("*.mp4"))
+    assert len(clips) == 4
+    cap = cv2.VideoCapture(str(clips[0]))
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    assert 20 <= frames <= 23  # 1.5 s at 15 fps
+    out = tmp_path / "mine.tflite"
+    assert main(["teach", str(clip_dir), "--model-path", str(a0_model), "-o", str(out)]) == 0
+    assert read_taught(out).labels == ("bending", "pushing")  # type: ignore[union-attr]
+    assert main(["teach", str(clip_dir)]) == 2
+    assert "-o FILE" in capsys.readouterr().err

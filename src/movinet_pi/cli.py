@@ -368,8 +368,15 @@ def command_eval(args: argparse.Namespace) -> int:
 
 
 def command_teach(args: argparse.Namespace) -> int:
-    from movinet_pi.tools.teach import run_teach
+    from movinet_pi.tools.teach import record_clip, run_teach
 
+    if args.record is not None:
+        record_clip(args.clip_dir, args.record, args.seconds, args.source,
+                    countdown=max(0, args.countdown))
+        return 0
+    if args.output is None:
+        raise MovinetPiError("give the taught model's file: -o FILE (or --record LABEL to "
+                             "record examples)")
     if args.labels is not None:
         raise MovinetPiError("teach takes its labels from the class folders' names: "
                              "drop --labels")

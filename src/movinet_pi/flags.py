@@ -388,12 +388,22 @@ def build_teach_parser() -> argparse.ArgumentParser:
                       "appended) that runs wherever the base model runs.")
     p.add_argument("clip_dir", type=Path, metavar="DIR",
                    help="folder with one sub-folder of clips per new class, named after it")
-    p.add_argument("-o", "--output", type=Path, metavar="FILE", required=True,
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
                    help="the taught model to write, e.g. mine.tflite")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p.add_argument("--reject", action="store_true",
                    help="the taught model answers nothing (\"no action\") when its best class "
                    "scores below the threshold cross-validation found")
+    g = p.add_argument_group("recording examples (instead of teaching)")
+    g.add_argument("--record", metavar="LABEL",
+                   help="record one clip of LABEL from the camera into DIR/LABEL/, after a "
+                   "countdown, and stop (run it a few times per action, then teach)")
+    g.add_argument("--seconds", type=positive_float, default=8.0, metavar="S",
+                   help="how long --record records (default: 8)")
+    g.add_argument("--countdown", type=int, default=3, metavar="N",
+                   help="seconds counted down before --record starts (default: 3)")
+    g.add_argument("--source", metavar="SRC",
+                   help="what --record records: as for a run (default: the camera)")
     _add_model_options(p)
     _add_history_option(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")

@@ -216,6 +216,69 @@ def format_summary(result: TeachResult, out_path: Path) -> str:
     return "\n".join(lines)
 
 
+RECORD_FPS = 15.0
+
+
+def record_clip(clip_dir: Path, label: str, seconds: float, source_spec: str | None = None,
+                *, countdown: int = 3, err: TextIO | None = None) -> Path:
+    """Record ``seconds`` of the camera (or any source) into ``clip_dir/label/`` as an
+    example of ``label``, after a countdown on ``err``; the clip's path."""
+    import cv2
+
+    from movinet_pi.sources.open import open_source
+
+    err = err if err is not None else sys.stderr
+    if not label.strip() or "/" in label or label.startswith("."):
+        raise MovinetPiError(f"--record {label!r}: give the new action's name, e.g. waving")
+    folder = clip_dir / label.strip()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{stamp}.mp4"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stamp}-{n}.mp4"
+    with open_source(source_spec) as source:
+        for n in range(countdown, 0, -1):
+            err.write(f"{PROG}: recording {label!r} in {n}...\n")
+            err.flush()
+            time.sleep(1.0)
+        err.write(f"{PROG}: recording {label!r} for {seconds:g} s: do it now\n")
+        err.flush()
+        writer = None
+        first = None
+        tick = 0  # the clip is written at RECORD_FPS: frames dropped or held to match
+        try:
+            while (frame := source.read()) is not None:
+                first = frame.timestamp if first is None else first
+                t = frame.timestamp - first
+                if t >= seconds:
+                    break
+                if writer is None:
+                    h, w = frame.rgb.shape[:2]
+                    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"),
+                                             RECORD_FPS, (w, h))
+                    if not writer.isOpened():
+                        raise MovinetPiError(f"cannot write {path}", exit_code=1)
+                bgr = None
+                while tick / RECORD_FPS <= t:
+                    bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR) if bgr is None else bgr
+                    writer.write(bgr)
+                    tick += 1
+            if writer is not None:  # hold the last frame to the end
+                while tick / RECORD_FPS < seconds and bgr is not None:
+                    writer.write(bgr)
+                    tick += 1
+        finally:
+            if writer is not None:
+                writer.release()
+    if writer is None:
+        raise MovinetPiError("the source gave no frames to record", exit_code=1)
+    clips = sum(1 for _ in folder.glob("*.mp4"))
+    err.write(f"{PROG}: saved {path} ({clips} clips of {label!r} now)\n")
+    return path
+
+
 def run_teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = False,
               reject: bool = False, threads: int | None = None, history: HistorySpec = AUTO,
               out: TextIO | None = None, progress: bool = True) -> int:
@@ -227,4 +290,4 @@ def run_teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool =
     return 0
 
 
-__all__ = ["clip_features", "run_teach", "teach"]
+__all__ = ["clip_features", "record_clip", "run_teach", "teach"]
