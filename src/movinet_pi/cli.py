@@ -1,7 +1,7 @@
 """The ``movinet-pi`` command: subcommands, wiring a run together, error reporting.
 
 ``movinet-pi [run options]`` runs the live classifier (``run`` is the default
-subcommand); ``download``, ``info``, ``bench``, ``eval`` and ``service`` are the
+subcommand); ``download``, ``info``, ``bench``, ``eval``, ``teach`` and ``service`` are the
 others. Their flags are :mod:`movinet_pi.flags`'s. Every error a
 user can cause ends in one line on stderr and exit status 2 (usage and
 configuration) or 1 (failures at run time); ``--debug`` adds the traceback.
@@ -28,6 +28,7 @@ from movinet_pi.flags import (
     build_ha_remove_parser,
     build_info_parser,
     build_run_parser,
+    build_teach_parser,
     suggest_command,
 )
 from movinet_pi.log import PROG, say
@@ -366,6 +367,24 @@ def command_eval(args: argparse.Namespace) -> int:
                     plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
 
 
+def command_teach(args: argparse.Namespace) -> int:
+    from movinet_pi.tools.teach import record_clip, run_teach
+
+    if args.record is not None:
+        record_clip(args.clip_dir, args.record, args.seconds, args.source,
+                    countdown=max(0, args.countdown))
+        return 0
+    if args.output is None:
+        raise MovinetPiError("give the taught model's file: -o FILE (or --record LABEL to "
+                             "record examples)")
+    if args.labels is not None:
+        raise MovinetPiError("teach takes its labels from the class folders' names: "
+                             "drop --labels")
+    base, _ = resolve_model(args)
+    return run_teach(args.clip_dir, base, args.output, force=args.force, reject=args.reject,
+                     threads=args.threads, history=args.history, out=sys.stdout)
+
+
 def command_ha_remove(args: argparse.Namespace) -> int:
     from movinet_pi.outputs.home_assistant import HaDevice, remove_device
     from movinet_pi.outputs.mqtt_target import mqtt_password, parse_mqtt_url
@@ -383,6 +402,7 @@ COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., i
     "info": (build_info_parser, command_info),
     "bench": (build_bench_parser, command_bench),
     "eval": (build_eval_parser, command_eval),
+    "teach": (build_teach_parser, command_teach),
     "ha-remove": (build_ha_remove_parser, command_ha_remove),
 }
 

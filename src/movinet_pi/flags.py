@@ -37,6 +37,7 @@ subcommands (give one first; `run` is the default):
   info        describe a model file:       movinet-pi info MODEL.tflite (or --model a2)
   bench       time each stage of a step:   movinet-pi bench --model a2
   eval        accuracy on labelled clips:  movinet-pi eval DIR --model-path M.tflite
+  teach       new actions from your clips: movinet-pi teach DIR -o mine.tflite
   service     print a systemd unit:        movinet-pi service --print --display drm
   ha-remove   remove it from Home Assistant: movinet-pi ha-remove --mqtt URL
 
@@ -375,6 +376,36 @@ def build_eval_parser() -> argparse.ArgumentParser:
                    help="also draw the confusion matrices into this .png")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per model (JSON lines) instead of the table")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return p
+
+
+def build_teach_parser() -> argparse.ArgumentParser:
+    p = OneLineParser(prog=f"{PROG} teach",
+                      description="Teach the model new actions from a few clips, on this "
+                      "machine, without TensorFlow: DIR/<new label>/clip.mp4, two classes or "
+                      "more. Writes one .tflite (the base model with the taught head and labels "
+                      "appended) that runs wherever the base model runs.")
+    p.add_argument("clip_dir", type=Path, metavar="DIR",
+                   help="folder with one sub-folder of clips per new class, named after it")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE",
+                   help="the taught model to write, e.g. mine.tflite")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.add_argument("--reject", action="store_true",
+                   help="the taught model answers nothing (\"no action\") when its best class "
+                   "scores below the threshold cross-validation found")
+    g = p.add_argument_group("recording examples (instead of teaching)")
+    g.add_argument("--record", metavar="LABEL",
+                   help="record one clip of LABEL from the camera into DIR/LABEL/, after a "
+                   "countdown, and stop (run it a few times per action, then teach)")
+    g.add_argument("--seconds", type=positive_float, default=8.0, metavar="S",
+                   help="how long --record records (default: 8)")
+    g.add_argument("--countdown", type=int, default=3, metavar="N",
+                   help="seconds counted down before --record starts (default: 3)")
+    g.add_argument("--source", metavar="SRC",
+                   help="what --record records: as for a run (default: the camera)")
+    _add_model_options(p)
+    _add_history_option(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 

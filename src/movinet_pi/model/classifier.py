@@ -42,6 +42,7 @@ from movinet_pi.model.signature import (
     read_signature,
     tensor_view,
 )
+from movinet_pi.model.taught import TaughtHead, read_taught
 
 
 def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -106,10 +107,12 @@ class StreamingClassifier:
         runtime_name: str = "",
         threads: int = 0,
         model_path: str = "",
+        head: TaughtHead | None = None,
     ) -> None:
         self.interpreter = interpreter
         self.signature = read_signature(interpreter)
-        check_label_count(labels, self.signature.num_classes)
+        self.head = head  # a taught head (movinet-pi teach): its classes replace the logits
+        check_label_count(labels, head.num_classes if head else self.signature.num_classes)
         self.labels = labels
         self.history = history or PlainHistory()
         self.runtime_name = runtime_name
@@ -117,7 +120,7 @@ class StreamingClassifier:
         self.model_path = model_path
         sig = self.signature
         self._logits = np.empty(sig.num_classes, dtype=np.float32)
-        self._probs = np.empty(sig.num_classes, dtype=np.float32)
+        self._probs = np.empty(head.num_classes if head else sig.num_classes, np.float32)
         self._state_views = [
             (tensor_view(interpreter, s.input_index), tensor_view(interpreter, s.output_index))
             for s in sig.states
@@ -132,6 +135,7 @@ class StreamingClassifier:
             if not s.passthrough and s.name not in pooled
         ]
         self.history.attach([self._pool_slot(p) for p in live_pools])
+        self._head_slot = self._find_head_slot() if head else None
         image = tensor_view(interpreter, sig.image_index)[0, 0]
         self._byte_image = sig.image_dtype == np.int8
         # A byte image is written as uint8 and flipped to int8 in place (v ^ 0x80 = v - 128).
@@ -161,6 +165,20 @@ class StreamingClassifier:
             feature=None if feature is None else tensor_view(interpreter, feature.index),
             feature_grid=feature,
         )
+
+    def _find_head_slot(self) -> PoolSlot:
+        heads = [s for s in self.history.slots if "head" in s.name]
+        if not heads:
+            raise MovinetPiError(f"{self.model_path or 'the model'} carries a taught head but "
+                                 "has no head pool state: not the model it was taught on")
+        return heads[-1]
+
+    def head_features(self) -> np.ndarray:
+        """What the classifier head saw at the last step: the head pool's mean (its
+        running sum over its count), as float32."""
+        slot = self._head_slot or self._find_head_slot()
+        count = max(float(slot.count_out.reshape(-1)[0]), 1.0)
+        return slot.buffer_out.reshape(-1).astype(np.float32) / np.float32(count)
 
     def _check_it_runs(self) -> None:
         """One step on a black frame, so that a model the runtime cannot execute is
@@ -209,6 +227,7 @@ class StreamingClassifier:
         """Load a model; labels default to those embedded in the model."""
         threads = threads or default_threads()
         interpreter, rt = load_streaming_interpreter(model_path, threads, runtime)
+        head = read_taught(model_path)
         if labels is None:
             labels = embedded_labels(model_path)
         if labels is None:
@@ -221,6 +240,7 @@ class StreamingClassifier:
             runtime_name=rt.name,
             threads=threads,
             model_path=str(model_path),
+            head=head,
         )
 
     @classmethod
@@ -242,10 +262,11 @@ class StreamingClassifier:
         signature = read_signature(interpreter)
         if isinstance(labels, (str, Path)):
             labels = load_labels(labels)
-        labels = resolve_labels(model_path, signature.num_classes, labels,
-                                download=download_labels)
+        head = read_taught(model_path)
+        labels = resolve_labels(model_path, head.num_classes if head else signature.num_classes,
+                                labels, download=download_labels)
         return cls(interpreter, labels, history=history, runtime_name=runtime.name,
-                   threads=threads, model_path=str(model_path))
+                   threads=threads, model_path=str(model_path), head=head)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -253,7 +274,7 @@ class StreamingClassifier:
 
     @property
     def num_classes(self) -> int:
-        return self.signature.num_classes
+        return len(self._probs)  # a taught head's classes, else the model's
 
     def reset(self) -> None:
         """Start a new stream: every state back to zero."""
@@ -351,6 +372,13 @@ class StreamingClassifier:
         """Feed one RGB frame; return class probabilities (a buffer reused next step)."""
         self.preprocess(rgb)
         self.invoke()
+        return self.probabilities()
+
+    def probabilities(self) -> np.ndarray:
+        """The last step's class probabilities (a buffer reused next step): the softmax of
+        the logits, or a taught head's answer on the head pool's mean."""
+        if self.head is not None:
+            return self.head.probs(self.head_features(), out=self._probs)
         return softmax(self._logits, out=self._probs)
 
     @property

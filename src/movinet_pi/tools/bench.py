@@ -33,7 +33,7 @@ import numpy as np
 
 from movinet_pi.display.overlay import OverlayState, draw_overlay
 from movinet_pi.display.shown import ShownList
-from movinet_pi.model.classifier import StreamingClassifier, softmax
+from movinet_pi.model.classifier import StreamingClassifier
 
 STAGES = ("capture", "preprocess", "invoke", "carry", "overlay")
 BLOCK = 20  # steps in a row before switching between ours and the bare interpreter
@@ -196,7 +196,6 @@ def run_bench(
     """Time ``steps`` stream steps stage by stage (after ``warmup`` untimed ones)."""
     _zero_inputs(bare_interpreter)
     shown = ShownList(classifier.labels, k=3)
-    probs = np.empty(classifier.num_classes, dtype=np.float32)
     times: dict[str, list[float]] = {s: [] for s in (*STAGES, "bare_invoke", "memory")}
     memory = _time_history(classifier)
     frame_size = (0, 0)
@@ -215,7 +214,7 @@ def run_bench(
             t3 = time.perf_counter()
             memory[0] = 0.0
             classifier.carry()
-            top = shown.update(softmax(classifier.logits, out=probs))
+            top = shown.update(classifier.probabilities())
             t4 = time.perf_counter()
             draw_overlay(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), OverlayState(top, model_name))
             t5 = time.perf_counter()

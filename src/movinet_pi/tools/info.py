@@ -12,6 +12,7 @@ from movinet_pi.model.download import sha256_file
 from movinet_pi.model.labels import check_label_count, embedded_labels, load_labels
 from movinet_pi.model.runtime import default_threads, load_interpreter
 from movinet_pi.model.signature import narrow_for_streaming, read_signature
+from movinet_pi.model.taught import read_taught
 from movinet_pi.progress import size_text
 
 
@@ -42,15 +43,17 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
     """Everything ``info`` prints, as a dict (the ``--json`` form)."""
     interpreter, runtime = load_interpreter(model_path, default_threads())
     sig = read_signature(interpreter)
+    head = read_taught(model_path)
+    classes = head.num_classes if head else sig.num_classes
     if labels_path is not None:
         labels = load_labels(labels_path)
-        check_label_count(labels, sig.num_classes)
+        check_label_count(labels, classes)
         labels_from = f"{labels.source} (--labels)"
     else:
         labels = embedded_labels(model_path)
         labels_from = f"{labels.source} (inside the model)" if labels else "none"
         if labels is not None:
-            check_label_count(labels, sig.num_classes)
+            check_label_count(labels, classes)
     run = _as_run(model_path, sig)
     kinds: dict[str, int] = {}
     for s in sig.states:
@@ -75,6 +78,11 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
         "io": _io_types(interpreter, sig),
         "labels": labels_from,
         "first_labels": list(labels.names[:5]) if labels else [],
+        "taught": None if head is None else {
+            "classes": head.num_classes, "examples": head.examples, "clips": head.clips,
+            "kind": head.kind, "base_sha256": head.base_sha256,
+            "threshold": round(head.threshold, 4), "reject": head.reject,
+        },
     }
 
 
@@ -109,7 +117,8 @@ def format_info(info: dict[str, Any]) -> str:
         ("signature", info["signature"]),
         ("input", f"{info['input_size'][0]}x{info['input_size'][1]} RGB, "
                   f"one frame a step at {info['model_fps']:g} fps"),
-        ("classes", str(info["num_classes"])),
+        ("classes", f"{info['taught']['classes']} taught (the base model's: "
+                    f"{info['num_classes']})" if info.get("taught") else str(info["num_classes"])),
         ("states", f"{info['states']} ({kinds}), {size_text(info['state_bytes'])}"),
         ("in / out", f"image {info['io']['image']}, logits {info['io']['logits']}"),
         ("as run", _format_run(info)),
@@ -118,5 +127,10 @@ def format_info(info: dict[str, Any]) -> str:
     ]
     if info["first_labels"]:
         rows.append(("first labels", ", ".join(info["first_labels"])))
+    taught = info.get("taught")
+    if taught:
+        rows.append(("taught", f"{taught['classes']} classes, {taught['examples']} examples, "
+                     f"from {taught['base_sha256'][:12]} ({taught['kind']}"
+                     f"{', --reject' if taught['reject'] else ''})"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

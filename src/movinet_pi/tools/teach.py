@@ -1,0 +1,293 @@
+"""``movinet-pi teach``: new actions from a few clips, on the Pi itself, without TensorFlow.
+
+The folder holds one sub-folder of clips per new class (the layout ``eval`` reads; the
+folder's name is the class's label, ``_`` read as a space). Each clip is streamed from
+fresh states at 5 fps through the stock model, as the app streams a camera; after each
+step the head pool's mean (what the stock classifier head sees) is one example, except
+in the clip's first second (at most its first half), while the model's memory fills.
+
+Two heads are fitted in numpy (:mod:`movinet_pi.model.taught`): a multinomial logistic
+regression and class prototypes (cosine similarity). Both are cross-validated by clip,
+never scoring a frame of a clip the fit saw; the better one (mean recall over the
+classes) is fitted on everything and written with the labels into one file: the base
+model's bytes with a zip appended, which any runtime loads as the base model.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.catalogue import MODEL_FPS
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.history import AUTO, HistorySpec, history_policy
+from movinet_pi.model.runtime import default_threads
+from movinet_pi.model.taught import (
+    TaughtHead,
+    cross_validate,
+    fit,
+    fold_groups,
+    per_class_accuracy,
+    read_taught,
+    reject_threshold,
+    thin,
+    write_taught_model,
+)
+from movinet_pi.progress import ProgressBar, size_text
+from movinet_pi.sources.opencv import FileSource
+from movinet_pi.timing import FrameSampler
+from movinet_pi.tools.eval import CLIP_KINDS, find_class_folders
+
+PROG = "movinet-pi teach"
+KINDS = ("logistic", "prototypes")
+#: steps skipped at a clip's start while the model's memory fills (at most half the clip)
+WARMUP_STEPS = int(MODEL_FPS)
+#: the final fit's examples a class, at most (evenly spread over them)
+FIT_PER_CLASS = 1000
+
+
+def load_base(model_path: Path, threads: int | None = None,
+              history: HistorySpec = AUTO) -> StreamingClassifier:
+    """The stock model to teach on; a model that already carries a taught head is refused."""
+    if not model_path.is_file():
+        raise MovinetPiError(f"model file not found: {model_path}")
+    if read_taught(model_path) is not None:
+        raise MovinetPiError(f"{model_path} is already a taught model: teach from the model "
+                             "it was taught on")
+    return StreamingClassifier.from_file(model_path, threads=threads or default_threads(),
+                                         history=history_policy(history, MODEL_FPS))
+
+
+def clip_features(clf: StreamingClassifier, path: Path, start: float = 0.0,
+                  end: float = float("inf"), fps: float = MODEL_FPS) -> np.ndarray:
+    """The head pool's mean after every step of ``path`` streamed from fresh states at
+    ``fps``, from ``start`` to ``end`` seconds into it: (steps, features)."""
+    clf.reset()
+    sampler = FrameSampler(fps)
+    rows = []
+    with FileSource(path) as source:
+        while (frame := source.read()) is not None:
+            if frame.timestamp < start:
+                continue
+            if frame.timestamp >= end:
+                break
+            if sampler.is_due(frame.timestamp - start):
+                clf.step(frame.rgb)
+                rows.append(clf.head_features())
+    width = len(clf.head_features())
+    return np.array(rows, np.float32).reshape(-1, width)
+
+
+def examples_of(features: np.ndarray) -> np.ndarray:
+    """The steps taken as examples: all but the first second (at most half the steps)."""
+    return features[min(WARMUP_STEPS, len(features) // 2):]
+
+
+def class_label(folder: str) -> str:
+    return " ".join(folder.replace("_", " ").split())
+
+
+@dataclass
+class TeachResult:
+    head: TaughtHead
+    scores: dict[str, list[float]]  # kind -> cross-validated recall per class
+    clips_per_class: list[int]
+    examples_per_class: list[int]
+    cv_how: str
+    seconds: float
+    skipped: list[str]
+    fit_seconds: float = 0.0
+
+
+def fit_best(x: np.ndarray, y: np.ndarray, clip: np.ndarray, labels: list[str],
+             reject: bool = False) -> tuple[TaughtHead, dict[str, list[float]], str]:
+    """Cross-validate both kinds of head, fit the better one on everything."""
+    groups, how = fold_groups(y, clip)
+    scores: dict[str, list[float]] = {}
+    held_out = {}
+    for kind in KINDS:
+        pred, best = cross_validate(kind, x, y, groups, labels)
+        scores[kind] = per_class_accuracy(pred, y, len(labels))
+        held_out[kind] = (pred, best)
+    kind = max(KINDS, key=lambda k: float(np.mean(scores[k])))
+    keep = thin(y, FIT_PER_CLASS)
+    head = fit(kind, x[keep], y[keep], labels)
+    head.examples = len(y)
+    pred, best = held_out[kind]
+    head.threshold = reject_threshold(pred, best, y)
+    head.reject = reject
+    head.clips = len(np.unique(clip))
+    return head, scores, how
+
+
+def teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = False,
+          reject: bool = False, threads: int | None = None, history: HistorySpec = AUTO,
+          progress: bool = False, err: TextIO | None = None) -> TeachResult:
+    """Teach the classes in ``clip_dir`` on ``model_path``; write the taught model."""
+    err = err if err is not None else sys.stderr
+    started = time.monotonic()
+    if out_path.exists() and not force:
+        raise MovinetPiError(f"{out_path} exists: pass --force to replace it")
+    if out_path.exists() and out_path.resolve() == model_path.resolve():
+        raise MovinetPiError(f"{out_path} is the base model: write the taught model elsewhere")
+    folders = {class_label(k): v for k, v in find_class_folders(clip_dir).items()}
+    if len(folders) < 2:
+        raise MovinetPiError(f"{clip_dir} has {len(folders)} class folder: teaching needs at "
+                             "least two classes (one folder of clips each)")
+    for name, clips in folders.items():
+        if not clips:
+            raise MovinetPiError(f"no clips in the class folder {name!r} of {clip_dir} "
+                                 f"(looked for {CLIP_KINDS})")
+    clf = load_base(model_path, threads, history)
+    labels = list(folders)
+    bar = ProgressBar("teach", err, unit="clips", width=20, interval=0.0, verb=None,
+                      enabled=progress)
+    xs, ys, ids, skipped = [], [], [], []
+    total = sum(len(c) for c in folders.values())
+    done = 0
+    try:
+        for row, (name, clips) in enumerate(folders.items()):
+            readable = 0
+            for clip in clips:
+                bar(done, total, clip.name)
+                done += 1
+                rel = clip.relative_to(clip_dir).as_posix()
+                try:
+                    feats = clip_features(clf, clip)
+                except MovinetPiError as e:
+                    bar.clear()
+                    err.write(f"{PROG}: warning: skipped {rel}: {e}\n")
+                    skipped.append(rel)
+                    continue
+                if len(feats) < 2:
+                    raise MovinetPiError(
+                        f"clip {rel} is shorter than one model step "
+                        f"({1 / MODEL_FPS:g} s at {MODEL_FPS:g} fps): use longer clips")
+                ex = examples_of(feats)
+                xs.append(ex)
+                ys.append(np.full(len(ex), row))
+                ids.append(np.full(len(ex), len(ids)))
+                readable += 1
+            if not readable:
+                raise MovinetPiError(f"no readable clip in the class folder {name!r} "
+                                     f"of {clip_dir}")
+        bar(total, total)
+    finally:
+        bar.clear()
+    x, y, clip = np.concatenate(xs), np.concatenate(ys), np.concatenate(ids)
+    fit_started = time.monotonic()
+    head, scores, how = fit_best(x, y, clip, labels, reject)
+    fit_seconds = time.monotonic() - fit_started
+    head.slot = clf._find_head_slot().name
+    write_taught_model(model_path, out_path, head)
+    return TeachResult(head, scores,
+                       [len(np.unique(clip[y == c])) for c in range(len(labels))],
+                       [int(np.sum(y == c)) for c in range(len(labels))], how,
+                       time.monotonic() - started, skipped, fit_seconds)
+
+
+def format_summary(result: TeachResult, out_path: Path) -> str:
+    head = result.head
+    width = max(len("class"), *(len(n) for n in head.labels))
+    lines = [f"{'class':<{width}}  clips  examples  logistic  prototypes  (cross-validated "
+             f"recall, {result.cv_how})"]
+    for i, name in enumerate(head.labels):
+        lines.append(f"{name:<{width}}  {result.clips_per_class[i]:>5}  "
+                     f"{result.examples_per_class[i]:>8}  "
+                     f"{result.scores['logistic'][i]:>8.2f}  "
+                     f"{result.scores['prototypes'][i]:>10.2f}")
+    means = {k: float(np.mean(v)) for k, v in result.scores.items()}
+    lines.append(f"{'mean':<{width}}  {sum(result.clips_per_class):>5}  {head.examples:>8}  "
+                 f"{means['logistic']:>8.2f}  {means['prototypes']:>10.2f}")
+    reject = (f"below {head.threshold:.2f} it answers nothing (--reject)" if head.reject
+              else f"a best score below {head.threshold:.2f} is unsure (--reject to hide it)")
+    lines.append(f"kept: {head.kind}; {reject}")
+    if result.skipped:
+        lines.append(f"skipped {len(result.skipped)} unreadable clips")
+    lines.append(f"wrote {out_path} ({size_text(out_path.stat().st_size)}) in "
+                 f"{result.seconds:.1f} s (fitting {result.fit_seconds:.1f} s): "
+                 f"run it with --model-path {out_path}")
+    return "\n".join(lines)
+
+
+RECORD_FPS = 15.0
+
+
+def record_clip(clip_dir: Path, label: str, seconds: float, source_spec: str | None = None,
+                *, countdown: int = 3, err: TextIO | None = None) -> Path:
+    """Record ``seconds`` of the camera (or any source) into ``clip_dir/label/`` as an
+    example of ``label``, after a countdown on ``err``; the clip's path."""
+    import cv2
+
+    from movinet_pi.sources.open import open_source
+
+    err = err if err is not None else sys.stderr
+    if not label.strip() or "/" in label or label.startswith("."):
+        raise MovinetPiError(f"--record {label!r}: give the new action's name, e.g. waving")
+    folder = clip_dir / label.strip()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{stamp}.mp4"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stamp}-{n}.mp4"
+    with open_source(source_spec) as source:
+        for n in range(countdown, 0, -1):
+            err.write(f"{PROG}: recording {label!r} in {n}...\n")
+            err.flush()
+            time.sleep(1.0)
+        err.write(f"{PROG}: recording {label!r} for {seconds:g} s: do it now\n")
+        err.flush()
+        writer = None
+        first = None
+        tick = 0  # the clip is written at RECORD_FPS: frames dropped or held to match
+        try:
+            while (frame := source.read()) is not None:
+                first = frame.timestamp if first is None else first
+                t = frame.timestamp - first
+                if t >= seconds:
+                    break
+                if writer is None:
+                    h, w = frame.rgb.shape[:2]
+                    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"),
+                                             RECORD_FPS, (w, h))
+                    if not writer.isOpened():
+                        raise MovinetPiError(f"cannot write {path}", exit_code=1)
+                bgr = None
+                while tick / RECORD_FPS <= t:
+                    bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR) if bgr is None else bgr
+                    writer.write(bgr)
+                    tick += 1
+            if writer is not None:  # hold the last frame to the end
+                while tick / RECORD_FPS < seconds and bgr is not None:
+                    writer.write(bgr)
+                    tick += 1
+        finally:
+            if writer is not None:
+                writer.release()
+    if writer is None:
+        raise MovinetPiError("the source gave no frames to record", exit_code=1)
+    clips = sum(1 for _ in folder.glob("*.mp4"))
+    err.write(f"{PROG}: saved {path} ({clips} clips of {label!r} now)\n")
+    return path
+
+
+def run_teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = False,
+              reject: bool = False, threads: int | None = None, history: HistorySpec = AUTO,
+              out: TextIO | None = None, progress: bool = True) -> int:
+    out = out if out is not None else sys.stdout
+    result = teach(clip_dir, model_path, out_path, force=force, reject=reject,
+                   threads=threads, history=history, progress=progress)
+    out.write(format_summary(result, out_path) + "\n")
+    out.flush()
+    return 0
+
+
+__all__ = ["clip_features", "record_clip", "run_teach", "teach"]
