@@ -37,7 +37,7 @@ def shrink(image, width: int = WIDTH):
 
 def window_picture(clip: Path, model: Path, labels: Path, at: float, out: Path) -> None:
     """The window's picture at ``at`` seconds into ``clip``."""
-    from movinet_pi.cli import model_title
+    from movinet_pi.loading import model_title
     from movinet_pi.model.classifier import StreamingClassifier
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.recognizer import Recognizer, RunConfig

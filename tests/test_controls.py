@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from movinet_pi.cli import make_loader
 from movinet_pi.controls import COMMAND_HELP, Controls, read_commands
 from movinet_pi.display.overlay import status_line
+from movinet_pi.loading import make_loader
 from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.base import Frame, Source

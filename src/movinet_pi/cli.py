@@ -1,8 +1,9 @@
-"""The ``movinet-pi`` command: subcommands, wiring a run together, error reporting.
+"""The ``movinet-pi`` command: picking the subcommand, wiring a run together, error reporting.
 
 ``movinet-pi [run options]`` runs the live classifier (``run`` is the default
-subcommand); ``download``, ``info``, ``bench``, ``eval``, ``teach`` and ``service`` are the
-others. Their flags are :mod:`movinet_pi.flags`'s. Every error a
+subcommand); ``download``, ``info``, ``bench``, ``eval``, ``teach`` and ``ha-remove`` are
+:mod:`movinet_pi.commands`'s, ``service`` is here. Their flags are
+:mod:`movinet_pi.flags`'s; the model a run loads is :mod:`movinet_pi.loading`'s. Every error a
 user can cause ends in one line on stderr and exit status 2 (usage and
 configuration) or 1 (failures at run time); ``--debug`` adds the traceback.
 """
@@ -19,6 +20,14 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from movinet_pi.commands import (
+    command_bench,
+    command_download,
+    command_eval,
+    command_ha_remove,
+    command_info,
+    command_teach,
+)
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.flags import (
     SERVICE_USAGE,
@@ -31,6 +40,7 @@ from movinet_pi.flags import (
     build_teach_parser,
     suggest_command,
 )
+from movinet_pi.loading import load_classifier, make_loader
 from movinet_pi.log import PROG, say
 from movinet_pi.model.catalogue import MODEL_FPS
 
@@ -39,98 +49,6 @@ if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.outputs.base import Sink
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.sources.base import Source
-
-def catalogue_model(
-    name: str, quant: str, offline: bool, hints: bool = True
-) -> tuple[Path, str]:
-    """A catalogue model's file (downloaded once if missing, unless ``offline``) and title.
-    A failed or forbidden download says what else works (with ``hints``; a live switch's
-    message on the overlay keeps to the command that fetches it)."""
-    from movinet_pi.model.catalogue import find_model, get_spec, other_ways
-
-    spec = get_spec(name, quant)
-    try:
-        return find_model(spec), spec.title
-    except MovinetPiError as e:
-        if offline:
-            if not hints:
-                raise
-            raise MovinetPiError(f"{e}{other_ways(spec)}", exit_code=e.exit_code) from None
-    from movinet_pi.model.download import download_models
-
-    say(f"{spec.title} is not downloaded yet: fetching it once (use --offline to never download)")
-    try:
-        download_models([spec.name], spec.quant, None, progress=True)
-    except MovinetPiError as e:
-        raise MovinetPiError(f"{e}{other_ways(spec)}", exit_code=e.exit_code) from None
-    return find_model(spec), spec.title
-
-
-def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
-    """The model file to load and the name to show for it (for ``--model-path``, the file's
-    stem until :func:`load_classifier` recognises a catalogue model)."""
-    from movinet_pi.model.catalogue import find_in_folder, get_spec
-
-    if args.model_path is not None:
-        path = args.model_path.expanduser()
-        if path.is_dir():
-            path = find_in_folder(path, get_spec(args.model, args.quant))
-        elif not path.exists():
-            raise MovinetPiError(f"model file not found: {args.model_path}")
-        return path, path.stem
-    return catalogue_model(args.model, args.quant, args.offline,
-                           hints=not getattr(args, "switching", False))
-
-
-def model_title(clf, fallback: str) -> str:
-    """What to call a ``--model-path`` model: its catalogue title when the file is one of
-    the catalogue's (by sha256, else by signature and quantization), else ``fallback``."""
-    from movinet_pi.model.catalogue import identify
-    from movinet_pi.model.download import sha256_file
-    from movinet_pi.tools.info import _quantization
-
-    try:
-        digest: str | None = sha256_file(Path(clf.model_path))
-    except OSError:
-        digest = None
-    title = identify(digest, clf.input_size[0], clf.num_classes, len(clf.signature.states),
-                     _quantization(clf.interpreter))
-    return title or fallback
-
-
-def load_classifier(args: argparse.Namespace):
-    """The classifier the flags ask for, and the name to show for its model. A catalogue
-    model's Kinetics-600 labels are downloaded if missing, unless ``--offline``."""
-    from movinet_pi.model.classifier import StreamingClassifier
-    from movinet_pi.model.download import download_labels
-    from movinet_pi.model.history import history_policy
-    from movinet_pi.model.runtime import default_threads
-
-    model_path, title = resolve_model(args)
-    threads = args.threads or default_threads()
-    may_download = getattr(args, "model_path", None) is None and not args.offline
-    clf = StreamingClassifier.load(
-        model_path, threads, args.labels, history=history_policy(args.history, MODEL_FPS),
-        download_labels=(lambda: download_labels(None, progress=True)) if may_download else None,
-        # A live switch loads while other threads log: never silence the process's stderr then.
-        quiet=getattr(args, "quiet", True))
-    if getattr(args, "model_path", None) is not None:
-        title = model_title(clf, title)
-    return clf, title
-
-
-def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
-    """How a live switch (keys 1/2/3, +/-) loads a model: as at start, but never
-    downloading (that would stall the switch); a missing model says what to run."""
-
-    def load(name: str | None, threads: int) -> tuple:
-        overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False,
-                                        "switching": True}
-        if name is not None:  # a catalogue model: its own (Kinetics) labels
-            overrides.update(model=name, model_path=None, labels=None)
-        return load_classifier(argparse.Namespace(**{**vars(args), **overrides}))
-
-    return load
 
 
 def open_display(args: argparse.Namespace, source: Source) -> Display | None:
@@ -294,119 +212,6 @@ def run_summary(stats, pipeline: Pipeline, verbose: bool, started: float) -> str
     return f"done: {stats.frames_read} frames, {stats.steps} model steps; last shown: {final}"
 
 
-def command_download(args: argparse.Namespace) -> int:
-    from movinet_pi.model.catalogue import get_spec
-    from movinet_pi.model.download import download_models
-
-    for name in args.models:
-        get_spec(name, args.quant)  # refuse unknown names before fetching anything
-    download_models(args.models, args.quant, args.dir, progress=True, force=args.force)
-    return 0
-
-
-def command_info(args: argparse.Namespace) -> int:
-    import json
-
-    from movinet_pi.tools.info import describe_model, format_info
-
-    if (args.model is None) == (args.catalogue_model is None):
-        raise MovinetPiError("give a model: `movinet-pi info FILE.tflite` or "
-                             "`movinet-pi info --model a0|a1|a2`")
-    path = args.model
-    if path is None:
-        path, _ = catalogue_model(args.catalogue_model, args.quant, offline=False)
-    info = describe_model(path, args.labels)
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(format_info(info))
-    return 0
-
-
-def command_bench(args: argparse.Namespace) -> int:
-    from movinet_pi.model.runtime import load_interpreter
-    from movinet_pi.tools.bench import file_frames, print_result, run_bench, synthetic_frames
-
-    if args.source is not None and not args.source.is_file():
-        raise MovinetPiError(f"video file not found: {args.source}")
-    clf, title = load_classifier(args)
-    bare, _ = load_interpreter(clf.model_path, clf.threads)
-    if args.source is not None:
-        frames, source_name = file_frames(args.source), args.source.name
-    else:
-        frames, source_name = synthetic_frames(args.frame_size), "synthetic frames"
-    say_health("at the start")  # (stderr: --json stays one object on stdout)
-    result = run_bench(clf, bare, frames, steps=args.steps, model_name=title,
-                       source_name=source_name)
-    if result.steps < args.steps:
-        raise MovinetPiError(f"{source_name} has no frames to read", exit_code=1)
-    print_result(result, args.json, sys.stdout)
-    say_health("at the end")
-    return 0
-
-
-def say_health(when: str) -> None:
-    """One line with the Pi's CPU temperature and throttling, where it says them."""
-    from movinet_pi.health import read_health
-
-    health = read_health()
-    if health is not None:
-        say(f"health {when}: {health.describe()}")
-
-
-def command_eval(args: argparse.Namespace) -> int:
-    from movinet_pi.tools.eval import run_eval
-
-    paths = [catalogue_model(name, args.quant, offline=False)[0] for name in args.models]
-    paths += args.model_paths
-    if not paths:
-        raise MovinetPiError("give a model: --model a0|a1|a2 or --model-path FILE "
-                             "(either may be repeated to compare models)")
-    return run_eval(args.clip_dir, paths, args.labels, threads=args.threads,
-                    history=args.history,
-                    plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
-
-
-def command_teach(args: argparse.Namespace) -> int:
-    from movinet_pi.tools.teach import record_clip, run_teach
-
-    if args.record is not None:
-        record_clip(args.clip_dir, args.record, args.seconds, args.source,
-                    countdown=max(0, args.countdown))
-        return 0
-    if args.output is None:
-        raise MovinetPiError("give the taught model's file: -o FILE (or --record LABEL to "
-                             "record examples)")
-    if args.labels is not None:
-        raise MovinetPiError("teach takes its labels from the class folders' names: "
-                             "drop --labels")
-    base, _ = resolve_model(args)
-    return run_teach(args.clip_dir, base, args.output, force=args.force, reject=args.reject,
-                     threads=args.threads, history=args.history, out=sys.stdout)
-
-
-def command_ha_remove(args: argparse.Namespace) -> int:
-    from movinet_pi.outputs.home_assistant import HaDevice, remove_device
-    from movinet_pi.outputs.mqtt_target import mqtt_password, parse_mqtt_url
-
-    device = HaDevice.detect(prefix=args.ha_prefix)
-    remove_device(parse_mqtt_url(args.mqtt), device, password=mqtt_password(),
-                  ca_file=args.mqtt_ca)
-    say(f"home assistant: removed {device.id} ({device.config_topic} emptied)")
-    return 0
-
-
-COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., int]]] = {
-    "run": (build_run_parser, command_run),
-    "download": (build_download_parser, command_download),
-    "info": (build_info_parser, command_info),
-    "bench": (build_bench_parser, command_bench),
-    "eval": (build_eval_parser, command_eval),
-    "teach": (build_teach_parser, command_teach),
-    "ha-remove": (build_ha_remove_parser, command_ha_remove),
-}
-
-
 def command_service(argv: list[str]) -> int:
     from movinet_pi.tools.service import (
         current_executable,
@@ -439,6 +244,17 @@ def command_service(argv: list[str]) -> int:
     except MovinetPiError as e:
         return report_error(e, args.debug)
     return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[], argparse.ArgumentParser], Callable[..., int]]] = {
+    "run": (build_run_parser, command_run),
+    "download": (build_download_parser, command_download),
+    "info": (build_info_parser, command_info),
+    "bench": (build_bench_parser, command_bench),
+    "eval": (build_eval_parser, command_eval),
+    "teach": (build_teach_parser, command_teach),
+    "ha-remove": (build_ha_remove_parser, command_ha_remove),
+}
 
 
 def quiet_libraries(debug: bool) -> None:

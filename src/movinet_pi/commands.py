@@ -1,0 +1,116 @@
+"""The subcommands besides the run: download, info, bench, eval, teach, ha-remove.
+
+Each takes its parsed flags (:mod:`movinet_pi.flags`) and returns the exit status;
+errors are :class:`~movinet_pi.errors.MovinetPiError`, reported by :mod:`movinet_pi.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.loading import catalogue_model, load_classifier, resolve_model
+from movinet_pi.log import say
+
+
+def command_download(args: argparse.Namespace) -> int:
+    from movinet_pi.model.catalogue import get_spec
+    from movinet_pi.model.download import download_models
+
+    for name in args.models:
+        get_spec(name, args.quant)  # refuse unknown names before fetching anything
+    download_models(args.models, args.quant, args.dir, progress=True, force=args.force)
+    return 0
+
+
+def command_info(args: argparse.Namespace) -> int:
+    import json
+
+    from movinet_pi.tools.info import describe_model, format_info
+
+    if (args.model is None) == (args.catalogue_model is None):
+        raise MovinetPiError("give a model: `movinet-pi info FILE.tflite` or "
+                             "`movinet-pi info --model a0|a1|a2`")
+    path = args.model
+    if path is None:
+        path, _ = catalogue_model(args.catalogue_model, args.quant, offline=False)
+    info = describe_model(path, args.labels)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(format_info(info))
+    return 0
+
+
+def command_bench(args: argparse.Namespace) -> int:
+    from movinet_pi.model.runtime import load_interpreter
+    from movinet_pi.tools.bench import file_frames, print_result, run_bench, synthetic_frames
+
+    if args.source is not None and not args.source.is_file():
+        raise MovinetPiError(f"video file not found: {args.source}")
+    clf, title = load_classifier(args)
+    bare, _ = load_interpreter(clf.model_path, clf.threads)
+    if args.source is not None:
+        frames, source_name = file_frames(args.source), args.source.name
+    else:
+        frames, source_name = synthetic_frames(args.frame_size), "synthetic frames"
+    say_health("at the start")  # (stderr: --json stays one object on stdout)
+    result = run_bench(clf, bare, frames, steps=args.steps, model_name=title,
+                       source_name=source_name)
+    if result.steps < args.steps:
+        raise MovinetPiError(f"{source_name} has no frames to read", exit_code=1)
+    print_result(result, args.json, sys.stdout)
+    say_health("at the end")
+    return 0
+
+
+def say_health(when: str) -> None:
+    """One line with the Pi's CPU temperature and throttling, where it says them."""
+    from movinet_pi.health import read_health
+
+    health = read_health()
+    if health is not None:
+        say(f"health {when}: {health.describe()}")
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    from movinet_pi.tools.eval import run_eval
+
+    paths = [catalogue_model(name, args.quant, offline=False)[0] for name in args.models]
+    paths += args.model_paths
+    if not paths:
+        raise MovinetPiError("give a model: --model a0|a1|a2 or --model-path FILE "
+                             "(either may be repeated to compare models)")
+    return run_eval(args.clip_dir, paths, args.labels, threads=args.threads,
+                    history=args.history,
+                    plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
+
+
+def command_teach(args: argparse.Namespace) -> int:
+    from movinet_pi.tools.teach import record_clip, run_teach
+
+    if args.record is not None:
+        record_clip(args.clip_dir, args.record, args.seconds, args.source,
+                    countdown=max(0, args.countdown))
+        return 0
+    if args.output is None:
+        raise MovinetPiError("give the taught model's file: -o FILE (or --record LABEL to "
+                             "record examples)")
+    if args.labels is not None:
+        raise MovinetPiError("teach takes its labels from the class folders' names: "
+                             "drop --labels")
+    base, _ = resolve_model(args)
+    return run_teach(args.clip_dir, base, args.output, force=args.force, reject=args.reject,
+                     threads=args.threads, history=args.history, out=sys.stdout)
+
+
+def command_ha_remove(args: argparse.Namespace) -> int:
+    from movinet_pi.outputs.home_assistant import HaDevice, remove_device
+    from movinet_pi.outputs.mqtt_target import mqtt_password, parse_mqtt_url
+
+    device = HaDevice.detect(prefix=args.ha_prefix)
+    remove_device(parse_mqtt_url(args.mqtt), device, password=mqtt_password(),
+                  ca_file=args.mqtt_ca)
+    say(f"home assistant: removed {device.id} ({device.config_topic} emptied)")
+    return 0

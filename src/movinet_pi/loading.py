@@ -1,0 +1,107 @@
+"""The model the flags ask for: catalogue lookup, download on first use, labels, history.
+
+Shared by the run, its live switches (keys 1/2/3, +/-) and ``bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.log import say
+from movinet_pi.model.catalogue import MODEL_FPS
+
+
+def catalogue_model(
+    name: str, quant: str, offline: bool, hints: bool = True
+) -> tuple[Path, str]:
+    """A catalogue model's file (downloaded once if missing, unless ``offline``) and title.
+    A failed or forbidden download says what else works (with ``hints``; a live switch's
+    message on the overlay keeps to the command that fetches it)."""
+    from movinet_pi.model.catalogue import find_model, get_spec, other_ways
+
+    spec = get_spec(name, quant)
+    try:
+        return find_model(spec), spec.title
+    except MovinetPiError as e:
+        if offline:
+            if not hints:
+                raise
+            raise MovinetPiError(f"{e}{other_ways(spec)}", exit_code=e.exit_code) from None
+    from movinet_pi.model.download import download_models
+
+    say(f"{spec.title} is not downloaded yet: fetching it once (use --offline to never download)")
+    try:
+        download_models([spec.name], spec.quant, None, progress=True)
+    except MovinetPiError as e:
+        raise MovinetPiError(f"{e}{other_ways(spec)}", exit_code=e.exit_code) from None
+    return find_model(spec), spec.title
+
+
+def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
+    """The model file to load and the name to show for it (for ``--model-path``, the file's
+    stem until :func:`load_classifier` recognises a catalogue model)."""
+    from movinet_pi.model.catalogue import find_in_folder, get_spec
+
+    if args.model_path is not None:
+        path = args.model_path.expanduser()
+        if path.is_dir():
+            path = find_in_folder(path, get_spec(args.model, args.quant))
+        elif not path.exists():
+            raise MovinetPiError(f"model file not found: {args.model_path}")
+        return path, path.stem
+    return catalogue_model(args.model, args.quant, args.offline,
+                           hints=not getattr(args, "switching", False))
+
+
+def model_title(clf, fallback: str) -> str:
+    """What to call a ``--model-path`` model: its catalogue title when the file is one of
+    the catalogue's (by sha256, else by signature and quantization), else ``fallback``."""
+    from movinet_pi.model.catalogue import identify
+    from movinet_pi.model.download import sha256_file
+    from movinet_pi.tools.info import _quantization
+
+    try:
+        digest: str | None = sha256_file(Path(clf.model_path))
+    except OSError:
+        digest = None
+    title = identify(digest, clf.input_size[0], clf.num_classes, len(clf.signature.states),
+                     _quantization(clf.interpreter))
+    return title or fallback
+
+
+def load_classifier(args: argparse.Namespace):
+    """The classifier the flags ask for, and the name to show for its model. A catalogue
+    model's Kinetics-600 labels are downloaded if missing, unless ``--offline``."""
+    from movinet_pi.model.classifier import StreamingClassifier
+    from movinet_pi.model.download import download_labels
+    from movinet_pi.model.history import history_policy
+    from movinet_pi.model.runtime import default_threads
+
+    model_path, title = resolve_model(args)
+    threads = args.threads or default_threads()
+    may_download = getattr(args, "model_path", None) is None and not args.offline
+    clf = StreamingClassifier.load(
+        model_path, threads, args.labels, history=history_policy(args.history, MODEL_FPS),
+        download_labels=(lambda: download_labels(None, progress=True)) if may_download else None,
+        # A live switch loads while other threads log: never silence the process's stderr then.
+        quiet=getattr(args, "quiet", True))
+    if getattr(args, "model_path", None) is not None:
+        title = model_title(clf, title)
+    return clf, title
+
+
+def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
+    """How a live switch (keys 1/2/3, +/-) loads a model: as at start, but never
+    downloading (that would stall the switch); a missing model says what to run."""
+
+    def load(name: str | None, threads: int) -> tuple:
+        overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False,
+                                        "switching": True}
+        if name is not None:  # a catalogue model: its own (Kinetics) labels
+            overrides.update(model=name, model_path=None, labels=None)
+        return load_classifier(argparse.Namespace(**{**vars(args), **overrides}))
+
+    return load
