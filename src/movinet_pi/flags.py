@@ -1,7 +1,8 @@
-"""The command line's flags: every subcommand's parser, the value checks, the help texts.
+"""The command line's flags: every subcommand's parser and its help texts.
 
-Each value check (an argparse ``type=``) turns a bad value into one line that says
-what was expected; :class:`OneLineParser` makes every usage error one line too.
+Each value check (an argparse ``type=``, :mod:`movinet_pi.flag_values`) turns a bad
+value into one line that says what was expected; :class:`OneLineParser` makes every
+usage error one line too.
 Nothing here imports more than the catalogue: ``--help`` stays fast.
 """
 
@@ -9,13 +10,23 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import math
 import os
 import re
 from pathlib import Path
-from typing import Callable, NoReturn, TypeVar
+from typing import NoReturn
 
-from movinet_pi.errors import MovinetPiError
+from movinet_pi.flag_values import (
+    frame_size,
+    ha_prefix,
+    history_spec,
+    label_list,
+    mqtt_url,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    probability,
+    web_address,
+)
 from movinet_pi.log import PROG
 from movinet_pi.model.catalogue import MODEL_NAMES, QUANTS
 from movinet_pi.version import __version__
@@ -23,7 +34,6 @@ from movinet_pi.version import __version__
 DEFAULT_THRESHOLD = 0.1
 WEB_TOKEN_ENV = "MOVINET_PI_WEB_TOKEN"
 DEFAULT_HISTORY = "auto"  # benchmarks/reaction.py and the README's "Live fidelity"
-T = TypeVar("T", int, float)
 
 DESCRIPTION = """\
 Real-time action recognition on the Raspberry Pi camera: a streaming MoViNet
@@ -84,40 +94,6 @@ def suggest_command(word: str, commands: list[str]) -> str:
 
 
 # -- value parsers (argparse `type=`): each raises ArgumentTypeError with the fix ----------
-def _number(
-    text: str, convert: Callable[[str], T], expected: str, ok: Callable[[T], bool], rule: str
-) -> T:
-    """Parse a flag's number; the error says what was expected and what was given."""
-    try:
-        value = convert(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not ok(value):
-        raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _number(text, int, "a whole number", lambda v: v >= 1, "1 or more")
-
-
-def positive_float(text: str) -> float:
-    return _number(text, float, "a number", lambda v: 0 < v < math.inf, "more than 0")
-
-
-def probability(text: str) -> float:
-    return _number(text, float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
-
-
-def history_spec(text: str) -> float | str:
-    """``auto``, or seconds (``inf``: no bound)."""
-    if text.strip().lower() == "auto":
-        return "auto"
-    # NaN fails `v > 0`, 'inf' passes: no bound.
-    return _number(text, float, "'auto', seconds or 'inf'", lambda v: v > 0,
-                   "more than 0 seconds (or 'auto' or 'inf')")
-
-
 def _add_history_option(g: argparse._ActionsContainer) -> None:
     g.add_argument("--history", type=history_spec, default=DEFAULT_HISTORY,
                    metavar="auto|SECONDS",
@@ -126,39 +102,6 @@ def _add_history_option(g: argparse._ActionsContainer) -> None:
                    "it changes; SECONDS is a fixed moving window; 'inf' averages everything "
                    "since the start, as the model was exported, and reacts ever more slowly "
                    f"(default: {DEFAULT_HISTORY})")
-
-
-def frame_size(text: str) -> tuple[int, int]:
-    from movinet_pi.sources.open import parse_frame_size
-
-    try:
-        return parse_frame_size(text)
-    except MovinetPiError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def non_negative_float(text: str) -> float:
-    return _number(text, float, "a number", lambda v: 0 <= v < math.inf, "0 or more")
-
-
-def mqtt_url(text: str) -> str:
-    from movinet_pi.outputs.mqtt_target import parse_mqtt_url
-
-    try:
-        parse_mqtt_url(text)
-    except MovinetPiError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None  # never echoes a password
-    return text
-
-
-def ha_prefix(text: str) -> str:
-    from movinet_pi.outputs.mqtt_target import topic_prefix_problem
-
-    text = text.strip().strip("/")
-    problem = topic_prefix_problem(text) if text else "empty"
-    if problem:
-        raise argparse.ArgumentTypeError(f"bad topic prefix {text!r}: {problem}")
-    return text
 
 
 def _add_ha_options(g: argparse._ActionsContainer) -> None:
@@ -173,20 +116,6 @@ def _add_ha_options(g: argparse._ActionsContainer) -> None:
                    help="this device's name in Home Assistant (default: movinet-pi <host>)")
 
 
-def web_address(text: str) -> tuple[str, int]:
-    from movinet_pi.outputs.web import parse_web_address
-
-    try:
-        return parse_web_address(text)
-    except MovinetPiError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("--web: ")) from None
-
-
-def label_list(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
-
-
-# -- parsers ----------------------------------------------------------------------------
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="a0", type=str.lower, choices=MODEL_NAMES,
