@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from movinet_pi.display.base import Display
-from movinet_pi.display.overlay import OverlayState, draw_overlay
+from movinet_pi.display.overlay import OverlayPainter, OverlayState
 from movinet_pi.errors import one_line
 from movinet_pi.health import HealthMonitor
 from movinet_pi.outputs.base import FrameSink
@@ -127,6 +127,7 @@ class Pipeline:
         self.health = next((s for s in recognizer.sinks if isinstance(s, HealthMonitor)), None)
         self._bgr: np.ndarray | None = None  # render()'s buffers
         self._shown: np.ndarray | None = None
+        self._painter = OverlayPainter()  # the overlay, composed when it changes
         self.message = ""  # a state (reconnecting, display lost): shown until cleared
         self._flash = ("", 0.0)  # a passing note (a key's effect): shown for a few seconds
         self.show_help = False
@@ -468,7 +469,8 @@ class Pipeline:
 
         Drawn into buffers kept from frame to frame (a new size makes new ones), so
         the display loop allocates nothing per frame; the result is overwritten by
-        the next call.
+        the next call. The overlay is composed only when what it says changes (the
+        status line's rates at most a few times a second) and blended on per frame.
         """
         h, w = frame.rgb.shape[:2]
         if self._bgr is None or self._bgr.shape[:2] != (h, w):
@@ -482,4 +484,4 @@ class Pipeline:
             bgr = cv2.resize(bgr, size, dst=self._shown, interpolation=cv2.INTER_LINEAR)
         if self.config.mirror:
             cv2.flip(bgr, 1, dst=bgr)
-        return draw_overlay(bgr, self.overlay_state(frame))
+        return self._painter.draw(bgr, self.overlay_state(frame))
