@@ -92,6 +92,16 @@ class Recognizer:
             self.infer_ms_recent.clear()
             self._reset_requested.set()
 
+    def _model_input(self, frame: Frame) -> np.ndarray:
+        """The ISP's small picture when it is at least the model's input size (no CPU
+        resize of the full frame), else the full frame."""
+        small = frame.model_rgb
+        if small is not None:
+            width, height = self.classifier.input_size
+            if small.shape[1] >= width and small.shape[0] >= height:
+                return small
+        return frame.rgb
+
     def process(self, frame: Frame) -> StepResult:
         if self._pending is not None:
             self._apply_pending()
@@ -100,7 +110,7 @@ class Recognizer:
             self.classifier.reset()
             self.shown.reset()
         started = time.perf_counter()
-        probs = self.classifier.step(frame.rgb)
+        probs = self.classifier.step(self._model_input(frame))
         infer_ms = (time.perf_counter() - started) * 1000.0
         top = self.shown.update(probs)
         memory_s = self.classifier.history.memory_steps / self.config.model_fps

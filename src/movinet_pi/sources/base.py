@@ -33,11 +33,15 @@ class Frame:
     ``rgb`` is H x W x 3 ``uint8`` in RGB order, C-contiguous and owned by this
     frame (never a reused buffer). ``timestamp`` is seconds since the source's
     first frame: a file's own presentation time, a camera's capture time.
+    ``model_rgb``, when a source has it, is the same moment already scaled down near
+    the model's input size by the camera's ISP (the Pi camera's lores stream): the
+    model reads it instead of resizing ``rgb``.
     """
 
     rgb: np.ndarray
     timestamp: float
     index: int
+    model_rgb: Optional[np.ndarray] = None
 
 
 class SourceLost(MovinetPiError):
