@@ -287,6 +287,7 @@ class OverlayPainter:
         self._status = ""
         self._status_at = -1e9
         self._bands: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        self._canvas: tuple[np.ndarray, np.ndarray] | None = None  # black, white
 
     def draw(self, image: np.ndarray, state: OverlayState) -> np.ndarray:
         """Draw ``state`` over a BGR ``image`` in place and return it."""
@@ -314,8 +315,13 @@ class OverlayPainter:
         def mark_panel(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
             panels.append((max(0, x0), max(0, y0), min(w, x1), min(h, y1)))
 
-        black = draw_overlay(np.zeros(shape, np.uint8), state, panel=mark_panel)
-        white = draw_overlay(np.full(shape, 255, np.uint8), state, panel=lambda *a: None)
+        if self._canvas is None or self._canvas[0].shape != shape:  # kept: no page faults
+            self._canvas = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
+        black, white = self._canvas
+        black.fill(0)
+        white.fill(255)
+        draw_overlay(black, state, panel=mark_panel)
+        draw_overlay(white, state, panel=lambda *a: None)
         covered = np.zeros(h, bool)  # everything is drawn on a panel: only their rows change
         for x0, y0, x1, y1 in panels:
             if x1 > x0 and y1 > y0:
@@ -336,4 +342,4 @@ class OverlayPainter:
                 if px1 > px0 and bottom > top:
                     through[top - y0:bottom - y0, px0:px1] *= 1.0 - PANEL_DARKEN
             keep = np.clip(np.rint(through * 255.0), 0, 255).astype(np.uint8)
-            self._bands.append((y0, y1, keep, np.ascontiguousarray(black[y0:y1])))
+            self._bands.append((y0, y1, keep, black[y0:y1].copy()))
