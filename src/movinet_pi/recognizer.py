@@ -57,6 +57,7 @@ class Recognizer:
         self.latest: StepResult | None = None
         self.model_rate = RateMeter()
         self.infer_ms_recent: deque[float] = deque(maxlen=25)
+        self._infer_ms_p50 = 0.0
         self.shown = self._shown_list(classifier)
         self._reset_requested = threading.Event()
         self._swap_lock = threading.Lock()
@@ -122,13 +123,15 @@ class Recognizer:
             self.latest = result
             self.model_rate.tick()
             self.infer_ms_recent.append(infer_ms)
+            self._infer_ms_p50 = float(np.median(self.infer_ms_recent))
             for sink in self.sinks:
                 sink.on_step(result)
         return result
 
     @property
     def infer_ms_p50(self) -> float:
-        return float(np.median(self.infer_ms_recent)) if self.infer_ms_recent else 0.0
+        """The median of the recent steps' times (worked out once a step, not per frame)."""
+        return self._infer_ms_p50 if self.infer_ms_recent else 0.0
 
     def close(self) -> None:
         """Close every sink, even when one fails (a closed pipe must not keep the MQTT

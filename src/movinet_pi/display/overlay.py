@@ -316,10 +316,11 @@ class OverlayPainter:
             panels.append((max(0, x0), max(0, y0), min(w, x1), min(h, y1)))
 
         if self._canvas is None or self._canvas[0].shape != shape:  # kept: no page faults
-            self._canvas = (np.empty(shape, np.uint8), np.empty(shape, np.uint8))
+            self._canvas = (np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8))
         black, white = self._canvas
-        black.fill(0)
-        white.fill(255)
+        for y0, y1, _, _ in self._bands:  # all drawing is in the bands: wipe only those
+            black[y0:y1] = 0
+            white[y0:y1] = 255
         draw_overlay(black, state, panel=mark_panel)
         draw_overlay(white, state, panel=lambda *a: None)
         covered = np.zeros(h, bool)  # everything is drawn on a panel: only their rows change
@@ -334,12 +335,12 @@ class OverlayPainter:
         starts = np.concatenate(([rows[0]], rows[breaks + 1])).tolist()
         ends = (np.concatenate((rows[breaks], [rows[-1]])) + 1).tolist()
         for y0, y1 in zip(starts, ends):
-            # what shows through of the picture: the text's coverage, then each panel's
-            # darkening (panels that overlap darken twice, as drawn)
-            through = (white[y0:y1].astype(np.float32) - black[y0:y1]) * (1.0 / 255.0)
+            # what shows through of the picture (of 255): the text's coverage, then each
+            # panel's darkening (panels that overlap darken twice, as drawn)
+            keep = cv2.subtract(white[y0:y1], black[y0:y1])
             for px0, py0, px1, py1 in panels:
                 top, bottom = max(py0, y0), min(py1, y1)
                 if px1 > px0 and bottom > top:
-                    through[top - y0:bottom - y0, px0:px1] *= 1.0 - PANEL_DARKEN
-            keep = np.clip(np.rint(through * 255.0), 0, 255).astype(np.uint8)
+                    region = keep[top - y0:bottom - y0, px0:px1]
+                    region[:] = cv2.addWeighted(region, 1.0 - PANEL_DARKEN, region, 0.0, 0.0)
             self._bands.append((y0, y1, keep, black[y0:y1].copy()))

@@ -43,6 +43,7 @@ class WindowDisplay(Display):
         self._view: np.ndarray | None = None  # the shared memory as an image
         self._drawing = False
         self._key: int | None = None  # a key read by buffer(), returned by the next show()
+        self._received = False  # buffer() has just read the window's messages
         try:
             reply = (self._conn.recv() if self._conn.poll(start_timeout)
                      else ("error", "no answer"))
@@ -54,7 +55,9 @@ class WindowDisplay(Display):
             raise MovinetPiError(f"cannot open a window ({reply[1]}): run with --headless")
 
     def show(self, bgr: np.ndarray) -> int | None:
-        key = self._receive()
+        # buffer() has just heard from the window for this frame: no second poll
+        key = None if self._received else self._receive()
+        self._received = False
         if key is None:
             key, self._key = self._key, None
         if not self._drawing:
@@ -68,6 +71,7 @@ class WindowDisplay(Display):
             key = self._receive()
         except Exception:
             return None  # said by the next show()
+        self._received = True
         if key is not None:
             self._key = key
         if self._drawing:
