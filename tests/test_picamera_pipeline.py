@@ -150,6 +150,13 @@ def test_the_model_reads_the_isp_lores_stream_not_a_resized_full_frame(
     fed: list[tuple[int, ...]] = []
     step = clf.step
     monkeypatch.setattr(clf, "step", lambda rgb: (fed.append(rgb.shape), step(rgb))[1])
+    from movinet_pi.sources import picamera
+
+    converted: list[str] = []
+    to_rgb = picamera._to_rgb_from_picamera
+    monkeypatch.setattr(picamera, "_to_rgb_from_picamera",
+                        lambda array, fmt, width: (converted.append(fmt),
+                                                   to_rgb(array, fmt, width))[1])
     sink = StopAfter(steps=len(list(sampled_rgb_frames(carving_ice))) - 1)
     source = open_source("picamera", frame_size=(640, 480), fps=30.0, timeout=2.0,
                          model_size=clf.input_size)
@@ -162,6 +169,8 @@ def test_the_model_reads_the_isp_lores_stream_not_a_resized_full_frame(
         source.close()
     assert lores["size"] == clf.input_size and lores["format"] == "YUV420"
     assert fed and set(fed) == {(172, 172, 3)}  # never the 640x480 picture
+    # the lores picture is converted only for the frames the model takes (5 of 30 a second)
+    assert converted.count("YUV420") == len(fed) < converted.count("RGB888") / 3
     best = sink.results[-1].top[0]
     assert best.label == "carving ice" and best.score >= 0.8
 

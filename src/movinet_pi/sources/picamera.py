@@ -9,6 +9,7 @@ only keeps such a preview (:class:`CameraPreview`) running across reconnects.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import time
 from typing import Any, Callable, Optional, Protocol
@@ -253,9 +254,11 @@ class PicameraSource(Source):
     def read(self) -> Frame:
         if self.model_lores:  # the picture and the model's input from one sensor readout
             (main, lores), timestamp, index = self._capture(("main", "lores"))
-            small = self._frame("lores", lores, timestamp, index).rgb
+            assert self.lores_size is not None
+            small = functools.partial(_to_rgb_from_picamera, lores, self._formats["lores"],
+                                      self.lores_size[0])  # converted only if the model asks
             return Frame(self._frame("main", main, timestamp, index).rgb, timestamp, index,
-                         model_rgb=small)
+                         model_rgb_of=small)
         (main,), timestamp, index = self._capture(("main",))
         return self._frame("main", main, timestamp, index)
 
