@@ -7,7 +7,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from movinet_pi.display.overlay import OverlayState, draw_overlay, status_line
+from movinet_pi.display.overlay import (
+    STATUS_INTERVAL_S,
+    OverlayPainter,
+    OverlayState,
+    draw_overlay,
+    status_line,
+)
 from movinet_pi.model.classifier import Prediction
 
 OUT = Path(__file__).resolve().parents[1] / "build" / "overlay.png"
@@ -60,3 +66,42 @@ def test_no_predictions_says_no_action() -> None:
     img = np.full((240, 320, 3), 128, np.uint8)
     draw_overlay(img, OverlayState())
     assert img[:30].mean() < 128  # panel drawn
+
+
+def _picture(shape: tuple[int, int, int]) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_the_cached_painter_looks_like_draw_overlay() -> None:
+    busy = OverlayState(
+        predictions=[Prediction("carving ice", 0.93, 72), Prediction("chiseling stone", 0.05, 86)],
+        model_name="MoViNet-A0 stream int8", display_fps=29.8, model_fps=5.0, infer_ms=2.4,
+        threads=2, memory_s=8.0, prediction_age_s=3.0, message="stream reset", show_help=True,
+        extra_lines=["Pi: 81 °C"])
+    for shape in [(480, 640, 3), (720, 1280, 3), (688, 688, 3)]:
+        for state in (_state(), busy, OverlayState()):
+            picture = _picture(shape)
+            expected = draw_overlay(picture.copy(), state)
+            got = OverlayPainter().draw(picture.copy(), state)
+            difference = np.abs(expected.astype(int) - got)
+            assert difference.max() <= 2  # rounding only
+            assert not np.array_equal(got, picture)
+
+
+def test_the_painter_redraws_the_status_at_most_every_interval_but_news_at_once() -> None:
+    now = [0.0]
+    painter = OverlayPainter(clock=lambda: now[0])
+    picture = _picture((480, 640, 3))
+    first = painter.draw(picture.copy(), _state())
+    faster = OverlayState(**{**_state().__dict__, "display_fps": 12.5})
+    now[0] = STATUS_INTERVAL_S / 2
+    np.testing.assert_array_equal(painter.draw(picture.copy(), faster), first)  # not yet
+    news = OverlayState(**{**faster.__dict__,
+                           "predictions": [Prediction("juggling", 0.5, 1)]})
+    changed = painter.draw(picture.copy(), news)  # a new prediction: at once, new rates too
+    np.testing.assert_array_equal(changed, OverlayPainter().draw(picture.copy(), news))
+    now[0] = STATUS_INTERVAL_S * 2
+    slower = OverlayState(**{**news.__dict__, "display_fps": 3.0})
+    np.testing.assert_array_equal(painter.draw(picture.copy(), slower),
+                                  OverlayPainter().draw(picture.copy(), slower))
+    assert not np.array_equal(painter.draw(picture.copy(), slower), changed)

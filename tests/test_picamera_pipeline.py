@@ -130,3 +130,56 @@ def test_a_run_on_the_drm_preview_updates_the_overlay_not_a_picture(
     if with_pictures:  # picture outputs still get the rendered frame
         assert len(sink.pictures) == stats.frames_shown  # type: ignore[attr-defined]
         assert sink.pictures[0] == (480, 640, 3)  # type: ignore[attr-defined]
+
+
+def test_the_model_reads_the_isp_lores_stream_not_a_resized_full_frame(
+    monkeypatch: pytest.MonkeyPatch, a0_model: Path, kinetics_labels: Labels, carving_ice: Path
+) -> None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(carving_ice))
+    frames = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    cap.release()
+    camera = install(monkeypatch, frames=paced(frames, 30.0))
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=2)
+    fed: list[tuple[int, ...]] = []
+    step = clf.step
+    monkeypatch.setattr(clf, "step", lambda rgb: (fed.append(rgb.shape), step(rgb))[1])
+    from movinet_pi.sources import picamera
+
+    converted: list[str] = []
+    to_rgb = picamera._to_rgb_from_picamera
+    monkeypatch.setattr(picamera, "_to_rgb_from_picamera",
+                        lambda array, fmt, width: (converted.append(fmt),
+                                                   to_rgb(array, fmt, width))[1])
+    sink = StopAfter(steps=len(list(sampled_rgb_frames(carving_ice))) - 1)
+    source = open_source("picamera", frame_size=(640, 480), fps=30.0, timeout=2.0,
+                         model_size=clf.input_size)
+    pipeline = Pipeline(source, Recognizer(clf, RunConfig(top_k=3), [sink]))
+    sink.pipeline = pipeline
+    try:
+        pipeline.run()
+        lores = camera.instances[-1].camera_configuration()["lores"]
+    finally:
+        source.close()
+    assert lores["size"] == clf.input_size and lores["format"] == "YUV420"
+    assert fed and set(fed) == {(172, 172, 3)}  # never the 640x480 picture
+    # the lores picture is converted only for the frames the model takes (5 of 30 a second)
+    assert converted.count("YUV420") == len(fed) < converted.count("RGB888") / 3
+    best = sink.results[-1].top[0]
+    assert best.label == "carving ice" and best.score >= 0.8
+
+
+def test_a_model_larger_than_the_picture_gets_no_lores(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    camera = install(monkeypatch)
+    with open_source("picamera", frame_size=(160, 120), model_size=(172, 172)) as source:
+        frame = source.read()
+        assert camera.instances[-1].camera_configuration()["lores"] is None
+    assert frame is not None and frame.model_rgb is None

@@ -273,3 +273,39 @@ def test_skipping_undue_frames_feeds_the_same_frames_as_reading_every_one(
         logits[name] = a0.logits.copy()
     assert fed["fast"] == fed["every frame"] and len(fed["fast"]) == 50
     np.testing.assert_array_equal(logits["fast"], logits["every frame"])
+
+
+class OwnBufferDisplay(Display):
+    """A display with a buffer of its own (as the window's shared memory), busy every
+    other frame."""
+
+    def __init__(self) -> None:
+        self.memory = np.ndarray((1,), np.uint8)
+        self.shown: list[bool] = []
+        self.asked = 0
+
+    def buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        self.asked += 1
+        if self.memory.shape != shape:
+            self.memory = np.zeros(shape, np.uint8)
+        return self.memory if self.asked % 2 else None
+
+    def show(self, bgr: np.ndarray) -> int | None:
+        self.shown.append(np.shares_memory(bgr, self.memory))
+        return None
+
+
+@pytest.mark.parametrize("size", [(640, 480), (172, 172)], ids=["as-is", "scaled-up"])
+def test_frames_are_rendered_straight_into_a_display_buffer(
+    a0: StreamingClassifier, size: tuple[int, int]
+) -> None:
+    display = OwnBufferDisplay()
+    pipeline = Pipeline(ScriptedLiveSource(frames=0), Recognizer(a0, RunConfig()), display)
+    rgb = np.zeros((size[1], size[0], 3), np.uint8)
+    rgb[:, :] = (255, 0, 0)
+    expected = pipeline.render(Frame(rgb, 0.0, 0)).copy()
+    for i in range(4):
+        pipeline._present(Frame(rgb, 0.0, i))
+    assert display.shown == [True, False, True, False]  # no copy when it has a buffer
+    assert display.memory.shape == expected.shape
+    np.testing.assert_array_equal(display.memory, expected)

@@ -531,6 +531,20 @@ def test_picamera_lores_yuv420_converts_to_rgb(
     assert lores.index == 0 and main.index == 1
 
 
+def test_picamera_model_size_gives_each_frame_the_isp_scaled_picture(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install(monkeypatch, frames=iter([bars_rgb(80, 60)] * 4))
+    with PicameraSource(frame_size=(80, 60), model_size=(40, 30)) as source:
+        assert source.lores_size == (40, 30)
+        frame = source.read()
+    np.testing.assert_array_equal(frame.rgb, bars_rgb(80, 60))  # the picture is main's
+    assert frame.model_rgb is not None and frame.model_rgb.shape == (30, 40, 3)
+    expected = cv2.resize(bars_rgb(80, 60), (40, 30), interpolation=cv2.INTER_AREA)
+    difference = np.abs(frame.model_rgb.astype(int) - expected.astype(int))
+    assert difference.mean() < 4 and np.median(difference) <= 2  # YUV420's chroma, as above
+
+
 def test_picamera_lores_needs_lores_size(monkeypatch: pytest.MonkeyPatch) -> None:
     install(monkeypatch)
     with PicameraSource(frame_size=(64, 48)) as source, pytest.raises(ValueError):

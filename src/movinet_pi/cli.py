@@ -158,7 +158,7 @@ def command_run(args: argparse.Namespace) -> int:
     pipeline: Pipeline | None = None
     try:
         source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps,
-                             loop=args.loop)
+                             loop=args.loop, model_size=clf.input_size)
         display = open_display(args, source)
         realtime = play_at_own_speed(args, display is not None)
         config = RunConfig(top_k=args.top_k, threshold=args.threshold,

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from movinet_pi.display.base import Display
-from movinet_pi.display.overlay import OverlayState, draw_overlay
+from movinet_pi.display.overlay import OverlayPainter, OverlayState
 from movinet_pi.errors import one_line
 from movinet_pi.health import HealthMonitor
 from movinet_pi.outputs.base import FrameSink
@@ -127,6 +127,7 @@ class Pipeline:
         self.health = next((s for s in recognizer.sinks if isinstance(s, HealthMonitor)), None)
         self._bgr: np.ndarray | None = None  # render()'s buffers
         self._shown: np.ndarray | None = None
+        self._painter = OverlayPainter()  # the overlay, composed when it changes
         self.message = ""  # a state (reconnecting, display lost): shown until cleared
         self._flash = ("", 0.0)  # a passing note (a key's effect): shown for a few seconds
         self.show_help = False
@@ -411,7 +412,10 @@ class Pipeline:
             self._guard_display(lambda: display.update(self.overlay_state(frame)))
         if not self.frame_sinks and (display is None or not display.shows_picture):
             return
-        bgr = self.render(frame)
+        buffer = None
+        if display is not None and display.shows_picture:
+            buffer = display.buffer(self.shown_shape(frame))
+        bgr = self.render(frame, out=buffer)
         for sink in self.frame_sinks:
             sink.on_frame(bgr, frame.timestamp)
         if display is not None and display.shows_picture:
@@ -463,12 +467,20 @@ class Pipeline:
         health = self.health.latest if self.health is not None else None
         return [f"Pi: {health.describe()}"] if health is not None and health.warning else []
 
-    def render(self, frame: Frame) -> np.ndarray:
+    def shown_shape(self, frame: Frame) -> tuple[int, int, int]:
+        """The shape of the picture as shown (small sources are scaled up)."""
+        h, w = frame.rgb.shape[:2]
+        factor = -(-MIN_DISPLAY_WIDTH // w) if w < MIN_DISPLAY_WIDTH else 1
+        return h * factor, w * factor, 3
+
+    def render(self, frame: Frame, out: np.ndarray | None = None) -> np.ndarray:
         """The picture as shown: BGR, mirrored if asked, with the overlay.
 
         Drawn into buffers kept from frame to frame (a new size makes new ones), so
         the display loop allocates nothing per frame; the result is overwritten by
-        the next call.
+        the next call. ``out``: where to draw it instead (a display's own buffer, of the
+        shape shown). The overlay is composed only when what it says changes (the
+        status line's rates at most a few times a second) and blended on per frame.
         """
         h, w = frame.rgb.shape[:2]
         if self._bgr is None or self._bgr.shape[:2] != (h, w):
@@ -476,10 +488,14 @@ class Pipeline:
             factor = -(-MIN_DISPLAY_WIDTH // w) if w < MIN_DISPLAY_WIDTH else 1
             # Small sources (a 172x172 clip) would leave the text unreadable: scale up.
             self._shown = np.empty((h * factor, w * factor, 3), np.uint8) if factor > 1 else None
-        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR, dst=self._bgr)
+        final = self._shown if self._shown is not None else self._bgr
+        if out is None or out.shape != final.shape:
+            out = final
+        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR,
+                           dst=self._bgr if self._shown is not None else out)
         if self._shown is not None:
-            size = (self._shown.shape[1], self._shown.shape[0])
-            bgr = cv2.resize(bgr, size, dst=self._shown, interpolation=cv2.INTER_LINEAR)
+            size = (out.shape[1], out.shape[0])
+            bgr = cv2.resize(bgr, size, dst=out, interpolation=cv2.INTER_LINEAR)
         if self.config.mirror:
             cv2.flip(bgr, 1, dst=bgr)
-        return draw_overlay(bgr, self.overlay_state(frame))
+        return self._painter.draw(bgr, self.overlay_state(frame))

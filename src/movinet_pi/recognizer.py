@@ -57,6 +57,7 @@ class Recognizer:
         self.latest: StepResult | None = None
         self.model_rate = RateMeter()
         self.infer_ms_recent: deque[float] = deque(maxlen=25)
+        self._infer_ms_p50 = 0.0
         self.shown = self._shown_list(classifier)
         self._reset_requested = threading.Event()
         self._swap_lock = threading.Lock()
@@ -92,6 +93,16 @@ class Recognizer:
             self.infer_ms_recent.clear()
             self._reset_requested.set()
 
+    def _model_input(self, frame: Frame) -> np.ndarray:
+        """The ISP's small picture when it is at least the model's input size (no CPU
+        resize of the full frame), else the full frame."""
+        small = frame.model_rgb
+        if small is not None:
+            width, height = self.classifier.input_size
+            if small.shape[1] >= width and small.shape[0] >= height:
+                return small
+        return frame.rgb
+
     def process(self, frame: Frame) -> StepResult:
         if self._pending is not None:
             self._apply_pending()
@@ -100,7 +111,7 @@ class Recognizer:
             self.classifier.reset()
             self.shown.reset()
         started = time.perf_counter()
-        probs = self.classifier.step(frame.rgb)
+        probs = self.classifier.step(self._model_input(frame))
         infer_ms = (time.perf_counter() - started) * 1000.0
         top = self.shown.update(probs)
         memory_s = self.classifier.history.memory_steps / self.config.model_fps
@@ -112,13 +123,15 @@ class Recognizer:
             self.latest = result
             self.model_rate.tick()
             self.infer_ms_recent.append(infer_ms)
+            self._infer_ms_p50 = float(np.median(self.infer_ms_recent))
             for sink in self.sinks:
                 sink.on_step(result)
         return result
 
     @property
     def infer_ms_p50(self) -> float:
-        return float(np.median(self.infer_ms_recent)) if self.infer_ms_recent else 0.0
+        """The median of the recent steps' times (worked out once a step, not per frame)."""
+        return self._infer_ms_p50 if self.infer_ms_recent else 0.0
 
     def close(self) -> None:
         """Close every sink, even when one fails (a closed pipe must not keep the MQTT

@@ -21,6 +21,11 @@ class Display:
         """Show a frame; return a key code if one was pressed."""
         raise NotImplementedError
 
+    def buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """Where to render the next frame for :meth:`show`, if the display has a buffer of
+        its own (the window's shared memory: no copy on the way); None: anywhere."""
+        return None
+
     def update(self, state: OverlayState) -> None:
         """Show what the overlay says (for displays that draw the picture themselves)."""
 

@@ -60,7 +60,11 @@ def _scale_for(image: np.ndarray) -> float:
     return max(0.4, min(1.2, image.shape[1] / 900.0))
 
 
-def _darken(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: float = 0.55) -> None:
+PANEL_DARKEN = 0.55  # how much of the picture a panel takes away
+
+
+def _darken(image: np.ndarray, x0: int, y0: int, x1: int, y1: int,
+            alpha: float = PANEL_DARKEN) -> None:
     """Darken a rectangle in place (a translucent panel behind text)."""
     h, w = image.shape[:2]
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
@@ -256,3 +260,87 @@ def render_overlay_rgba(size: tuple[int, int], state: OverlayState) -> np.ndarra
     rgba[..., :3] = bgr[..., ::-1]
     rgba[..., 3] = alpha
     return rgba
+
+
+#: The status line (rates, the clip's clock, the prediction's age) is redrawn at most
+#: this often unless something else changed: reading it needs no more, and each redraw
+#: costs a composition.
+STATUS_INTERVAL_S = 0.25
+
+
+class OverlayPainter:
+    """:func:`draw_overlay`'s picture at a fraction of its cost per frame.
+
+    The overlay is composed only when what it says changes (a model step, a message,
+    the help card; the status line at most every :data:`STATUS_INTERVAL_S`), into
+    cached layers that cover only the rows its panels take: per pixel, how much of
+    the picture shows through (the panel's darkening and the text's anti-aliasing
+    together) and what is drawn on top. Each frame then costs one multiply and one add
+    over those rows. The result matches :func:`draw_overlay` to within rounding.
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self._clock = clock or time.monotonic
+        self._key: tuple | None = None
+        self._status = ""
+        self._status_at = -1e9
+        self._bands: list[tuple[int, int, np.ndarray, np.ndarray]] = []
+        self._canvas: tuple[np.ndarray, np.ndarray] | None = None  # black, white
+
+    def draw(self, image: np.ndarray, state: OverlayState) -> np.ndarray:
+        """Draw ``state`` over a BGR ``image`` in place and return it."""
+        now = self._clock()
+        key = (image.shape, tuple((p.label, p.score) for p in state.predictions),
+               state.message, tuple(state.extra_lines), state.show_help,
+               state.prediction_age_s > 1.0)
+        status = status_line(state)
+        if state.prediction_age_s > 1.0:
+            status += f"\n{state.prediction_age_s:.1f}"
+        if key != self._key or (status != self._status
+                                and now - self._status_at >= STATUS_INTERVAL_S):
+            self._compose(image.shape, state)
+            self._key, self._status, self._status_at = key, status, now
+        for y0, y1, keep, drawn in self._bands:
+            region = image[y0:y1]
+            cv2.multiply(region, keep, dst=region, scale=1.0 / 255.0)
+            cv2.add(region, drawn, dst=region)
+        return image
+
+    def _compose(self, shape: tuple[int, ...], state: OverlayState) -> None:
+        h, w = shape[:2]
+        panels: list[tuple[int, int, int, int]] = []
+
+        def mark_panel(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
+            panels.append((max(0, x0), max(0, y0), min(w, x1), min(h, y1)))
+
+        if self._canvas is None or self._canvas[0].shape != shape:  # kept: no page faults
+            self._canvas = (np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8))
+        black, white = self._canvas
+        for y0, y1, _, _ in self._bands:  # all drawing is in the bands: wipe only those
+            black[y0:y1] = 0
+            white[y0:y1] = 255
+        draw_overlay(black, state, panel=mark_panel)
+        draw_overlay(white, state, panel=lambda *a: None)
+        covered = np.zeros(h, bool)  # everything is drawn on a panel: only their rows change
+        for x0, y0, x1, y1 in panels:
+            if x1 > x0 and y1 > y0:
+                covered[y0:y1] = True
+        rows = np.flatnonzero(covered)
+        self._bands = []
+        if not rows.size:
+            return
+        breaks = np.flatnonzero(np.diff(rows) > 1)  # runs of consecutive panel rows
+        starts = np.concatenate(([rows[0]], rows[breaks + 1])).tolist()
+        ends = (np.concatenate((rows[breaks], [rows[-1]])) + 1).tolist()
+        for y0, y1 in zip(starts, ends):
+            # what shows through of the picture (of 255): the text's coverage, then each
+            # panel's darkening (panels that overlap darken twice, as drawn)
+            keep = cv2.subtract(white[y0:y1], black[y0:y1])
+            for px0, py0, px1, py1 in panels:
+                top, bottom = max(py0, y0), min(py1, y1)
+                if px1 > px0 and bottom > top:
+                    region = keep[top - y0:bottom - y0, px0:px1]
+                    region[:] = cv2.addWeighted(region, 1.0 - PANEL_DARKEN, region, 0.0, 0.0)
+            self._bands.append((y0, y1, keep, black[y0:y1].copy()))

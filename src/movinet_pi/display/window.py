@@ -40,7 +40,10 @@ class WindowDisplay(Display):
         child_conn.close()
         self._shm: Any = None
         self._shape: tuple[int, ...] = ()
+        self._view: np.ndarray | None = None  # the shared memory as an image
         self._drawing = False
+        self._key: int | None = None  # a key read by buffer(), returned by the next show()
+        self._received = False  # buffer() has just read the window's messages
         try:
             reply = (self._conn.recv() if self._conn.poll(start_timeout)
                      else ("error", "no answer"))
@@ -52,10 +55,29 @@ class WindowDisplay(Display):
             raise MovinetPiError(f"cannot open a window ({reply[1]}): run with --headless")
 
     def show(self, bgr: np.ndarray) -> int | None:
-        key = self._receive()
+        # buffer() has just heard from the window for this frame: no second poll
+        key = None if self._received else self._receive()
+        self._received = False
+        if key is None:
+            key, self._key = self._key, None
         if not self._drawing:
             self._send_frame(bgr)
         return key
+
+    def buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The shared memory itself, while the window is not drawing from it: a frame
+        rendered there goes to the window with no copy."""
+        try:
+            key = self._receive()
+        except Exception:
+            return None  # said by the next show()
+        self._received = True
+        if key is not None:
+            self._key = key
+        if self._drawing:
+            return None
+        self._memory_for(tuple(shape))
+        return self._view
 
     def _receive(self) -> int | None:
         """Acks, keys and errors from the window process, without waiting."""
@@ -76,24 +98,32 @@ class WindowDisplay(Display):
         return key
 
     def _send_frame(self, bgr: np.ndarray) -> None:
-        from multiprocessing import shared_memory
-
-        if bgr.shape != self._shape:
-            self._release_memory()
-            self._shm = shared_memory.SharedMemory(create=True, size=bgr.nbytes)
-            self._shape = bgr.shape
-        np.copyto(np.ndarray(bgr.shape, np.uint8, self._shm.buf), bgr)
+        self._memory_for(bgr.shape)
+        assert self._view is not None
+        if not np.shares_memory(bgr, self._view):  # else rendered there already
+            np.copyto(self._view, bgr)
         try:
             self._conn.send(("frame", (self._shm.name, bgr.shape)))
             self._drawing = True
         except (OSError, ValueError) as error:
             raise RuntimeError(f"the window process is gone ({error})") from None
 
+    def _memory_for(self, shape: tuple[int, ...]) -> None:
+        from multiprocessing import shared_memory
+
+        if shape != self._shape:
+            self._release_memory()
+            self._shm = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
+            self._shape = shape
+            self._view = np.ndarray(shape, np.uint8, self._shm.buf)
+
     def _release_memory(self) -> None:
+        self._view = None
         if self._shm is not None:
             with contextlib.suppress(Exception):
-                self._shm.close()
                 self._shm.unlink()
+            with contextlib.suppress(Exception):  # (a view still held keeps it mapped)
+                self._shm.close()
             self._shm = None
 
     def close(self) -> None:

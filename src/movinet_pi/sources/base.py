@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -33,11 +33,21 @@ class Frame:
     ``rgb`` is H x W x 3 ``uint8`` in RGB order, C-contiguous and owned by this
     frame (never a reused buffer). ``timestamp`` is seconds since the source's
     first frame: a file's own presentation time, a camera's capture time.
+    ``model_rgb``, when a source has it, is the same moment already scaled down near
+    the model's input size by the camera's ISP (the Pi camera's lores stream): the
+    model reads it instead of resizing ``rgb``. It is made (``model_rgb_of``) only when
+    asked for, so the frames the model does not take cost no conversion.
     """
 
     rgb: np.ndarray
     timestamp: float
     index: int
+    model_rgb_of: Optional[Callable[[], np.ndarray]] = field(default=None, compare=False,
+                                                             repr=False)
+
+    @property
+    def model_rgb(self) -> Optional[np.ndarray]:
+        return None if self.model_rgb_of is None else self.model_rgb_of()
 
 
 class SourceLost(MovinetPiError):

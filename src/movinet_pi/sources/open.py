@@ -39,6 +39,7 @@ def open_source(
     fps: float = 30.0,
     timeout: float = 10.0,
     loop: bool = False,
+    model_size: Optional[tuple[int, int]] = None,
 ) -> Source:
     """Open a source from its spec.
 
@@ -47,6 +48,7 @@ def open_source(
     http:// or https:// URL a stream; anything else a video file path.
     ``frame_size`` and ``fps`` are requests to cameras; files and streams keep theirs.
     ``loop`` plays a file again and again (live sources never end anyway).
+    ``model_size`` (w, h): the Pi camera's ISP scales a second stream to it for the model.
     """
     if not (fps > 0 and timeout > 0 and min(frame_size) > 0):
         raise MovinetPiError("fps, timeout and the frame size must be positive")
@@ -58,7 +60,8 @@ def open_source(
     picamera = _PICAMERA_RE.fullmatch(spec)
     if picamera:
         number = int(picamera.group(1) or 0)
-        return PicameraSource(number, frame_size=frame_size, fps=fps, timeout=timeout)
+        return PicameraSource(number, frame_size=frame_size, fps=fps, timeout=timeout,
+                              model_size=model_size)
     device = _DEVICE_RE.fullmatch(spec)
     if spec.isdigit() or device:
         index = int(device.group(1)) if device else int(spec)

@@ -9,6 +9,7 @@ only keeps such a preview (:class:`CameraPreview`) running across reconnects.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import time
 from typing import Any, Callable, Optional, Protocol
@@ -80,7 +81,9 @@ def _import_picamera2() -> Any:
 class PicameraSource(Source):
     """The Raspberry Pi camera through picamera2 (libcamera).
 
-    ``main`` is configured as RGB888 at ``frame_size``; with ``lores_size`` a second,
+    ``main`` is configured as RGB888 at ``frame_size``; with ``model_size`` (the model's
+    input) the ISP scales a lores stream to it and :meth:`read` gives it to each frame as
+    ``model_rgb``, so no full frame is resized on the CPU per step; with ``lores_size`` a second,
     smaller stream comes from the same sensor readout (YUV420: the only lores format
     before the Pi 5), read with :meth:`read_lores` or together with main through
     :meth:`read_pair`. Timestamps come from ``SensorTimestamp`` (the moment the
@@ -101,12 +104,20 @@ class PicameraSource(Source):
         main_format: str = "RGB888",
         buffer_count: int = 4,
         timeout: float = 10.0,
+        model_size: Optional[tuple[int, int]] = None,
     ) -> None:
         self.camera_num = camera_num
         self.name = "picamera" if camera_num == 0 else f"picamera {camera_num}"
         self.live = True
         self.fps = fps
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        #: The model's input size: the lores stream is scaled to it by the ISP and each
+        #: frame carries it as ``model_rgb`` (when no other lores size is asked for and
+        #: it fits in main, as libcamera requires).
+        self.model_lores = (model_size is not None and lores_size is None
+                            and model_size[0] <= frame_size[0] and model_size[1] <= frame_size[1])
+        if self.model_lores:
+            lores_size = model_size
         self.lores_size: Optional[tuple[int, int]] = (
             (int(lores_size[0]), int(lores_size[1])) if lores_size is not None else None
         )
@@ -241,6 +252,13 @@ class PicameraSource(Source):
         return Frame(rgb, timestamp, index)
 
     def read(self) -> Frame:
+        if self.model_lores:  # the picture and the model's input from one sensor readout
+            (main, lores), timestamp, index = self._capture(("main", "lores"))
+            assert self.lores_size is not None
+            small = functools.partial(_to_rgb_from_picamera, lores, self._formats["lores"],
+                                      self.lores_size[0])  # converted only if the model asks
+            return Frame(self._frame("main", main, timestamp, index).rgb, timestamp, index,
+                         model_rgb_of=small)
         (main,), timestamp, index = self._capture(("main",))
         return self._frame("main", main, timestamp, index)
 
