@@ -15,11 +15,11 @@ from movinet_pi.display.base import Display
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
 from movinet_pi.outputs.base import StepResult
-from movinet_pi.pipeline import Mailbox, Pipeline
+from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.base import Frame, SourceLost
 from movinet_pi.sources.open import open_source
-from movinet_pi.timing import FrameSampler
+from movinet_pi.timing import FrameSampler, Mailbox
 
 
 # -- frame sampling -------------------------------------------------------------------------

@@ -26,63 +26,21 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 
 from movinet_pi.display.base import Display
-from movinet_pi.display.overlay import OverlayPainter, OverlayState
+from movinet_pi.display.overlay import OverlayState
+from movinet_pi.display.render import PictureRenderer, shown_shape
 from movinet_pi.errors import one_line
 from movinet_pi.health import HealthMonitor
 from movinet_pi.outputs.base import FrameSink
 from movinet_pi.recognizer import Recognizer
 from movinet_pi.sources.base import Frame, Source, SourceLost
-from movinet_pi.timing import FrameSampler, RateMeter
-
-T = TypeVar("T")
+from movinet_pi.timing import FrameSampler, Mailbox, RateMeter
 
 QUIT_KEYS = (ord("q"), 27)  # 27: Esc
-#: Pictures narrower than this are scaled up (by a whole factor) for display.
-MIN_DISPLAY_WIDTH = 640
-
-
-class Mailbox(Generic[T]):
-    """A one-slot, overwrite-on-put hand-over between two threads.
-
-    ``put`` never blocks and replaces what is waiting (counted in ``dropped``);
-    ``get`` waits for a value and takes it. This is how the pipeline keeps
-    latency bounded: there is never more than one frame in flight.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._item: T | None = None
-        self.dropped = 0
-
-    def put(self, item: T) -> None:
-        with self._cond:
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
-            self._cond.notify_all()
-
-    def wake(self) -> None:
-        """Wake a waiting ``get`` (it returns what is waiting, maybe None); counts nothing."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def get(self, timeout: float | None = None) -> T | None:
-        """Take the waiting item, waiting up to ``timeout`` s; None if none came."""
-        with self._cond:
-            if self._item is None:
-                self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return item
-
-    def peek(self) -> T | None:
-        with self._cond:
-            return self._item
 
 
 @dataclass
@@ -125,9 +83,7 @@ class Pipeline:
         self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
         #: The Pi's health, when a run put its monitor among the outputs (cli does).
         self.health = next((s for s in recognizer.sinks if isinstance(s, HealthMonitor)), None)
-        self._bgr: np.ndarray | None = None  # render()'s buffers
-        self._shown: np.ndarray | None = None
-        self._painter = OverlayPainter()  # the overlay, composed when it changes
+        self._renderer = PictureRenderer(mirror=self.config.mirror)
         self.message = ""  # a state (reconnecting, display lost): shown until cleared
         self._flash = ("", 0.0)  # a passing note (a key's effect): shown for a few seconds
         self.show_help = False
@@ -469,33 +425,8 @@ class Pipeline:
 
     def shown_shape(self, frame: Frame) -> tuple[int, int, int]:
         """The shape of the picture as shown (small sources are scaled up)."""
-        h, w = frame.rgb.shape[:2]
-        factor = -(-MIN_DISPLAY_WIDTH // w) if w < MIN_DISPLAY_WIDTH else 1
-        return h * factor, w * factor, 3
+        return shown_shape(frame.rgb.shape)
 
     def render(self, frame: Frame, out: np.ndarray | None = None) -> np.ndarray:
-        """The picture as shown: BGR, mirrored if asked, with the overlay.
-
-        Drawn into buffers kept from frame to frame (a new size makes new ones), so
-        the display loop allocates nothing per frame; the result is overwritten by
-        the next call. ``out``: where to draw it instead (a display's own buffer, of the
-        shape shown). The overlay is composed only when what it says changes (the
-        status line's rates at most a few times a second) and blended on per frame.
-        """
-        h, w = frame.rgb.shape[:2]
-        if self._bgr is None or self._bgr.shape[:2] != (h, w):
-            self._bgr = np.empty((h, w, 3), np.uint8)
-            factor = -(-MIN_DISPLAY_WIDTH // w) if w < MIN_DISPLAY_WIDTH else 1
-            # Small sources (a 172x172 clip) would leave the text unreadable: scale up.
-            self._shown = np.empty((h * factor, w * factor, 3), np.uint8) if factor > 1 else None
-        final = self._shown if self._shown is not None else self._bgr
-        if out is None or out.shape != final.shape:
-            out = final
-        bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR,
-                           dst=self._bgr if self._shown is not None else out)
-        if self._shown is not None:
-            size = (out.shape[1], out.shape[0])
-            bgr = cv2.resize(bgr, size, dst=out, interpolation=cv2.INTER_LINEAR)
-        if self.config.mirror:
-            cv2.flip(bgr, 1, dst=bgr)
-        return self._painter.draw(bgr, self.overlay_state(frame))
+        """The picture as shown, with the overlay (:class:`PictureRenderer`)."""
+        return self._renderer.render(frame.rgb, self.overlay_state(frame), out)

@@ -1,10 +1,15 @@
-"""Rates in time: which frames are due on a fixed fps grid, and how many per second arrive."""
+"""Frames in time: which are due on a fixed fps grid, how many arrive a second, and the
+one-slot hand-over that keeps only the newest between two threads."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 #: Timestamps within this of a due time count as on time (30 fps files put
 #: frame 6 at 0.19999… s, which must feed the 0.2 s tick).
@@ -58,3 +63,41 @@ class RateMeter:
             return 0.0
         span = self._times[-1] - self._times[0]
         return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+class Mailbox(Generic[T]):
+    """A one-slot, overwrite-on-put hand-over between two threads.
+
+    ``put`` never blocks and replaces what is waiting (counted in ``dropped``);
+    ``get`` waits for a value and takes it. This is how the pipeline keeps
+    latency bounded: there is never more than one frame in flight.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self.dropped = 0
+
+    def put(self, item: T) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake a waiting ``get`` (it returns what is waiting, maybe None); counts nothing."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """Take the waiting item, waiting up to ``timeout`` s; None if none came."""
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def peek(self) -> T | None:
+        with self._cond:
+            return self._item

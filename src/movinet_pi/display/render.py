@@ -1,0 +1,57 @@
+"""The picture as shown: BGR, scaled up if small, mirrored if asked, with the overlay.
+
+Drawn into buffers kept from frame to frame (a new size makes new ones), so the
+display loop allocates nothing per frame. The overlay is composed only when what it
+says changes (:class:`~movinet_pi.display.overlay.OverlayPainter`) and blended on
+per frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from movinet_pi.display.overlay import OverlayPainter, OverlayState
+
+#: Pictures narrower than this are scaled up (by a whole factor) for display.
+MIN_DISPLAY_WIDTH = 640
+
+
+def shown_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The shape of a picture of ``shape`` as shown (small ones are scaled up)."""
+    h, w = shape[:2]
+    factor = -(-MIN_DISPLAY_WIDTH // w) if w < MIN_DISPLAY_WIDTH else 1
+    return h * factor, w * factor, 3
+
+
+class PictureRenderer:
+    """Renders RGB frames as shown, reusing its buffers; each result is overwritten by
+    the next call."""
+
+    def __init__(self, *, mirror: bool = False) -> None:
+        self.mirror = mirror
+        self._bgr: np.ndarray | None = None
+        self._shown: np.ndarray | None = None
+        self._painter = OverlayPainter()
+
+    def render(self, rgb: np.ndarray, state: OverlayState,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """``rgb`` with the overlay for ``state``. ``out``: where to draw it instead (a
+        display's own buffer, of the shape shown)."""
+        h, w = rgb.shape[:2]
+        if self._bgr is None or self._bgr.shape[:2] != (h, w):
+            self._bgr = np.empty((h, w, 3), np.uint8)
+            shape = shown_shape(rgb.shape)
+            # Small sources (a 172x172 clip) would leave the text unreadable: scale up.
+            self._shown = np.empty(shape, np.uint8) if shape[1] != w else None
+        final = self._shown if self._shown is not None else self._bgr
+        if out is None or out.shape != final.shape:
+            out = final
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR,
+                           dst=self._bgr if self._shown is not None else out)
+        if self._shown is not None:
+            size = (out.shape[1], out.shape[0])
+            bgr = cv2.resize(bgr, size, dst=out, interpolation=cv2.INTER_LINEAR)
+        if self.mirror:
+            cv2.flip(bgr, 1, dst=bgr)
+        return self._painter.draw(bgr, state)
