@@ -105,3 +105,17 @@ def test_the_painter_redraws_the_status_at_most_every_interval_but_news_at_once(
     np.testing.assert_array_equal(painter.draw(picture.copy(), slower),
                                   OverlayPainter().draw(picture.copy(), slower))
     assert not np.array_equal(painter.draw(picture.copy(), slower), changed)
+
+
+def test_a_hot_or_throttled_pi_turns_the_status_amber() -> None:
+    def status_strip(warning: bool) -> np.ndarray:
+        img = np.zeros((360, 640, 3), np.uint8)
+        state = _state()
+        state.extra_lines, state.warning = ["Pi: CPU 82.4 °C, throttled"], warning
+        draw_overlay(img, state)
+        return img[-60:].astype(int)
+
+    calm, hot = status_strip(False), status_strip(True)
+    # grey text has equal channels; amber (BGR 60, 170, 255) has far more red than blue
+    assert (calm[..., 2] - calm[..., 0]).max() < 10
+    assert (hot[..., 2] - hot[..., 0]).max() > 120

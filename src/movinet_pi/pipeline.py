@@ -410,7 +410,8 @@ class Pipeline:
             memory_s=latest.memory_s if latest is not None else None,
             source_time=None if self.source.live else self._clip_time(frame.timestamp),
             source_duration=None if self.source.live else getattr(self.source, "duration", None),
-            extra_lines=self.health_warning(),
+            extra_lines=(warning := self.health_warning()),
+            warning=bool(warning),
         )
 
     def _clip_time(self, t: float) -> float:

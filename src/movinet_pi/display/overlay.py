@@ -37,6 +37,8 @@ class OverlayState:
     prediction_age_s: float = 0.0
     message: str = ""
     extra_lines: list[str] = field(default_factory=list)
+    #: the Pi is throttled or hot: the status line and these lines turn amber
+    warning: bool = False
     threads: int = 0
     show_help: bool = False
     memory_s: float | None = None  # how far back the model remembers (--history)
@@ -203,10 +205,11 @@ def draw_overlay(
         y += line_h
 
     small_scale = scale * 0.5
-    lines = [(status_line(state), GREY)]
+    status_colour = WARN_COLOUR if state.warning else GREY
+    lines = [(status_line(state), status_colour)]
     if state.prediction_age_s > 1.0:
         lines.append((f"prediction is {state.prediction_age_s:.1f} s old", WARN_COLOUR))
-    lines += [(line, GREY) for line in state.extra_lines]
+    lines += [(line, status_colour) for line in state.extra_lines]
     if state.message:
         lines.append((state.message, WARN_COLOUR))
     bottom_lines = [(part, colour) for text, colour in lines
@@ -294,7 +297,7 @@ class OverlayPainter:
         now = self._clock()
         key = (image.shape, tuple((p.label, p.score) for p in state.predictions),
                state.message, tuple(state.extra_lines), state.show_help,
-               state.prediction_age_s > 1.0)
+               state.prediction_age_s > 1.0, state.warning)
         status = status_line(state)
         if state.prediction_age_s > 1.0:
             status += f"\n{state.prediction_age_s:.1f}"
