@@ -318,3 +318,26 @@ def test_kinetics_models_of_172_and_224_side_by_side(
     assert a2["clips"] == 2 and a2["steps"] == a0["steps"]  # untrained: accuracy meaningless
     assert np.asarray(a2["confusion"]["matrix"]).sum() == 2
     assert cv2.imread(str(plot)) is not None
+
+
+def test_no_answer_is_counted_as_none_not_as_the_first_class() -> None:
+    # A taught model with --reject gives every class 0 when it is unsure: that clip is
+    # answered "none" (wrong, in the last column), never its class 0.
+    from types import SimpleNamespace
+
+    from movinet_pi.tools.eval import ClassInfo, ClipResult, ModelRun
+
+    labels = Labels(("waving", "clapping"), "test")
+    clf = SimpleNamespace(labels=labels, model_path="m.tflite", num_classes=2,
+                          signature=SimpleNamespace(key="serving_default"), input_size=(64, 64))
+    run = ModelRun("m", clf)  # type: ignore[arg-type]
+    run.results = [ClipResult("waving/a.mp4", 0, [0, 1], 0.9),
+                   ClipResult("waving/b.mp4", 0, [], 0.0),
+                   ClipResult("clapping/c.mp4", 1, [1, 0], 0.8)]
+    classes = [ClassInfo("waving", "waving", (Path("a"), Path("b")), (0,)),
+               ClassInfo("clapping", "clapping", (Path("c"),), (1,))]
+    report = run.report(classes, 0, [])
+    assert report["top1"] == pytest.approx(2 / 3)
+    assert report["confusion"]["matrix"] == [[1, 0, 1], [0, 1, 0]]
+    assert {"clip": "waving/b.mp4", "true": "waving", "predicted": "none",
+            "score": 0.0} in report["misclassified"]

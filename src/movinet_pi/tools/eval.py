@@ -173,7 +173,7 @@ class ClassInfo:
 class ClipResult:
     clip: str  # path relative to the clip folder
     true_row: int  # index into the evaluated classes
-    top: list[int]  # the model's top-k class indices, best first
+    top: list[int]  # the model's top-k class indices, best first (empty: no answer)
     score: float  # probability of the top class
 
 
@@ -196,7 +196,9 @@ class ModelRun:
         """Everything reported about the model, as the ``--json`` object."""
         labels = self.clf.labels
         column_of = {info.indices[model_index]: col for col, info in enumerate(classes)}
-        has_other = self.clf.num_classes > len(classes)
+        # a last column for what is none of them: other classes, or no answer at all
+        # (a taught model's --reject gives every class 0 when it is unsure)
+        has_other = self.clf.num_classes > len(classes) or any(not r.top for r in self.results)
         columns = len(classes) + (1 if has_other else 0)
         matrix = np.zeros((len(classes), columns), dtype=np.int64)
         top1 = np.zeros(len(classes), dtype=np.int64)
@@ -204,12 +206,14 @@ class ModelRun:
         mistakes = []
         for r in self.results:
             truth = classes[r.true_row].indices[model_index]
-            matrix[r.true_row, column_of.get(r.top[0], columns - 1)] += 1
-            top1[r.true_row] += r.top[0] == truth
+            predicted = r.top[0] if r.top else None
+            matrix[r.true_row, column_of.get(predicted, columns - 1)] += 1
+            top1[r.true_row] += predicted == truth
             topk[r.true_row] += truth in r.top
-            if r.top[0] != truth:
+            if predicted != truth:
                 mistakes.append({"clip": r.clip, "true": labels[truth],
-                                 "predicted": labels[r.top[0]], "score": round(r.score, 4)})
+                                 "predicted": "none" if predicted is None else labels[predicted],
+                                 "score": round(r.score, 4)})
         counts = matrix.sum(axis=1)
         n = int(counts.sum())
         return {
@@ -317,8 +321,9 @@ def evaluate(
                 skipped.append({"clip": rel, "reason": str(e)})
                 continue
             for run, probs in zip(runs, last):
-                top = [int(i) for i in top_k_indices(probs, run.k)]
-                run.results.append(ClipResult(rel, row, top, float(probs[top[0]])))
+                # no answer (all 0: a taught model's --reject) is a top of its own: none
+                top = [int(i) for i in top_k_indices(probs, run.k) if probs[i] > 0]
+                run.results.append(ClipResult(rel, row, top, float(probs[top[0]]) if top else 0.0))
         bar(len(clips), len(clips))
     finally:
         bar.clear()
