@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    from mqtt_broker import Broker
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -70,3 +74,16 @@ def carving_ice() -> Path:
 @pytest.fixture(scope="session")
 def arm_wrestling() -> Path:
     return require_shared("videos", "arm_wrestling.mp4")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A mosquitto of the test's own on 127.0.0.1 (tests/mqtt_broker.py), stopped after it."""
+    from mqtt_broker import Broker, find_mosquitto
+
+    b = Broker(find_mosquitto(), tmp_path)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sinks import StopAfter
 
 from movinet_pi.cli import main, play_at_own_speed
 from movinet_pi.display.base import Display
@@ -27,7 +28,6 @@ from movinet_pi.flags import build_run_parser
 from movinet_pi.model.catalogue import identify
 from movinet_pi.model.classifier import Prediction, StreamingClassifier
 from movinet_pi.model.labels import Labels
-from movinet_pi.outputs.base import StepResult
 from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.open import open_source
@@ -87,21 +87,6 @@ def test_web_run_over_a_file_plays_it_at_its_own_speed(
     assert err.count("http://127.0.0.1:") == 1  # the URL, once
 
 
-class StopAfter:
-    """A sink that stops the run after ``steps`` model steps."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-        self.results: list[StepResult] = []
-        self.pipeline: Pipeline | None = None
-
-    def on_step(self, result: StepResult) -> None:
-        self.results.append(result)
-        if len(self.results) >= self.steps and self.pipeline is not None:
-            self.pipeline.stop()
-
-    def close(self) -> None:
-        pass
 
 
 def test_loop_plays_a_file_again_with_time_running_on(

@@ -12,10 +12,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from mqtt_broker import Broker, Received, Subscriber, find_mosquitto, wait_until
+from mqtt_broker import (
+    Broker,
+    Received,
+    Subscriber,
+    wait_until,
+)
 
 from movinet_pi import cli
 from movinet_pi.health import SYSFS_ENV, TEMP_FILE, THROTTLED_FILE, Health, HealthMonitor
@@ -128,14 +133,6 @@ def test_api_state_carries_the_health(tmp_path: Path) -> None:
 
 
 # -- against mosquitto --------------------------------------------------------------------
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(find_mosquitto(), tmp_path)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 def configs(messages: list[Received]) -> dict[str, list[Received]]:

@@ -170,14 +170,6 @@ def test_client_ids_are_unique_per_run() -> None:
 
 
 # -- against a real broker ------------------------------------------------------------------
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(find_mosquitto(), tmp_path)
-    b.start()
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture

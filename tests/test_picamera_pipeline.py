@@ -7,28 +7,13 @@ from pathlib import Path
 import pytest
 from fake_picamera2 import install, paced
 from reference_loop import sampled_rgb_frames
+from sinks import StopAfter
 
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
-from movinet_pi.outputs.base import StepResult
 from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.open import open_source
-
-
-class StopAfter:
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-        self.results: list[StepResult] = []
-        self.pipeline: Pipeline | None = None
-
-    def on_step(self, result: StepResult) -> None:
-        self.results.append(result)
-        if len(self.results) >= self.steps and self.pipeline is not None:
-            self.pipeline.stop()
-
-    def close(self) -> None:
-        pass
 
 
 def test_pi_camera_end_to_end(monkeypatch: pytest.MonkeyPatch, a0_model: Path,
