@@ -96,6 +96,11 @@ def test_json_into_a_closed_pipe_ends_quietly(app_env: dict[str, str], arm_wrest
     assert "Traceback" not in proc.stderr.read()
 
 
+def numbered_frame(index: int) -> Frame:
+    """Frame ``index`` of a 30 fps 172x172 source, its grey level telling its number."""
+    return Frame(np.full((172, 172, 3), index % 255, np.uint8), index / 30.0, index)
+
+
 class FramesSource(Source):
     """A 30 fps "file": played at its own pace when a display is attached."""
 
@@ -111,9 +116,7 @@ class FramesSource(Source):
     def read(self) -> Frame | None:
         if self.index >= self.count:
             return None
-        frame = Frame(np.full((172, 172, 3), self.index % 255, np.uint8), self.index / 30.0,
-                      self.index)
-        self.index += 1
+        frame, self.index = numbered_frame(self.index), self.index + 1
         return frame
 
     def reopen(self) -> None:
@@ -278,9 +281,7 @@ class LiveFrames(Source):
             raise self.error  # type: ignore[misc]
         if self.index >= self.count:
             return None
-        frame = Frame(np.full((172, 172, 3), self.index % 255, np.uint8), self.index / 30.0,
-                      self.index)
-        self.index += 1
+        frame, self.index = numbered_frame(self.index), self.index + 1
         return frame
 
     def reopen(self) -> None:

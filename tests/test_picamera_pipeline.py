@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fake_picamera2 import install, paced
 from reference_loop import sampled_rgb_frames
@@ -16,12 +17,11 @@ from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.open import open_source
 
 
-def test_pi_camera_end_to_end(monkeypatch: pytest.MonkeyPatch, a0_model: Path,
-                              kinetics_labels: Labels, carving_ice: Path) -> None:
-    # every frame of the clip, as a 30 fps camera would see it
+def every_frame(video: Path) -> list[np.ndarray]:
+    """Every frame of a clip, RGB."""
     import cv2
 
-    cap = cv2.VideoCapture(str(carving_ice))
+    cap = cv2.VideoCapture(str(video))
     frames = []
     while True:
         ok, bgr = cap.read()
@@ -29,6 +29,11 @@ def test_pi_camera_end_to_end(monkeypatch: pytest.MonkeyPatch, a0_model: Path,
             break
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     cap.release()
+    return frames
+
+def test_pi_camera_end_to_end(monkeypatch: pytest.MonkeyPatch, a0_model: Path,
+                              kinetics_labels: Labels, carving_ice: Path) -> None:
+    frames = every_frame(carving_ice)  # as a 30 fps camera would see them
     camera = install(monkeypatch, frames=paced(frames, 30.0))
 
     clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=2)
@@ -120,16 +125,7 @@ def test_a_run_on_the_drm_preview_updates_the_overlay_not_a_picture(
 def test_the_model_reads_the_isp_lores_stream_not_a_resized_full_frame(
     monkeypatch: pytest.MonkeyPatch, a0_model: Path, kinetics_labels: Labels, carving_ice: Path
 ) -> None:
-    import cv2
-
-    cap = cv2.VideoCapture(str(carving_ice))
-    frames = []
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
+    frames = every_frame(carving_ice)
     camera = install(monkeypatch, frames=paced(frames, 30.0))
     clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=2)
     fed: list[tuple[int, ...]] = []

@@ -25,10 +25,17 @@ class Grid:
     qmin: int
     qmax: int
 
-    def snap(self, values: np.ndarray) -> np.ndarray:
-        """The float values the model will actually see for ``values``."""
-        q = np.clip(np.round(values / self.scale) + self.zero_point, self.qmin, self.qmax)
-        return ((q - self.zero_point) * self.scale).astype(np.float32)
+    def snap(self, values: np.ndarray, out: np.ndarray | None = None,
+             work: np.ndarray | None = None) -> np.ndarray:
+        """The float32 values the model will actually see for ``values``: each rounded to
+        the nearest step and clipped to the grid. ``out`` and ``work`` (float64, the
+        shape of ``values``) let a caller do it without allocating."""
+        steps = np.divide(values, self.scale, out=work)
+        np.rint(steps, out=steps)
+        np.clip(steps, self.qmin - self.zero_point, self.qmax - self.zero_point, out=steps)
+        if out is None:
+            return (steps * self.scale).astype(np.float32)
+        return np.multiply(steps, self.scale, out=out, casting="unsafe")
 
 
 def _graph(interpreter: Any) -> tuple[list[dict], dict[int, dict]] | None:
@@ -116,21 +123,14 @@ class PoolSlot:
     _features: np.ndarray | None = field(default=None, repr=False)
     _work: np.ndarray | None = field(default=None, repr=False)
 
-    def snap(self, values: np.ndarray) -> np.ndarray:
-        return values.astype(np.float32) if self.grid is None else self.grid.snap(values)
-
     def feed(self, total: np.ndarray, count: int) -> None:
         """Give the model a sum (snapped to its grid) and a count for the next step."""
         total = total.reshape(self.buffer_in.shape)
         grid = self.grid
         if grid is None:
             np.copyto(self.buffer_in, total, casting="unsafe")
-        else:  # Grid.snap, in place: round((v / scale)) clipped to the grid, times scale
-            work = self.work()
-            np.divide(total, grid.scale, out=work)
-            np.rint(work, out=work)
-            np.clip(work, grid.qmin - grid.zero_point, grid.qmax - grid.zero_point, out=work)
-            np.multiply(work, grid.scale, out=self.buffer_in, casting="unsafe")
+        else:
+            grid.snap(total, out=self.buffer_in, work=self.work())
         self.count_in.fill(count)
 
     def work(self) -> np.ndarray:
