@@ -54,9 +54,11 @@ def test_threshold_is_a_probability_or_refused(value: str) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(value=typed)
-def test_history_is_positive_seconds_inf_or_refused(value: str) -> None:
+def test_history_is_auto_positive_seconds_inf_or_refused(value: str) -> None:
     number = _as_float(value)
-    if number is not None and number > 0:  # NaN fails this, 'inf' passes
+    if value.strip().lower() == "auto":
+        assert _parse("--history", value).history == "auto"
+    elif number is not None and number > 0:  # NaN fails this, 'inf' passes
         assert _parse("--history", value).history == number
     else:
         assert "--history" in _refused("--history", value)
@@ -90,3 +92,9 @@ def test_frame_size_is_two_positive_sizes_or_refused(width: int, height: int, se
 
 def test_inf_history_means_no_bound() -> None:
     assert math.isinf(_parse("--history", "inf").history)
+
+
+def test_history_defaults_to_auto_and_takes_it_in_any_case() -> None:
+    assert build_run_parser().parse_args([]).history == "auto"
+    assert _parse("--history", "AUTO").history == "auto"
+    assert "--history" in _refused("--history", "automatic")
