@@ -157,3 +157,22 @@ def test_a_moving_average_is_never_fed_above_the_int8_grids_top() -> None:
     assert slot.fed_count(np.zeros(4), 150) == 150
     float_slot = PoolSlot("p", zeros, zeros, zeros, zeros, None)
     assert float_slot.fed_count(mean * 1000, 150) == 150  # a float sum has no top
+
+
+def test_a_frame_adds_its_features_rounded_onto_the_sums_grid() -> None:
+    from movinet_pi.model.pools import FeatureTensor, PoolSlot
+
+    grid = Grid(scale=0.5742605, zero_point=-128, qmin=-128, qmax=127)
+    feature = FeatureTensor(0, 6 / 255, -128)
+    # int8 features 0.0, 0.28 (under half a step), 0.31 (over it), 1.2
+    raw = np.array([-128, -128 + 12, -128 + 13, -128 + 51], np.int8)
+    buffer_in = np.array([10.0, 10.0, 10.0, 10.0], np.float32)
+    buffer_out = np.array([10.6, 11.2, 10.6, 11.2], np.float32)  # the fed sum's re-rounding
+    count = np.zeros(1, np.int32)
+    slot = PoolSlot("p", buffer_in, buffer_out, count, count, grid, feature=raw,
+                    feature_grid=feature)
+    added = slot.added(np.empty(4))
+    np.testing.assert_allclose(added, [0.0, 0.0, 0.5742605, 2 * 0.5742605], rtol=1e-6)
+    # Where the model does not expose a frame's features: what the sum changed by.
+    bare = PoolSlot("p", buffer_in, buffer_out, count, count, grid)
+    np.testing.assert_allclose(bare.added(np.empty(4)), buffer_out - buffer_in, rtol=1e-6)

@@ -128,8 +128,7 @@ class ExponentialHistory(HistoryPolicy):
             return
         for slot, mean in zip(self.slots, self._means):
             # Decay in float, so the model's rounding cannot freeze the mean.
-            work = slot.work()
-            np.subtract(slot.buffer_out, slot.buffer_in, out=work)  # what this frame added
+            work = slot.added(slot.work())  # what this frame adds
             mean *= self.n
             mean += work
             mean /= self.n + 1

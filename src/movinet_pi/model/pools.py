@@ -158,6 +158,22 @@ class PoolSlot:
         for a float model; for an int8 one, rounded onto the sum's coarse grid."""
         return self.buffer_out.astype(np.float64) - self.buffer_in
 
+    def added(self, out: np.ndarray) -> np.ndarray:
+        """What this frame adds to a running sum in the model's own arithmetic, into
+        ``out`` (float64, the sum's shape): its features rounded onto the sum's grid, so
+        that a feature under half a step adds nothing, as in the plain model.
+
+        Not :meth:`delta` once the sum is ours: the model re-rounds the sum it is fed
+        onto a second, slightly coarser grid (its ADD's output), and from a sum it did
+        not make itself that rounding is biased (upwards by about 0.03 a channel a frame
+        on A0, as much as a frame's mean feature).  Without exposed features, the delta."""
+        if self.feature is None or self.feature_grid is None:
+            return np.subtract(self.buffer_out, self.buffer_in, out=out)
+        np.copyto(out, self.frame_features().reshape(out.shape))
+        if self.grid is not None:
+            self.grid.snap(out, out=out, work=out)
+        return out
+
     def frame_features(self) -> np.ndarray:
         """What the last frame added, before any rounding onto the sum's grid (the
         :meth:`delta` where the model does not expose it). A buffer reused next step."""
