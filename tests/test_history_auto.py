@@ -17,7 +17,7 @@ from conftest import require_shared
 from reference_loop import sampled_rgb_frames
 
 from movinet_pi.display.shown import ShownList
-from movinet_pi.model.change import NoveltyDetector
+from movinet_pi.model.change import NoveltyDetector, scene_start
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.history import AdaptiveHistory, PlainHistory
 from movinet_pi.model.labels import Labels
@@ -73,6 +73,30 @@ def test_forgetting_the_past_keeps_the_frames_but_compares_with_nothing() -> Non
 
 # --- on the real model and clips ------------------------------------------------------------
 
+def _pictures(levels: list[float]) -> list[np.ndarray]:
+    """Tiny model inputs whose consecutive jumps are the steps between ``levels``."""
+    return [np.full((4, 4, 3), level, np.float32) for level in levels]
+
+
+def test_a_cut_the_features_place_late_is_moved_back_to_the_jump_in_the_pictures() -> None:
+    # old scene (busy: jumps of 40), a cut of 80, new scene (jumps of 5); the features
+    # gave only the last two of the new scene's three frames
+    inputs = _pictures([0, 40, 0, 40, 120, 125, 120])
+    assert scene_start(inputs, new=2, lookback=3) == 3
+
+
+def test_one_odd_frame_in_the_old_scene_does_not_draw_the_start_to_it() -> None:
+    inputs = _pictures([0, 0, 0, 150, 0, 0, 80, 82, 80])  # a flash, then a cut
+    assert scene_start(inputs, new=2, lookback=3) == 3
+
+
+def test_without_a_cut_the_start_stays_near_where_the_features_put_it() -> None:
+    assert scene_start(_pictures([30] * 7), new=2, lookback=3) == 2  # nothing moves
+    ramp = _pictures([0, 10, 20, 30, 40, 50, 60])  # a gradual change
+    assert 2 <= scene_start(ramp, new=2, lookback=3) <= 5
+    assert scene_start(ramp[:2], new=5, lookback=3) == 2  # never more than there are
+
+
 CLIPS = {"carving_ice": "carving ice", "arm_wrestling": "arm wrestling",
          "clean_and_jerk": "clean and jerk", "reading_book": "reading book"}
 
@@ -106,7 +130,9 @@ def _settled_at(shown: list[str], label: str) -> float | None:
 
 @pytest.mark.parametrize(("a", "b"), [("carving_ice", "arm_wrestling"),
                                       ("arm_wrestling", "carving_ice"),
-                                      ("reading_book", "clean_and_jerk")])
+                                      ("reading_book", "clean_and_jerk"),
+                                      # the features place this cut a frame late
+                                      ("arm_wrestling", "reading_book")])
 def test_after_a_minute_of_one_action_the_next_is_shown_as_fast_as_after_a_reset(
     a0_model: Path, kinetics_labels: Labels, frames: dict, a: str, b: str
 ) -> None:
@@ -150,7 +176,9 @@ def test_the_memory_restarts_at_a_change_and_grows_to_its_cap(
         memory.append(policy.memory_steps)
     assert memory[:5] == [1, 2, 3, 4, 5]
     assert max(memory[:200]) == 150  # 30 s, then a moving average
-    assert min(memory[200:206]) <= 3  # restarted within a second of the new action
+    restart = next(i for i in range(200, 210) if memory[i] < 150)
+    assert restart < 205  # the change is found within a second of the new action
+    assert memory[restart] == restart - 199  # and restarted on its first frame exactly
     assert memory[-1] < 25
 
 

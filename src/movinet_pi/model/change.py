@@ -11,6 +11,9 @@ a moment already seen and is not news; a new action is unlike every one of them.
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
 
 
@@ -95,3 +98,36 @@ class NoveltyDetector:
                 break
             n += 1
         return max(n, 1)
+
+
+def scene_start(inputs: Sequence[np.ndarray], new: int, lookback: int) -> int:
+    """How many of the newest ``inputs`` (oldest first) belong to the new scene, given
+    that the features put the last ``new`` there.
+
+    The features of the first frames after a cut still carry the old scene (the
+    model's temporal convolutions and buffers see the frames before them), so they
+    place a cut up to a few frames late (on a third of the changes between the
+    shared clips); the pictures do not. The start may move back by up to
+    ``lookback`` frames, to where the pictures split best into two groups: the
+    least squares change point (the smallest sum of squared distances of each
+    picture to its group's mean), on every fourth pixel each way. One odd frame of
+    the old scene does not make a split, and a steady picture leaves the start where
+    the features put it; a gradual change has no clean split, and the start may move
+    into the transition, never more than ``lookback`` frames.
+    """
+    n = len(inputs)
+    new = max(1, min(new, n))
+    if n - new < 1 or lookback < 1:
+        return new
+    pictures = np.stack([np.asarray(x)[::4, ::4].astype(np.float32).ravel() for x in inputs])
+    best, best_spread = new, math.inf
+    for back in range(new, min(new + lookback, n - 1) + 1):  # frames replayed
+        spread = _spread(pictures[: n - back]) + _spread(pictures[n - back:])
+        if spread < best_spread:
+            best, best_spread = back, spread
+    return best
+
+
+def _spread(group: np.ndarray) -> float:
+    """Sum of squared distances of a group of pictures to their mean."""
+    return float(np.sum(np.square(group - group.mean(axis=0))))

@@ -335,7 +335,7 @@ class StreamingClassifier:
         self._remember_image()
         self.history.carry()
         self.steps += 1
-        replay = self.history.take_replay()
+        replay = self.history.take_replay(self._recent_inputs)
         if replay:
             self._replay(replay)
 
@@ -352,6 +352,17 @@ class StreamingClassifier:
         np.copyto(self._images[self._image_next], self._image)
         self._image_next = (self._image_next + 1) % len(self._images)
         self._image_count = min(self._image_count + 1, len(self._images))
+
+    def _recent_inputs(self, frames: int) -> list[np.ndarray]:
+        """The last ``frames`` model inputs kept (fewer if fewer are), oldest first, as
+        numbers that compare (a byte image as the int8 values the model reads)."""
+        if self._images is None:
+            return []
+        frames = min(frames, self._image_count)
+        kept = len(self._images)
+        order = [(self._image_next - frames + i) % kept for i in range(frames)]
+        return [self._images[i].view(np.int8) if self._byte_image else self._images[i]
+                for i in order]
 
     def _replay(self, frames: int) -> None:
         """Restart the stream ``frames`` frames ago: every state back to zero, then those

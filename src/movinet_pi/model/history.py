@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.model.change import NoveltyDetector
+from movinet_pi.model.change import NoveltyDetector, scene_start
 from movinet_pi.model.pools import Grid, PoolSlot, input_grid
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
 
 AUTO = "auto"
 HistorySpec = Union[float, str]  # seconds, inf, or "auto"
+RecentInputs = Callable[[int], Sequence[np.ndarray]]
 
 
 class HistoryPolicy(ABC):
@@ -72,10 +73,11 @@ class HistoryPolicy(ABC):
     #: how many recent model inputs the classifier keeps for :meth:`take_replay`
     replay_frames: int = 0
 
-    def take_replay(self) -> int:
+    def take_replay(self, recent: RecentInputs) -> int:
         """After :meth:`carry`: restart the stream this many frames back (0: no). The
         classifier zeroes every state and runs those frames again, calling
-        :meth:`carry` for each."""
+        :meth:`carry` for each. ``recent(k)`` gives the last ``k`` model inputs
+        (oldest first) of the :attr:`replay_frames` it keeps."""
         return 0
 
 
@@ -167,7 +169,9 @@ class AdaptiveHistory(ExponentialHistory):
         self.threshold = threshold
         self.min_segment = max(1, round(min_segment_s * fps))
         self.detector = NoveltyDetector(max(1, round(window_s * fps)), round(horizon_s * fps))
-        self.replay_frames = self.detector.window
+        # The cut may lie up to a window before where the features put it (scene_start):
+        # the frames the features give, a window more, and the frame before those.
+        self.replay_frames = 2 * self.detector.window + 1
         self._cue = 0
 
     def attach(self, slots: Sequence[PoolSlot]) -> None:
@@ -183,9 +187,13 @@ class AdaptiveHistory(ExponentialHistory):
         self._replay = self._replaying = 0
         self.changes = 0
 
-    def take_replay(self) -> int:
-        replay, self._replay = self._replay, 0
-        return replay
+    def take_replay(self, recent: RecentInputs) -> int:
+        if not self._replay:
+            return 0
+        lookback = self.detector.window
+        new, self._replay = self._replay, 0
+        self._replaying = scene_start(recent(new + lookback + 1), new, lookback)
+        return self._replaying
 
     def carry(self) -> None:
         self._segment += 1
@@ -202,13 +210,14 @@ class AdaptiveHistory(ExponentialHistory):
             self._change()
 
     def _change(self) -> None:
-        """Start afresh from the frames that belong with the new scene: the classifier
-        resets the stream and runs them again (:meth:`take_replay`)."""
+        """Start afresh from the frames that belong with the new scene (by their features
+        here, then on the pictures in :meth:`take_replay`): the classifier resets the
+        stream and runs them again."""
         fresh = self.detector.new_frames()
         ExponentialHistory.reset(self)
         self.detector.forget_past()
         self._segment = 0
-        self._replay = self._replaying = fresh
+        self._replay = fresh  # placed on the pictures by take_replay
         self.changes += 1
 
 
