@@ -41,3 +41,16 @@ def test_shown_list_applies_the_label_filter() -> None:
     deny = LabelFilter(labels, deny=["c1"])
     shown = ShownList(labels, k=3, enter=0.1, label_filter=deny)
     assert [p.label for p in shown.update(_probs(c1=0.9, c2=0.05, c3=0.11))] == ["c3"]
+
+
+def test_a_tie_does_not_swap_the_labels_shown() -> None:
+    # The int8 model's logits lie on a grid: equal probabilities happen (yoga's clip has
+    # "yoga" and "standing on hands" at 0.448 each for a step).
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    for leader, other in (("c7", "c3"), ("c3", "c7")):
+        shown = ShownList(labels, k=3, enter=0.1)
+        shown.update(_probs(**{leader: 0.49, other: 0.41}))
+        tied = shown.update(_probs(**{leader: 0.448, other: 0.448}))
+        assert [p.label for p in tied] == [leader, other]
+        assert [p.label for p in shown.update(_probs(**{leader: 0.4, other: 0.5}))] == [
+            other, leader]  # a real lead still reorders at once

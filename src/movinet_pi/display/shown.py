@@ -76,6 +76,10 @@ class ShownList:
         best = top_k_indices(probs, k)
         staying = {i for i in self._shown if probs[i] >= self.leave and probs[i] >= 0.0}
         entering = {int(i) for i in best if probs[i] >= self.enter and probs[i] >= 0.0}
-        ranked = sorted(staying | entering, key=lambda i: -probs[i])[:k]
+        # Equal probabilities keep the order shown: the int8 model's logits lie on a
+        # grid, so ties are common, and one must not swap the top label.
+        before = {i: rank for rank, i in enumerate(self._shown)}
+        ranked = sorted(staying | entering,
+                        key=lambda i: (-probs[i], before.get(i, k), i))[:k]
         self._shown = ranked
         return [Prediction(self.labels[i], float(probs[i]), i) for i in ranked]
