@@ -108,12 +108,13 @@ def scene_start(inputs: Sequence[np.ndarray], new: int, lookback: int) -> int:
     model's temporal convolutions and buffers see the frames before them), so they
     place a cut up to a few frames late (on a third of the changes between the
     shared clips); the pictures do not. The start may move back by up to
-    ``lookback`` frames, to where the pictures split best into two groups: the
-    least squares change point (the smallest sum of squared distances of each
-    picture to its group's mean), on every fourth pixel each way. One odd frame of
-    the old scene does not make a split, and a steady picture leaves the start where
-    the features put it; a gradual change has no clean split, and the start may move
-    into the transition, never more than ``lookback`` frames.
+    ``lookback`` frames, to where the pictures split best into two groups: each
+    group's pictures closest to the group's median picture (least absolute
+    deviations, on every fourth pixel each way). Medians, so that one odd frame
+    in a group (a flash, the old scene's own cut) does not decide the split. A
+    steady picture leaves the start where the features put it; a gradual change
+    has no clean split, and the start may move into the transition, never more
+    than ``lookback`` frames.
     """
     n = len(inputs)
     new = max(1, min(new, n))
@@ -129,5 +130,5 @@ def scene_start(inputs: Sequence[np.ndarray], new: int, lookback: int) -> int:
 
 
 def _spread(group: np.ndarray) -> float:
-    """Sum of squared distances of a group of pictures to their mean."""
-    return float(np.sum(np.square(group - group.mean(axis=0))))
+    """Sum of absolute differences of a group of pictures from their median picture."""
+    return float(np.sum(np.abs(group - np.median(group, axis=0))))
