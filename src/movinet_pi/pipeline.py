@@ -365,7 +365,9 @@ class Pipeline:
         self._last_frame = frame
         self._display_rate.tick()
         if display is not None and not display.shows_picture:
-            self._guard_display(lambda: display.update(self.overlay_state(frame)))
+            key = self._guard_display(lambda: display.update(self.overlay_state(frame)))
+            if key is not None and key >= 0:
+                self.handle_key(key)
         if not self.frame_sinks and (display is None or not display.shows_picture):
             return
         buffer = None

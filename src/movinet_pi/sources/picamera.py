@@ -1,9 +1,10 @@
 """The Raspberry Pi camera through picamera2 (libcamera).
 
 ``picamera2`` is imported lazily, when a :class:`PicameraSource` opens: it only
-exists on Raspberry Pi OS, as a system package. The camera's own DRM preview
-(HDMI without a desktop) is driven by :mod:`movinet_pi.display.drm`; this source
-only keeps such a preview (:class:`CameraPreview`) running across reconnects.
+exists on Raspberry Pi OS, as a system package. The camera's own previews (DRM on
+HDMI without a desktop, QTGL in a desktop window) are driven by
+:mod:`movinet_pi.display.drm` and :mod:`movinet_pi.display.qtgl`; this source only
+keeps such a preview (:class:`CameraPreview`) running across reconnects.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def _reason(error: BaseException) -> str:
 
 
 class CameraPreview(Protocol):
-    """A preview the camera stack draws itself (the DRM preview of
-    :mod:`movinet_pi.display.drm`), brought back on every reconnect."""
+    """A preview the camera stack draws itself (:mod:`movinet_pi.display.drm`,
+    :mod:`movinet_pi.display.qtgl`), brought back on every reconnect."""
 
     def before_start(self, camera: Any) -> None:
         """Start the preview on the configured ``Picamera2``, before ``camera.start()``."""
@@ -89,7 +90,7 @@ class PicameraSource(Source):
     :meth:`read_pair`. Timestamps come from ``SensorTimestamp`` (the moment the
     sensor captured the frame), relative to the first frame.
 
-    A preview the camera draws itself (:attr:`preview`, set by the DRM display) is
+    A preview the camera draws itself (:attr:`preview`, set by the DRM or QTGL display) is
     started again on every reconnect.
     """
 
@@ -139,6 +140,19 @@ class PicameraSource(Source):
     def camera(self) -> Any:
         """The open ``Picamera2`` (None while disconnected), for a preview to drive."""
         return self._camera
+
+    @property
+    def main_format(self) -> str:
+        """The main stream's picamera2 format ("RGB888" unless a preview needs another)."""
+        return self._formats["main"]
+
+    def set_main_format(self, fmt: str) -> None:
+        """Configure the main stream as ``fmt`` from now on (also after reconnects); the
+        camera must be stopped. The QTGL preview can only draw 32-bit formats."""
+        self._formats["main"] = fmt
+        if self._camera is not None:
+            self._camera.configure(self._make_config())
+            self._adopt_configured_sizes()
 
     @property
     def timeout(self) -> float:
