@@ -144,14 +144,15 @@ def test_the_model_reads_the_isp_lores_stream_not_a_resized_full_frame(
     pipeline = Pipeline(source, Recognizer(clf, RunConfig(top_k=3), [sink]))
     sink.pipeline = pipeline
     try:
-        pipeline.run()
+        stats = pipeline.run()
         lores = camera.instances[-1].camera_configuration()["lores"]
     finally:
         source.close()
     assert lores["size"] == clf.input_size and lores["format"] == "YUV420"
     assert fed and set(fed) == {(172, 172, 3)}  # never the 640x480 picture
     # the lores picture is converted only for the frames the model takes (5 of 30 a second)
-    assert converted.count("YUV420") == len(fed) < converted.count("RGB888") / 3
+    assert converted.count("YUV420") == len(fed) < stats.frames_read / 3
+    assert "RGB888" not in converted  # the main picture stays as the camera gave it (BGR)
     best = sink.results[-1].top[0]
     assert best.label == "carving ice" and best.score >= 0.8
 

@@ -26,6 +26,11 @@ class Display:
         its own (the window's shared memory: no copy on the way); None: anywhere."""
         return None
 
+    def busy(self) -> bool:
+        """Still drawing the last frame (asked right after :meth:`buffer`): a frame shown
+        now would be dropped, so the pipeline does not render it for this display."""
+        return False
+
     def update(self, state: OverlayState) -> int | None:
         """Show what the overlay says (for displays that draw the picture themselves);
         return a key code to act on, if any (``q``: the user closed the preview)."""

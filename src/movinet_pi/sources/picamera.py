@@ -26,6 +26,9 @@ PICAMERA2_HINT = (
     "and create the venv with --system-site-packages"
 )
 
+#: Formats whose arrays are B,G,R(,X) in memory: the frame keeps them as BGR.
+BGR_FORMATS = ("RGB888", "XRGB8888")
+
 #: Longest error text from picamera2/libcamera put into one of our messages.
 REASON_LIMIT = 200
 
@@ -260,10 +263,16 @@ class PicameraSource(Source):
         self._index += 1
         return arrays, self._timeline.stamp(raw), index
 
-    def _frame(self, name: str, array: np.ndarray, timestamp: float, index: int) -> Frame:
+    def _frame(self, name: str, array: np.ndarray, timestamp: float, index: int,
+               model_rgb_of: Optional[Callable[[], np.ndarray]] = None) -> Frame:
+        fmt = self._formats[name]
+        if fmt in BGR_FORMATS:  # B,G,R in memory: shown as it is, converted for the model only
+            bgr = (np.ascontiguousarray(array) if fmt == "RGB888"
+                   else cv2.cvtColor(array, cv2.COLOR_BGRA2BGR))
+            return Frame.from_bgr(bgr, timestamp, index, model_rgb_of)
         size = self.lores_size if name == "lores" and self.lores_size else self.frame_size
-        rgb = _to_rgb_from_picamera(array, self._formats[name], size[0])
-        return Frame(rgb, timestamp, index)
+        rgb = _to_rgb_from_picamera(array, fmt, size[0])
+        return Frame(rgb, timestamp, index, model_rgb_of)
 
     def read(self) -> Frame:
         if self.model_lores:  # the picture and the model's input from one sensor readout
@@ -271,8 +280,7 @@ class PicameraSource(Source):
             assert self.lores_size is not None
             small = functools.partial(_to_rgb_from_picamera, lores, self._formats["lores"],
                                       self.lores_size[0])  # converted only if the model asks
-            return Frame(self._frame("main", main, timestamp, index).rgb, timestamp, index,
-                         model_rgb_of=small)
+            return self._frame("main", main, timestamp, index, model_rgb_of=small)
         (main,), timestamp, index = self._capture(("main",))
         return self._frame("main", main, timestamp, index)
 
