@@ -42,14 +42,16 @@ CAMERA_FPS = 30.0
 
 
 class SyntheticCamera(Source):
-    """Moving noise at 640x480, delivered on a 30 fps clock, for ``seconds``."""
+    """Moving noise at 640x480, delivered on a 30 fps clock, for ``seconds``; with ``bgr``
+    its frames are BGR, as an OpenCV camera decodes them (:meth:`Frame.from_bgr`)."""
 
     name = "synthetic camera"
     live = True
     fps = CAMERA_FPS
     frame_size = (640, 480)
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, bgr: bool = False) -> None:
+        self.bgr = bgr
         rng = np.random.default_rng(0)
         self._base = rng.integers(0, 256, (480, 1280, 3), dtype=np.uint8)
         self._frames = int(seconds * CAMERA_FPS)
@@ -64,8 +66,10 @@ class SyntheticCamera(Source):
         if delay > 0:
             time.sleep(delay)
         shift = (self._index * 7) % 640
-        frame = Frame(self._base[:, shift : shift + 640].copy(), self._index / CAMERA_FPS,
-                      self._index)
+        picture = self._base[:, shift : shift + 640].copy()
+        t = self._index / CAMERA_FPS
+        frame = (Frame.from_bgr(picture, t, self._index) if self.bgr
+                 else Frame(picture, t, self._index))
         self._index += 1
         return frame
 
