@@ -134,8 +134,8 @@ def test_the_model_reads_the_isp_lores_stream_not_a_resized_full_frame(
     from movinet_pi.sources import picamera
 
     converted: list[str] = []
-    to_rgb = picamera._to_rgb_from_picamera
-    monkeypatch.setattr(picamera, "_to_rgb_from_picamera",
+    to_rgb = picamera.rgb_from_picamera
+    monkeypatch.setattr(picamera, "rgb_from_picamera",
                         lambda array, fmt, width: (converted.append(fmt),
                                                    to_rgb(array, fmt, width))[1])
     sink = StopAfter(steps=len(list(sampled_rgb_frames(carving_ice))) - 1)

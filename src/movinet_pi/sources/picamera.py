@@ -48,7 +48,7 @@ class CameraPreview(Protocol):
         """Put back what the preview showed, once the camera runs."""
 
 
-def _to_rgb_from_picamera(array: np.ndarray, fmt: str, width: int) -> np.ndarray:
+def rgb_from_picamera(array: np.ndarray, fmt: str, width: int) -> np.ndarray:
     """A new RGB array from a picamera2 ``make_array`` result in format ``fmt``.
 
     picamera2 names formats after libcamera/DRM, which list channels from the most
@@ -271,14 +271,14 @@ class PicameraSource(Source):
                    else cv2.cvtColor(array, cv2.COLOR_BGRA2BGR))
             return Frame.from_bgr(bgr, timestamp, index, model_rgb_of)
         size = self.lores_size if name == "lores" and self.lores_size else self.frame_size
-        rgb = _to_rgb_from_picamera(array, fmt, size[0])
+        rgb = rgb_from_picamera(array, fmt, size[0])
         return Frame(rgb, timestamp, index, model_rgb_of)
 
     def read(self) -> Frame:
         if self.model_lores:  # the picture and the model's input from one sensor readout
             (main, lores), timestamp, index = self._capture(("main", "lores"))
             assert self.lores_size is not None
-            small = functools.partial(_to_rgb_from_picamera, lores, self._formats["lores"],
+            small = functools.partial(rgb_from_picamera, lores, self._formats["lores"],
                                       self.lores_size[0])  # converted only if the model asks
             return self._frame("main", main, timestamp, index, model_rgb_of=small)
         (main,), timestamp, index = self._capture(("main",))
