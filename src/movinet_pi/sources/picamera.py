@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError, one_line
+from movinet_pi.log import say
 from movinet_pi.sources.base import Frame, Source, SourceLost, Timeline
 
 PICAMERA2_HINT = (
@@ -109,6 +110,7 @@ class PicameraSource(Source):
         buffer_count: int = 4,
         timeout: float = 10.0,
         model_size: Optional[tuple[int, int]] = None,
+        log: Callable[[str], None] = say,
     ) -> None:
         self.camera_num = camera_num
         self.name = "picamera" if camera_num == 0 else f"picamera {camera_num}"
@@ -122,6 +124,8 @@ class PicameraSource(Source):
                             and model_size[0] <= frame_size[0] and model_size[1] <= frame_size[1])
         if self.model_lores:
             lores_size = model_size
+        self.model_size = model_size
+        self._log = log
         self.lores_size: Optional[tuple[int, int]] = (
             (int(lores_size[0]), int(lores_size[1])) if lores_size is not None else None
         )
@@ -154,8 +158,7 @@ class PicameraSource(Source):
         camera must be stopped. The QTGL preview can only draw 32-bit formats."""
         self._formats["main"] = fmt
         if self._camera is not None:
-            self._camera.configure(self._make_config())
-            self._adopt_configured_sizes()
+            self._configure()
 
     @property
     def timeout(self) -> float:
@@ -198,8 +201,7 @@ class PicameraSource(Source):
         try:
             self._camera = self.picamera2.Picamera2(self.camera_num)
             stage = "configure"
-            self._camera.configure(self._make_config())
-            self._adopt_configured_sizes()
+            self._configure()
             if self.preview is not None:  # a reconnect brings the preview back too
                 stage = "preview"
                 self.preview.before_start(self._camera)
@@ -223,6 +225,21 @@ class PicameraSource(Source):
             buffer_count=self._buffer_count,
         )
 
+    def _configure(self) -> None:
+        """Configure the camera; if it refuses the model's lores stream, configure it
+        without one (the model then resizes the full frame), saying so."""
+        try:
+            self._camera.configure(self._make_config())
+        except Exception as error:
+            if not self.model_lores or self.lores_size is None:
+                raise
+            width, height = self.lores_size
+            self.model_lores, self.lores_size = False, None
+            self._log(f"the Pi camera refused a {width}x{height} lores stream for the model "
+                      f"({_reason(error)}): the model resizes the full frame instead")
+            self._camera.configure(self._make_config())
+        self._adopt_configured_sizes()
+
     def _adopt_configured_sizes(self) -> None:
         """libcamera may adjust sizes while configuring; report what frames will really be."""
         config = self._camera.camera_configuration() or {}
@@ -232,7 +249,23 @@ class PicameraSource(Source):
         lores = config.get("lores")
         if self.lores_size is not None and lores:
             width, height = lores.get("size", self.lores_size)
-            self.lores_size = (int(width), int(height))
+            asked, self.lores_size = self.lores_size, (int(width), int(height))
+            if self.model_lores and self.lores_size != asked:
+                self._adjusted_lores(asked)
+
+    def _adjusted_lores(self, asked: tuple[int, int]) -> None:
+        """The camera gave another lores size than the model's: the model resizes that
+        small frame, or, smaller than its input, reads the full frame. Said once."""
+        assert self.lores_size is not None and self.model_size is not None
+        got = f"{self.lores_size[0]}x{self.lores_size[1]}"
+        text = f"the Pi camera gave a {got} lores stream, not {asked[0]}x{asked[1]}"
+        if (self.lores_size[0] < self.model_size[0]
+                or self.lores_size[1] < self.model_size[1]):
+            self.model_lores = False  # (the stream stays configured, unread)
+            self._log(f"{text}: smaller than the model's input, so the model resizes the "
+                      "full frame instead")
+        else:
+            self._log(f"{text}: the model resizes that small frame")
 
     # -- reading -----------------------------------------------------------------------------
 
