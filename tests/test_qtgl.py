@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,10 @@ from movinet_pi.display import camera_preview
 from movinet_pi.display.overlay import OverlayState
 from movinet_pi.display.qtgl import QTGL_MAIN_FORMAT, QtGlDisplay, qtgl_unavailable
 from movinet_pi.display.select import choose_display
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.classifier import Prediction, StreamingClassifier
+from movinet_pi.model.labels import Labels
+from movinet_pi.pipeline import Pipeline
+from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.open import open_source
 
 RED = (255, 0, 0)
@@ -209,3 +213,25 @@ def test_the_app_opens_the_qtgl_preview(monkeypatch: pytest.MonkeyPatch, desktop
         display.close()
     finally:
         source.close()
+
+
+def test_the_run_ends_when_the_qtgl_window_is_closed(
+    monkeypatch: pytest.MonkeyPatch, desktop: Path, a0_model: Path, kinetics_labels: Labels
+) -> None:
+    system, source = _camera(monkeypatch)
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1)
+    try:
+        display = QtGlDisplay(source, source.frame_size)
+        pipeline = Pipeline(source, Recognizer(clf, RunConfig()), display)
+        closer = threading.Timer(0.5, system.close_window)  # the user, some time into the run
+        guard = threading.Event()
+        stopper = threading.Timer(30.0, lambda: (guard.set(), pipeline.stop()))  # (no hang)
+        closer.start()
+        stopper.start()
+        stats = pipeline.run()  # returns: the window's 'q'
+        stopper.cancel()
+        closer.join()
+    finally:
+        source.close()
+    assert not guard.is_set() and pipeline.stopped and stats.frames_read > 0
+    assert system.aborted is None
