@@ -235,3 +235,24 @@ def test_the_run_ends_when_the_qtgl_window_is_closed(
         source.close()
     assert not guard.is_set() and pipeline.stopped and stats.frames_read > 0
     assert system.aborted is None
+
+
+def test_under_qtgl_the_main_picture_is_converted_only_when_wanted(
+    monkeypatch: pytest.MonkeyPatch, desktop: Path
+) -> None:
+    import cv2
+
+    _, source = _camera(monkeypatch)
+    try:
+        QtGlDisplay(source, source.frame_size)
+        conversions: list[int] = []
+        convert = cv2.cvtColor
+        monkeypatch.setattr(cv2, "cvtColor", lambda *a, **k: (conversions.append(a[1]),
+                                                              convert(*a, **k))[1])
+        frame = source.read()  # the GPU shows the picture: nothing here wants it yet
+        assert frame is not None and frame.shape == (480, 640, 3) and conversions == []
+        assert frame.rgb[0, 0].tolist() == list(RED)  # made when asked for (web, clips)
+        assert frame.bgr is not None and frame.bgr[0, 0].tolist() == list(RED[::-1])
+        assert conversions == [cv2.COLOR_BGRA2BGR, cv2.COLOR_BGR2RGB]
+    finally:
+        source.close()

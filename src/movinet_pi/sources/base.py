@@ -45,42 +45,53 @@ class Frame:
     asked for, so the frames the model does not take cost no conversion.
     """
 
-    __slots__ = ("_bgr", "_rgb", "index", "model_rgb_of", "timestamp")
+    __slots__ = ("_bgr", "_bgr_of", "_rgb", "_shape", "index", "model_rgb_of", "timestamp")
 
     def __init__(self, rgb: Optional[np.ndarray], timestamp: float, index: int,
                  model_rgb_of: Optional[Callable[[], np.ndarray]] = None, *,
-                 bgr: Optional[np.ndarray] = None) -> None:
-        if rgb is None and bgr is None:
-            raise ValueError("a Frame needs its picture, as rgb or bgr")
+                 bgr: Optional[np.ndarray] = None,
+                 bgr_of: Optional[Callable[[], np.ndarray]] = None,
+                 shape: Optional[tuple[int, ...]] = None) -> None:
+        picture = rgb if rgb is not None else bgr
+        if picture is None and (bgr_of is None or shape is None):
+            raise ValueError("a Frame needs its picture: rgb, bgr, or bgr_of and its shape")
         self._rgb = rgb
         self._bgr = bgr
+        self._bgr_of = bgr_of
+        self._shape = picture.shape if picture is not None else shape
         self.timestamp = timestamp
         self.index = index
         self.model_rgb_of = model_rgb_of
 
     @classmethod
-    def from_bgr(cls, bgr: np.ndarray, timestamp: float, index: int,
-                 model_rgb_of: Optional[Callable[[], np.ndarray]] = None) -> Frame:
-        """A frame of a BGR picture (H x W x 3, C-contiguous, owned by the frame)."""
+    def from_bgr(cls, bgr: np.ndarray | Callable[[], np.ndarray], timestamp: float,
+                 index: int, model_rgb_of: Optional[Callable[[], np.ndarray]] = None,
+                 shape: Optional[tuple[int, ...]] = None) -> Frame:
+        """A frame of a BGR picture (H x W x 3, C-contiguous, owned by the frame), or of
+        a function making it (with its ``shape``), called only if the picture is wanted
+        (with the Pi camera's own preview on screen, often it is not)."""
+        if callable(bgr):
+            return cls(None, timestamp, index, model_rgb_of, bgr_of=bgr, shape=shape)
         return cls(None, timestamp, index, model_rgb_of, bgr=bgr)
 
     @property
     def rgb(self) -> np.ndarray:
         if self._rgb is None:  # (two threads asking at once both get the same pixels)
-            self._rgb = cv2.cvtColor(self._bgr, cv2.COLOR_BGR2RGB)
+            self._rgb = cv2.cvtColor(self.bgr, cv2.COLOR_BGR2RGB)
         return self._rgb
 
     @property
     def bgr(self) -> Optional[np.ndarray]:
         """The picture as the source decoded it, in BGR order (None: the source gave RGB)."""
+        if self._bgr is None and self._bgr_of is not None:
+            self._bgr = self._bgr_of()
         return self._bgr
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The picture's shape (H, W, 3), without converting it."""
-        picture = self._bgr if self._bgr is not None else self._rgb
-        assert picture is not None
-        return picture.shape
+        assert self._shape is not None
+        return self._shape
 
     @property
     def model_rgb(self) -> Optional[np.ndarray]:

@@ -27,9 +27,6 @@ PICAMERA2_HINT = (
     "and create the venv with --system-site-packages"
 )
 
-#: Formats whose arrays are B,G,R(,X) in memory: the frame keeps them as BGR.
-BGR_FORMATS = ("RGB888", "XRGB8888")
-
 #: Longest error text from picamera2/libcamera put into one of our messages.
 REASON_LIMIT = 200
 
@@ -299,10 +296,12 @@ class PicameraSource(Source):
     def _frame(self, name: str, array: np.ndarray, timestamp: float, index: int,
                model_rgb_of: Optional[Callable[[], np.ndarray]] = None) -> Frame:
         fmt = self._formats[name]
-        if fmt in BGR_FORMATS:  # B,G,R in memory: shown as it is, converted for the model only
-            bgr = (np.ascontiguousarray(array) if fmt == "RGB888"
-                   else cv2.cvtColor(array, cv2.COLOR_BGRA2BGR))
-            return Frame.from_bgr(bgr, timestamp, index, model_rgb_of)
+        if fmt == "RGB888":  # B,G,R in memory: shown as it is, converted for the model only
+            return Frame.from_bgr(np.ascontiguousarray(array), timestamp, index, model_rgb_of)
+        if fmt == "XRGB8888":  # B,G,R,X (the QTGL preview's): dropping X only if it is wanted
+            height, width = array.shape[:2]
+            bgr = functools.partial(cv2.cvtColor, array, cv2.COLOR_BGRA2BGR)
+            return Frame.from_bgr(bgr, timestamp, index, model_rgb_of, shape=(height, width, 3))
         size = self.lores_size if name == "lores" and self.lores_size else self.frame_size
         rgb = rgb_from_picamera(array, fmt, size[0])
         return Frame(rgb, timestamp, index, model_rgb_of)
