@@ -86,9 +86,11 @@ def _open_qtgl(source: Source, reason: str, forced: bool) -> Display:
     """The Pi camera's QTGL preview, else (unless forced) the OpenCV window, saying why."""
     from movinet_pi.display.qtgl import QtGlDisplay
     from movinet_pi.display.window import WindowDisplay
+    from movinet_pi.sources.picamera import PicameraSource
 
+    assert isinstance(source, PicameraSource)  # (choose_display offers QTGL only for it)
     try:
-        display = QtGlDisplay(source, source.frame_size, max_fps=MODEL_FPS)  # type: ignore[arg-type]
+        display = QtGlDisplay(source, source.frame_size, max_fps=MODEL_FPS)
     except MovinetPiError as e:
         if forced:
             raise
