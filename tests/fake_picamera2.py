@@ -731,6 +731,15 @@ class FakePicamera2:
             return TimeoutError()  # what Future.result(timeout) raises in the real library
         return RuntimeError(f"fake picamera2: {why}; the real library would block forever")
 
+    def _event_loop_within(self, wait: Any) -> bool:
+        """A request made with no event loop waits for one (as the real one's queued job
+        does) for up to ``wait`` seconds (:data:`HANG_S` with no number)."""
+        numeric = isinstance(wait, (int, float)) and not isinstance(wait, bool)
+        deadline = time.monotonic() + (wait if numeric else HANG_S)
+        while self._preview is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self._preview is not None
+
     def _frame_duration_us(self) -> int:
         controls = (self.camera_config or {}).get("controls", {})
         if "FrameRate" in controls:
@@ -742,7 +751,7 @@ class FakePicamera2:
             raise self._stalled(wait, "capture before start()")
         if self.preview_error is not None:
             raise self._stalled(wait, f"the preview thread died ({self.preview_error})")
-        if self._preview is None:
+        if self._preview is None and not self._event_loop_within(wait):
             raise self._stalled(wait, "no preview runs the event loop (its window was closed?)")
         config = self.camera_config or {}
         if len(self.outstanding) >= config.get("buffer_count", 1):
