@@ -82,8 +82,8 @@ class QtGlDisplay(CameraPreviewDisplay):
         self.size = self.source.frame_size
 
     def undo(self, camera: Any) -> None:
-        preview, self._preview = self._preview, None  # (so its end is not a closed window)
-        if preview is not None:
+        preview, self._preview = self._preview, None
+        if preview is not None:  # (stopped by the camera: not a closed window)
             with contextlib.suppress(Exception):
                 camera.stop_preview()
         with contextlib.suppress(Exception):
@@ -91,9 +91,9 @@ class QtGlDisplay(CameraPreviewDisplay):
             self.source.set_main_format(self._main_format)
 
     def before_start(self, camera: Any) -> None:
-        previews = importlib.import_module("picamera2.previews")
         width, height = self.source.frame_size
-        preview = previews.QtGlPreview(width=width, height=height)
+        preview = _stop_noting(importlib.import_module("picamera2.previews").QtGlPreview)(
+            width=width, height=height)
         _call_within(lambda: camera.start_preview(preview), self.start_timeout,
                      "the QTGL window did not open")
         self._preview = preview
@@ -101,17 +101,19 @@ class QtGlDisplay(CameraPreviewDisplay):
                          daemon=True).start()
 
     def _watch(self, preview: Any, camera: Any) -> None:
-        """When the window's Qt thread ends and not because we stopped it, the user closed
-        the window: keep frames coming (a NULL preview) and ask the app to quit."""
+        """When the window's Qt thread ends and the camera did not stop it (closing, a
+        reconnect), the user closed the window: ask the app to quit, and keep frames
+        coming meanwhile (a NULL preview)."""
         thread = getattr(preview, "thread", None)
         if thread is None:
             return
         thread.join()
-        if self._closing or preview is not self._preview or camera is not self.source.camera:
+        if self._closing or preview.stopped_by_camera:
             return
         self.window_closed = True
-        with contextlib.suppress(Exception):
-            camera.start_preview(False)
+        if camera is self.source.camera:
+            with contextlib.suppress(Exception):
+                camera.start_preview(False)
 
     def update(self, state: OverlayState) -> int | None:
         if self.window_closed:
@@ -121,6 +123,20 @@ class QtGlDisplay(CameraPreviewDisplay):
     def close(self) -> None:
         self._closing = True
         super().close()
+
+
+def _stop_noting(preview_class: type) -> type:
+    """``preview_class`` noting when the camera stops it (``stop_preview``, on closing or
+    reconnecting), so that its window's end can be told from the user closing it."""
+
+    class StopNoting(preview_class):  # type: ignore[misc, valid-type]
+        stopped_by_camera = False
+
+        def stop(self) -> None:
+            self.stopped_by_camera = True
+            super().stop()
+
+    return StopNoting
 
 
 def _call_within(call: Callable[[], None], seconds: float, late: str) -> None:
