@@ -39,6 +39,24 @@ What it reproduces from the real library (picamera2 0.3.x, read from its source)
   numeric ``wait``). ``"start"`` (the default, which the older tests were written
   against) raises it from ``start_preview`` instead. ``set_overlay`` wants
   H x W x 4 ``uint8``.
+* The QTGL preview (``Preview.QTGL`` or a ``picamera2.previews.QtGlPreview`` object,
+  picamera2/previews/qt_previews.py and q_gl_picamera2.py) runs Qt in a thread of its
+  own and ``start`` waits, with no timeout, for that thread to show its window. When
+  the thread fails first (PyQt5 missing: ``ModuleNotFoundError``; EGL unusable, as over
+  X forwarding, ``qt_failure="egl"``) the error is printed as "Exception in thread" and
+  ``start_preview`` never returns: the fake gives up after :data:`HANG_S` with a
+  RuntimeError saying so. Without ``$DISPLAY`` Qt aborts the whole process, and a main
+  stream in a 24-bit format ("RGB888", "BGR888": QGlPicamera2 only imports 32-bit and
+  YUV buffers) makes the preview's slot raise at the first frame, which PyQt5 turns
+  into an abort: the fake records either in ``system.aborted`` (and stalls) instead.
+  Its ``set_overlay`` wants a configured camera with ``buffer_count`` >= 2; the
+  overlay (RGBA, any size) is scaled to the window. The window can be closed
+  (:meth:`FakeCameraSystem.close_window`): the Qt thread ends, the preview detaches
+  and, with no event loop left, no capture completes.
+* ``configure`` may change the sizes asked for, as libcamera's ``validate()`` does
+  ("Camera configuration has been adjusted!"): ``lores_adjust`` gives the lores size
+  the fake hands back; ``lores_refused`` makes any configuration with a lores stream
+  fail (``RuntimeError("Configuration failed: ...")``).
 
 Frames are RGB images from the iterable you pass (any size: each is resized to
 each stream's size, as the ISP scales the sensor image). When it runs out the
@@ -86,6 +104,8 @@ KNOWN_CONTROLS = frozenset(
 )
 #: A sensor's boot-time clock does not start at zero.
 BOOT_CLOCK_START_NS = 4_321_000_000_000
+#: How long the fake waits where the real library would wait forever (a QTGL thread that died).
+HANG_S = 5.0
 
 
 class Preview(Enum):
@@ -188,6 +208,10 @@ class FakeCameraSystem:
         platform: str = "vc4",
         desktop: bool = False,
         drm_failure: str = "start",
+        qt: bool = True,
+        qt_failure: Optional[str] = None,
+        lores_adjust: Optional[tuple[int, int]] = None,
+        lores_refused: bool = False,
     ) -> None:
         self.frames: Iterator[np.ndarray] = iter(frames if frames is not None else pattern_frames())
         self.models = [model] * cameras
@@ -196,6 +220,14 @@ class FakeCameraSystem:
         if drm_failure not in ("start", "render"):
             raise ValueError(f"drm_failure must be 'start' or 'render', not {drm_failure!r}")
         self.drm_failure = drm_failure
+        self.qt = qt  # PyQt5 and PyOpenGL are installed (the QTGL preview can import them)
+        if qt_failure not in (None, "egl"):
+            raise ValueError(f"qt_failure must be None or 'egl', not {qt_failure!r}")
+        self.qt_failure = qt_failure
+        self.lores_adjust = lores_adjust
+        self.lores_refused = lores_refused
+        #: why the real process would have been aborted (by Qt), if it would
+        self.aborted: Optional[str] = None
         self.clock_ns = BOOT_CLOCK_START_NS
         self.delivered = 0
         self.unplugged = False
@@ -217,6 +249,13 @@ class FakeCameraSystem:
         self._unplug_at = self.delivered + after
         self.unplug_mode = mode
         self._check_unplug()
+
+    def close_window(self) -> None:
+        """The user closes the QTGL preview's window (its Qt thread then ends)."""
+        for camera in self.instances:
+            preview = camera._preview
+            if isinstance(preview, QtGlPreview):
+                preview.quit()
 
     def plug(self) -> None:
         """Reattach the camera (open instances stay broken, like after a real unplug)."""
@@ -259,8 +298,79 @@ class _NullPreview:
         self.options = kwargs
         self.overlay: Optional[np.ndarray] = None
 
+    def start(self, picam2: FakePicamera2) -> None:
+        picam2._preview = self
+
+    def stop(self) -> None:
+        pass
+
     def set_overlay(self, overlay: Optional[np.ndarray]) -> None:
         self.overlay = None if overlay is None else overlay.copy()
+
+
+class QtGlPreview(_NullPreview):
+    """``picamera2.previews.QtGlPreview``: a Qt window drawn with GLES, in a thread of its own."""
+
+    def __init__(self, x: Optional[int] = None, y: Optional[int] = None, width: int = 640,
+                 height: int = 480, transform: Any = None) -> None:
+        super().__init__(Preview.QTGL, x=x, y=y, width=width, height=height)
+        self.width, self.height = width, height
+        self.picam2: Optional[FakePicamera2] = None
+        self.thread: Optional[threading.Thread] = None
+        self._quit = threading.Event()
+
+    def start(self, picam2: FakePicamera2) -> None:
+        shown = threading.Event()
+        self.thread = threading.Thread(target=self._thread_func, args=(picam2, shown),
+                                       name="QtGlPreview", daemon=True)
+        self.thread.start()
+        if not shown.wait(HANG_S):  # the real one waits forever
+            raise RuntimeError("fake picamera2: the QTGL preview's thread died before showing "
+                               "its window; the real start_preview() would block forever")
+
+    def _thread_func(self, picam2: FakePicamera2, shown: threading.Event) -> None:
+        system = picam2._system
+        try:
+            if not system.qt:
+                raise ModuleNotFoundError("No module named 'PyQt5'")
+            if not os.environ.get("DISPLAY"):
+                system.aborted = "qt.qpa.xcb: could not connect to display"  # Qt aborts
+                return
+            if system.qt_failure == "egl":
+                raise RuntimeError("eglCreateWindowSurface failed")
+        except Exception as error:
+            _print_thread_exception(error)
+            return
+        self.picam2 = picam2
+        picam2._preview = self  # attach_preview
+        shown.set()
+        self._quit.wait()  # app.exec()
+        picam2._preview = None  # the widget's cleanup(): detach_preview
+        self.picam2 = None
+
+    def quit(self) -> None:
+        self._quit.set()
+
+    def stop(self) -> None:
+        self.quit()
+        if self.thread is not None:
+            self.thread.join()
+
+    def set_overlay(self, overlay: Optional[np.ndarray]) -> None:
+        camera = self.picam2
+        if camera is None or not camera.camera_config:
+            raise RuntimeError("Camera must be configured before setting overlay")
+        if camera.camera_config["buffer_count"] < 2:
+            raise RuntimeError("Need at least buffer_count=2 to set overlay")
+        super().set_overlay(overlay)
+
+
+def _print_thread_exception(error: BaseException) -> None:
+    """What Python prints for an exception that ends a thread."""
+    sys.stderr.write(
+        f"Exception in thread {threading.current_thread().name}:\n"
+        + "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    )
 
 
 class CompletedRequest:
@@ -492,6 +602,11 @@ class FakePicamera2:
             camera_config = factory.get(camera_config, self.create_video_configuration)()
         config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in camera_config.items()}
         self._check_config(config)
+        if config.get("lores") is not None:
+            if self._system.lores_refused:
+                raise RuntimeError(f"Configuration failed: {config}")
+            if self._system.lores_adjust is not None:  # libcamera's validate() adjusted it
+                config["lores"]["size"] = tuple(self._system.lores_adjust)
         for name in ("main", "lores"):
             stream = config.get(name)
             if stream:
@@ -526,6 +641,11 @@ class FakePicamera2:
         preview = self._preview
         if preview is not None and preview.kind == Preview.DRM and self._system.desktop:
             self._kill_event_loop()
+        main_format = (self.camera_config or {}).get("main", {}).get("format")
+        if isinstance(preview, QtGlPreview) and main_format in ("RGB888", "BGR888"):
+            # QGlPicamera2 raises "Format ... not supported" in a Qt slot: PyQt5 aborts
+            self._system.aborted = f"Format {main_format} not supported by QGlPicamera2 preview"
+            self.preview_error = RuntimeError(self._system.aborted)
 
     def _kill_event_loop(self) -> None:
         """What picamera2's DRM preview thread does at the first frame under a desktop."""
@@ -580,11 +700,16 @@ class FakePicamera2:
         drm_refused = self._system.desktop and self._system.drm_failure == "start"
         if preview == Preview.DRM and drm_refused:
             raise RuntimeError("Failed to reserve DRM plane")
-        self._preview = _NullPreview(preview, **kwargs)
+        if preview == Preview.QTGL:
+            preview = QtGlPreview(**kwargs)
+        if isinstance(preview, Preview):
+            preview = _NullPreview(preview, **kwargs)
+        preview.start(self)  # the preview attaches itself (QTGL: from its own thread)
 
     def stop_preview(self) -> None:
         if self._preview is None:
             raise RuntimeError("No preview specified.")
+        self._preview.stop()
         self._preview = None
         self.preview_error = None  # a new preview starts a new event loop
 
@@ -606,6 +731,15 @@ class FakePicamera2:
             return TimeoutError()  # what Future.result(timeout) raises in the real library
         return RuntimeError(f"fake picamera2: {why}; the real library would block forever")
 
+    def _event_loop_within(self, wait: Any) -> bool:
+        """A request made with no event loop waits for one (as the real one's queued job
+        does) for up to ``wait`` seconds (:data:`HANG_S` with no number)."""
+        numeric = isinstance(wait, (int, float)) and not isinstance(wait, bool)
+        deadline = time.monotonic() + (wait if numeric else HANG_S)
+        while self._preview is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self._preview is not None
+
     def _frame_duration_us(self) -> int:
         controls = (self.camera_config or {}).get("controls", {})
         if "FrameRate" in controls:
@@ -617,6 +751,8 @@ class FakePicamera2:
             raise self._stalled(wait, "capture before start()")
         if self.preview_error is not None:
             raise self._stalled(wait, f"the preview thread died ({self.preview_error})")
+        if self._preview is None and not self._event_loop_within(wait):
+            raise self._stalled(wait, "no preview runs the event loop (its window was closed?)")
         config = self.camera_config or {}
         if len(self.outstanding) >= config.get("buffer_count", 1):
             raise self._stalled(wait, "every buffer is held by an unreleased request")
@@ -675,6 +811,9 @@ def make_module(system: FakeCameraSystem) -> types.ModuleType:
     module.Preview = Preview  # type: ignore[attr-defined]
     module.MappedArray = MappedArray  # type: ignore[attr-defined]
     module.CompletedRequest = CompletedRequest  # type: ignore[attr-defined]
+    previews = types.ModuleType("picamera2.previews")
+    previews.QtGlPreview = QtGlPreview  # type: ignore[attr-defined]
+    module.previews = previews  # type: ignore[attr-defined]
     return module
 
 
@@ -686,11 +825,25 @@ def install(
     """Make ``import picamera2`` return a fake for this test; returns its "hardware".
 
     ``options`` go to :class:`FakeCameraSystem` (``cameras``, ``platform``, ``desktop``,
-    ``drm_failure``).
+    ``drm_failure``, ``qt``, ``qt_failure``, ``lores_adjust``, ``lores_refused``). ``qt``
+    (default True) also makes ``PyQt5`` and ``OpenGL`` findable (stand-ins that do nothing)
+    or not, for code that checks before starting the QTGL preview.
     """
     system = FakeCameraSystem(frames, **options)
     monkeypatch.setitem(sys.modules, "picamera2", system.module)
+    monkeypatch.setitem(sys.modules, "picamera2.previews", system.module.previews)
+    for name in ("PyQt5", "OpenGL"):
+        monkeypatch.setitem(sys.modules, name, _stand_in(name) if system.qt else None)
     return system
+
+
+def _stand_in(name: str) -> types.ModuleType:
+    """An empty module ``importlib.util.find_spec`` finds."""
+    import importlib.machinery
+
+    module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    return module
 
 
 def hide(monkeypatch: Any) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.model.labels import Labels
 from movinet_pi.tools.bench import BenchResult
 
 
@@ -35,3 +40,39 @@ def test_bench_figures_follow_from_the_times() -> None:
     assert "A step takes 19.5 ms" in table and "51 steps a second" in table
     assert "36 % slower than a bare invoke" in table  # 15 / 11 - 1
     assert data["memory_ms_p50"] == 0.2 and data["memory_pct"] == round(0.2 / 15 * 100, 2)
+
+
+def test_bench_shows_preprocess_from_a_lores_frame_beside_the_full_frame() -> None:
+    times = {
+        "capture": [1.0], "preprocess": [0.9], "invoke": [10.0], "carry": [1.0],
+        "overlay": [2.0], "bare_invoke": [10.0], "memory": [0.1],
+        "preprocess_lores": [0.08],
+    }
+    r = BenchResult("m", "rt", 2, (172, 172), (640, 480), "synthetic frames", times)
+    data = r.to_json()
+    assert data["preprocess_lores_ms_p50"] == 0.08 and data["preprocess_ms_p50"] == 0.9
+    assert data["total_ms_p50"] == 14.9  # the lores figure is beside the step, not in it
+    table = r.format()
+    assert "instead, from 172x172 lores" in table
+    assert "preprocess 0.90 -> 0.08 ms" in table
+
+
+def test_bench_times_preprocess_from_what_the_isp_would_give(
+    a0_model: Path, kinetics_labels: Labels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movinet_pi.model.runtime import load_interpreter
+    from movinet_pi.tools import bench
+
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1)
+    given: list[tuple[int, ...]] = []
+    preprocess = clf.preprocess
+    monkeypatch.setattr(clf, "preprocess", lambda rgb: (given.append(rgb.shape),
+                                                         preprocess(rgb))[1])
+    bare, _ = load_interpreter(clf.model_path, 1)
+    result = bench.run_bench(clf, bare, bench.synthetic_frames((640, 480)), steps=3,
+                             model_name="A0", source_name="synthetic frames", warmup=1)
+    assert len(result.times_ms["preprocess_lores"]) == result.steps == 3
+    # each step: the full frame, then beside the step the ISP-sized one (I420 made into RGB)
+    assert given == [(480, 640, 3), (172, 172, 3)] * 4
+    lores = bench._lores_of(np.zeros((480, 640, 3), np.uint8), (172, 172))
+    assert lores.shape == (258, 172)  # picamera2's YUV420 array: (h * 3 / 2, w)

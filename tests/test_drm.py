@@ -33,10 +33,13 @@ def test_auto_without_desktop_or_pi_camera_is_headless(no_desktop: Path) -> None
 
 
 def test_a_display_or_desktop_wins_over_drm(no_desktop: Path) -> None:
+    # (a desktop window: the camera's QTGL preview, see test_qtgl.py)
     assert choose_display("auto", {"DISPLAY": ":1"}, picamera=True,
+                          socket_dir=no_desktop).kind == "qtgl"
+    assert choose_display("auto", {"DISPLAY": "localhost:10.0"}, picamera=True,
                           socket_dir=no_desktop).kind == "window"
     (no_desktop / "X0").touch()
-    assert choose_display("auto", {}, picamera=True, socket_dir=no_desktop).kind == "window"
+    assert choose_display("auto", {}, picamera=True, socket_dir=no_desktop).kind == "qtgl"
 
 
 def test_forced_drm_needs_the_pi_camera(no_desktop: Path) -> None:

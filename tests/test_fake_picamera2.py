@@ -12,6 +12,13 @@ picamera2/previews/drm_preview.py) and its issue tracker:
 * The DRM preview under a running desktop fails with "Failed to reserve DRM plane"; the
   real library raises that in the preview's thread at the first frame, after which no
   capture completes (picamera2 issues 501 and 1028; reported on Bookworm, Pi 4).
+* The QTGL preview runs Qt in a thread of its own, and ``start_preview`` waits for it
+  without a timeout: when the thread dies first (no PyQt5) it never returns; without a
+  display Qt aborts the process, as does a 24-bit main stream QGlPicamera2 cannot
+  import; its ``set_overlay`` wants RGBA (any size) and ``buffer_count`` >= 2; closing
+  its window detaches it and leaves no event loop.
+* ``configure`` may hand back another lores size than asked for (libcamera's
+  ``validate()``), or fail.
 """
 
 from __future__ import annotations
@@ -218,3 +225,111 @@ def test_project_drm_display_detects_the_real_failure(monkeypatch: pytest.Monkey
             DrmDisplay(source, (640, 480))
     finally:
         source.close()
+
+
+# --- the QTGL preview (picamera2/previews/qt_previews.py, q_gl_picamera2.py) ------------------
+
+
+def _configured(monkeypatch: pytest.MonkeyPatch, fmt: str = "XRGB8888", **options: Any) -> Any:
+    system = install(monkeypatch, solid_frames(RED), **options)
+    camera = system.module.Picamera2()
+    camera.configure(camera.create_video_configuration(main={"size": (64, 48), "format": fmt}))
+    return system, camera
+
+
+def test_qtgl_runs_qt_in_a_thread_of_its_own_and_wants_an_rgba_overlay(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPLAY", ":0")
+    system, camera = _configured(monkeypatch)
+    camera.start_preview(system.module.Preview.QTGL, width=320, height=240)
+    camera.start()
+    preview = camera._preview
+    assert preview.thread.name == "QtGlPreview" and preview.thread.is_alive()
+    assert camera.capture_array(wait=1.0).shape == (48, 64, 4)
+    with pytest.raises(RuntimeError, match="Overlay must be a 4-channel image"):
+        camera.set_overlay(np.zeros((10, 10, 3), np.uint8))
+    camera.set_overlay(np.zeros((10, 20, 4), np.uint8))  # any size: scaled to the window
+    assert camera.overlay.shape == (10, 20, 4)
+    camera.close()  # stops the preview: Qt's thread ends
+    assert not preview.thread.is_alive()
+
+
+def test_qtgl_overlay_needs_two_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":0")
+    system = install(monkeypatch, solid_frames(RED))
+    camera = system.module.Picamera2()
+    camera.configure(camera.create_still_configuration(main={"size": (64, 48)}))
+    camera.start_preview(system.module.previews.QtGlPreview())  # a preview object works too
+    with pytest.raises(RuntimeError, match="buffer_count=2"):
+        camera.set_overlay(np.zeros((10, 10, 4), np.uint8))
+    camera.close()
+
+
+def test_qtgl_without_pyqt5_never_returns_from_start_preview(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import fake_picamera2
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr(fake_picamera2, "HANG_S", 0.2)  # (the real one waits forever)
+    system, camera = _configured(monkeypatch, qt=False)
+    with pytest.raises(RuntimeError, match="would block forever"):
+        camera.start_preview(system.module.Preview.QTGL)
+    err = capfd.readouterr().err
+    assert "Exception in thread QtGlPreview" in err and "No module named 'PyQt5'" in err
+    camera.close()
+
+
+def test_qtgl_without_a_display_or_with_a_24_bit_picture_would_abort(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fake_picamera2
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setattr(fake_picamera2, "HANG_S", 0.2)
+    system, camera = _configured(monkeypatch)
+    with pytest.raises(RuntimeError):
+        camera.start_preview(system.module.Preview.QTGL)
+    assert system.aborted == "qt.qpa.xcb: could not connect to display"
+    camera.close()
+
+    monkeypatch.setenv("DISPLAY", ":0")
+    system, camera = _configured(monkeypatch, fmt="RGB888")
+    camera.start_preview(system.module.Preview.QTGL)
+    camera.start()
+    assert system.aborted == "Format RGB888 not supported by QGlPicamera2 preview"
+    with pytest.raises(TimeoutError):
+        camera.capture_array(wait=0.2)
+    camera.close()
+
+
+def test_closing_the_qtgl_window_leaves_no_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":0")
+    system, camera = _configured(monkeypatch)
+    camera.start_preview(system.module.Preview.QTGL)
+    camera.start()
+    thread = camera._preview.thread
+    system.close_window()
+    thread.join(timeout=5.0)
+    assert camera._preview is None  # detached, as the widget's cleanup() does
+    with pytest.raises(TimeoutError):
+        camera.capture_array(wait=0.2)
+    camera.start_preview(False)  # a NULL preview brings the frames back
+    assert camera.capture_array(wait=1.0).shape == (48, 64, 4)
+    camera.close()
+
+
+def test_configure_may_adjust_or_refuse_the_lores_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    system = install(monkeypatch, lores_adjust=(192, 172))
+    camera = system.module.Picamera2()
+    camera.configure(camera.create_video_configuration(main={"size": (640, 480)},
+                                                       lores={"size": (172, 172)}))
+    assert camera.camera_configuration()["lores"]["size"] == (192, 172)
+    camera.close()
+    system = install(monkeypatch, lores_refused=True)
+    camera = system.module.Picamera2()
+    with pytest.raises(RuntimeError, match="Configuration failed"):
+        camera.configure(camera.create_video_configuration(lores={"size": (172, 172)}))
+    camera.configure(camera.create_video_configuration())  # without lores: fine
+    camera.close()

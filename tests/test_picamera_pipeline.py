@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_picamera2 import install, paced
+from fake_picamera2 import install, paced, pattern_frames
 from reference_loop import sampled_rgb_frames
 from sinks import StopAfter
 
@@ -15,6 +15,7 @@ from movinet_pi.model.labels import Labels
 from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.open import open_source
+from movinet_pi.sources.picamera import PicameraSource
 
 
 def every_frame(video: Path) -> list[np.ndarray]:
@@ -134,8 +135,8 @@ def test_the_model_reads_the_isp_lores_stream_not_a_resized_full_frame(
     from movinet_pi.sources import picamera
 
     converted: list[str] = []
-    to_rgb = picamera._to_rgb_from_picamera
-    monkeypatch.setattr(picamera, "_to_rgb_from_picamera",
+    to_rgb = picamera.rgb_from_picamera
+    monkeypatch.setattr(picamera, "rgb_from_picamera",
                         lambda array, fmt, width: (converted.append(fmt),
                                                    to_rgb(array, fmt, width))[1])
     sink = StopAfter(steps=len(list(sampled_rgb_frames(carving_ice))) - 1)
@@ -144,14 +145,15 @@ def test_the_model_reads_the_isp_lores_stream_not_a_resized_full_frame(
     pipeline = Pipeline(source, Recognizer(clf, RunConfig(top_k=3), [sink]))
     sink.pipeline = pipeline
     try:
-        pipeline.run()
+        stats = pipeline.run()
         lores = camera.instances[-1].camera_configuration()["lores"]
     finally:
         source.close()
     assert lores["size"] == clf.input_size and lores["format"] == "YUV420"
     assert fed and set(fed) == {(172, 172, 3)}  # never the 640x480 picture
     # the lores picture is converted only for the frames the model takes (5 of 30 a second)
-    assert converted.count("YUV420") == len(fed) < converted.count("RGB888") / 3
+    assert converted.count("YUV420") == len(fed) < stats.frames_read / 3
+    assert "RGB888" not in converted  # the main picture stays as the camera gave it (BGR)
     best = sink.results[-1].top[0]
     assert best.label == "carving ice" and best.score >= 0.8
 
@@ -164,3 +166,59 @@ def test_a_model_larger_than_the_picture_gets_no_lores(
         frame = source.read()
         assert camera.instances[-1].camera_configuration()["lores"] is None
     assert frame is not None and frame.model_rgb is None
+
+
+def _lores_run(monkeypatch: pytest.MonkeyPatch, a0_model: Path, kinetics_labels: Labels,
+               **camera: object) -> tuple[list[tuple[int, ...]], list[str], object]:
+    """What the model is given over two steps and what was said, on a camera set up with
+    ``camera`` (the fake's lores_adjust / lores_refused); also the source."""
+    install(monkeypatch, frames=pattern_frames((640, 480)), **camera)
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1)
+    said: list[str] = []
+    source = PicameraSource(frame_size=(640, 480), timeout=2.0, model_size=clf.input_size,
+                            log=said.append)
+    fed: list[tuple[int, ...]] = []
+    step = clf.step
+    monkeypatch.setattr(clf, "step", lambda rgb: (fed.append(rgb.shape), step(rgb))[1])
+    recognizer = Recognizer(clf, RunConfig())
+    try:
+        for _ in range(2):
+            frame = source.read()
+            recognizer.process(frame)
+        source.reopen()  # a reconnect says nothing new
+        recognizer.process(source.read())
+    finally:
+        source.close()
+    return fed, said, source
+
+
+def test_a_lores_size_the_camera_adjusted_is_resized_for_the_model(
+    monkeypatch: pytest.MonkeyPatch, a0_model: Path, kinetics_labels: Labels
+) -> None:
+    fed, said, source = _lores_run(monkeypatch, a0_model, kinetics_labels,
+                                   lores_adjust=(192, 172))
+    assert source.lores_size == (192, 172) and source.model_lores  # type: ignore[attr-defined]
+    assert said == ["the Pi camera gave a 192x172 lores stream, not 172x172: the model "
+                    "resizes that small frame"]
+    assert fed == [(172, 192, 3)] * 3  # the small frame, never the 640x480 one
+
+
+def test_a_lores_stream_smaller_than_the_model_means_the_full_frame(
+    monkeypatch: pytest.MonkeyPatch, a0_model: Path, kinetics_labels: Labels
+) -> None:
+    fed, said, source = _lores_run(monkeypatch, a0_model, kinetics_labels,
+                                   lores_adjust=(128, 172))
+    assert not source.model_lores  # type: ignore[attr-defined]
+    assert said == ["the Pi camera gave a 128x172 lores stream, not 172x172: smaller than "
+                    "the model's input, so the model resizes the full frame instead"]
+    assert fed == [(172, 172, 3)] * 3  # the full frame resized on the CPU (as a BGR frame)
+
+
+def test_a_refused_lores_stream_means_the_full_frame_said_once(
+    monkeypatch: pytest.MonkeyPatch, a0_model: Path, kinetics_labels: Labels
+) -> None:
+    fed, said, source = _lores_run(monkeypatch, a0_model, kinetics_labels, lores_refused=True)
+    assert source.lores_size is None and not source.model_lores  # type: ignore[attr-defined]
+    assert len(said) == 1 and said[0].startswith("the Pi camera refused a 172x172 lores stream")
+    assert said[0].endswith("the model resizes the full frame instead")
+    assert fed == [(172, 172, 3)] * 3

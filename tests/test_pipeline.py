@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -290,6 +291,9 @@ class OwnBufferDisplay(Display):
             self.memory = np.zeros(shape, np.uint8)
         return self.memory if self.asked % 2 else None
 
+    def busy(self) -> bool:
+        return self.asked % 2 == 0
+
     def show(self, bgr: np.ndarray) -> int | None:
         self.shown.append(np.shares_memory(bgr, self.memory))
         return None
@@ -304,8 +308,69 @@ def test_frames_are_rendered_straight_into_a_display_buffer(
     rgb = np.zeros((size[1], size[0], 3), np.uint8)
     rgb[:, :] = (255, 0, 0)
     expected = pipeline.render(Frame(rgb, 0.0, 0)).copy()
+    rendered = []
+    render = pipeline.render
+    pipeline.render = lambda frame, out=None: (rendered.append(frame.index),  # type: ignore[method-assign]
+                                               render(frame, out))[1]
     for i in range(4):
         pipeline._present(Frame(rgb, 0.0, i))
-    assert display.shown == [True, False, True, False]  # no copy when it has a buffer
+    assert display.shown == [True, True]  # no copy when it has a buffer
+    assert rendered == [0, 2]  # nor a picture made while the display is still busy
     assert display.memory.shape == expected.shape
     np.testing.assert_array_equal(display.memory, expected)
+
+
+def test_a_busy_display_skips_no_picture_an_output_wants(a0: StreamingClassifier) -> None:
+    class Pictures(ListSink):
+        def on_frame(self, bgr: np.ndarray, t: float) -> None:
+            self.results.append(t)  # type: ignore[arg-type]
+
+    sink = Pictures()
+    display = OwnBufferDisplay()
+    pipeline = Pipeline(ScriptedLiveSource(frames=0), Recognizer(a0, RunConfig(), [sink]),
+                        display)
+    for i in range(4):
+        pipeline._present(Frame(np.zeros((48, 64, 3), np.uint8), float(i), i))
+    assert sink.results == [0.0, 1.0, 2.0, 3.0]
+    assert display.shown == [True, False, True, False]  # (a busy window drops it itself)
+
+
+@pytest.mark.parametrize("mirror", [False, True], ids=["as-is", "mirrored"])
+@pytest.mark.parametrize("size", [(640, 480), (172, 172)], ids=["full", "scaled-up"])
+def test_a_bgr_frame_is_shown_as_decoded_with_no_colour_conversion(
+    a0: StreamingClassifier, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int],
+    mirror: bool
+) -> None:
+    display = OwnBufferDisplay()
+    pipeline = Pipeline(ScriptedLiveSource(frames=0), Recognizer(a0, RunConfig(mirror=mirror)),
+                        display)
+    bgr = np.random.default_rng(1).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    frame = Frame.from_bgr(bgr.copy(), 0.0, 0)
+    conversions = []
+    convert = cv2.cvtColor
+    monkeypatch.setattr(cv2, "cvtColor", lambda *a, **k: (conversions.append(1),
+                                                          convert(*a, **k))[1])
+    pipeline._present(frame)
+    assert conversions == []  # not to RGB and back per displayed frame
+    np.testing.assert_array_equal(frame.bgr, bgr)  # the frame itself is untouched
+    shown = display.memory
+    expected = cv2.resize(bgr, (shown.shape[1], shown.shape[0]),
+                          interpolation=cv2.INTER_LINEAR) if shown.shape != bgr.shape else bgr
+    expected = expected[:, ::-1] if mirror else expected
+    middle = slice(shown.shape[0] // 2 - 20, shown.shape[0] // 2 + 20)  # clear of the panels
+    np.testing.assert_array_equal(shown[middle], expected[middle])
+    monkeypatch.undo()
+    # the same picture as an RGB frame renders the same
+    rgb_frame = Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), 0.0, 1)
+    np.testing.assert_array_equal(pipeline.render(rgb_frame)[middle], shown[middle])
+
+
+def test_the_model_gets_the_same_pixels_from_a_bgr_frame(a0: StreamingClassifier) -> None:
+    recognizer = Recognizer(a0, RunConfig())
+    bgr = np.random.default_rng(2).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    small = recognizer._model_input(Frame.from_bgr(bgr, 0.0, 0))
+    assert small.shape == (172, 172, 3)  # resized before its channels are swapped
+    np.testing.assert_array_equal(small, cv2.resize(rgb, (172, 172), interpolation=cv2.INTER_AREA))
+    frame = Frame.from_bgr(bgr, 0.0, 0)
+    np.testing.assert_array_equal(frame.rgb, rgb)  # made when asked for

@@ -185,6 +185,7 @@ def test_a_password_file_is_carried_over() -> None:
 @pytest.mark.parametrize(("flags", "warned"), [
     (["--display", "window"], "--display window"),
     (["--display=window"], "--display window"),
+    (["--display", "qtgl"], "--display qtgl"),  # the camera's preview, in a desktop window
     ([], "--display auto"),
     (["--display", "auto"], "--display auto"),
     (["--headless"], None),

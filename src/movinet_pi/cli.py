@@ -65,6 +65,8 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
     if choice.kind == "window":
         say(f"display: {choice.reason}")
         return WindowDisplay()
+    if choice.kind == "qtgl":
+        return _open_qtgl(source, choice.reason, forced=mode == "qtgl")
     if choice.kind == "drm":
         try:
             display = DrmDisplay(source, source.frame_size)
@@ -78,6 +80,24 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
     if mode == "auto":
         say(f"display: {choice.reason}")
     return None
+
+
+def _open_qtgl(source: Source, reason: str, forced: bool) -> Display:
+    """The Pi camera's QTGL preview, else (unless forced) the OpenCV window, saying why."""
+    from movinet_pi.display.qtgl import QtGlDisplay
+    from movinet_pi.display.window import WindowDisplay
+    from movinet_pi.sources.picamera import PicameraSource
+
+    assert isinstance(source, PicameraSource)  # (choose_display offers QTGL only for it)
+    try:
+        display = QtGlDisplay(source, source.frame_size, max_fps=MODEL_FPS)
+    except MovinetPiError as e:
+        if forced:
+            raise
+        say(f"display: {e}: using an OpenCV window instead")
+        return WindowDisplay()
+    say(f"display: {reason}")
+    return display
 
 
 def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:

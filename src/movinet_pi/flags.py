@@ -174,9 +174,11 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _add_history_option(g)
 
     g = p.add_argument_group("output")
-    g.add_argument("--display", default="auto", choices=("auto", "window", "drm", "none"),
+    g.add_argument("--display", default="auto",
+                   choices=("auto", "window", "qtgl", "drm", "none"),
                    help="where to show the picture (default: auto: $DISPLAY, else the Pi's "
-                   "desktop, else the Pi camera's DRM preview on HDMI, else headless)")
+                   "desktop, else the Pi camera's DRM preview on HDMI, else headless; the Pi "
+                   "camera in a desktop: its QTGL preview, else an OpenCV window)")
     g.add_argument("--headless", action="store_true",
                    help="no window (same as --display none); files run as fast as possible")
     g.add_argument("--mirror", action="store_true", help="flip the picture left-right")

@@ -365,12 +365,16 @@ class Pipeline:
         self._last_frame = frame
         self._display_rate.tick()
         if display is not None and not display.shows_picture:
-            self._guard_display(lambda: display.update(self.overlay_state(frame)))
+            key = self._guard_display(lambda: display.update(self.overlay_state(frame)))
+            if key is not None and key >= 0:
+                self.handle_key(key)
         if not self.frame_sinks and (display is None or not display.shows_picture):
             return
         buffer = None
         if display is not None and display.shows_picture:
             buffer = display.buffer(self.shown_shape(frame))
+            if not self.frame_sinks and display.busy():
+                return  # the window is still drawing the last frame: this one is not drawn
         bgr = self.render(frame, out=buffer)
         for sink in self.frame_sinks:
             sink.on_frame(bgr, frame.timestamp)
@@ -426,8 +430,10 @@ class Pipeline:
 
     def shown_shape(self, frame: Frame) -> tuple[int, int, int]:
         """The shape of the picture as shown (small sources are scaled up)."""
-        return shown_shape(frame.rgb.shape)
+        return shown_shape(frame.shape)
 
     def render(self, frame: Frame, out: np.ndarray | None = None) -> np.ndarray:
         """The picture as shown, with the overlay (:class:`PictureRenderer`)."""
-        return self._renderer.render(frame.rgb, self.overlay_state(frame), out)
+        bgr = frame.bgr
+        picture, is_bgr = (frame.rgb, False) if bgr is None else (bgr, True)
+        return self._renderer.render(picture, self.overlay_state(frame), out, bgr=is_bgr)

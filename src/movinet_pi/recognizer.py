@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from movinet_pi.display.shown import LabelFilter, ShownList
@@ -95,13 +96,19 @@ class Recognizer:
 
     def _model_input(self, frame: Frame) -> np.ndarray:
         """The ISP's small picture when it is at least the model's input size (no CPU
-        resize of the full frame), else the full frame."""
+        resize of the full frame), else the full frame. A BGR frame is resized first and
+        its channels swapped after, at the model's size: the same pixels as swapping
+        first (INTER_AREA works per channel), with no full-frame conversion."""
         small = frame.model_rgb
-        if small is not None:
-            width, height = self.classifier.input_size
-            if small.shape[1] >= width and small.shape[0] >= height:
-                return small
-        return frame.rgb
+        width, height = self.classifier.input_size
+        if small is not None and small.shape[1] >= width and small.shape[0] >= height:
+            return small
+        bgr = frame.bgr
+        if bgr is None:
+            return frame.rgb
+        if bgr.shape[:2] != (height, width):
+            bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def process(self, frame: Frame) -> StepResult:
         if self._pending is not None:

@@ -8,10 +8,10 @@ from movinet_pi.display.overlay import OverlayState
 
 
 class Display:
-    """What the pipeline shows frames on (a window, DRM, or nowhere).
+    """What the pipeline shows frames on (a window, a camera preview, or nowhere).
 
     A display that ``shows_picture`` gets every rendered frame through
-    :meth:`show`; one that draws the picture itself (the camera's DRM preview)
+    :meth:`show`; one that draws the picture itself (the camera's DRM or QTGL preview)
     gets only the overlay's state through :meth:`update`.
     """
 
@@ -26,8 +26,15 @@ class Display:
         its own (the window's shared memory: no copy on the way); None: anywhere."""
         return None
 
-    def update(self, state: OverlayState) -> None:
-        """Show what the overlay says (for displays that draw the picture themselves)."""
+    def busy(self) -> bool:
+        """Still drawing the last frame (asked right after :meth:`buffer`): a frame shown
+        now would be dropped, so the pipeline does not render it for this display."""
+        return False
+
+    def update(self, state: OverlayState) -> int | None:
+        """Show what the overlay says (for displays that draw the picture themselves);
+        return a key code to act on, if any (``q``: the user closed the preview)."""
+        return None
 
     def close(self) -> None:  # pragma: no cover - trivial
         pass

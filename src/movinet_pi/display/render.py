@@ -25,8 +25,8 @@ def shown_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 
 class PictureRenderer:
-    """Renders RGB frames as shown, reusing its buffers; each result is overwritten by
-    the next call."""
+    """Renders frames as shown, reusing its buffers; each result is overwritten by the
+    next call."""
 
     def __init__(self, *, mirror: bool = False) -> None:
         self.mirror = mirror
@@ -34,24 +34,42 @@ class PictureRenderer:
         self._shown: np.ndarray | None = None
         self._painter = OverlayPainter()
 
-    def render(self, rgb: np.ndarray, state: OverlayState,
-               out: np.ndarray | None = None) -> np.ndarray:
-        """``rgb`` with the overlay for ``state``. ``out``: where to draw it instead (a
-        display's own buffer, of the shape shown)."""
-        h, w = rgb.shape[:2]
+    def render(self, picture: np.ndarray, state: OverlayState,
+               out: np.ndarray | None = None, *, bgr: bool = False) -> np.ndarray:
+        """``picture`` (RGB, or BGR with ``bgr``) with the overlay for ``state``. ``out``:
+        where to draw it instead (a display's own buffer, of the shape shown).
+
+        A BGR picture is shown as it is: copied (scaled, mirrored) once into the result,
+        no colour conversion; an RGB one is converted on that same pass."""
+        h, w = picture.shape[:2]
         if self._bgr is None or self._bgr.shape[:2] != (h, w):
             self._bgr = np.empty((h, w, 3), np.uint8)
-            shape = shown_shape(rgb.shape)
+            shape = shown_shape(picture.shape)
             # Small sources (a 172x172 clip) would leave the text unreadable: scale up.
             self._shown = np.empty(shape, np.uint8) if shape[1] != w else None
         final = self._shown if self._shown is not None else self._bgr
         if out is None or out.shape != final.shape:
             out = final
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR,
-                           dst=self._bgr if self._shown is not None else out)
-        if self._shown is not None:
-            size = (out.shape[1], out.shape[0])
-            bgr = cv2.resize(bgr, size, dst=out, interpolation=cv2.INTER_LINEAR)
-        if self.mirror:
-            cv2.flip(bgr, 1, dst=bgr)
-        return self._painter.draw(bgr, state)
+        if bgr:
+            shown = self._place(picture, out)
+        elif self._shown is not None:
+            shown = self._place(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=self._bgr), out)
+        else:
+            shown = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=out)
+            if self.mirror:
+                cv2.flip(shown, 1, dst=shown)
+        return self._painter.draw(shown, state)
+
+    def _place(self, image: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``image`` (BGR) into ``out`` in one pass: scaled to its size, mirrored if asked.
+        (``image`` is never written to: it may be a frame the model still reads.)"""
+        if out.shape[:2] != image.shape[:2]:
+            cv2.resize(image, (out.shape[1], out.shape[0]), dst=out,
+                       interpolation=cv2.INTER_LINEAR)
+            if self.mirror:
+                cv2.flip(out, 1, dst=out)
+        elif self.mirror:
+            cv2.flip(image, 1, dst=out)
+        else:
+            np.copyto(out, image)
+        return out

@@ -44,6 +44,7 @@ class WindowDisplay(Display):
         self._drawing = False
         self._key: int | None = None  # a key read by buffer(), returned by the next show()
         self._received = False  # buffer() has just read the window's messages
+        self._failed = False  # buffer() found the window gone
         try:
             reply = (self._conn.recv() if self._conn.poll(start_timeout)
                      else ("error", "no answer"))
@@ -70,7 +71,8 @@ class WindowDisplay(Display):
         try:
             key = self._receive()
         except Exception:
-            return None  # said by the next show()
+            self._failed = True  # not busy: the next show() says what happened
+            return None
         self._received = True
         if key is not None:
             self._key = key
@@ -78,6 +80,10 @@ class WindowDisplay(Display):
             return None
         self._memory_for(tuple(shape))
         return self._view
+
+    def busy(self) -> bool:
+        """The window is still drawing the last frame (keys wait for the next one)."""
+        return self._drawing and not self._failed
 
     def _receive(self) -> int | None:
         """Acks, keys and errors from the window process, without waiting."""

@@ -17,37 +17,88 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
 
 
-@dataclass(frozen=True)
 class Frame:
     """One video frame.
 
     ``rgb`` is H x W x 3 ``uint8`` in RGB order, C-contiguous and owned by this
     frame (never a reused buffer). ``timestamp`` is seconds since the source's
     first frame: a file's own presentation time, a camera's capture time.
+
+    A source that decodes BGR (OpenCV, the Pi camera's RGB888) makes its frames with
+    :meth:`from_bgr`: ``bgr`` is then that picture as decoded, which the window shows
+    as it is, and ``rgb`` is converted from it only when something asks for it (the
+    model's due frames, at its own size: see ``Recognizer``), so a displayed frame
+    costs no colour conversion at all.
+
     ``model_rgb``, when a source has it, is the same moment already scaled down near
     the model's input size by the camera's ISP (the Pi camera's lores stream): the
     model reads it instead of resizing ``rgb``. It is made (``model_rgb_of``) only when
     asked for, so the frames the model does not take cost no conversion.
     """
 
-    rgb: np.ndarray
-    timestamp: float
-    index: int
-    model_rgb_of: Optional[Callable[[], np.ndarray]] = field(default=None, compare=False,
-                                                             repr=False)
+    __slots__ = ("_bgr", "_bgr_of", "_rgb", "_shape", "index", "model_rgb_of", "timestamp")
+
+    def __init__(self, rgb: Optional[np.ndarray], timestamp: float, index: int,
+                 model_rgb_of: Optional[Callable[[], np.ndarray]] = None, *,
+                 bgr: Optional[np.ndarray] = None,
+                 bgr_of: Optional[Callable[[], np.ndarray]] = None,
+                 shape: Optional[tuple[int, ...]] = None) -> None:
+        picture = rgb if rgb is not None else bgr
+        if picture is None and (bgr_of is None or shape is None):
+            raise ValueError("a Frame needs its picture: rgb, bgr, or bgr_of and its shape")
+        self._rgb = rgb
+        self._bgr = bgr
+        self._bgr_of = bgr_of
+        self._shape = picture.shape if picture is not None else shape
+        self.timestamp = timestamp
+        self.index = index
+        self.model_rgb_of = model_rgb_of
+
+    @classmethod
+    def from_bgr(cls, bgr: np.ndarray | Callable[[], np.ndarray], timestamp: float,
+                 index: int, model_rgb_of: Optional[Callable[[], np.ndarray]] = None,
+                 shape: Optional[tuple[int, ...]] = None) -> Frame:
+        """A frame of a BGR picture (H x W x 3, C-contiguous, owned by the frame), or of
+        a function making it (with its ``shape``), called only if the picture is wanted
+        (with the Pi camera's own preview on screen, often it is not)."""
+        if callable(bgr):
+            return cls(None, timestamp, index, model_rgb_of, bgr_of=bgr, shape=shape)
+        return cls(None, timestamp, index, model_rgb_of, bgr=bgr)
+
+    @property
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:  # (two threads asking at once both get the same pixels)
+            self._rgb = cv2.cvtColor(self.bgr, cv2.COLOR_BGR2RGB)
+        return self._rgb
+
+    @property
+    def bgr(self) -> Optional[np.ndarray]:
+        """The picture as the source decoded it, in BGR order (None: the source gave RGB)."""
+        if self._bgr is None and self._bgr_of is not None:
+            self._bgr = self._bgr_of()
+        return self._bgr
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The picture's shape (H, W, 3), without converting it."""
+        assert self._shape is not None
+        return self._shape
 
     @property
     def model_rgb(self) -> Optional[np.ndarray]:
         return None if self.model_rgb_of is None else self.model_rgb_of()
+
+    def __repr__(self) -> str:
+        return f"Frame(index={self.index}, timestamp={self.timestamp:.3f}, shape={self.shape})"
 
 
 class SourceLost(MovinetPiError):

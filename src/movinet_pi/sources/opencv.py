@@ -21,13 +21,15 @@ _SECRET_QUERY_KEYS = ("pass", "pwd", "token", "key", "secret", "auth", "sig")
 _DEFAULT_STEP = 1.0 / 30.0
 
 
-def _bgr_to_rgb(image: np.ndarray) -> np.ndarray:
-    """A new RGB array from what OpenCV decoded (normally BGR; grey or BGRA just in case)."""
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    """What OpenCV decoded (a new array per frame) as 3-channel BGR: as it is, normally;
+    grey or BGRA converted, just in case. No conversion to RGB here: the window shows
+    BGR, and the model converts only the frames it takes (:class:`Frame`)."""
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(image)
 
 
 def _valid_fps(value: float) -> Optional[float]:
@@ -64,8 +66,8 @@ class _CaptureSource(Source):
             ok, image = self._cap.read()
         if not ok or image is None or image.size == 0:
             return None
-        rgb = _bgr_to_rgb(image)
-        frame = Frame(rgb, self._timeline.stamp(self._raw_time(self._cap)), self._index)
+        stamp = self._timeline.stamp(self._raw_time(self._cap))
+        frame = Frame.from_bgr(_as_bgr(image), stamp, self._index)
         self._index += 1
         return frame
 
@@ -90,7 +92,7 @@ class _CaptureSource(Source):
                 ok, image = cap.retrieve()
                 if not ok or image is None or image.size == 0:
                     return None, passed
-                return Frame(_bgr_to_rgb(image), stamp, index), passed
+                return Frame.from_bgr(_as_bgr(image), stamp, index), passed
             passed += 1
         return None, passed
 
@@ -102,7 +104,7 @@ class _CaptureSource(Source):
             self._release()
             return False
         self._pending = first
-        height, width = first.rgb.shape[:2]
+        height, width = first.shape[:2]
         self.frame_size = (width, height)
         return True
 

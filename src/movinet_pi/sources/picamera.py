@@ -1,9 +1,10 @@
 """The Raspberry Pi camera through picamera2 (libcamera).
 
 ``picamera2`` is imported lazily, when a :class:`PicameraSource` opens: it only
-exists on Raspberry Pi OS, as a system package. The camera's own DRM preview
-(HDMI without a desktop) is driven by :mod:`movinet_pi.display.drm`; this source
-only keeps such a preview (:class:`CameraPreview`) running across reconnects.
+exists on Raspberry Pi OS, as a system package. The camera's own previews (DRM on
+HDMI without a desktop, QTGL in a desktop window) are driven by
+:mod:`movinet_pi.display.drm` and :mod:`movinet_pi.display.qtgl`; this source only
+keeps such a preview (:class:`CameraPreview`) running across reconnects.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError, one_line
+from movinet_pi.log import say
 from movinet_pi.sources.base import Frame, Source, SourceLost, Timeline
 
 PICAMERA2_HINT = (
@@ -34,8 +36,8 @@ def _reason(error: BaseException) -> str:
 
 
 class CameraPreview(Protocol):
-    """A preview the camera stack draws itself (the DRM preview of
-    :mod:`movinet_pi.display.drm`), brought back on every reconnect."""
+    """A preview the camera stack draws itself (:mod:`movinet_pi.display.drm`,
+    :mod:`movinet_pi.display.qtgl`), brought back on every reconnect."""
 
     def before_start(self, camera: Any) -> None:
         """Start the preview on the configured ``Picamera2``, before ``camera.start()``."""
@@ -44,7 +46,7 @@ class CameraPreview(Protocol):
         """Put back what the preview showed, once the camera runs."""
 
 
-def _to_rgb_from_picamera(array: np.ndarray, fmt: str, width: int) -> np.ndarray:
+def rgb_from_picamera(array: np.ndarray, fmt: str, width: int) -> np.ndarray:
     """A new RGB array from a picamera2 ``make_array`` result in format ``fmt``.
 
     picamera2 names formats after libcamera/DRM, which list channels from the most
@@ -89,7 +91,7 @@ class PicameraSource(Source):
     :meth:`read_pair`. Timestamps come from ``SensorTimestamp`` (the moment the
     sensor captured the frame), relative to the first frame.
 
-    A preview the camera draws itself (:attr:`preview`, set by the DRM display) is
+    A preview the camera draws itself (:attr:`preview`, set by the DRM or QTGL display) is
     started again on every reconnect.
     """
 
@@ -105,6 +107,7 @@ class PicameraSource(Source):
         buffer_count: int = 4,
         timeout: float = 10.0,
         model_size: Optional[tuple[int, int]] = None,
+        log: Callable[[str], None] = say,
     ) -> None:
         self.camera_num = camera_num
         self.name = "picamera" if camera_num == 0 else f"picamera {camera_num}"
@@ -118,6 +121,8 @@ class PicameraSource(Source):
                             and model_size[0] <= frame_size[0] and model_size[1] <= frame_size[1])
         if self.model_lores:
             lores_size = model_size
+        self.model_size = model_size
+        self._log = log
         self.lores_size: Optional[tuple[int, int]] = (
             (int(lores_size[0]), int(lores_size[1])) if lores_size is not None else None
         )
@@ -139,6 +144,18 @@ class PicameraSource(Source):
     def camera(self) -> Any:
         """The open ``Picamera2`` (None while disconnected), for a preview to drive."""
         return self._camera
+
+    @property
+    def main_format(self) -> str:
+        """The main stream's picamera2 format ("RGB888" unless a preview needs another)."""
+        return self._formats["main"]
+
+    def set_main_format(self, fmt: str) -> None:
+        """Configure the main stream as ``fmt`` from now on (also after reconnects); the
+        camera must be stopped. The QTGL preview can only draw 32-bit formats."""
+        self._formats["main"] = fmt
+        if self._camera is not None:
+            self._configure()
 
     @property
     def timeout(self) -> float:
@@ -181,8 +198,7 @@ class PicameraSource(Source):
         try:
             self._camera = self.picamera2.Picamera2(self.camera_num)
             stage = "configure"
-            self._camera.configure(self._make_config())
-            self._adopt_configured_sizes()
+            self._configure()
             if self.preview is not None:  # a reconnect brings the preview back too
                 stage = "preview"
                 self.preview.before_start(self._camera)
@@ -206,6 +222,21 @@ class PicameraSource(Source):
             buffer_count=self._buffer_count,
         )
 
+    def _configure(self) -> None:
+        """Configure the camera; if it refuses the model's lores stream, configure it
+        without one (the model then resizes the full frame), saying so."""
+        try:
+            self._camera.configure(self._make_config())
+        except Exception as error:
+            if not self.model_lores or self.lores_size is None:
+                raise
+            width, height = self.lores_size
+            self.model_lores, self.lores_size = False, None
+            self._log(f"the Pi camera refused a {width}x{height} lores stream for the model "
+                      f"({_reason(error)}): the model resizes the full frame instead")
+            self._camera.configure(self._make_config())
+        self._adopt_configured_sizes()
+
     def _adopt_configured_sizes(self) -> None:
         """libcamera may adjust sizes while configuring; report what frames will really be."""
         config = self._camera.camera_configuration() or {}
@@ -215,7 +246,23 @@ class PicameraSource(Source):
         lores = config.get("lores")
         if self.lores_size is not None and lores:
             width, height = lores.get("size", self.lores_size)
-            self.lores_size = (int(width), int(height))
+            asked, self.lores_size = self.lores_size, (int(width), int(height))
+            if self.model_lores and self.lores_size != asked:
+                self._adjusted_lores(asked)
+
+    def _adjusted_lores(self, asked: tuple[int, int]) -> None:
+        """The camera gave another lores size than the model's: the model resizes that
+        small frame, or, smaller than its input, reads the full frame. Said once."""
+        assert self.lores_size is not None and self.model_size is not None
+        got = f"{self.lores_size[0]}x{self.lores_size[1]}"
+        text = f"the Pi camera gave a {got} lores stream, not {asked[0]}x{asked[1]}"
+        if (self.lores_size[0] < self.model_size[0]
+                or self.lores_size[1] < self.model_size[1]):
+            self.model_lores = False  # (the stream stays configured, unread)
+            self._log(f"{text}: smaller than the model's input, so the model resizes the "
+                      "full frame instead")
+        else:
+            self._log(f"{text}: the model resizes that small frame")
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -246,19 +293,26 @@ class PicameraSource(Source):
         self._index += 1
         return arrays, self._timeline.stamp(raw), index
 
-    def _frame(self, name: str, array: np.ndarray, timestamp: float, index: int) -> Frame:
+    def _frame(self, name: str, array: np.ndarray, timestamp: float, index: int,
+               model_rgb_of: Optional[Callable[[], np.ndarray]] = None) -> Frame:
+        fmt = self._formats[name]
+        if fmt == "RGB888":  # B,G,R in memory: shown as it is, converted for the model only
+            return Frame.from_bgr(np.ascontiguousarray(array), timestamp, index, model_rgb_of)
+        if fmt == "XRGB8888":  # B,G,R,X (the QTGL preview's): dropping X only if it is wanted
+            height, width = array.shape[:2]
+            bgr = functools.partial(cv2.cvtColor, array, cv2.COLOR_BGRA2BGR)
+            return Frame.from_bgr(bgr, timestamp, index, model_rgb_of, shape=(height, width, 3))
         size = self.lores_size if name == "lores" and self.lores_size else self.frame_size
-        rgb = _to_rgb_from_picamera(array, self._formats[name], size[0])
-        return Frame(rgb, timestamp, index)
+        rgb = rgb_from_picamera(array, fmt, size[0])
+        return Frame(rgb, timestamp, index, model_rgb_of)
 
     def read(self) -> Frame:
         if self.model_lores:  # the picture and the model's input from one sensor readout
             (main, lores), timestamp, index = self._capture(("main", "lores"))
             assert self.lores_size is not None
-            small = functools.partial(_to_rgb_from_picamera, lores, self._formats["lores"],
+            small = functools.partial(rgb_from_picamera, lores, self._formats["lores"],
                                       self.lores_size[0])  # converted only if the model asks
-            return Frame(self._frame("main", main, timestamp, index).rgb, timestamp, index,
-                         model_rgb_of=small)
+            return self._frame("main", main, timestamp, index, model_rgb_of=small)
         (main,), timestamp, index = self._capture(("main",))
         return self._frame("main", main, timestamp, index)
 

@@ -190,9 +190,9 @@ def _display_mode(args: Sequence[str]) -> str:
 
 
 def _display_comment(mode: str) -> list[str]:
-    if mode == "window":
+    if mode in ("window", "qtgl"):
         return [
-            "# --display window: a service has no desktop session, so the window only opens",
+            f"# --display {mode}: a service has no desktop session, so the window only opens",
             "# while someone is logged in to the Pi's desktop. For the screen without a",
             "# desktop use --display drm; for no picture at all, --headless.",
         ]

@@ -1,0 +1,122 @@
+"""A picture the Pi camera stack draws itself (DRM/KMS on HDMI, QTGL in a desktop window),
+with our overlay composited on top.
+
+The picture never passes through Python, whatever the model does: the camera stack
+puts each frame on the screen and only our overlay (an RGBA image, any size, scaled
+to the preview) comes from us. :class:`CameraPreviewDisplay` starts such a preview on
+the camera (:class:`~movinet_pi.sources.picamera.PicameraSource`, which brings it
+back on every reconnect) and redraws the overlay only when what it says changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any, Optional
+
+import numpy as np
+
+from movinet_pi.display.base import Display
+from movinet_pi.display.overlay import OverlayState, render_overlay_rgba
+from movinet_pi.errors import MovinetPiError, one_line
+from movinet_pi.sources.picamera import REASON_LIMIT, PicameraSource
+
+#: How long a new preview may take to deliver its first frame before we call it failed.
+PREVIEW_PROBE_S = 3.0
+
+
+class CameraPreviewDisplay(Display):
+    """The camera stack's own preview, with our overlay composited on top.
+
+    Opening it starts the preview on ``source``, or raises a one-line MovinetPiError
+    (:meth:`start_error`); the camera then goes on without one. The display thread
+    only redraws the RGBA overlay, and only when what it shows changed (at most
+    ``max_fps`` a second), since ``set_overlay`` copies a full frame. As the source's
+    :class:`~movinet_pi.sources.picamera.CameraPreview`, it starts the preview again,
+    with its last overlay, after a reconnect. Subclasses say which preview
+    (:meth:`before_start`) and what a failure means.
+    """
+
+    shows_picture = False
+
+    def __init__(self, source: PicameraSource, size: tuple[int, int],
+                 max_fps: float = 10.0) -> None:
+        self.source = source
+        self.size = size
+        self.min_interval = 1.0 / max_fps
+        self._last_text: tuple[object, ...] | None = None
+        self._last_time = -math.inf
+        self._overlay: Optional[np.ndarray] = None
+        self._start_preview()
+
+    def _start_preview(self) -> None:
+        """Start the preview, proven by one frame through it, or raise MovinetPiError."""
+        camera = self.source.camera
+        if camera is None:
+            raise MovinetPiError("the Pi camera is not open")
+        try:
+            camera.stop()
+            # start() already runs a NULL preview (picamera2's event loop): replace it.
+            with contextlib.suppress(Exception):
+                camera.stop_preview()
+            self.prepare(camera)
+            self.before_start(camera)
+            camera.start()
+            # A preview may fail only at the first frame, in its own thread, and then
+            # deliver nothing: one frame proves the preview works.
+            camera.capture_request(wait=min(self.source.timeout, PREVIEW_PROBE_S)).release()
+        except Exception as error:
+            self.undo(camera)
+            _restore_null_preview(camera)
+            raise self.start_error(one_line(error, limit=REASON_LIMIT)) from error
+        self.source.preview = self
+
+    # -- what subclasses say ----------------------------------------------------------------------
+    def prepare(self, camera: Any) -> None:
+        """Anything the preview needs before it starts (the camera is stopped)."""
+
+    def undo(self, camera: Any) -> None:
+        """Take back :meth:`prepare` after the preview failed."""
+
+    def start_error(self, reason: str) -> MovinetPiError:
+        raise NotImplementedError
+
+    # -- the source's CameraPreview: called on every (re)connect ----------------------------------
+    def before_start(self, camera: Any) -> None:
+        raise NotImplementedError
+
+    def after_start(self, camera: Any) -> None:
+        if self._overlay is not None:
+            camera.set_overlay(self._overlay)
+
+    # -- Display ----------------------------------------------------------------------------------
+    def update(self, state: OverlayState) -> int | None:
+        now = time.monotonic()
+        text = (tuple(state.predictions), state.message, round(state.prediction_age_s) > 1,
+                tuple(state.extra_lines), round(state.display_fps), round(state.infer_ms),
+                state.model_name, state.threads, state.show_help,
+                None if state.memory_s is None else round(state.memory_s))
+        if text == self._last_text or now - self._last_time < self.min_interval:
+            return None
+        self._last_text, self._last_time = text, now
+        self._set_overlay(render_overlay_rgba(self.size, state))
+        return None
+
+    def close(self) -> None:
+        self._set_overlay(None)
+
+    def _set_overlay(self, rgba: Optional[np.ndarray]) -> None:
+        """Draw an RGBA image (any size: scaled to the preview) over the picture."""
+        self._overlay = rgba
+        camera = self.source.camera
+        if camera is not None:
+            with contextlib.suppress(Exception):  # a camera mid-reconnect: shown once back
+                camera.set_overlay(rgba)
+
+
+def _restore_null_preview(camera: Any) -> None:
+    """Back to frames without a preview after a preview failed."""
+    for step in (camera.stop, camera.stop_preview, camera.start):
+        with contextlib.suppress(Exception):
+            step()
