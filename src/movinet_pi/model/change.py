@@ -27,7 +27,8 @@ class NoveltyDetector:
     last ``horizon`` steps; windows become comparable once they no longer overlap.
 
     Every buffer is allocated once, at the first frame: a step costs a few vector
-    operations and one (horizon x features) product.
+    operations and one (horizon x features) product, in as few numpy calls as it can
+    (after the model's invoke each call runs from cold caches).
     """
 
     def __init__(self, window: int, horizon: int) -> None:
@@ -39,8 +40,6 @@ class NoveltyDetector:
     def reset(self) -> None:
         """Forget every frame and every past window (a new segment starts)."""
         self._seen = 0  # frames added since the reset
-        if self._frames is not None:
-            self._sum.fill(0.0)
         self.forget_past()
 
     def forget_past(self) -> None:
@@ -51,37 +50,38 @@ class NoveltyDetector:
 
     def _allocate(self, size: int) -> None:
         self._frames = np.zeros((self.window, size), np.float32)
-        self._sum = np.zeros(size, np.float64)
+        self._current = np.zeros(size, np.float32)  # the newest window, as a unit
         self._recent_units = np.zeros((self.window, size), np.float32)  # ring, by frame
         self._past = np.zeros((self.horizon, size), np.float32)
 
     def add(self, features: np.ndarray) -> float | None:
         """Take one frame's features; the novelty of the window ending with it (None
         until a whole window and one earlier window exist)."""
-        flat = np.ravel(features)
+        flat = features.reshape(-1)
         if self._frames is None or self._frames.shape[1] != flat.size:
             self._allocate(flat.size)
         assert self._frames is not None
         slot = self._seen % self.window
-        if self._seen >= self.window:
-            self._sum -= self._frames[slot]
         np.copyto(self._frames[slot], flat, casting="unsafe")
-        self._sum += self._frames[slot]
         self._seen += 1
         if self._seen < self.window:
             return None
-        current = _unit(self._sum.astype(np.float32))
+        # The window's sum, made afresh (a running sum would drift over hours), as a unit.
+        current = self._frames.sum(axis=0, out=self._current)
+        norm2 = float(current @ current)
+        if norm2 > 0.0:
+            current *= 1.0 / math.sqrt(norm2)
         novelty = None
         if self._count:
-            novelty = 1.0 - float(np.max(self._past[: self._count] @ current))
+            novelty = 1.0 - float((self._past[: self._count] @ current).max())
         # This window may be compared with once `window` newer frames have come.
         if self._waiting == self.window:
-            self._past[self._next] = self._recent_units[slot]
+            np.copyto(self._past[self._next], self._recent_units[slot])
             self._next = (self._next + 1) % self.horizon
             self._count = min(self._count + 1, self.horizon)
         else:
             self._waiting += 1
-        self._recent_units[slot] = current
+        np.copyto(self._recent_units[slot], current)
         return novelty
 
     def new_frames(self) -> int:

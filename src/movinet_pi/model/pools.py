@@ -32,7 +32,9 @@ class Grid:
         shape of ``values``) let a caller do it without allocating."""
         steps = np.divide(values, self.scale, out=work)
         np.rint(steps, out=steps)
-        np.clip(steps, self.qmin - self.zero_point, self.qmax - self.zero_point, out=steps)
+        # (two ufuncs: np.clip's Python wrapper costs more than the clipping itself)
+        np.maximum(steps, self.qmin - self.zero_point, out=steps)
+        np.minimum(steps, self.qmax - self.zero_point, out=steps)
         if out is None:
             return (steps * self.scale).astype(np.float32)
         return np.multiply(steps, self.scale, out=out, casting="unsafe")
@@ -145,7 +147,7 @@ class PoolSlot:
         the model then reads a smaller mean than the one kept. (The plain model's own
         sum saturates that way after some seconds; the count is only the mean's
         denominator, so it can shrink instead.)"""
-        top = float(np.max(mean))
+        top = float(mean.max())
         if self.grid is None or top <= 0.0:
             return count
         ceiling = (self.grid.qmax - self.grid.zero_point) * self.grid.scale
@@ -167,11 +169,20 @@ class PoolSlot:
         onto a second, slightly coarser grid (its ADD's output), and from a sum it did
         not make itself that rounding is biased (upwards by about 0.03 a channel a frame
         on A0, as much as a frame's mean feature).  Without exposed features, the delta."""
-        if self.feature is None or self.feature_grid is None:
+        features = self.feature_grid
+        if self.feature is None or features is None:
             return np.subtract(self.buffer_out, self.buffer_in, out=out)
-        np.copyto(out, self.frame_features().reshape(out.shape))
-        if self.grid is not None:
-            self.grid.snap(out, out=out, work=out)
+        raw = self.feature.reshape(out.shape)
+        if features.scale:  # int8: (q - zero_point) * scale, in one pass with the grid's
+            np.subtract(raw, features.zero_point, out=out, dtype=np.float64)
+            out *= features.scale / self.grid.scale if self.grid is not None else features.scale
+        else:
+            np.copyto(out, raw)
+            if self.grid is not None:
+                out /= self.grid.scale
+        if self.grid is not None:  # the increment is rounded; only the sum is clipped
+            np.rint(out, out=out)
+            out *= self.grid.scale
         return out
 
     def frame_features(self) -> np.ndarray:
