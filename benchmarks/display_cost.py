@@ -15,7 +15,8 @@ frames displayed, and of these the window process's and the app's display thread
 figure includes the model (5 steps a second); a headless run of the same source (the
 model alone, no picture) is printed beside it, and the picture's own share (app minus
 headless, per frame) against the bare loop. The synthetic camera's frames are BGR, as an
-OpenCV camera decodes them.
+OpenCV camera decodes them. The app keeps OpenCV off its worker pool, as ``movinet-pi run``
+does; the bare loop keeps OpenCV's defaults.
 
     python benchmarks/display_cost.py [--seconds 20] [--clip PATH] [--model PATH]
 
