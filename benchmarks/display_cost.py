@@ -15,7 +15,8 @@ frames displayed, and of these the window process's and the app's display thread
 figure includes the model (5 steps a second); a headless run of the same source (the
 model alone, no picture) is printed beside it, and the picture's own share (app minus
 headless, per frame) against the bare loop. The synthetic camera's frames are BGR, as an
-OpenCV camera decodes them.
+OpenCV camera decodes them. The app keeps OpenCV off its worker pool, as ``movinet-pi run``
+does; the bare loop keeps OpenCV's defaults.
 
     python benchmarks/display_cost.py [--seconds 20] [--clip PATH] [--model PATH]
 
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from live import SyntheticCamera  # noqa: E402
 
+from movinet_pi.cli import opencv_without_workers  # noqa: E402
 from movinet_pi.display.render import MIN_DISPLAY_WIDTH  # noqa: E402
 from movinet_pi.display.window import WindowDisplay  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
@@ -88,6 +90,7 @@ def app_run(kind: str, clip: Path, model: Path, labels_path: Path, seconds: floa
             window: bool) -> tuple[float, float, float, int]:
     """(CPU seconds of the app, of its window process, of its display thread, frames
     displayed)."""
+    opencv_without_workers()  # as `movinet-pi run` sets it (the bare loop keeps OpenCV's own)
     labels = load_labels(labels_path)
     clf = StreamingClassifier.from_file(model, labels, threads=1)
     recognizer = Recognizer(clf, RunConfig(top_k=3, model_name="MoViNet-A0 stream int8",

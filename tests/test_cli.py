@@ -56,6 +56,22 @@ def test_json_lines_over_a_real_clip(models_env: None, carving_ice: Path,
     assert [x["memory_s"] for x in lines] == [round((i + 1) / 5, 1) for i in range(22)]
 
 
+def test_a_run_keeps_opencv_off_its_worker_threads(
+    models_env: None, carving_ice: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each call handed to OpenCV's pool costs its workers ~0.2 ms of CPU, more than the
+    # small per-frame jobs of a run gain from it (issue #21).
+    import cv2
+
+    cv2.setNumThreads(-1)  # OpenCV's default: a worker per core
+    try:
+        assert main(["--source", str(carving_ice), "--headless", "--json"]) == 0
+        assert cv2.getNumThreads() == 1
+    finally:
+        cv2.setNumThreads(-1)
+    assert capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("history", "last"), [("2", 2.0), ("inf", 4.4)])
 def test_json_lines_say_how_far_back_the_memory_reaches(
     models_env: None, carving_ice: Path, capsys: pytest.CaptureFixture[str],

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Iterator
 
@@ -233,3 +234,78 @@ def test_a_file_ending_in_a_window_stays_up_until_a_key(
     err = "".join(said) + "".join(lines.queue)
     assert app.returncode == 0, err
     assert "done: 131 frames" in err and "last shown: carving ice" in err
+
+
+class _FakeHighgui(types.ModuleType):
+    """Just what the window process calls of cv2, counting the window's services."""
+
+    WINDOW_NORMAL, WINDOW_KEEPRATIO, WND_PROP_VISIBLE = 0, 0, 4
+    error = RuntimeError
+
+    def __init__(self) -> None:
+        super().__init__("cv2")
+        self.threads: int | None = None
+        self.shown = 0
+        self.services = 0  # waitKey calls: each runs the window's event loop
+
+    def setNumThreads(self, n: int) -> None:
+        self.threads = n
+
+    def namedWindow(self, *args: object) -> None:
+        pass
+
+    def resizeWindow(self, *args: object) -> None:
+        pass
+
+    def destroyWindow(self, *args: object) -> None:
+        pass
+
+    def imshow(self, title: str, frame: object) -> None:
+        self.shown += 1
+
+    def waitKey(self, delay: int) -> int:
+        self.services += 1
+        return -1
+
+    def getWindowProperty(self, *args: object) -> float:
+        return 1.0
+
+
+def test_the_window_process_serves_its_window_once_a_frame(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Frames at 30 fps: the process waits on the pipe for each one and draws it, not
+    # waking up between frames to run the window's event loop again (issue #21), and it
+    # draws on its own thread, not OpenCV's worker pool.
+    import multiprocessing
+    import signal
+    from multiprocessing import shared_memory
+
+    from movinet_pi.display import window
+
+    fake = _FakeHighgui()
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # (the test's own Ctrl-C)
+    app, child = multiprocessing.Pipe()
+    memory = shared_memory.SharedMemory(create=True, size=48 * 64 * 3)
+    frames = 45
+
+    def the_app() -> None:
+        assert app.recv() == ("ready", None)
+        for _ in range(frames):
+            app.send(("frame", (memory.name, (48, 64, 3))))
+            assert app.recv() == ("drawn", None)
+            time.sleep(1 / 30)
+        app.send(("close", None))
+
+    sender = threading.Thread(target=the_app, daemon=True)
+    sender.start()
+    try:
+        window._window_process(child, "test")
+        sender.join(timeout=10)
+    finally:
+        memory.close()
+        memory.unlink()
+    assert fake.shown == frames
+    assert fake.services <= frames * 1.5  # waking up between frames too: about 2 a frame
+    assert fake.threads == 0

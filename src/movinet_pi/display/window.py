@@ -13,6 +13,12 @@ from movinet_pi.errors import MovinetPiError
 
 WINDOW_TITLE = "movinet-pi"
 
+#: How long the window process waits for a frame before it looks at the window (keys, the
+#: user closing it) anyway. A frame ends the wait at once, so while frames come faster than
+#: this (a camera, a file at its own speed) the window is served once a frame, not between
+#: frames too; when none come (a paused source), keys still answer within this.
+IDLE_WAIT_S = 0.05
+
 
 class WindowDisplay(Display):
     """An OpenCV window, drawn by a process of its own.
@@ -152,6 +158,10 @@ def _window_process(conn: Any, title: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the app, which closes us
     import cv2
 
+    # imshow's conversion on OpenCV's worker pool costs more CPU than it saves (see
+    # movinet_pi.cli.opencv_without_workers): this process draws on its own thread.
+    cv2.setNumThreads(0)
+
     try:
         flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | getattr(cv2, "WINDOW_GUI_NORMAL", 0)
         cv2.namedWindow(title, flags)
@@ -163,7 +173,7 @@ def _window_process(conn: Any, title: str) -> None:
     sized = False
     try:
         while True:
-            if conn.poll(0.02):
+            if conn.poll(IDLE_WAIT_S):
                 kind, value = conn.recv()
                 if kind == "close":
                     break
