@@ -17,6 +17,7 @@ shown list as the app draws it (top-3, threshold 0.1), on the stream's own
 
     python benchmarks/reaction.py                       # auto, inf, 2 and 10 s
     python benchmarks/reaction.py --history auto --lengths 10 60 --flicker-minutes 1
+    python benchmarks/reaction.py --videos DIR          # other clips, with a MANIFEST.tsv
 
 The cost of a policy per step is printed by ``movinet-pi bench`` (its "memory" row).
 """
@@ -60,14 +61,15 @@ class Clip:
     frames: list[np.ndarray]
 
 
-def load_clips(size: tuple[int, int]) -> list[Clip]:
-    """Each clip at 5 fps (as the app samples it), resized as the classifier resizes it
-    (INTER_AREA), so that steps only copy."""
-    rows = csv.DictReader((SHARED / "videos" / "MANIFEST.tsv").open(), delimiter="\t")
+def load_clips(size: tuple[int, int], folder: Path = SHARED / "videos") -> list[Clip]:
+    """Each clip of ``folder``'s MANIFEST.tsv (columns file, label, settle_s) at 5 fps (as
+    the app samples it), resized as the classifier resizes it (INTER_AREA), so that steps
+    only copy."""
+    rows = csv.DictReader((folder / "MANIFEST.tsv").open(), delimiter="\t")
     return [
         Clip(row["file"].rsplit(".", 1)[0], row["label"], float(row["settle_s"]),
              [cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-              for rgb in sampled_rgb_frames(SHARED / "videos" / row["file"], FPS)])
+              for rgb in sampled_rgb_frames(folder / row["file"], FPS)])
         for row in rows
     ]
 
@@ -220,10 +222,13 @@ def main() -> None:
     ap.add_argument("--lengths", nargs="+", type=float, default=[10, 60, 300, 1800],
                     help="seconds clip A runs before the change (default: 10 60 300 1800)")
     ap.add_argument("--flicker-minutes", type=float, default=10.0)
+    ap.add_argument("--videos", type=Path, default=SHARED / "videos",
+                    help="a folder of clips with a MANIFEST.tsv (file, label, settle_s), "
+                         "as ../shared/videos has (default)")
     args = ap.parse_args()
     model = SHARED / "models" / "movinet_a0_stream_int8.tflite"
     labels = load_labels(SHARED / "labels" / "kinetics600_label_map.txt")
-    clips = load_clips((172, 172))
+    clips = load_clips((172, 172), args.videos)
     print(f"{len(clips)} clips; A0 int8; lengths {args.lengths}; "
           f"flicker loops {args.flicker_minutes:g} min")
     oracles = oracle(Stream(model, labels, "inf"), clips)

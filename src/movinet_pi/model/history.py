@@ -128,14 +128,19 @@ class ExponentialHistory(HistoryPolicy):
                 if self._steps == self.n:  # the moving average starts from this mean
                     np.divide(slot.buffer_out, self._steps, out=mean)
             return
-        for slot, mean in zip(self.slots, self._means):
+        for i, (slot, mean) in enumerate(zip(self.slots, self._means)):
             # Decay in float, so the model's rounding cannot freeze the mean.
-            work = slot.added(slot.work())  # what this frame adds
+            work = slot.added(slot.work(), self._features_known(i))  # what this frame adds
             mean *= self.n
             mean += work
             mean /= self.n + 1
             count = slot.fed_count(mean, self.n)
             slot.feed(np.multiply(mean, count, out=work), count)
+
+
+    def _features_known(self, slot: int) -> np.ndarray | None:
+        """This step's frame features of a slot, where a subclass has read them already."""
+        return None
 
 
 class AdaptiveHistory(ExponentialHistory):
@@ -173,6 +178,7 @@ class AdaptiveHistory(ExponentialHistory):
         # the frames the features give, a window more, and the frame before those.
         self.replay_frames = 2 * self.detector.window + 1
         self._cue = 0
+        self._features: np.ndarray | None = None  # the cue slot's, during carry()
 
     def attach(self, slots: Sequence[PoolSlot]) -> None:
         # The head pool's features describe the whole frame; it is the last pool.
@@ -186,6 +192,9 @@ class AdaptiveHistory(ExponentialHistory):
         self._segment = 0
         self._replay = self._replaying = 0
         self.changes = 0
+
+    def _features_known(self, slot: int) -> np.ndarray | None:
+        return self._features if slot == self._cue else None
 
     def take_replay(self, recent: RecentInputs) -> int:
         if not self._replay:
@@ -203,8 +212,9 @@ class AdaptiveHistory(ExponentialHistory):
             return
         if not self.slots:
             return
-        features = self.slots[self._cue].frame_features()
+        features = self._features = self.slots[self._cue].frame_features()
         super().carry()
+        self._features = None
         novelty = self.detector.add(features)
         if novelty is not None and novelty > self.threshold and self._segment >= self.min_segment:
             self._change()

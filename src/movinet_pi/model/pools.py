@@ -160,7 +160,7 @@ class PoolSlot:
         for a float model; for an int8 one, rounded onto the sum's coarse grid."""
         return self.buffer_out.astype(np.float64) - self.buffer_in
 
-    def added(self, out: np.ndarray) -> np.ndarray:
+    def added(self, out: np.ndarray, features: np.ndarray | None = None) -> np.ndarray:
         """What this frame adds to a running sum in the model's own arithmetic, into
         ``out`` (float64, the sum's shape): its features rounded onto the sum's grid, so
         that a feature under half a step adds nothing, as in the plain model.
@@ -168,18 +168,19 @@ class PoolSlot:
         Not :meth:`delta` once the sum is ours: the model re-rounds the sum it is fed
         onto a second, slightly coarser grid (its ADD's output), and from a sum it did
         not make itself that rounding is biased (upwards by about 0.03 a channel a frame
-        on A0, as much as a frame's mean feature).  Without exposed features, the delta."""
-        features = self.feature_grid
-        if self.feature is None or features is None:
+        on A0, as much as a frame's mean feature).  Without exposed features, the delta.
+        ``features``: this step's :meth:`frame_features`, if the caller has them already."""
+        grid = self.feature_grid
+        if self.feature is None or grid is None:
             return np.subtract(self.buffer_out, self.buffer_in, out=out)
-        raw = self.feature.reshape(out.shape)
-        if features.scale:  # int8: (q - zero_point) * scale, in one pass with the grid's
-            np.subtract(raw, features.zero_point, out=out, dtype=np.float64)
-            out *= features.scale / self.grid.scale if self.grid is not None else features.scale
-        else:
-            np.copyto(out, raw)
-            if self.grid is not None:
-                out /= self.grid.scale
+        to_steps = 1.0 / self.grid.scale if self.grid is not None else 1.0
+        if features is not None or not grid.scale:
+            source = self.feature if features is None else features
+            np.multiply(source.reshape(out.shape), to_steps, out=out)
+        else:  # int8: (q - zero_point) * scale, in one pass with the grid's
+            np.subtract(self.feature.reshape(out.shape), grid.zero_point, out=out,
+                        dtype=np.float64)
+            out *= grid.scale * to_steps
         if self.grid is not None:  # the increment is rounded; only the sum is clipped
             np.rint(out, out=out)
             out *= self.grid.scale
