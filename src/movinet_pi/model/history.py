@@ -10,7 +10,8 @@ with a ceiling of 146, where it saturates.
 
 * :class:`ExponentialHistory` (``--history SECONDS``) is the plain model for
   its first ``n`` steps, then keeps a float exponential moving average of what
-  each frame added and feeds the model ``n * mean`` with a count of ``n``.
+  each frame adds (its features rounded onto the sum's grid, as the plain model
+  adds them) and feeds the model ``n * mean`` with a count of at most ``n``.
   (Rescaling the sum in place does not work on the int8 model: its grid rounds
   small sums back and the mean freezes.)
 * :class:`AdaptiveHistory` (``--history auto``, the default) is long while the
@@ -136,7 +137,6 @@ class ExponentialHistory(HistoryPolicy):
             mean /= self.n + 1
             count = slot.fed_count(mean, self.n)
             slot.feed(np.multiply(mean, count, out=work), count)
-
 
     def _features_known(self, slot: int) -> np.ndarray | None:
         """This step's frame features of a slot, where a subclass has read them already."""
