@@ -257,19 +257,17 @@ class OrderSink:
         self.heard.append(("close", None))
 
 
-class LiveFrames(Source):
+class LiveFrames(FramesSource):
     """A live source of ``count`` frames at 30 fps (no pacing); then None.
     ``fail_after``: raise that error once the given event is set, instead of the next frame."""
 
     name = "live frames"
     live = True
-    fps = 30.0
-    frame_size = (172, 172)
 
     def __init__(self, count: int, fail_after: threading.Event | None = None,
                  error: BaseException | None = None, hold: threading.Event | None = None
                  ) -> None:
-        self.count, self.index = count, 0
+        super().__init__(count)
         self.fail_after, self.error = fail_after, error
         self.hold = hold  # frames after the first wait for it
 
@@ -279,16 +277,7 @@ class LiveFrames(Source):
         if self.fail_after is not None and self.index > 0:
             self.fail_after.wait(10)
             raise self.error  # type: ignore[misc]
-        if self.index >= self.count:
-            return None
-        frame, self.index = numbered_frame(self.index), self.index + 1
-        return frame
-
-    def reopen(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        return super().read()
 
 
 def test_close_cancels_the_step_in_flight_no_output_after_close(

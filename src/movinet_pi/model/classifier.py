@@ -278,11 +278,14 @@ class StreamingClassifier:
 
     def reset(self) -> None:
         """Start a new stream: every state back to zero."""
-        for state, (state_in, _) in zip(self.signature.states, self._state_views):
-            state_in.fill(state.zero)
+        self._zero_states()
         self.history.reset()
         self.steps = 0
         self._image_next = self._image_count = 0
+
+    def _zero_states(self) -> None:
+        for state, (state_in, _) in zip(self.signature.states, self._state_views):
+            state_in.fill(state.zero)
 
     def snapshot(self) -> StreamSnapshot:
         """Everything the next steps depend on: the state tensors, the history policy's
@@ -356,24 +359,23 @@ class StreamingClassifier:
     def _recent_inputs(self, frames: int) -> list[np.ndarray]:
         """The last ``frames`` model inputs kept (fewer if fewer are), oldest first, as
         numbers that compare (a byte image as the int8 values the model reads)."""
+        return [self._images[i].view(np.int8) if self._byte_image else self._images[i]
+                for i in self._kept_order(frames)]
+
+    def _kept_order(self, frames: int) -> list[int]:
+        """Where the last ``frames`` kept model inputs are in the ring, oldest first."""
         if self._images is None:
             return []
         frames = min(frames, self._image_count)
         kept = len(self._images)
-        order = [(self._image_next - frames + i) % kept for i in range(frames)]
-        return [self._images[i].view(np.int8) if self._byte_image else self._images[i]
-                for i in order]
+        return [(self._image_next - frames + i) % kept for i in range(frames)]
 
     def _replay(self, frames: int) -> None:
         """Restart the stream ``frames`` frames ago: every state back to zero, then those
         frames again. What follows is what a reset at that moment would have given."""
         assert self._images is not None
-        frames = min(frames, self._image_count)
-        kept = len(self._images)
-        order = [(self._image_next - frames + i) % kept for i in range(frames)]
-        for state, (state_in, _) in zip(self.signature.states, self._state_views):
-            state_in.fill(state.zero)
-        for index in order:
+        self._zero_states()
+        for index in self._kept_order(frames):
             np.copyto(self._image, self._images[index])
             self.interpreter.invoke()
             self._carry_states()

@@ -120,6 +120,10 @@ class ExponentialHistory(HistoryPolicy):
         return min(self._steps, self.n)
 
     def carry(self) -> None:
+        self._advance({})
+
+    def _advance(self, features: dict[int, np.ndarray]) -> None:
+        """One step; ``features``: frame features of slots (by index) already read."""
         if self._steps < self.n:
             # Inside the window: exactly the plain model (the mean is kept for later).
             self._steps += 1
@@ -131,16 +135,12 @@ class ExponentialHistory(HistoryPolicy):
             return
         for i, (slot, mean) in enumerate(zip(self.slots, self._means)):
             # Decay in float, so the model's rounding cannot freeze the mean.
-            work = slot.added(slot.work(), self._features_known(i))  # what this frame adds
+            work = slot.added(slot.work(), features.get(i))  # what this frame adds
             mean *= self.n
             mean += work
             mean /= self.n + 1
             count = slot.fed_count(mean, self.n)
             slot.feed(np.multiply(mean, count, out=work), count)
-
-    def _features_known(self, slot: int) -> np.ndarray | None:
-        """This step's frame features of a slot, where a subclass has read them already."""
-        return None
 
 
 class AdaptiveHistory(ExponentialHistory):
@@ -178,7 +178,6 @@ class AdaptiveHistory(ExponentialHistory):
         # the frames the features give, a window more, and the frame before those.
         self.replay_frames = 2 * self.detector.window + 1
         self._cue = 0
-        self._features: np.ndarray | None = None  # the cue slot's, during carry()
 
     def attach(self, slots: Sequence[PoolSlot]) -> None:
         # The head pool's features describe the whole frame; it is the last pool.
@@ -192,9 +191,6 @@ class AdaptiveHistory(ExponentialHistory):
         self._segment = 0
         self._replay = self._replaying = 0
         self.changes = 0
-
-    def _features_known(self, slot: int) -> np.ndarray | None:
-        return self._features if slot == self._cue else None
 
     def take_replay(self, recent: RecentInputs) -> int:
         if not self._replay:
@@ -212,9 +208,8 @@ class AdaptiveHistory(ExponentialHistory):
             return
         if not self.slots:
             return
-        features = self._features = self.slots[self._cue].frame_features()
-        super().carry()
-        self._features = None
+        features = self.slots[self._cue].frame_features()
+        self._advance({self._cue: features})
         novelty = self.detector.add(features)
         if novelty is not None and novelty > self.threshold and self._segment >= self.min_segment:
             self._change()
