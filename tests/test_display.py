@@ -199,6 +199,35 @@ def test_a_window_process_dying_at_start_is_a_one_line_error(
     assert "\n" not in str(e.value)
 
 
+def _closed_by_the_user(conn: object, title: str) -> None:
+    """A window process whose window the user closes at once: it says "q" and ends."""
+    from movinet_pi.display import window
+
+    conn.send_bytes(window.READY)  # type: ignore[attr-defined]
+    conn.send_bytes(window.KEY + b"q")  # type: ignore[attr-defined]
+
+
+def test_the_last_key_of_a_window_process_that_ended_still_arrives(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing the window sends "q" and ends the process: the app must quit on that key
+    # (not only learn that the window has gone), and hear that it has gone after it.
+    import numpy as np
+
+    from movinet_pi.display import window
+
+    monkeypatch.setattr(window, "_window_process", _closed_by_the_user)
+    display = window.WindowDisplay(start_timeout=30)
+    try:
+        display._process.join(timeout=30)
+        picture = np.zeros((48, 64, 3), np.uint8)
+        assert display.show(picture) == ord("q")
+        with pytest.raises(RuntimeError, match=r"the window process ended \(exit status 0\)"):
+            display.show(picture)
+    finally:
+        display.close()
+
+
 def test_a_file_ending_in_a_window_stays_up_until_a_key(
     shared: Path, carving_ice: Path, tmp_path: Path
 ) -> None:
@@ -291,12 +320,12 @@ def test_the_window_process_serves_its_window_once_a_frame(
     frames = 45
 
     def the_app() -> None:
-        assert app.recv() == ("ready", None)
+        assert app.recv_bytes() == window.READY
         for _ in range(frames):
-            app.send(("frame", (memory.name, (48, 64, 3))))
-            assert app.recv() == ("drawn", None)
+            app.send_bytes(window.frame_message(memory.name, (48, 64, 3)))
+            assert app.recv_bytes() == window.DRAWN
             time.sleep(1 / 30)
-        app.send(("close", None))
+        app.send_bytes(window.CLOSE)
 
     sender = threading.Thread(target=the_app, daemon=True)
     sender.start()

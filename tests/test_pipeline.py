@@ -79,6 +79,38 @@ def test_mailbox_get_wakes_on_put_from_another_thread() -> None:
     assert got == ["frame"]
 
 
+def test_mailbox_wake_returns_what_waits_and_a_taken_item_is_gone() -> None:
+    box: Mailbox[int] = Mailbox()
+    box.wake()
+    assert box.get(timeout=5) is None  # woken with nothing waiting
+    box.put(7)
+    box.wake()
+    assert box.get(timeout=5) == 7
+    assert box.get(0) is None  # taken: a later get does not find it again
+    assert box.peek() is None
+
+
+def test_mailbox_hands_over_the_last_put_of_a_fast_producer() -> None:
+    box: Mailbox[int] = Mailbox()
+    last = 20_000
+    taken: list[int] = []
+
+    def consume() -> None:
+        while not taken or taken[-1] != last:
+            item = box.get(timeout=5)
+            if item is None:
+                return
+            taken.append(item)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for i in range(1, last + 1):
+        box.put(i)
+    consumer.join(10)
+    assert taken[-1] == last and taken == sorted(taken)  # newest last, never one twice
+    assert box.dropped == last - len(taken)
+
+
 # -- whole runs ----------------------------------------------------------------------------
 class ListSink:
     def __init__(self) -> None:

@@ -71,33 +71,43 @@ class Mailbox(Generic[T]):
     ``put`` never blocks and replaces what is waiting (counted in ``dropped``);
     ``get`` waits for a value and takes it. This is how the pipeline keeps
     latency bounded: there is never more than one frame in flight.
+
+    Two plain locks rather than a ``Condition``: a frame passes through two of these,
+    and a condition's wait makes a lock and runs a dozen lines of Python each time.
+    ``_bell`` is released ("rung") when something is waiting or a get should wake.
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._guard = threading.Lock()  # the slot and the bell change together under it
+        self._bell = threading.Lock()
+        self._bell.acquire()  # silent: nothing to take
         self._item: T | None = None
         self.dropped = 0
 
     def put(self, item: T) -> None:
-        with self._cond:
+        with self._guard:
             if self._item is not None:
                 self.dropped += 1
             self._item = item
-            self._cond.notify_all()
+            self._ring()
 
     def wake(self) -> None:
         """Wake a waiting ``get`` (it returns what is waiting, maybe None); counts nothing."""
-        with self._cond:
-            self._cond.notify_all()
+        with self._guard:
+            self._ring()
 
     def get(self, timeout: float | None = None) -> T | None:
         """Take the waiting item, waiting up to ``timeout`` s; None if none came."""
-        with self._cond:
-            if self._item is None:
-                self._cond.wait(timeout)
+        self._bell.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+        with self._guard:
             item, self._item = self._item, None
+            self._bell.acquire(blocking=False)  # taken: silent until the next put or wake
             return item
 
+    def _ring(self) -> None:
+        if self._bell.locked():
+            self._bell.release()
+
     def peek(self) -> T | None:
-        with self._cond:
+        with self._guard:
             return self._item

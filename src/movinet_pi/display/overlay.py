@@ -10,6 +10,7 @@ is wrapped, never cut off at its edge.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -106,7 +107,10 @@ def status_line(state: OverlayState) -> str:
     return STATUS_SEPARATOR.join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
 def _text_width(text: str, scale: float, font: int = FONT) -> int:
+    """The width of ``text`` in pixels (remembered: the same labels, percentages and
+    status parts are measured again at every composition)."""
     thickness = max(1, round(scale * 1.5))
     return cv2.getTextSize(text, font, scale, thickness)[0][0]
 
@@ -298,13 +302,14 @@ class OverlayPainter:
         key = (image.shape, tuple((p.label, p.score) for p in state.predictions),
                state.message, tuple(state.extra_lines), state.show_help,
                state.prediction_age_s > 1.0, state.warning)
-        status = status_line(state)
-        if state.prediction_age_s > 1.0:
-            status += f"\n{state.prediction_age_s:.1f}"
-        if key != self._key or (status != self._status
-                                and now - self._status_at >= STATUS_INTERVAL_S):
-            self._compose(image.shape, state)
-            self._key, self._status, self._status_at = key, status, now
+        if key != self._key or now - self._status_at >= STATUS_INTERVAL_S:
+            # (the status line is made only when it may be redrawn: not every frame)
+            status = status_line(state)
+            if state.prediction_age_s > 1.0:
+                status += f"\n{state.prediction_age_s:.1f}"
+            if key != self._key or status != self._status:
+                self._compose(image.shape, state)
+                self._key, self._status, self._status_at = key, status, now
         for y0, y1, keep, drawn in self._bands:
             region = image[y0:y1]
             cv2.multiply(region, keep, dst=region, scale=1.0 / 255.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,26 @@ WINDOW_TITLE = "movinet-pi"
 #: this (a camera, a file at its own speed) the window is served once a frame, not between
 #: frames too; when none come (a paused source), keys still answer within this.
 IDLE_WAIT_S = 0.05
+
+# The messages on the pipe between the app and its window process: raw bytes, a kind
+# and its value, never pickles. A frame costs one message each way, and reading one
+# is a few microseconds on each side (multiprocessing's own poll and pickling took
+# ~0.1 ms of the app's CPU a frame, issue #21).
+FRAME = b"f"  # app -> window: b"f<shared memory name> <h> <w> <c>": draw the frame in it
+CLOSE = b"c"  # app -> window: close the window and end
+READY = b"r"  # window -> app: the window is open
+DRAWN = b"d"  # window -> app: the frame has been drawn (its memory is the app's again)
+KEY = b"k"  # window -> app: b"k<code>", a key, as one byte
+ERROR = b"e"  # window -> app: b"e<text>", the window failed
+
+
+def frame_message(memory_name: str, shape: tuple[int, ...]) -> bytes:
+    return FRAME + " ".join([memory_name, *map(str, shape)]).encode()
+
+
+def parse_frame_message(message: bytes) -> tuple[str, tuple[int, ...]]:
+    name, *shape = message[1:].decode().split(" ")
+    return name, tuple(int(n) for n in shape)
 
 
 class WindowDisplay(Display):
@@ -44,22 +65,26 @@ class WindowDisplay(Display):
                                         name="movinet-pi window", daemon=True)
         self._process.start()
         child_conn.close()
+        self._incoming = select.poll()  # (the window's end closing also wakes it)
+        self._incoming.register(self._conn.fileno(), select.POLLIN)
         self._shm: Any = None
         self._shape: tuple[int, ...] = ()
         self._view: np.ndarray | None = None  # the shared memory as an image
+        self._frame_message = b""
         self._drawing = False
         self._key: int | None = None  # a key read by buffer(), returned by the next show()
         self._received = False  # buffer() has just read the window's messages
         self._failed = False  # buffer() found the window gone
         try:
-            reply = (self._conn.recv() if self._conn.poll(start_timeout)
-                     else ("error", "no answer"))
+            reply = self._conn.recv_bytes() if self._conn.poll(start_timeout) else b"eno answer"
         except (EOFError, OSError):  # the process died before it said anything
             self._process.join(timeout=2.0)
-            reply = ("error", f"the window process ended (exit status {self._process.exitcode})")
-        if reply[0] != "ready":
+            reply = ERROR + (f"the window process ended (exit status "
+                             f"{self._process.exitcode})").encode()
+        if reply != READY:
             self.close()
-            raise MovinetPiError(f"cannot open a window ({reply[1]}): run with --headless")
+            reason = reply[1:].decode(errors="replace")
+            raise MovinetPiError(f"cannot open a window ({reason}): run with --headless")
 
     def show(self, bgr: np.ndarray) -> int | None:
         # buffer() has just heard from the window for this frame: no second poll
@@ -68,7 +93,13 @@ class WindowDisplay(Display):
         if key is None:
             key, self._key = self._key, None
         if not self._drawing:
-            self._send_frame(bgr)
+            try:
+                self._send_frame(bgr)
+            except RuntimeError:
+                if key is None:
+                    raise
+                # The window has gone after its last word (closed by the user: "q"):
+                # act on that first; the next show() finds the process ended.
         return key
 
     def buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -95,18 +126,21 @@ class WindowDisplay(Display):
         """Acks, keys and errors from the window process, without waiting."""
         key = None
         try:
-            while self._conn.poll():
-                kind, value = self._conn.recv()
-                if kind == "drawn":
+            while self._incoming.poll(0):
+                message = self._conn.recv_bytes()
+                kind = message[:1]
+                if kind == DRAWN:
                     self._drawing = False
-                elif kind == "key":
-                    key = value
-                elif kind == "error":
-                    raise RuntimeError(f"the window failed: {value}")
-        except (EOFError, OSError):
-            pass  # the process is gone: said below
-        if not self._process.is_alive():
-            raise RuntimeError(f"the window process ended (exit status {self._process.exitcode})")
+                elif kind == KEY:
+                    key = message[1]
+                elif kind == ERROR:
+                    raise RuntimeError(f"the window failed: {message[1:].decode()}")
+        except (EOFError, OSError):  # the window's end is closed: the process has ended
+            if key is not None:
+                return key  # (its last word, e.g. "q" for a closed window; next time: gone)
+            self._process.join(timeout=1.0)
+            raise RuntimeError(
+                f"the window process ended (exit status {self._process.exitcode})") from None
         return key
 
     def _send_frame(self, bgr: np.ndarray) -> None:
@@ -115,7 +149,7 @@ class WindowDisplay(Display):
         if not np.shares_memory(bgr, self._view):  # else rendered there already
             np.copyto(self._view, bgr)
         try:
-            self._conn.send(("frame", (self._shm.name, bgr.shape)))
+            self._conn.send_bytes(self._frame_message)
             self._drawing = True
         except (OSError, ValueError) as error:
             raise RuntimeError(f"the window process is gone ({error})") from None
@@ -128,6 +162,7 @@ class WindowDisplay(Display):
             self._shm = shared_memory.SharedMemory(create=True, size=int(np.prod(shape)))
             self._shape = shape
             self._view = np.ndarray(shape, np.uint8, self._shm.buf)
+            self._frame_message = frame_message(self._shm.name, shape)
 
     def _release_memory(self) -> None:
         self._view = None
@@ -140,7 +175,7 @@ class WindowDisplay(Display):
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self._conn.send(("close", None))
+            self._conn.send_bytes(CLOSE)
         self._process.join(timeout=2.0)
         if self._process.is_alive():
             self._process.terminate()
@@ -166,18 +201,21 @@ def _window_process(conn: Any, title: str) -> None:
         flags = cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | getattr(cv2, "WINDOW_GUI_NORMAL", 0)
         cv2.namedWindow(title, flags)
     except cv2.error as e:
-        conn.send(("error", str(e).strip().splitlines()[-1]))
+        conn.send_bytes(ERROR + str(e).strip().splitlines()[-1].encode())
         return
-    conn.send(("ready", None))
+    conn.send_bytes(READY)
+    incoming = select.poll()  # (the app's end closing also wakes it)
+    incoming.register(conn.fileno(), select.POLLIN)
+    wait_ms = round(IDLE_WAIT_S * 1000)
     memory: Any = None
     sized = False
     try:
         while True:
-            if conn.poll(IDLE_WAIT_S):
-                kind, value = conn.recv()
-                if kind == "close":
+            if incoming.poll(wait_ms):
+                message = conn.recv_bytes()
+                if message[:1] == CLOSE:
                     break
-                name, shape = value
+                name, shape = parse_frame_message(message)
                 if memory is None or memory.name != name:
                     if memory is not None:
                         memory.close()
@@ -189,13 +227,13 @@ def _window_process(conn: Any, title: str) -> None:
                     sized = True
                 cv2.imshow(title, frame)
                 del frame
-                conn.send(("drawn", None))
+                conn.send_bytes(DRAWN)
             key = cv2.waitKey(1)
             if cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
-                conn.send(("key", ord("q")))  # the user closed the window: quit
+                conn.send_bytes(KEY + bytes([ord("q")]))  # the user closed the window: quit
                 break
             if key >= 0:
-                conn.send(("key", key & 0xFF))
+                conn.send_bytes(KEY + bytes([key & 0xFF]))
     except (EOFError, OSError):
         pass  # the app has gone
     finally:
