@@ -223,7 +223,7 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, float]:
     head_cpu, _, _, head_frames = app_run(kind, args.clip, args.model, args.labels,
                                           args.seconds, window=False)
     per = max(1, app_frames)
-    return {
+    m = {
         "bare": bare_cpu * 1000 / max(1, bare_frames),
         "floor": floor_cpu * 1000 / max(1, floor_frames),
         "app": (main_cpu + child_cpu) * 1000 / per,
@@ -232,14 +232,18 @@ def measure(kind: str, args: argparse.Namespace) -> dict[str, float]:
         "headless": head_cpu * 1000 / max(1, head_frames),
         "frames": app_frames,
     }
+    m["share"] = m["app"] - m["headless"]
+    # (ratios kept per run: the median of several runs is then the median ratio)
+    m.update(app_bare=m["app"] / m["bare"], app_floor=m["app"] / m["floor"],
+             share_bare=m["share"] / m["bare"])
+    return m
 
 
 def row(name: str, m: dict[str, float]) -> str:
-    share = m["app"] - m["headless"]
     return (f"| {name} | {m['bare']:.2f} ms | {m['floor']:.2f} ms | {m['app']:.2f} ms "
             f"({m['window']:.2f} window process, {m['display']:.2f} display thread) "
-            f"| **{m['app'] / m['bare']:.2f}x** | {m['app'] / m['floor']:.2f}x "
-            f"| {m['headless']:.2f} ms | {share:.2f} ms ({share / m['bare']:.2f}x) "
+            f"| **{m['app_bare']:.2f}x** | {m['app_floor']:.2f}x "
+            f"| {m['headless']:.2f} ms | {m['share']:.2f} ms ({m['share_bare']:.2f}x) "
             f"| {m['frames']:.0f} |")
 
 
