@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live import SyntheticCamera  # noqa: E402
 
 from movinet_pi.cli import opencv_without_workers  # noqa: E402
-from movinet_pi.display.render import MIN_DISPLAY_WIDTH  # noqa: E402
+from movinet_pi.display.render import shown_shape  # noqa: E402
 from movinet_pi.display.window import WindowDisplay  # noqa: E402
 from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
@@ -169,10 +169,9 @@ def _bare_loop(kind: str, clip: str, seconds: float, model: str | None,
                 continue
             if feed is not None:
                 feed.feed(bgr, frames / fps)
-            h, w = bgr.shape[:2]
-            if w < MIN_DISPLAY_WIDTH:  # shown at the size the app shows it
-                factor = -(-MIN_DISPLAY_WIDTH // w)
-                bgr = cv2.resize(bgr, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
+            height, width, _ = shown_shape(bgr.shape)  # shown at the size the app shows it
+            if (height, width) != bgr.shape[:2]:
+                bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_LINEAR)
             cv2.imshow("bare", bgr)
             cv2.waitKey(1)
             frames += 1

@@ -119,3 +119,17 @@ def test_a_hot_or_throttled_pi_turns_the_status_amber() -> None:
     # grey text has equal channels; amber (BGR 60, 170, 255) has far more red than blue
     assert (calm[..., 2] - calm[..., 0]).max() < 10
     assert (hot[..., 2] - hot[..., 0]).max() > 120
+
+
+def test_the_status_stays_readable_on_a_narrow_picture() -> None:
+    # A portrait clip is shown 408 wide: the status keeps the size it has on a 640-wide
+    # picture, wrapped onto more lines, rather than shrinking to a blur.
+    def strip_rows(width: int, height: int) -> int:
+        img = np.full((height, width, 3), 128, np.uint8)
+        draw_overlay(img, OverlayState(model_name="MoViNet-A0 stream int8", threads=2,
+                                       infer_ms=3.2, memory_s=6.6, source_time=6.4,
+                                       source_duration=10.8))
+        darker = img.reshape(height, -1).min(axis=1) < 128
+        return int(np.argmin(darker[::-1]))  # darkened rows up from the bottom
+
+    assert strip_rows(320, 568) > strip_rows(640, 480)

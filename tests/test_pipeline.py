@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from movinet_pi.display.base import Display
+from movinet_pi.display.render import shown_shape
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
 from movinet_pi.outputs.base import StepResult
@@ -237,6 +238,16 @@ def test_render_reuses_its_buffers_frame_after_frame(a0: StreamingClassifier) ->
     assert shown[0].shape == (688, 688, 3)  # scaled up 4x to stay readable
     big = pipeline.render(Frame(np.zeros((480, 640, 3), np.uint8), 1.0, 3))
     assert big.shape == (480, 640, 3)  # a new size gets new buffers
+
+
+def test_small_pictures_are_scaled_up_to_be_read_but_stay_on_a_screen() -> None:
+    assert shown_shape((172, 172, 3)) == (688, 688, 3)  # 4x: 640 wide at least
+    assert shown_shape((256, 340, 3)) == (512, 680, 3)
+    assert shown_shape((480, 640, 3)) == (480, 640, 3)  # wide enough: as it is
+    assert shown_shape((1080, 1920, 3)) == (1080, 1920, 3)  # never scaled down
+    # a phone's portrait clip: 4x would be 1440 tall, its status line off the screen
+    assert shown_shape((360, 204, 3)) == (720, 408, 3)
+    assert shown_shape((400, 300, 3)) == (400, 300, 3)  # 2x would be 800 tall: as it is
 
 
 class KeyDisplay(Display):

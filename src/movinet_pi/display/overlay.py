@@ -63,6 +63,8 @@ def _scale_for(image: np.ndarray) -> float:
     return max(0.4, min(1.2, image.shape[1] / 900.0))
 
 
+#: The smallest status text: its size on a 640-wide picture.
+MIN_STATUS_SCALE = 0.35
 PANEL_DARKEN = 0.55  # how much of the picture a panel takes away
 
 
@@ -208,7 +210,9 @@ def draw_overlay(
               text_scale)
         y += line_h
 
-    small_scale = scale * 0.5
+    # The status keeps the size it has on a 640-wide picture on narrower ones (a
+    # portrait clip), wrapped onto more lines, instead of shrinking past reading.
+    small_scale = max(MIN_STATUS_SCALE, scale * 0.5)
     status_colour = WARN_COLOUR if state.warning else GREY
     lines = [(status_line(state), status_colour)]
     if state.prediction_age_s > 1.0:
@@ -218,7 +222,7 @@ def draw_overlay(
         lines.append((state.message, WARN_COLOUR))
     bottom_lines = [(part, colour) for text, colour in lines
                     for part in wrap_text(text, small_scale, w - 2 * pad)]
-    small_h = int(line_h * 0.6)
+    small_h = int(line_h * 0.6 * small_scale / (scale * 0.5))
     strip_top = h - len(bottom_lines) * small_h - pad // 2
     _panel(image, 0, strip_top, w, h)
     y = strip_top + int(small_h * 0.75)

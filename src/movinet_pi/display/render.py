@@ -13,14 +13,19 @@ import numpy as np
 
 from movinet_pi.display.overlay import OverlayPainter, OverlayState
 
-#: Pictures narrower than this are scaled up (by a whole factor) for display.
+#: Pictures narrower than this are scaled up (by a whole factor) for display...
 MIN_DISPLAY_WIDTH = 640
+#: ...but not past this height: a phone's portrait clip (204x360) would otherwise be shown
+#: 1440 pixels tall, its status line below the bottom of the screen, at 4x the cost a frame.
+MAX_UPSCALED_HEIGHT = 720
 
 
 def shown_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """The shape of a picture of ``shape`` as shown (small ones are scaled up)."""
     h, w = shape[:2]
     factor = -(-MIN_DISPLAY_WIDTH // w) if w < MIN_DISPLAY_WIDTH else 1
+    while factor > 1 and h * factor > MAX_UPSCALED_HEIGHT:
+        factor -= 1
     return h * factor, w * factor, 3
 
 
