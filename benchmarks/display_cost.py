@@ -55,7 +55,8 @@ from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
 from movinet_pi.model.labels import load_labels  # noqa: E402
 from movinet_pi.pipeline import Pipeline  # noqa: E402
-from movinet_pi.recognizer import Recognizer, RunConfig  # noqa: E402
+from movinet_pi.recognizer import Recognizer, RunConfig, model_input  # noqa: E402
+from movinet_pi.sources.base import Frame  # noqa: E402
 from movinet_pi.sources.opencv import FileSource  # noqa: E402
 from movinet_pi.timing import FrameSampler  # noqa: E402
 
@@ -123,29 +124,24 @@ def threading_stop(pipeline: Pipeline, seconds: float) -> None:
 
 
 class ModelFeed:
-    """The model's unavoidable work in a bare loop: 5 frames a second, resized and
-    converted the way the app does it for a BGR frame, one streaming step each."""
+    """The model's unavoidable work in a bare loop: 5 frames a second, made into the
+    model's input as the app makes it (``model_input``), one streaming step each."""
 
     def __init__(self, model: str) -> None:
-        import cv2
-
-        self.cv2 = cv2
         self.classifier = StreamingClassifier.from_file(model, None, threads=1)
-        self.size = self.classifier.input_size
         self.sampler = FrameSampler(MODEL_FPS)
 
     def feed(self, bgr: np.ndarray, t: float) -> None:
         if self.sampler.is_due(t):
-            cv2 = self.cv2
-            small = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
-            self.classifier.step(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+            frame = Frame.from_bgr(bgr, t, 0)
+            self.classifier.step(model_input(frame, self.classifier.input_size))
 
 
 def _bare_loop(kind: str, clip: str, seconds: float, model: str | None,
                out: multiprocessing.Queue) -> None:
     import cv2
 
-    cv2.setNumThreads(0)  # as the app's window process (and its main process) do
+    opencv_without_workers()  # as the app's window process (and its main process) do
     feed = ModelFeed(model) if model else None
     cv2.namedWindow("bare", cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO
                     | getattr(cv2, "WINDOW_GUI_NORMAL", 0))

@@ -21,6 +21,25 @@ from movinet_pi.sources.base import Frame
 from movinet_pi.timing import RateMeter
 
 
+def model_input(frame: Frame, size: tuple[int, int]) -> np.ndarray:
+    """What the model reads of ``frame`` (RGB; resized by the classifier if not ``size``).
+
+    The ISP's small picture when it is at least the model's input size (no CPU resize of
+    the full frame), else the full frame. A BGR frame is resized first and its channels
+    swapped after, at the model's size: the same pixels as swapping first (INTER_AREA
+    works per channel), with no full-frame conversion."""
+    small = frame.model_rgb
+    width, height = size
+    if small is not None and small.shape[1] >= width and small.shape[0] >= height:
+        return small
+    bgr = frame.bgr
+    if bgr is None:
+        return frame.rgb
+    if bgr.shape[:2] != (height, width):
+        bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 @dataclass
 class RunConfig:
     """What the user chose on the command line, as the pipeline needs it."""
@@ -95,20 +114,7 @@ class Recognizer:
             self._reset_requested.set()
 
     def _model_input(self, frame: Frame) -> np.ndarray:
-        """The ISP's small picture when it is at least the model's input size (no CPU
-        resize of the full frame), else the full frame. A BGR frame is resized first and
-        its channels swapped after, at the model's size: the same pixels as swapping
-        first (INTER_AREA works per channel), with no full-frame conversion."""
-        small = frame.model_rgb
-        width, height = self.classifier.input_size
-        if small is not None and small.shape[1] >= width and small.shape[0] >= height:
-            return small
-        bgr = frame.bgr
-        if bgr is None:
-            return frame.rgb
-        if bgr.shape[:2] != (height, width):
-            bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return model_input(frame, self.classifier.input_size)
 
     def process(self, frame: Frame) -> StepResult:
         if self._pending is not None:

@@ -23,9 +23,9 @@ MAX_UPSCALED_HEIGHT = 720
 def shown_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """The shape of a picture of ``shape`` as shown (small ones are scaled up)."""
     h, w = shape[:2]
-    factor = -(-MIN_DISPLAY_WIDTH // w) if w < MIN_DISPLAY_WIDTH else 1
-    while factor > 1 and h * factor > MAX_UPSCALED_HEIGHT:
-        factor -= 1
+    if w >= MIN_DISPLAY_WIDTH:
+        return h, w, 3
+    factor = max(1, min(-(-MIN_DISPLAY_WIDTH // w), MAX_UPSCALED_HEIGHT // h))
     return h * factor, w * factor, 3
 
 

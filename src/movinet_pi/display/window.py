@@ -93,13 +93,7 @@ class WindowDisplay(Display):
         if key is None:
             key, self._key = self._key, None
         if not self._drawing:
-            try:
-                self._send_frame(bgr)
-            except RuntimeError:
-                if key is None:
-                    raise
-                # The window has gone after its last word (closed by the user: "q"):
-                # act on that first; the next show() finds the process ended.
+            self._send_frame(bgr)
         return key
 
     def buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -150,9 +144,9 @@ class WindowDisplay(Display):
             np.copyto(self._view, bgr)
         try:
             self._conn.send_bytes(self._frame_message)
-            self._drawing = True
-        except (OSError, ValueError) as error:
-            raise RuntimeError(f"the window process is gone ({error})") from None
+        except (OSError, ValueError):  # the window has gone: the next _receive() says so,
+            return  # after its last key (closed by the user: "q")
+        self._drawing = True
 
     def _memory_for(self, shape: tuple[int, ...]) -> None:
         from multiprocessing import shared_memory

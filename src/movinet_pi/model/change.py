@@ -17,9 +17,13 @@ from typing import Sequence
 import numpy as np
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    norm = float(np.sqrt(np.dot(v, v)))
-    return v / norm if norm > 0.0 else v
+def _unit(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``v`` scaled to length 1 (into ``out``, which may be ``v`` itself); a zero ``v``
+    as it is."""
+    norm = math.sqrt(float(v @ v))
+    if norm == 0.0:
+        return v
+    return np.multiply(v, 1.0 / norm, out=out)
 
 
 class NoveltyDetector:
@@ -67,10 +71,7 @@ class NoveltyDetector:
         if self._seen < self.window:
             return None
         # The window's sum, made afresh (a running sum would drift over hours), as a unit.
-        current = self._frames.sum(axis=0, out=self._current)
-        norm2 = float(current @ current)
-        if norm2 > 0.0:
-            current *= 1.0 / math.sqrt(norm2)
+        current = _unit(self._frames.sum(axis=0, out=self._current), out=self._current)
         novelty = None
         if self._count:
             novelty = 1.0 - float((self._past[: self._count] @ current).max())
