@@ -347,7 +347,8 @@ def test_display_auto_falls_back_to_headless_when_drm_is_taken(
     source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
     try:
         assert open_display(argparse.Namespace(headless=False, display="auto"), source) is None
-        assert "running headless" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "running headless" in err and "add --web PORT" in err
         with pytest.raises(MovinetPiError, match="desktop session"):
             open_display(argparse.Namespace(headless=False, display="drm"), source)
     finally:

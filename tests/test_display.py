@@ -51,6 +51,7 @@ def test_over_ssh_without_desktop_runs_headless_and_says_how(sockets: Path) -> N
     choice = choose_display("auto", {"SSH_CONNECTION": "1 2 3 4"}, socket_dir=sockets)
     assert choice.kind == "none"
     assert "ssh -X" in choice.reason
+    assert "add --web PORT" in choice.reason  # a picture without a screen
 
 
 def test_window_forced_without_display_is_a_clear_error(sockets: Path) -> None:
@@ -228,7 +229,7 @@ def test_the_last_key_of_a_window_process_that_ended_still_arrives(
         display.close()
 
 
-def test_a_file_ending_in_a_window_stays_up_until_a_key(
+def test_a_file_ending_in_a_window_stays_up_until_q(
     shared: Path, carving_ice: Path, tmp_path: Path
 ) -> None:
     xdotool = require_tool("xdotool", package="xdotool")
@@ -246,7 +247,7 @@ def test_a_file_ending_in_a_window_stays_up_until_a_key(
         threading.Thread(target=lambda: [lines.put(x) for x in app.stderr],  # type: ignore
                          daemon=True).start()
         said: list[str] = []
-        while not any("press a key" in line for line in said):  # the clip has ended
+        while not any("press q or Esc" in line for line in said):  # the clip has ended
             said.append(lines.get(timeout=90))
         time.sleep(1.0)
         assert app.poll() is None  # still showing the last picture
@@ -254,7 +255,11 @@ def test_a_file_ending_in_a_window_stays_up_until_a_key(
                                capture_output=True, text=True, env=env, timeout=30)
         window = (found.stdout.split() or [""])[0]
         assert window, "no movinet-pi window on the display"
-        subprocess.run([xdotool, "key", "--window", window, "space"], env=env, timeout=30)
+        for key in ("space", "h"):  # neither closes it (h shows the keys)
+            subprocess.run([xdotool, "key", "--window", window, key], env=env, timeout=30)
+        time.sleep(1.0)
+        assert app.poll() is None
+        subprocess.run([xdotool, "key", "--window", window, "q"], env=env, timeout=30)
         app.wait(timeout=30)
     finally:
         app.kill()

@@ -602,3 +602,69 @@ def test_download_script_passes_its_arguments_and_defaults_to_a0(
 
     assert run() == f"{prefix} a0"
     assert run("a1", "a2", "--quant", "float16") == f"{prefix} a1 a2 --quant float16"
+
+
+# --- without the network: following the errors' own advice ------------------------------------
+
+
+def _copy_advice(error_line: str) -> tuple[str, Path]:
+    """The file and the folder a failed download says to copy it into by hand."""
+    match = re.search(r"without the network, copy (\S+) into (\S+) \(or ", error_line)
+    assert match, error_line
+    return match.group(1), Path(match.group(2))
+
+
+def test_offline_each_failed_download_says_which_file_goes_into_which_folder(
+    cache: Path, shared: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A new user with no network, as the issue tells it: run, copy what the error says
+    # where it says, run again, until the clip plays.
+    from movinet_pi.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on: no network
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv(DOWNLOAD_BASE_ENV, f"{nowhere}/models")
+    monkeypatch.setenv(LABELS_URL_ENV, f"{nowhere}/labels.txt")
+    clip = str(shared / "videos" / "carving_ice.mp4")
+    by_name = {p.name: p for p in [*(shared / "models").iterdir(), *(shared / "labels").iterdir()]}
+    advised = []
+    for _ in range(3):
+        code = main(["--source", clip, "--headless"])
+        err = capsys.readouterr().err.strip().splitlines()
+        if code == 0:
+            assert "last shown: carving ice" in err[-1]
+            break
+        assert code == 1 and err[-1].startswith("movinet-pi: error: download of "), err
+        name, folder = _copy_advice(err[-1])
+        advised.append((name, folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(by_name[name], folder)
+    assert advised == [(A0.filename, cache), (KINETICS600_LABELS_FILE, cache)]
+    assert code == 0
+
+
+def test_a_failed_labels_download_names_the_folder_and_labels_flag(
+    server: Server, dest: Path, a0_tgz: bytes
+) -> None:
+    server.serve_model(A0, a0_tgz)  # (no labels served: 404)
+    with pytest.raises(MovinetPiError) as error:
+        download_models(["a0"], "int8", dest, progress=False)
+    assert _copy_advice(str(error.value)) == (KINETICS600_LABELS_FILE, dest)
+    assert "(or pass --labels FILE)" in str(error.value)
+
+
+def test_offline_labels_are_found_beside_a_model_in_the_cache(
+    cache: Path, shared: Path, carving_ice: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from movinet_pi.cli import main
+
+    cache.mkdir(parents=True)
+    shutil.copy(shared / "models" / A0.filename, cache)
+    assert main(["--source", str(carving_ice), "--headless", "--offline"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"copy {KINETICS600_LABELS_FILE} into {cache} (or pass --labels FILE)" in error
+    shutil.copy(shared / "labels" / KINETICS600_LABELS_FILE, cache)
+    assert main(["--source", str(carving_ice), "--headless", "--offline", "--verbose"]) == 0
+    assert f"labels {cache / KINETICS600_LABELS_FILE}" in capsys.readouterr().err

@@ -108,37 +108,46 @@ def test_loop_plays_a_file_again_with_time_running_on(
 
 
 class HoldingDisplay(Display):
-    """A window that shows frames and 'presses a key' after ``key_after`` held frames."""
+    """A window that shows frames and 'presses' ``keys`` in turn: the first after
+    ``key_after`` frames, the next ones 3 frames apart."""
 
-    def __init__(self, key_after: int) -> None:
+    def __init__(self, key_after: int, keys: str = "q") -> None:
         self.key_after = key_after
+        self.keys = list(keys)
         self.frames: list[np.ndarray] = []
+        self.pressed_at: list[int] = []
         self.closed = False
 
     def show(self, bgr: np.ndarray) -> int | None:
         self.frames.append(bgr.copy())
-        return ord("x") if len(self.frames) >= self.key_after else None
+        if self.keys and len(self.frames) >= self.key_after + 3 * len(self.pressed_at):
+            self.pressed_at.append(len(self.frames))
+            return ord(self.keys.pop(0))
+        return None
 
     def close(self) -> None:
         self.closed = True
 
 
-def test_a_window_keeps_the_last_picture_until_a_key(
+def test_a_window_keeps_the_last_picture_until_q(
     a0: StreamingClassifier, carving_ice: Path
 ) -> None:
     a0.reset()
     logged: list[str] = []
-    display = HoldingDisplay(key_after=150)  # the clip has 131 frames
+    display = HoldingDisplay(key_after=150, keys="xhq")  # the clip has 131 frames
     source = open_source(str(carving_ice))
     config = RunConfig(top_k=3, realtime=True, hold_at_end=True)
     pipeline = Pipeline(source, Recognizer(a0, config), display, log=logged.append)
     stats = pipeline.run()
     source.close()
     assert 0 < stats.frames_shown < 150  # (a busy machine's display skips frames)
-    assert display.closed and len(display.frames) == 150  # held, until the key
-    assert np.array_equal(display.frames[-1], display.frames[-2])
-    assert any("press a key" in line for line in logged)
-    assert "end of carving_ice.mp4: press any key" in pipeline.message
+    x, h, q = display.pressed_at
+    assert display.closed and len(display.frames) == q == 156  # held: only q closed it
+    assert np.array_equal(display.frames[x], display.frames[x - 1])  # x: nothing
+    assert pipeline.show_help  # h, at the end of the file, shows the keys as ever
+    assert not np.array_equal(display.frames[h], display.frames[h - 1])
+    assert any("press q or Esc" in line for line in logged)
+    assert "end of carving_ice.mp4: q or Esc closes the window" in pipeline.message
     assert pipeline.recognizer.latest is not None
     assert pipeline.recognizer.latest.top[0].label == "carving ice"
 
@@ -321,7 +330,42 @@ def test_eval_takes_a_catalogue_model(models_env: None, carving_ice: Path, tmp_p
     assert main(["eval", str(clips.parent), "--model", "a0", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.splitlines()[0])
     assert "movinet_a0_stream_int8" in json.dumps(report)
+    assert report["model"] == "MoViNet-A0 stream int8"  # named as a run names it
     assert main(["eval", str(clips.parent)]) == 2
+    capsys.readouterr()
+    assert main(["eval", str(clips.parent), "--model", "a0", "--threads", "1"]) == 0
+    assert capsys.readouterr().out.startswith("1 clip in 1 class from ")  # not "1 clips"
+
+
+def test_one_thread_is_one_thread(models_env: None, carving_ice: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(carving_ice), "--headless", "--threads", "1", "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert "600 classes, 43 states, " in err and ", 1 thread; labels" in err
+    assert status_line(OverlayState(model_name="M", threads=1)).startswith("M  |  1 thread  |")
+
+
+def test_info_names_a_catalogue_file_and_finds_its_labels_as_a_run_does(
+    nothing_found: Path, a0_model: Path, kinetics_labels_path: Path,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `info models/movinet_a0_stream_int8.tflite` in a checkout whose labels/ holds the map
+    (nothing_found / "work" / "models").mkdir()
+    (nothing_found / "work" / "labels").mkdir()
+    shutil.copy(a0_model, nothing_found / "work" / "models")
+    shutil.copy(kinetics_labels_path, nothing_found / "work" / "labels")
+    assert main(["info", "models/movinet_a0_stream_int8.tflite"]) == 0
+    rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert rows["model"] == "MoViNet-A0 stream int8"
+    assert rows["labels"].endswith("labels/kinetics600_label_map.txt")
+    assert main(["info", "models/movinet_a0_stream_int8.tflite", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["first_labels"][:2] == ["abseiling", "acting in play"]
+    (nothing_found / "work" / "labels" / kinetics_labels_path.name).unlink()
+    assert main(["info", "models/movinet_a0_stream_int8.tflite"]) == 0  # no labels: says so
+    rows = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert rows["labels"].startswith("none: Kinetics-600 label map not found")
+    assert "(or pass --labels FILE)" in rows["labels"]
 
 
 # -- noise and surprises ---------------------------------------------------------------------
@@ -371,6 +415,45 @@ def test_a_mistyped_flag_or_command_gets_a_suggestion(
     assert code == 2
     error = _err_lines(capsys)
     assert len(error) == 1 and suggestion in error[0], error
+
+
+@pytest.mark.parametrize("command", [[], ["run"]])
+def test_a_file_given_alone_is_the_source(
+    models_env: None, carving_ice: Path, command: list[str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `movinet-pi clip.mp4`, as with mpv and ffplay (it said "unknown command" before)
+    assert main([*command, str(carving_ice), "--headless"]) == 0
+    assert _err_lines(capsys)[-1].startswith("movinet-pi: done: 131 frames, 22 model steps")
+    monkeypatch.chdir(carving_ice.parent)
+    assert main([*command, "--headless", "--top-k", "1", carving_ice.name]) == 0  # anywhere
+    assert "last shown: carving ice" in _err_lines(capsys)[-1]
+
+
+@pytest.mark.parametrize(("word", "source"), [
+    ("clip.mp4", True), ("/dev/video0", True), ("rtsp://cam.local/stream", True),
+    ("0", True), ("picamera", True), ("videos/clip", True),
+    ("dowload", False), ("a0", False), ("teach2", False),
+])
+def test_a_positional_word_is_a_source_when_it_looks_like_one(word: str, source: bool) -> None:
+    from movinet_pi.flags import looks_like_source
+
+    assert looks_like_source(word) is source
+
+
+@pytest.mark.parametrize("argv", [["--headless", "dowload"], ["run", "dowload"]])
+def test_a_word_that_is_no_source_keeps_the_did_you_mean(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    error = _err_lines(capsys)
+    assert len(error) == 1 and "unknown command 'dowload': did you mean `download`?" in error[0]
+
+
+def test_a_source_given_twice_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["a.mp4", "--source", "b.mp4"]) == 2
+    assert _err_lines(capsys) == [
+        "movinet-pi: error: two sources, 'a.mp4' and --source 'b.mp4': give one"]
 
 
 def test_text_formats_ffmpeg_plays_are_not_refused_as_text(tmp_path: Path) -> None:

@@ -98,3 +98,10 @@ def test_history_defaults_to_auto_and_takes_it_in_any_case() -> None:
     assert build_run_parser().parse_args([]).history == "auto"
     assert _parse("--history", "AUTO").history == "auto"
     assert "--history" in _refused("--history", "automatic")
+
+
+def test_the_history_placeholder_lists_every_kind_of_value() -> None:
+    from movinet_pi.flags import build_bench_parser, build_eval_parser, build_teach_parser
+
+    for build in (build_run_parser, build_bench_parser, build_eval_parser, build_teach_parser):
+        assert "--history auto|SECONDS|inf" in build().format_help()

@@ -155,6 +155,30 @@ def test_missing_paho_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> No
     assert "\n" not in str(e.value)
 
 
+def test_the_install_hint_names_the_venvs_own_pip_when_it_is_not_active(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `~/.venvs/movinet-pi/bin/movinet-pi --mqtt ...` with the venv not active: a bare `pip`
+    # would install paho into some other Python
+    from movinet_pi.outputs.mqtt_client import mqtt_install_hint
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "pip").write_text("#!/bin/sh\n")
+    (venv / "bin" / "pip").chmod(0o755)
+    elsewhere = tmp_path / "usr-bin"
+    elsewhere.mkdir()
+    (elsewhere / "pip").write_text("#!/bin/sh\n")
+    (elsewhere / "pip").chmod(0o755)
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    monkeypatch.setattr(sys, "base_prefix", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(elsewhere))
+    assert mqtt_install_hint() == (
+        f"install the mqtt extra: {venv}/bin/pip install 'movinet-pi[mqtt]'")
+    monkeypatch.setenv("PATH", f"{venv / 'bin'}{os.pathsep}{elsewhere}")  # activated
+    assert mqtt_install_hint() == "install the mqtt extra: pip install 'movinet-pi[mqtt]'"
+
+
 def test_old_paho_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     import paho.mqtt
 

@@ -185,16 +185,49 @@ def test_bad_input(clips: Path, taught: Path, a0_model: Path, tmp_path: Path,
     assert not out.exists()
 
 
+def _first_frame(path: Path) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok, path
+    return frame.astype(np.int16)
+
+
+def test_record_from_a_file_takes_its_next_stretch_each_time_with_no_countdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    clip = require_shared("videos", "paragliding.mp4")  # 2.3 s
+    clip_dir = tmp_path / "mine"
+    for _ in range(2):
+        assert main(["teach", str(clip_dir), "--record", "gliding", "--seconds", "1.5",
+                     "--source", str(clip)]) == 0
+    err = capsys.readouterr().err
+    assert "in 3..." not in err and "do it now" not in err
+    takes = sorted(p.name for p in (clip_dir / "gliding").iterdir())
+    assert takes == ["paragliding@0.00-1.50s.mp4", "paragliding@1.50-2.33s.mp4"]
+    second = _first_frame(clip_dir / "gliding" / takes[1])
+    cap = cv2.VideoCapture(str(clip))
+    cap.set(cv2.CAP_PROP_POS_MSEC, 1500)
+    ok, at_1_5 = cap.read()
+    cap.release()
+    assert ok
+    # the second take starts 1.5 s in, not at the file's first picture again
+    assert np.abs(second - at_1_5.astype(np.int16)).mean() < 8
+    assert np.abs(second - _first_frame(clip_dir / "gliding" / takes[0])).mean() > 8
+    assert main(["teach", str(clip_dir), "--record", "gliding", "--source", str(clip)]) == 2
+    assert "every stretch of paragliding.mp4 is taken already" in capsys.readouterr().err
+
+
 def test_record_writes_clips_teach_can_read(tmp_path: Path, a0_model: Path,
                                             capsys: pytest.CaptureFixture) -> None:
     clip_dir = tmp_path / "mine"
     for name, label in (("squat.mp4", "bending"), ("arm_wrestling.mp4", "pushing")):
         for _ in range(2):
             assert main(["teach", str(clip_dir), "--record", label, "--seconds", "1.5",
-                         "--countdown", "0", "--source",
-                         str(require_shared("videos", name))]) == 0
+                         "--source", str(require_shared("videos", name))]) == 0
     err = capsys.readouterr().err
-    assert "recording 'bending' for 1.5 s" in err and "2 clips of 'pushing' now" in err
+    assert "recording 'bending' from squat.mp4, 1.5 s to 3.0 s" in err
+    assert "2 clips of 'pushing' now" in err
     clips = sorted(clip_dir.rglob("*.mp4"))
     assert len(clips) == 4
     cap = cv2.VideoCapture(str(clips[0]))

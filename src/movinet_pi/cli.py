@@ -38,11 +38,13 @@ from movinet_pi.flags import (
     build_info_parser,
     build_run_parser,
     build_teach_parser,
+    looks_like_source,
     suggest_command,
 )
 from movinet_pi.loading import load_classifier, make_loader
 from movinet_pi.log import PROG, say
 from movinet_pi.model.catalogue import MODEL_FPS
+from movinet_pi.progress import counted
 
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.display.base import Display
@@ -54,7 +56,7 @@ if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
 def open_display(args: argparse.Namespace, source: Source) -> Display | None:
     """The display ``--display`` asks for, saying in one line which and why."""
     from movinet_pi.display.drm import DrmDisplay
-    from movinet_pi.display.select import choose_display
+    from movinet_pi.display.select import WEB_HINT, choose_display
     from movinet_pi.display.window import WindowDisplay
     from movinet_pi.sources.picamera import PicameraSource
 
@@ -73,7 +75,7 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
         except MovinetPiError as e:
             if mode == "drm":
                 raise
-            say(f"display: {e}; running headless")
+            say(f"display: {e}; running headless ({WEB_HINT})")
             return None
         say(f"display: {choice.reason}")
         return display
@@ -170,8 +172,9 @@ def command_run(args: argparse.Namespace) -> int:
         )
     label_filter = LabelFilter(clf.labels, args.allow, args.deny)
     log(f"model {title}: {Path(clf.model_path).name}, input {clf.input_size[0]}x"
-        f"{clf.input_size[1]}, {clf.num_classes} classes, {len(clf.signature.states)} states, "
-        f"{clf.runtime_name}, {clf.threads} threads; labels {clf.labels.source}")
+        f"{clf.input_size[1]}, {counted(clf.num_classes, 'class', 'classes')}, "
+        f"{counted(len(clf.signature.states), 'state')}, {clf.runtime_name}, "
+        f"{counted(clf.threads, 'thread')}; labels {clf.labels.source}")
 
     sinks = build_outputs(args, title)
     source: Source | None = None
@@ -227,10 +230,11 @@ def run_summary(stats, pipeline: Pipeline, verbose: bool, started: float) -> str
         first_s = (
             f"{first + (pipeline._started - started):.2f} s" if first is not None else "none"
         )
-        return (f"done: {stats.frames_read} frames read, {stats.frames_shown} shown, "
-                f"{stats.steps} model steps ({stats.steps_skipped} skipped), "
+        return (f"done: {counted(stats.frames_read, 'frame')} read, {stats.frames_shown} "
+                f"shown, {counted(stats.steps, 'model step')} ({stats.steps_skipped} skipped), "
                 f"first prediction after {first_s}; last shown: {final}")
-    return f"done: {stats.frames_read} frames, {stats.steps} model steps; last shown: {final}"
+    return (f"done: {counted(stats.frames_read, 'frame')}, "
+            f"{counted(stats.steps, 'model step')}; last shown: {final}")
 
 
 def command_service(argv: list[str]) -> int:
@@ -314,6 +318,30 @@ def report_error(error: MovinetPiError, debug: bool) -> int:
     return error.exit_code
 
 
+def unknown_command(word: str) -> int:
+    """A word that is neither a command nor a source: one line, with a suggestion."""
+    names = [*COMMANDS, "service"]
+    say(f"error: unknown command {word!r}{suggest_command(word, names)} (commands: "
+        f"{', '.join(names)}; or a video file, device or URL to classify; see "
+        f"`{PROG} --help`)")
+    return 2
+
+
+def take_source_argument(args: argparse.Namespace) -> int:
+    """``movinet-pi clip.mp4``: the positional SOURCE becomes ``args.source``; 0, or the
+    exit status of the one-line error (a mistyped command, or two sources)."""
+    word = args.source_arg
+    if word is None:
+        return 0
+    if not looks_like_source(word):
+        return unknown_command(word)
+    if args.source is not None:
+        say(f"error: two sources, {word!r} and --source {args.source!r}: give one")
+        return 2
+    args.source = word
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "service":
@@ -321,14 +349,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = argv[0] if argv and argv[0] in COMMANDS else "run"
     if argv and argv[0] == name:
         argv = argv[1:]
-    if name == "run" and argv and not argv[0].startswith("-"):  # `movinet-pi dowload a0`
-        say(f"error: unknown command {argv[0]!r}"
-            f"{suggest_command(argv[0], [*COMMANDS, 'service'])} (commands: "
-            f"{', '.join([*COMMANDS, 'service'])}; see `{PROG} --help`)")
-        return 2
+    first = argv[0] if argv and not argv[0].startswith("-") else None
+    if name == "run" and first is not None and not looks_like_source(first):
+        return unknown_command(first)  # `movinet-pi dowload a0`
     build, command = COMMANDS[name]
     parser = build() if name != "run" else build_run_parser()
     args = parser.parse_args(argv)
+    if name == "run":
+        status = take_source_argument(args)
+        if status:
+            return status
     quiet_libraries(args.debug)
     try:
         return command(args)

@@ -32,6 +32,7 @@ from movinet_pi.errors import MovinetPiError
 from movinet_pi.log import say
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.pipeline import Pipeline
+from movinet_pi.progress import counted
 
 #: Loads a model: (catalogue name, or None for the current model file; threads)
 #: -> (classifier, title). Raises MovinetPiError with what to do when it cannot.
@@ -113,7 +114,8 @@ class Controls:
             return
         if threads == self.classifier.threads:
             return
-        self._load(self.current, threads, f"restarting the model with {threads} threads…")
+        self._load(self.current, threads,
+                   f"restarting the model with {counted(threads, 'thread')}…")
 
     def _load(self, name: str | None, threads: int, note: str) -> None:
         if self.loading is not None and self.loading.is_alive():
@@ -138,7 +140,8 @@ class Controls:
         self.pipeline.recognizer.request_swap(classifier, title)
         if name is not None:
             self.current = name
-        self.pipeline.flash(f"{title}, {classifier.threads} threads: stream restarted")
+        self.pipeline.flash(f"{title}, {counted(classifier.threads, 'thread')}: "
+                            "stream restarted")
 
 
 def read_commands(controls: Controls, stream: IO[str], reply: Callable[[str], None]) -> None:

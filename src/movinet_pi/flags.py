@@ -54,8 +54,9 @@ subcommands (give one first; `run` is the default):
 examples:
   movinet-pi                                  Pi camera (or camera 0), MoViNet-A0, window
   movinet-pi --model a2 --top-k 3             the most accurate model, 3 lines
-  movinet-pi --source clip.mp4 --headless --json   JSON lines as fast as possible
-  movinet-pi --source clip.mp4 --web 8080 --loop    no screen: watch in a browser
+  movinet-pi clip.mp4                         a video file (or /dev/video1, rtsp://...)
+  movinet-pi clip.mp4 --headless --json       JSON lines as fast as possible
+  movinet-pi clip.mp4 --web 8080 --loop       no screen: watch in a browser
   movinet-pi --model-path mine.tflite --labels mine.txt   your fine-tuned model
 
 keys in the window: 1/2/3 switch to A0/A1/A2, +/- change threads, r resets the
@@ -93,10 +94,18 @@ def suggest_command(word: str, commands: list[str]) -> str:
     return f": did you mean `{close[0]}`?" if close else ""
 
 
+def looks_like_source(word: str) -> bool:
+    """Whether a run's positional word is what to classify (``movinet-pi clip.mp4``, as
+    with mpv or ffplay) rather than a mistyped command: a URL, a device or camera index,
+    the Pi camera, or a path (one that exists, or has a folder or a file ending)."""
+    return ("://" in word or "/" in word or word.isdigit() or bool(Path(word).suffix)
+            or word.lower().startswith("picamera") or os.path.exists(word))
+
+
 # -- value parsers (argparse `type=`): each raises ArgumentTypeError with the fix ----------
 def _add_history_option(g: argparse._ActionsContainer) -> None:
     g.add_argument("--history", type=history_spec, default=DEFAULT_HISTORY,
-                   metavar="auto|SECONDS",
+                   metavar="auto|SECONDS|inf",
                    help="how far back the model's memory reaches on an endless stream: "
                    "'auto' remembers up to 30 s while the scene stays and starts afresh when "
                    "it changes; SECONDS is a fixed moving window; 'inf' averages everything "
@@ -144,9 +153,12 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     _add_model_options(p)
 
     g = p.add_argument_group("input")
+    g.add_argument("source_arg", nargs="?", metavar="SOURCE",
+                   help="what to classify, as --source takes it: `movinet-pi clip.mp4`, "
+                   "`movinet-pi /dev/video1`, `movinet-pi rtsp://cam/stream`")
     g.add_argument("--source", metavar="SRC",
-                   help="`picamera`, a camera index (0), a video or GIF file, or an "
-                   "rtsp/http URL (default: picamera if picamera2 is installed, else 0)")
+                   help="`picamera`, a camera index (0) or /dev/videoN, a video or GIF file, "
+                   "or an rtsp/http URL (default: picamera if picamera2 is installed, else 0)")
     g.add_argument("--frame-size", type=frame_size, default=(640, 480), metavar="WxH",
                    help="camera picture size (default: 640x480)")
     g.add_argument("--camera-fps", type=positive_float, default=30.0, metavar="FPS",
@@ -328,11 +340,13 @@ def build_teach_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("recording examples (instead of teaching)")
     g.add_argument("--record", metavar="LABEL",
                    help="record one clip of LABEL from the camera into DIR/LABEL/, after a "
-                   "countdown, and stop (run it a few times per action, then teach)")
+                   "countdown, and stop (run it a few times per action, then teach); from a "
+                   "--source file, each take is the next stretch of it")
     g.add_argument("--seconds", type=positive_float, default=8.0, metavar="S",
                    help="how long --record records (default: 8)")
     g.add_argument("--countdown", type=int, default=3, metavar="N",
-                   help="seconds counted down before --record starts (default: 3)")
+                   help="seconds counted down before --record starts from a camera "
+                   "(default: 3)")
     g.add_argument("--source", metavar="SRC",
                    help="what --record records: as for a run (default: the camera)")
     _add_model_options(p)

@@ -18,8 +18,8 @@ def catalogue_model(
     name: str, quant: str, offline: bool, hints: bool = True
 ) -> tuple[Path, str]:
     """A catalogue model's file (downloaded once if missing, unless ``offline``) and title.
-    A failed or forbidden download says what else works (with ``hints``; a live switch's
-    message on the overlay keeps to the command that fetches it)."""
+    A forbidden download says what else works (with ``hints``; a live switch's message on
+    the overlay keeps to the command that fetches it); a failed one says it itself."""
     from movinet_pi.model.catalogue import find_model, get_spec, other_ways
 
     spec = get_spec(name, quant)
@@ -33,10 +33,7 @@ def catalogue_model(
     from movinet_pi.model.download import download_models
 
     say(f"{spec.title} is not downloaded yet: fetching it once (use --offline to never download)")
-    try:
-        download_models([spec.name], spec.quant, None, progress=True)
-    except MovinetPiError as e:
-        raise MovinetPiError(f"{e}{other_ways(spec)}", exit_code=e.exit_code) from None
+    download_models([spec.name], spec.quant, None, progress=True)
     return find_model(spec), spec.title
 
 
@@ -59,17 +56,10 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
 def model_title(clf, fallback: str) -> str:
     """What to call a ``--model-path`` model: its catalogue title when the file is one of
     the catalogue's (by sha256, else by signature and quantization), else ``fallback``."""
-    from movinet_pi.model.catalogue import identify
-    from movinet_pi.model.download import sha256_file
-    from movinet_pi.tools.info import _quantization
+    from movinet_pi.model.signature import catalogue_title
 
-    try:
-        digest: str | None = sha256_file(Path(clf.model_path))
-    except OSError:
-        digest = None
-    title = identify(digest, clf.input_size[0], clf.num_classes, len(clf.signature.states),
-                     _quantization(clf.interpreter))
-    return title or fallback
+    return catalogue_title(clf.model_path, clf.interpreter, clf.signature,
+                           clf.num_classes) or fallback
 
 
 def load_classifier(args: argparse.Namespace):

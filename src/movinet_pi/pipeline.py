@@ -341,20 +341,20 @@ class Pipeline:
 
     def _hold(self, frame: Frame) -> None:
         """A file has ended in a window: keep its last picture (with the last prediction)
-        up until a key is pressed, the window is closed or the app is stopped."""
+        up until ``q`` or Esc is pressed, the window is closed or the app is stopped. The
+        other keys still work (``h`` shows the help)."""
         display = self.display
         if display is None or not display.shows_picture or self.source.live:
             return
         time.sleep(0.05)  # the last step's result lands in the overlay
-        self.message = f"end of {self.source.name}: press any key to close"
-        self.log(f"end of {self.source.name}: press a key in the window to close it "
+        self.message = f"end of {self.source.name}: q or Esc closes the window"
+        self.log(f"end of {self.source.name}: press q or Esc in the window to close it "
                  "(--exit-at-end closes it by itself)")
         while not self._stop.is_set() and self.display is not None:
             bgr = self.render(frame)
             key = self._guard_display(lambda bgr=bgr: display.show(bgr))  # type: ignore[misc]
             if key is not None and key >= 0:
-                self.stop()
-                break
+                self.handle_key(key)
             self._stop.wait(0.1)
 
     def _present(self, frame: Frame) -> None:

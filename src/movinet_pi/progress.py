@@ -1,4 +1,5 @@
-"""The one progress bar (downloads, ``eval``'s clips), its status lines, and sizes for people."""
+"""The one progress bar (downloads, ``eval``'s clips), its status lines, and sizes and counts
+for people."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ def megabytes(n: float) -> str:
 def size_text(n: float) -> str:
     """A size in bytes for people: ``3.1 MB``, or ``12.3 kB`` below 100 kB."""
     return f"{megabytes(n)} MB" if n >= 100e3 else f"{n / 1e3:.1f} kB"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """A count for people: ``1 thread``, ``2 threads`` (``plural``: when not ``noun + "s"``,
+    as ``classes``)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def status(message: str) -> None:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from movinet_pi.model.classifier import Prediction
+from movinet_pi.progress import counted
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)
@@ -96,7 +97,7 @@ def status_line(state: OverlayState) -> str:
     """The status line, composed here alone: each item is one entry of ``parts``."""
     parts = [state.model_name] if state.model_name else []
     if state.threads:
-        parts.append(f"{state.threads} thread{'s' if state.threads != 1 else ''}")
+        parts.append(counted(state.threads, "thread"))
     if state.source_time is not None:
         length = f" / {_clock(state.source_duration)}" if state.source_duration else ""
         parts.append(f"clip {_clock(state.source_time)}{length}")

@@ -38,6 +38,10 @@ class DisplayChoice:
     env: Mapping[str, str]  # variables to set before opening (e.g. DISPLAY=:0)
 
 
+#: How to see the picture all the same when a run goes headless by itself.
+WEB_HINT = "to see the picture, add --web PORT and open the page it names in a browser"
+
+
 def _desktop_socket(socket_dir: Path) -> str | None:
     """The display name of a running local X server we may connect to, if any."""
     sock = socket_dir / "X0"
@@ -99,7 +103,7 @@ def choose_display(
         )
     return DisplayChoice(
         "none",
-        "no display found (no $DISPLAY, no desktop session): running headless; "
-        "start the Pi's desktop or use `ssh -X` for a window",
+        f"no display found (no $DISPLAY, no desktop session): running headless; {WEB_HINT}, "
+        "or start the Pi's desktop or use `ssh -X` for a window",
         {},
     )

@@ -14,6 +14,7 @@ is given; the labels go in the same folder as the models, where
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,11 +154,21 @@ def find_labels_file(
     return None
 
 
+#: What else gives a run its model or labels, said after "copy FILE into FOLDER".
+MODEL_INSTEAD = ("pass --model-path FILE, a .tflite or its folder, or name its folder in "
+                 "$MOVINET_PI_MODELS")
+LABELS_INSTEAD = "pass --labels FILE"
+
+
+def copy_instead(filename: str, folder: Path, instead: str) -> str:
+    """What works without the network: the file a download would have fetched, copied by
+    hand into the very folder the download would have put it in (where it is looked for)."""
+    return f"without the network, copy {filename} into {folder} (or {instead})"
+
+
 def other_ways(spec: ModelSpec) -> str:
-    """What works besides downloading ``spec``: said after a failed or forbidden download."""
-    return (f"; or, without the network: pass --model-path FILE (a .tflite or its folder), "
-            "name its folder in $MOVINET_PI_MODELS, or copy "
-            f"{spec.filename} into {cache_dir()}")
+    """What works besides downloading ``spec``: said after a forbidden download."""
+    return f"; or, {copy_instead(spec.filename, cache_dir(), MODEL_INSTEAD)}"
 
 
 def find_in_folder(folder: Path, preferred: ModelSpec) -> Path:
@@ -180,6 +191,27 @@ def find_in_folder(folder: Path, preferred: ModelSpec) -> Path:
 
 #: Stream-state count of each catalogue model's signature (its fingerprint with the input size).
 _STATE_COUNTS = {"a0": 43, "a1": 67, "a2": 73}
+
+
+def sha256_file(path: Path) -> str:
+    """The file's sha256, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def identify_file(
+    path: Path, input_size: int, num_classes: int, states: int, quant: str
+) -> str | None:
+    """:func:`identify` for a model file (its sha256 read here; an unreadable file is
+    identified by its signature alone)."""
+    try:
+        digest: str | None = sha256_file(path)
+    except OSError:
+        digest = None
+    return identify(digest, input_size, num_classes, states, quant)
 
 
 def identify(

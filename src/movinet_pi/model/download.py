@@ -12,7 +12,6 @@ server support).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -24,12 +23,16 @@ from movinet_pi.model.catalogue import (
     KINETICS600_CLASSES,
     KINETICS600_LABELS_FILE,
     KINETICS600_LABELS_SHA256,
+    LABELS_INSTEAD,
     LABELS_URL_ENV,
+    MODEL_INSTEAD,
     ModelSpec,
     cache_dir,
+    copy_instead,
     get_spec,
     labels_url,
     model_url,
+    sha256_file,
 )
 from movinet_pi.model.fetch import DownloadError, fetch, unpack_model
 from movinet_pi.model.labels import parse_labels
@@ -69,15 +72,6 @@ def _say(progress: ProgressFn | bool, message: str) -> None:
 def _not_found_hint(what: str, env: str) -> str:
     """What to check when the server has no such file (the env override, if it is set)."""
     return f"check {what} and ${env}" if os.environ.get(env) else f"check {what}"
-
-
-def sha256_file(path: Path) -> str:
-    """The file's sha256, hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_sha256(path: Path, expected: str) -> None:
@@ -136,12 +130,14 @@ def _target_dir(dest_dir: Path | str | None) -> Path:
 
 
 @contextmanager
-def _attempt(what: str, *temps: Path) -> Iterator[None]:
-    """Turn any failure into a one-line MovinetPiError; remove ``temps`` whatever happens."""
+def _attempt(what: str, offline: str, *temps: Path) -> Iterator[None]:
+    """Turn any failure into a one-line MovinetPiError; remove ``temps`` whatever happens.
+    A failed fetch or check also says ``offline``: where to copy the file by hand."""
     try:
         yield
     except DownloadError as e:
-        raise MovinetPiError(one_line(f"download of {what} failed: {e}"), exit_code=1) from e
+        raise MovinetPiError(one_line(f"download of {what} failed: {e}; {offline}"),
+                             exit_code=1) from e
     except OSError as e:  # unpacking, renaming: disk full, permissions
         name = e.filename or "the file"
         raise MovinetPiError(
@@ -179,7 +175,8 @@ def download_model(
     final = folder / spec.filename
     part = folder / f"{spec.filename}.part"
     unpacked = folder / f"{spec.filename}.unpacked.part"
-    with _attempt(spec.title, part, unpacked):
+    offline = copy_instead(spec.filename, folder, MODEL_INSTEAD)
+    with _attempt(spec.title, offline, part, unpacked):
         with _reporter(progress, f"{spec.name} {spec.quant}") as report:
             fetch(
                 source,
@@ -228,7 +225,8 @@ def download_labels(
         _say(progress, f"labels: already present at {final}")
         return final
     part = folder / f"{KINETICS600_LABELS_FILE}.part"
-    with _attempt("the Kinetics-600 labels", part):
+    offline = copy_instead(KINETICS600_LABELS_FILE, folder, LABELS_INSTEAD)
+    with _attempt("the Kinetics-600 labels", offline, part):
         with _reporter(progress, "labels") as report:
             fetch(
                 url or labels_url(),

@@ -23,6 +23,7 @@ from movinet_pi.errors import MovinetPiError, one_line
 from movinet_pi.model.catalogue import (
     KINETICS600_CLASSES,
     KINETICS600_LABELS_FILE,
+    LABELS_INSTEAD,
     download_command,
     find_labels_file,
     get_spec,
@@ -153,10 +154,11 @@ def resolve_labels(
             return load_labels(found)
         if download is not None:
             return load_labels(download())
+        folder = Path(model_path).resolve().parent
         raise MovinetPiError(
-            f"Kinetics-600 label map ({KINETICS600_LABELS_FILE}) not found beside "
-            f"{Path(model_path).name}, in ../labels or the model folders: pass --labels FILE, "
-            f"or run `{download_command(get_spec('a0'))}`"
+            f"Kinetics-600 label map not found (looked beside {Path(model_path).name}, in "
+            f"its ../labels and the model folders): copy {KINETICS600_LABELS_FILE} into "
+            f"{folder} (or {LABELS_INSTEAD}), or run `{download_command(get_spec('a0'))}`"
         )
     raise MovinetPiError(
         f"model {Path(model_path).name} has {num_classes} classes and no labels inside: "

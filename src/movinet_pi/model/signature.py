@@ -24,6 +24,7 @@ from typing import Any, Collection, Sequence
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.catalogue import identify_file
 from movinet_pi.model.frame_features import expose_frame_features
 from movinet_pi.model.graph import GraphError, NarrowedIO, narrow_io
 from movinet_pi.model.runtime import load_interpreter
@@ -297,3 +298,23 @@ def read_signature(interpreter: Any) -> ModelSignature:
         pool_pairs=find_pool_pairs(states),
         image_dtype=np.dtype(image["dtype"]),
     )
+
+
+def weights_quantization(interpreter: Any) -> str:
+    """int8 / float16 / float32, from the weights the model holds."""
+    kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    if "int8" in kinds or "uint8" in kinds:
+        return "int8"
+    if "float16" in kinds:
+        return "float16"
+    return "float32"
+
+
+def catalogue_title(
+    path: str | Path, interpreter: Any, signature: ModelSignature, num_classes: int
+) -> str | None:
+    """The catalogue's name for the model file at ``path`` (``MoViNet-A0 stream int8``),
+    by its sha256, else its signature and quantization; None for any other model.
+    ``num_classes``: the classes it answers (a taught head's, which no catalogue model has)."""
+    return identify_file(Path(path), signature.input_width, num_classes,
+                         len(signature.states), weights_quantization(interpreter))

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import socket
 import ssl
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,21 @@ from movinet_pi.outputs.mqtt_target import MqttTarget
 if TYPE_CHECKING:  # pragma: no cover
     from paho.mqtt.client import Client as PahoClient
 
-MQTT_INSTALL_HINT = "install the mqtt extra: pip install 'movinet-pi[mqtt]'"
+def pip_command() -> str:
+    """How to run this Python's own pip: ``pip`` when that is the one on PATH (a venv that
+    is active, or no venv), else the venv's pip by its full path (the app was started as
+    ``~/.venvs/movinet-pi/bin/movinet-pi``: a bare ``pip`` would install elsewhere)."""
+    own = Path(sys.prefix) / "bin" / "pip"
+    if sys.prefix == sys.base_prefix or not own.exists():
+        return "pip"
+    on_path = shutil.which("pip")
+    if on_path is not None and Path(on_path).resolve() == own.resolve():
+        return "pip"
+    return str(own)
+
+
+def mqtt_install_hint() -> str:
+    return f"install the mqtt extra: {pip_command()} install 'movinet-pi[mqtt]'"
 
 
 
@@ -31,12 +47,12 @@ def import_paho() -> Any:
         import paho.mqtt
         import paho.mqtt.client as mqtt_client
     except ImportError:
-        raise MovinetPiError(f"--mqtt needs paho-mqtt: {MQTT_INSTALL_HINT}") from None
+        raise MovinetPiError(f"--mqtt needs paho-mqtt: {mqtt_install_hint()}") from None
     version = getattr(paho.mqtt, "__version__", "0")
     major = re.match(r"\d+", version)
     if major is None or int(major.group()) < 2:
         raise MovinetPiError(f"--mqtt needs paho-mqtt 2 or newer, found {version}: "
-                             f"{MQTT_INSTALL_HINT} (or pip install -U paho-mqtt)")
+                             f"{mqtt_install_hint()} (or {pip_command()} install -U paho-mqtt)")
     return mqtt_client
 
 

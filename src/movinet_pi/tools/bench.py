@@ -38,6 +38,7 @@ import numpy as np
 from movinet_pi.display.overlay import OverlayState, draw_overlay
 from movinet_pi.display.shown import ShownList
 from movinet_pi.model.classifier import StreamingClassifier
+from movinet_pi.progress import counted
 from movinet_pi.sources.picamera import rgb_from_picamera
 
 STAGES = ("capture", "preprocess", "invoke", "carry", "overlay")
@@ -130,8 +131,9 @@ class BenchResult:
         plain sentence; ``--json`` has every number."""
         w, h = self.input_size
         lines = [
-            f"{self.model}: input {w}x{h}, {self.runtime}, {self.threads} threads, "
-            f"{self.steps} steps on {self.source} ({self.frame_size[0]}x{self.frame_size[1]})",
+            f"{self.model}: input {w}x{h}, {self.runtime}, {counted(self.threads, 'thread')}, "
+            f"{counted(self.steps, 'step')} on {self.source} "
+            f"({self.frame_size[0]}x{self.frame_size[1]})",
             "",
             f"  {'stage':<32}{'p50 ms':>9}{'p99 ms':>9}",
         ]

@@ -42,10 +42,16 @@ from movinet_pi.model.classifier import StreamingClassifier, top_k_indices
 from movinet_pi.model.history import AUTO, HistorySpec, history_policy
 from movinet_pi.model.labels import Labels, load_labels
 from movinet_pi.model.runtime import default_threads
-from movinet_pi.progress import ProgressBar
+from movinet_pi.model.signature import catalogue_title
+from movinet_pi.progress import ProgressBar, counted
 from movinet_pi.sources.opencv import FileSource
 from movinet_pi.timing import FrameSampler
-from movinet_pi.tools.eval_report import check_plot_path, format_report, write_plot
+from movinet_pi.tools.eval_report import (
+    check_plot_path,
+    display_names,
+    format_report,
+    write_plot,
+)
 
 PROG = "movinet-pi eval"
 TOP_K = 5
@@ -111,7 +117,7 @@ def find_class_folders(clip_dir: Path) -> dict[str, list[Path]]:
     folders = sorted(p for p in clip_dir.iterdir() if p.is_dir() and not _hidden(p))
     if not folders:
         loose = sum(1 for p in clip_dir.iterdir() if is_clip(p))
-        found = f" (it holds {loose} clips but no class folders)" if loose else ""
+        found = f" (it holds {counted(loose, 'clip')} but no class folders)" if loose else ""
         raise MovinetPiError(
             f"no class folders in {clip_dir}{found}: put each class's clips in a folder "
             f"named after its label, e.g. {clip_dir}/<label>/clip.mp4"
@@ -138,22 +144,13 @@ def load_model(
                                     history=history_policy(history, MODEL_FPS))
 
 
-def display_names(paths: Sequence[Path]) -> list[str]:
-    """Short column names: file stems; stems shared by several files get their folder
-    (``a/model``, ``b/model``) or, for one file given twice, a number (``model#2``)."""
-    stems = [p.stem for p in paths]
-    names = []
-    seen: dict[str, int] = {}
-    for path, stem in zip(paths, stems):
-        group = [q for q in paths if q.stem == stem]
-        if len(group) == 1:
-            names.append(stem)
-        elif len({q.parent for q in group}) == len(group):
-            names.append(f"{path.parent.name}/{stem}")
-        else:
-            seen[stem] = seen.get(stem, 0) + 1
-            names.append(f"{stem}#{seen[stem]}")
-    return names
+def model_names(paths: Sequence[Path], clfs: Sequence[StreamingClassifier]) -> list[str]:
+    """Column names: a catalogue model's own name (``MoViNet-A0 stream int8``, as a run
+    shows it) when no other column would get the same; else :func:`display_names`."""
+    titles = [catalogue_title(p, c.interpreter, c.signature, c.num_classes)
+              for p, c in zip(paths, clfs)]
+    stems = display_names(paths)
+    return [t if t is not None and titles.count(t) == 1 else s for t, s in zip(titles, stems)]
 
 
 # --- results --------------------------------------------------------------------------------
@@ -296,8 +293,8 @@ def evaluate(
     labels = load_labels(labels_path) if labels_path is not None else None
     threads = threads or default_threads()
     paths = [Path(p) for p in model_paths]
-    runs = [ModelRun(name, load_model(path, labels, threads, history))
-            for name, path in zip(display_names(paths), paths)]
+    clfs = [load_model(path, labels, threads, history) for path in paths]
+    runs = [ModelRun(name, clf) for name, clf in zip(model_names(paths, clfs), clfs)]
 
     def warn(message: str) -> None:
         bar.clear()
@@ -328,8 +325,9 @@ def evaluate(
     finally:
         bar.clear()
     if len(skipped) == len(clips):
+        which = "the one clip" if len(clips) == 1 else f"none of the {len(clips)} clips"
         raise MovinetPiError(
-            f"none of the {len(clips)} clips in {clip_dir} could be read "
+            f"{which} in {clip_dir} could{' not' if len(clips) == 1 else ''} be read "
             f"(first: {skipped[0]['reason']})",
             exit_code=1,
         )

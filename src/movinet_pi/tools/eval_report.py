@@ -13,6 +13,7 @@ import numpy as np
 
 from movinet_pi.errors import MovinetPiError, one_line
 from movinet_pi.model.catalogue import MODEL_FPS
+from movinet_pi.progress import counted
 
 #: How many misclassified clips the text report lists per model (JSON lists them all).
 MAX_LISTED_MISTAKES = 20
@@ -39,7 +40,8 @@ def format_report(reports: Sequence[dict[str, Any]], clip_dir: Path) -> str:
     n_classes = len(first["per_class"])
     skipped = f", {first['skipped']} skipped" if first["skipped"] else ""
     lines = [
-        f"{first['clips']} clips in {n_classes} classes from {clip_dir}{skipped}; "
+        f"{counted(first['clips'], 'clip')} in {counted(n_classes, 'class', 'classes')} "
+        f"from {clip_dir}{skipped}; "
         f"{MODEL_FPS:g} fps, states reset for each clip, prediction after the last step",
         "",
     ]
@@ -182,3 +184,21 @@ def write_plot(reports: Sequence[dict[str, Any]], path: Path) -> None:
         raise MovinetPiError(f"cannot write plot {path}: {one_line(e)}", exit_code=1) from e
     if not ok:
         raise MovinetPiError(f"cannot write plot {path}", exit_code=1)
+
+
+def display_names(paths: Sequence[Path]) -> list[str]:
+    """Short column names: file stems; stems shared by several files get their folder
+    (``a/model``, ``b/model``) or, for one file given twice, a number (``model#2``)."""
+    stems = [p.stem for p in paths]
+    names = []
+    seen: dict[str, int] = {}
+    for path, stem in zip(paths, stems):
+        group = [q for q in paths if q.stem == stem]
+        if len(group) == 1:
+            names.append(stem)
+        elif len({q.parent for q in group}) == len(group):
+            names.append(f"{path.parent.name}/{stem}")
+        else:
+            seen[stem] = seen.get(stem, 0) + 1
+            names.append(f"{stem}#{seen[stem]}")
+    return names

@@ -7,23 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from movinet_pi.model.catalogue import MODEL_FPS
-from movinet_pi.model.download import sha256_file
-from movinet_pi.model.labels import check_label_count, embedded_labels, load_labels
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.catalogue import MODEL_FPS, sha256_file
+from movinet_pi.model.labels import Labels, check_label_count, load_labels, resolve_labels
 from movinet_pi.model.runtime import default_threads, load_interpreter
-from movinet_pi.model.signature import narrow_for_streaming, read_signature
+from movinet_pi.model.signature import (
+    catalogue_title,
+    narrow_for_streaming,
+    read_signature,
+    weights_quantization,
+)
 from movinet_pi.model.taught import read_taught
 from movinet_pi.progress import size_text
-
-
-def _quantization(interpreter: Any) -> str:
-    """int8 / float16 / float32, from the weights the model holds."""
-    kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
-    if "int8" in kinds or "uint8" in kinds:
-        return "int8"
-    if "float16" in kinds:
-        return "float16"
-    return "float32"
 
 
 def _io_types(interpreter: Any, sig: Any) -> dict[str, str]:
@@ -45,15 +40,7 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
     sig = read_signature(interpreter)
     head = read_taught(model_path)
     classes = head.num_classes if head else sig.num_classes
-    if labels_path is not None:
-        labels = load_labels(labels_path)
-        check_label_count(labels, classes)
-        labels_from = f"{labels.source} (--labels)"
-    else:
-        labels = embedded_labels(model_path)
-        labels_from = f"{labels.source} (inside the model)" if labels else "none"
-        if labels is not None:
-            check_label_count(labels, classes)
+    labels, labels_from = _labels(model_path, classes, labels_path)
     run = _as_run(model_path, sig)
     kinds: dict[str, int] = {}
     for s in sig.states:
@@ -62,6 +49,7 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
         kinds[kind] = kinds.get(kind, 0) + 1
     return {
         "path": str(model_path),
+        "model": catalogue_title(model_path, interpreter, sig, classes),
         "size_bytes": model_path.stat().st_size,
         "sha256": sha256_file(model_path),
         "runtime": f"{runtime.name} {runtime.version}",
@@ -74,7 +62,7 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
         "pool_pairs": len(sig.pool_pairs),
         "state_bytes": sig.state_bytes,
         **run,
-        "quantization": _quantization(interpreter),
+        "quantization": weights_quantization(interpreter),
         "io": _io_types(interpreter, sig),
         "labels": labels_from,
         "first_labels": list(labels.names[:5]) if labels else [],
@@ -84,6 +72,23 @@ def describe_model(model_path: Path, labels_path: Path | None = None) -> dict[st
             "threshold": round(head.threshold, 4), "reject": head.reject,
         },
     }
+
+
+def _labels(model_path: Path, classes: int,
+            labels_path: Path | None) -> tuple[Labels | None, str]:
+    """The labels a run of the model would get, and where they come from (else "none", and
+    what to do about it): ``--labels``, those inside the model, the Kinetics-600 map found
+    beside it or in the model folders."""
+    if labels_path is not None:
+        labels = load_labels(labels_path)
+        check_label_count(labels, classes)
+        return labels, f"{labels.source} (--labels)"
+    try:
+        labels = resolve_labels(model_path, classes)
+    except MovinetPiError as e:
+        return None, f"none: {e}"
+    inside = labels.source.startswith(f"{model_path}:")
+    return labels, f"{labels.source}{' (inside the model)' if inside else ''}"
 
 
 def _as_run(model_path: Path, sig: Any) -> dict[str, Any]:
@@ -111,6 +116,7 @@ def _format_run(info: dict[str, Any]) -> str:
 def format_info(info: dict[str, Any]) -> str:
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(info["state_kinds"].items()))
     rows = [
+        ("model", info["model"] or "not one of the catalogue's"),
         ("file", f"{info['path']} ({size_text(info['size_bytes'])})"),
         ("sha256", info["sha256"]),
         ("runtime", info["runtime"]),
