@@ -99,6 +99,65 @@ def test_ids_are_unique_and_increasing() -> None:
     assert ids == sorted(set(ids)) and len(ids) == 6
 
 
+# -- a minimum: no noise events -------------------------------------------------------------
+def run_tracker(tracker: EventTracker, timeline: Sequence[Sequence[tuple[str, float]]],
+                steps: Sequence[int] | None = None) -> list[tuple[float, str, str, float, float]]:
+    """(t, kind, label, start, duration) of every change over ``timeline`` (a shown list
+    a step)."""
+    out = []
+    for i, pairs in enumerate(timeline):
+        step_no = None if steps is None else steps[i]
+        for c in tracker.update(i * STEP_S, shown(*pairs), step_no):
+            out.append((round(i * STEP_S, 1), c.kind, c.event.label, round(c.event.start, 1),
+                        round(c.event.duration, 1)))
+    return out + [(-1.0, c.kind, c.event.label, round(c.event.start, 1),
+                   round(c.event.duration, 1)) for c in tracker.finish()]
+
+
+def test_an_event_starts_once_shown_for_the_minimum_dated_back() -> None:
+    tracker = EventTracker(min_s=1.0, warmup_steps=0)
+    timeline = [[("blip", 0.3)]] * 3 + [[]] + [[("run", 0.6)]] * 8 + [[]]
+    changes = [c for c in run_tracker(tracker, timeline) if c[1] != "update"]
+    # the blip (0.4 s) never was an event; "run" is told at 1.8 s as from 0.8 s
+    assert changes == [(1.8, "start", "run", 0.8, 1.0), (2.4, "end", "run", 0.8, 1.4)]
+
+
+def test_the_streams_first_second_counts_toward_nothing() -> None:
+    tracker = EventTracker(min_s=1.0)  # the warm-up: a stream's first 5 steps
+    timeline = [[("noise", 0.6)]] * 7 + [[("act", 0.6)]] * 12
+    changes = [c for c in run_tracker(tracker, timeline) if c[1] != "update"]
+    # noise, shown 0.0-1.2 s, counts only from 1.0 s: 0.2 s, no event
+    assert changes == [(2.4, "start", "act", 1.4, 1.0), (-1.0, "end", "act", 1.4, 2.2)]
+    # a reset (the stream's step count back at 0) starts a new warm-up
+    tracker = EventTracker(min_s=1.0)
+    steps = [*range(12), *range(12)]
+    changes = run_tracker(tracker, [[("act", 0.6)]] * 24, steps)
+    assert [(t, kind) for t, kind, *_ in changes if kind != "update"] == [
+        (2.0, "start"), (2.4, "end"), (4.4, "start"), (-1.0, "end")]
+
+
+def test_an_event_shorter_than_the_minimum_is_not_told_at_the_end_either() -> None:
+    tracker = EventTracker(min_s=1.0, warmup_steps=0)
+    assert run_tracker(tracker, [[("late", 0.5)]] * 3) == []  # the file ended meanwhile
+    assert tracker.pending == {} and tracker.active == {}
+
+
+def test_no_minimum_is_every_shown_label_at_once() -> None:
+    tracker = EventTracker(min_s=0.0)
+    assert run_tracker(tracker, [[("a", 0.5)], []]) == [(0.0, "start", "a", 0.0, 0.0),
+                                                        (0.2, "end", "a", 0.0, 0.0)]
+    with pytest.raises(ValueError):
+        EventTracker(min_s=-1.0)
+
+
+def test_ids_count_published_events_only() -> None:
+    tracker = EventTracker(min_s=0.4, warmup_steps=0)
+    timeline = [[("x", 0.5)], [], [("y", 0.5)]] + [[("z", 0.5)]] * 3
+    starts = [c for c in (tracker.update(i * STEP_S, shown(*p)) for i, p in enumerate(timeline))
+              for c in c if c.kind == "start"]
+    assert [(c.event.id, c.event.label) for c in starts] == [(1, "z")]
+
+
 # -- EventFeed: the update throttle --------------------------------------------------------
 def feed_steps(feed: EventFeed, n: int, label: str = "run", t0: float = 0.0) -> list:
     out = []
@@ -218,3 +277,40 @@ def test_events_sink_flushes_each_step() -> None:
     assert out.flushes == 1  # a consumer reading the pipe sees the start at once
     sink.on_step(step(1, ("run", 0.5)))
     assert out.flushes == 1  # nothing to say: no write, no flush
+
+
+def test_the_web_pages_event_list_keeps_the_minimum_too() -> None:
+    from movinet_pi.outputs.web_state import FrameHub, LiveState
+
+    state = LiveState(event_min_s=1.0)
+    for i in range(20):  # a blip during the warm-up, then "run" from 1.2 s
+        state.on_step(step(i, ("blip", 0.5)) if i < 3 else step(i, ("run", 0.5)) if i > 5
+                      else step(i))
+    events = state.snapshot(FrameHub())["events"]
+    assert [(e["label"], e["start"], e["duration"]) for e in events] == [("run", 1.2, 2.6)]
+
+
+# -- on the real clips --------------------------------------------------------------------
+def test_on_every_shared_clip_no_event_is_shorter_than_a_second_and_its_action_has_one(
+    shared, monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The app as a user runs it (`--events`, the default minimum), one headless pass a clip.
+    import csv
+
+    from movinet_pi.cli import main
+
+    monkeypatch.setenv("MOVINET_PI_MODELS", f"{shared / 'models'}:{shared / 'labels'}")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with (shared / "videos" / "MANIFEST.tsv").open() as f:
+        manifest = list(csv.DictReader(f, delimiter="\t"))
+    assert len(manifest) == 19
+    short, missing = [], []
+    for row in manifest:
+        assert main([str(shared / "videos" / row["file"]), "--headless", "--events"]) == 0
+        events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        short += [(row["file"], e["label"], e["duration"]) for e in events
+                  if e["type"] != "update" and e["duration"] < 1.0]
+        if not any(e["type"] == "start" and e["label"] == row["label"] for e in events):
+            missing.append(row["file"])
+    assert short == [], "events shorter than the 1 s minimum"
+    assert missing == [], "clips whose own action made no event"

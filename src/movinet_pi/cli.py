@@ -112,7 +112,7 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         health = HealthMonitor().start()  # None read, no thread, where the Pi's files are missing
         sinks.append(health)  # (among the outputs so that the run stops it)
         if args.events:
-            sinks.append(EventsSink())
+            sinks.append(EventsSink(event_min_s=args.event_min_s))
         elif args.json:
             sinks.append(JsonLinesSink())
         else:
@@ -123,7 +123,8 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
 
             ha = HaDevice.detect(args.name, args.ha_prefix) if args.ha_discovery else None
             sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say,
-                                           health=health, home_assistant=ha))
+                                           health=health, home_assistant=ha,
+                                           event_min_s=args.event_min_s))
         elif args.mqtt_ca is not None:
             raise MovinetPiError("--mqtt-ca goes with --mqtt mqtts://...")
         if args.web is not None:
@@ -131,14 +132,15 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
 
             host, port = args.web
             sinks.append(WebSink(host, port, token=args.web_token, model_name=title, log=say,
-                                 health=health))
+                                 health=health, event_min_s=args.event_min_s))
         if args.record is not None:
             from movinet_pi.outputs.recording import ClipRecorder
 
             sinks.append(ClipRecorder(args.record, labels=args.record_labels or None,
                                       pre_seconds=args.pre_seconds,
                                       post_seconds=args.post_seconds,
-                                      max_mb=args.record_max_mb, log=say))
+                                      max_mb=args.record_max_mb, log=say,
+                                      event_min_s=args.event_min_s))
     except BaseException:
         close_all(sinks)
         raise

@@ -32,6 +32,7 @@ from movinet_pi.model.catalogue import MODEL_NAMES, QUANTS
 from movinet_pi.version import __version__
 
 DEFAULT_THRESHOLD = 0.1
+DEFAULT_EVENT_MIN_S = 1.0  # no published event is shorter (issue #29: noise at the start)
 WEB_TOKEN_ENV = "MOVINET_PI_WEB_TOKEN"
 DEFAULT_HISTORY = "auto"  # benchmarks/reaction.py and the README's "Live fidelity"
 
@@ -203,6 +204,12 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     stdout.add_argument("--events", action="store_true",
                         help="print one JSON line per action event instead: start, update "
                         "(at most once a second) and end, with duration, peak and mean score")
+    g.add_argument("--event-min-s", type=non_negative_float, default=DEFAULT_EVENT_MIN_S,
+                   metavar="S",
+                   help="an action event (--events, --mqtt, Home Assistant, --web, --record) "
+                   "starts only once the action has been shown S seconds, dated back to when "
+                   "it appeared; the stream's first second counts toward nothing; 0: every "
+                   f"action shown, at once (default: {DEFAULT_EVENT_MIN_S:g})")
 
     g = p.add_argument_group("network and recording (all off unless asked for)")
     g.add_argument("--mqtt", metavar="URL", type=mqtt_url,

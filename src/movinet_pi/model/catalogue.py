@@ -38,6 +38,9 @@ KINETICS600_CLASSES = 600
 MODEL_NAMES = ("a0", "a1", "a2")
 QUANTS = ("int8", "float16")
 MODEL_FPS = 5.0
+#: A stream's first second of model steps, while the model's memory fills: what it shows
+#: then is mostly noise (``teach`` takes no examples from it, events count nothing in it).
+STREAM_WARMUP_STEPS = int(MODEL_FPS)
 
 
 @dataclass(frozen=True)

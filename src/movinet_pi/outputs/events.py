@@ -1,10 +1,18 @@
 """Action events: what was seen, from when to when, how strongly.
 
-An event starts when a label enters the shown list (the list the overlay draws,
-after the stream policy's smoothing and hysteresis), is updated on every step
-it stays there, and ends on the first step it is gone. So events follow exactly
-what a person watching the monitor sees, and a flickering label cannot make a
-storm of events: hysteresis has already removed the flicker.
+An event follows a label in the shown list (the list the overlay draws, after the
+stream policy's smoothing and hysteresis): it is updated on every step the label
+stays there and ends on the first step it is gone. So events follow what a person
+watching the monitor sees, and a flickering label cannot make a storm of events:
+hysteresis has already removed the flicker.
+
+With a minimum (``--event-min-s``, the app's default 1 s) an event starts only once its
+label has been shown that long: its ``start`` line comes then, dated back to when the
+label appeared, so no event shorter than the minimum is ever published (a label shown
+for a moment is noise, not an action). The stream's first second (its first
+:data:`~movinet_pi.model.catalogue.STREAM_WARMUP_STEPS` model steps, again after a
+reset) counts toward nothing: the model has not seen enough yet, and what it shows
+then is mostly noise (``climbing ladder`` on a yoga clip's first frame).
 
 :class:`EventTracker` is pure bookkeeping (no clocks, no I/O): feed it each
 step's shown list with the step's timestamp, and it returns what changed.
@@ -17,9 +25,14 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
+from movinet_pi.model.catalogue import STREAM_WARMUP_STEPS
 from movinet_pi.model.classifier import Prediction
 
 EventKind = Literal["start", "update", "end"]
+
+#: Steps fall on a 0.2 s grid whose sums are not exact in binary (0.2 * 5 is
+#: 1.0000000000000002 or 0.9999999999999999): a time this close to due counts as due.
+TOLERANCE_S = 1e-6
 
 
 @dataclass
@@ -91,31 +104,56 @@ class EventChange:
 
 
 class EventTracker:
-    """Turns the per-step shown list into start / update / end changes."""
+    """Turns the per-step shown list into start / update / end changes.
 
-    def __init__(self) -> None:
+    ``min_s``: an event starts once its label has been shown this long (dated back to
+    when it appeared); a label gone sooner makes none. With a minimum, a stream's first
+    ``warmup_steps`` steps count toward nothing. 0: every label shown is an event at once.
+    """
+
+    def __init__(self, min_s: float = 0.0, warmup_steps: int = STREAM_WARMUP_STEPS) -> None:
+        if not min_s >= 0:
+            raise ValueError("min_s must be 0 or more")
+        self.min_s = min_s
+        self.warmup_steps = warmup_steps if min_s > 0 else 0
         self.active: dict[str, Event] = {}
+        self.pending: dict[str, Event] = {}  # shown, not yet for min_s: nothing said yet
         self._ids = itertools.count(1)
+        self._next_step = 0  # the stream's step count, when the caller does not give it
 
-    def update(self, t: float, shown: Sequence[Prediction]) -> list[EventChange]:
-        """Feed one step; return its changes: ends first, then starts, then updates."""
-        scores = {p.label: p.score for p in shown}
+    def update(self, t: float, shown: Sequence[Prediction],
+               step: int | None = None) -> list[EventChange]:
+        """Feed one step; return its changes: ends first, then starts, then updates.
+        ``step``: the step's number in its stream (``StepResult.step``: 0 again after a
+        reset); else the steps fed so far are counted."""
+        step = self._next_step if step is None else step
+        self._next_step = step + 1
+        warm = step >= self.warmup_steps
+        scores = {p.label: p.score for p in shown} if warm else {}
         changes = [EventChange.of("end", e) for e in self._end(set(self.active) - set(scores))]
+        for label in set(self.pending) - set(scores):
+            del self.pending[label]  # gone before its minimum: it never was an event
         updates = []
         for label, score in scores.items():
             event = self.active.get(label)
-            if event is None:
-                event = Event(next(self._ids), label, start=t, end=t, peak=score, score=score)
-                event.add(t, score)
-                self.active[label] = event
-                changes.append(EventChange.of("start", event))
-            else:
+            if event is not None:
                 event.add(t, score)
                 updates.append(EventChange.of("update", event))
+                continue
+            event = self.pending.setdefault(
+                label, Event(0, label, start=t, end=t, peak=score, score=score))
+            event.add(t, score)
+            if t - event.start >= self.min_s - TOLERANCE_S:
+                del self.pending[label]
+                event.id = next(self._ids)
+                self.active[label] = event
+                changes.append(EventChange.of("start", event))
         return changes + updates
 
     def finish(self) -> list[EventChange]:
-        """End every open event (the source ended or the app is stopping)."""
+        """End every open event (the source ended or the app is stopping); a label not
+        shown for the minimum yet makes none."""
+        self.pending.clear()
         return [EventChange.of("end", e) for e in self._end(set(self.active))]
 
     def _end(self, labels: Iterable[str]) -> list[Event]:
@@ -139,20 +177,20 @@ class EventFeed:
     ``update_interval_s=0`` passes every update, ``math.inf`` none.
     """
 
-    #: Steps fall on a 0.2 s grid whose sums are not exact in binary (0.2 * 5 is
-    #: 1.0000000000000002 or 0.9999999999999999): an update this early counts as due.
-    TOLERANCE_S = 1e-6
+    TOLERANCE_S = TOLERANCE_S
 
-    def __init__(self, update_interval_s: float = 1.0) -> None:
+    def __init__(self, update_interval_s: float = 1.0, min_s: float = 0.0) -> None:
+        """``min_s``: the shortest event (:class:`EventTracker`)."""
         if not update_interval_s >= 0:
             raise ValueError("update_interval_s must be 0 or more")
-        self.tracker = EventTracker()
+        self.tracker = EventTracker(min_s)
         self.update_interval_s = update_interval_s
         self._last_sent: dict[int, float] = {}  # event id -> t of its last line
 
-    def update(self, t: float, shown: Sequence[Prediction]) -> list[EventChange]:
+    def update(self, t: float, shown: Sequence[Prediction],
+               step: int | None = None) -> list[EventChange]:
         """Feed one step; return the changes worth telling (see the class docstring)."""
-        return [c for c in self.tracker.update(t, shown) if self._passes(c, t)]
+        return [c for c in self.tracker.update(t, shown, step) if self._passes(c, t)]
 
     def finish(self) -> list[EventChange]:
         """End every open event."""

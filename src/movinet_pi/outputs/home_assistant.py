@@ -186,12 +186,13 @@ class HomeAssistant:
     """
 
     def __init__(self, sink: MqttSink, device: HaDevice, *,
-                 health: HealthMonitor | None = None, interval_s: float = 5.0) -> None:
+                 health: HealthMonitor | None = None, interval_s: float = 5.0,
+                 event_min_s: float = 0.0) -> None:
         self.sink = sink
         self.device = device
         self.health = health
         self.interval_s = interval_s
-        self.feed = EventFeed(update_interval_s=math.inf)  # starts and ends only
+        self.feed = EventFeed(math.inf, event_min_s)  # starts and ends only
         self.rate = RateMeter(window_s=5.0)
         self._next_diagnostics = 0.0
         self.announcements = 0  # discovery configs handed to the sink (for tests)
@@ -212,7 +213,7 @@ class HomeAssistant:
         now = time.monotonic()
         self.rate.tick(now)
         topic = action_event_topic(self.sink.target)
-        for change in self.feed.update(result.t, result.top):
+        for change in self.feed.update(result.t, result.top, result.step):
             if change.kind != "update":
                 self.sink.send(topic, self._event_payload(change.to_json()))
         if now >= self._next_diagnostics:

@@ -58,12 +58,13 @@ class EventsSink:
          "duration":0.0,"score":0.61,"peak":0.61,"mean":0.61,"steps":1}
     """
 
-    def __init__(self, stream: IO[str] | None = None, *, update_interval_s: float = 1.0) -> None:
+    def __init__(self, stream: IO[str] | None = None, *, update_interval_s: float = 1.0,
+                 event_min_s: float = 0.0) -> None:
         self.stream = stream or sys.stdout
-        self.feed = EventFeed(update_interval_s)
+        self.feed = EventFeed(update_interval_s, event_min_s)
 
     def on_step(self, result: StepResult) -> None:
-        changes = self.feed.update(result.t, result.top)
+        changes = self.feed.update(result.t, result.top, result.step)
         if changes:
             self.stream.write("".join(json_line(c.to_json()) + "\n" for c in changes))
             self.stream.flush()

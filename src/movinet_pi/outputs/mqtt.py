@@ -89,10 +89,12 @@ class MqttSink:
         ca_file: str | os.PathLike[str] | None = None,
         health: HealthMonitor | None = None,
         home_assistant: HaDevice | None = None,
+        event_min_s: float = 0.0,
     ) -> None:
         """``health``: its newest reading goes into each state message.
         ``home_assistant``: announce this device to Home Assistant (discovery,
-        :mod:`movinet_pi.outputs.home_assistant`)."""
+        :mod:`movinet_pi.outputs.home_assistant`). ``event_min_s``: the shortest event
+        (:class:`~movinet_pi.outputs.events.EventTracker`)."""
         if password is not None and target.username is None:
             raise MovinetPiError("an MQTT password is set but the URL names no user: "
                                  "write mqtt://USER@host/prefix")
@@ -102,7 +104,7 @@ class MqttSink:
             raise ValueError("queue_size must be 1 or more")
         self.target = target
         self.log = log or say
-        self.feed = EventFeed(update_interval_s)
+        self.feed = EventFeed(update_interval_s, event_min_s)
         self.state_interval_s = state_interval_s
         self.queue_size = queue_size
         #: At most this many messages in paho's hands, unacknowledged: when the link
@@ -148,7 +150,8 @@ class MqttSink:
         if home_assistant is not None:
             from movinet_pi.outputs.home_assistant import HomeAssistant
 
-            self.home_assistant = HomeAssistant(self, home_assistant, health=health)
+            self.home_assistant = HomeAssistant(self, home_assistant, health=health,
+                                                event_min_s=event_min_s)
         # No network here: paho's thread resolves and connects, so a broker that
         # is down (or a name that doesn't resolve yet at boot) never stops the start.
         client.connect_async(target.host, target.port, keepalive)
@@ -169,7 +172,7 @@ class MqttSink:
         now = round(time.time(), 3)
         events = [
             _Message(self.target.events_topic, {**c.to_json(), "time": now})
-            for c in self.feed.update(result.t, result.top)
+            for c in self.feed.update(result.t, result.top, result.step)
         ]
         state = None
         labels = tuple(p.label for p in result.top)

@@ -22,11 +22,12 @@ clip longer than ``max_clip_seconds`` is closed and a new one begun.
 Files appear atomically, under names from the clip's start and label, and with
 ``max_mb`` the oldest clips are deleted first (:mod:`movinet_pi.outputs.clip_files`).
 
-Memory bound: the ring keeps ``pre_seconds + RING_SLACK_S`` of pictures at
-``max_fps`` and the hand-over at most ``queue_frames`` more, each at most
-``max_width`` wide as raw BGR. With the defaults (3 s pre-roll, 15 fps, 640 px,
-queue of 30) and a 4:3 picture (640x480x3 = 0.92 MB):
-(3.5 s x 15 + 30) = 83 frames x 0.92 MB = about 76 MB at most (57 MB for 16:9).
+Memory bound: the ring keeps ``pre_seconds + event_min_s + RING_SLACK_S`` of pictures
+at ``max_fps`` (an event is told ``event_min_s`` after its start) and the hand-over at
+most ``queue_frames`` more, each at most ``max_width`` wide as raw BGR. With the
+defaults (3 s pre-roll, no minimum, 15 fps, 640 px, queue of 30) and a 4:3 picture
+(640x480x3 = 0.92 MB): (3.5 s x 15 + 30) = 83 frames x 0.92 MB = about 76 MB at most
+(57 MB for 16:9); the app's 1 s minimum adds 15 frames, 14 MB.
 :meth:`ClipRecorder.memory_bound_bytes` computes it for other settings.
 
 Errors: a directory that cannot be created or written, or a machine that can
@@ -143,6 +144,7 @@ class ClipRecorder:
         max_clip_seconds: float = 600.0,
         min_free_mb: float = 20.0,
         log: Callable[[str], None] | None = None,
+        event_min_s: float = 0.0,
     ) -> None:
         if pre_seconds < 0 or post_seconds < 0:
             raise MovinetPiError("--pre-seconds and --post-seconds must be 0 or more")
@@ -165,7 +167,9 @@ class ClipRecorder:
         prepare_directory(self.directory, self.min_free_bytes, self.log)
         self.fourcc, self.extension = probe_codec(self.directory, self.log)
 
-        self._tracker = EventTracker()
+        self._tracker = EventTracker(event_min_s)
+        #: An event's start is told ``event_min_s`` after it: the ring keeps that much more.
+        self._ring_s = pre_seconds + event_min_s + RING_SLACK_S
         self._tracker_lock = threading.Lock()
         self._cond = threading.Condition()
         self._inbox: deque[_Message] = deque()
@@ -182,7 +186,7 @@ class ClipRecorder:
     def memory_bound_bytes(self, height_for_width: float = 0.75) -> int:
         """Most bytes of pictures held at once (ring + hand-over), for a picture aspect."""
         fps = self.max_fps or 30.0  # unlimited: assume a 30 fps source
-        frames = (self.pre_seconds + RING_SLACK_S) * fps + self.queue_frames
+        frames = self._ring_s * fps + self.queue_frames
         w = self.max_width
         return int(frames * w * round(w * height_for_width) * 3)
 
@@ -192,7 +196,7 @@ class ClipRecorder:
 
     def on_step(self, result: StepResult) -> None:
         with self._tracker_lock:
-            changes = self._tracker.update(result.t, result.top)
+            changes = self._tracker.update(result.t, result.top, result.step)
             messages = [_change(c, result.t) for c in changes if self.records(c.event.label)]
         self._post(messages)
 
@@ -269,7 +273,7 @@ class ClipRecorder:
         if ring and picture.t < ring[-1].t - 1.0:
             ring.clear()  # the source restarted (a reset, a reconnect): old pictures are stale
         ring.append(picture)
-        keep_from = picture.t - self.pre_seconds - RING_SLACK_S
+        keep_from = picture.t - self._ring_s
         while ring and ring[0].t < keep_from - EPS:
             ring.popleft()
         clip = self._clip
@@ -291,8 +295,8 @@ class ClipRecorder:
         event = change.event
         clip = self._clip
         if clip is None:
-            if change.kind == "start":
-                start = change.t - self.pre_seconds - EPS
+            if change.kind == "start":  # (told once shown for event_min_s: dated back)
+                start = event.start - self.pre_seconds - EPS
                 self._start_clip([event], change.t, [p for p in self._ring if p.t >= start])
             return  # an update or end of an event whose clip is already done
         if change.kind == "start":

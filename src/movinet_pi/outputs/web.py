@@ -368,10 +368,12 @@ class WebSink:
         events_kept: int = 20,
         log: Callable[[str], None] | None = None,
         health: HealthMonitor | None = None,
+        event_min_s: float = 0.0,
     ) -> None:
         self.log = log or say
         self.hub = FrameHub(max_fps=max_fps, max_width=max_width, quality=jpeg_quality)
-        self.state = LiveState(model_name=model_name, events_kept=events_kept)
+        self.state = LiveState(model_name=model_name, events_kept=events_kept,
+                               event_min_s=event_min_s)
         self.state.health_monitor = health
         self.server = WebServer(self.hub, self.state, host, port, token=token)
         if not is_loopback(host) and not token:

@@ -137,7 +137,8 @@ class FrameHub:
 class LiveState:
     """The latest step, recent events and rates; written by the sink, read by handlers."""
 
-    def __init__(self, model_name: str = "", events_kept: int = 20) -> None:
+    def __init__(self, model_name: str = "", events_kept: int = 20,
+                 event_min_s: float = 0.0) -> None:
         self.model_name = model_name
         self.events_kept = events_kept
         self.started = time.monotonic()
@@ -145,7 +146,7 @@ class LiveState:
         self._latest: StepResult | None = None
         self._last_step_at: float | None = None
         self._steps = 0
-        self._tracker = EventTracker()
+        self._tracker = EventTracker(event_min_s)
         self._events: OrderedDict[int, dict[str, object]] = OrderedDict()
         self.model_rate = RateMeter()
         self.display_rate = RateMeter()
@@ -161,7 +162,7 @@ class LiveState:
             self._last_step_at = now
             self._steps += 1
             self.model_rate.tick(now)
-            for change in self._tracker.update(result.t, result.top):
+            for change in self._tracker.update(result.t, result.top, result.step):
                 self._events[change.event.id] = change.to_json()
                 self._events.move_to_end(change.event.id)
             while len(self._events) > self.events_kept:

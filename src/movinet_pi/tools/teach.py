@@ -28,7 +28,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.model.catalogue import MODEL_FPS
+from movinet_pi.model.catalogue import MODEL_FPS, STREAM_WARMUP_STEPS
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.history import AUTO, HistorySpec, history_policy
 from movinet_pi.model.runtime import default_threads
@@ -50,8 +50,6 @@ from movinet_pi.tools.eval import CLIP_KINDS, find_class_folders
 
 PROG = "movinet-pi teach"
 KINDS = ("logistic", "prototypes")
-#: steps skipped at a clip's start while the model's memory fills (at most half the clip)
-WARMUP_STEPS = int(MODEL_FPS)
 #: the final fit's examples a class, at most (evenly spread over them)
 FIT_PER_CLASS = 1000
 
@@ -90,7 +88,7 @@ def clip_features(clf: StreamingClassifier, path: Path, start: float = 0.0,
 
 def examples_of(features: np.ndarray) -> np.ndarray:
     """The steps taken as examples: all but the first second (at most half the steps)."""
-    return features[min(WARMUP_STEPS, len(features) // 2):]
+    return features[min(STREAM_WARMUP_STEPS, len(features) // 2):]
 
 
 def class_label(folder: str) -> str:
