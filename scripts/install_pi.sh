@@ -6,7 +6,8 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: scripts/install_pi.sh [--force] [--reinstall] [--venv DIR] [--source DIR] [--help]
+Usage: scripts/install_pi.sh [--force] [--reinstall] [--venv DIR] [--source DIR] [--bin DIR]
+                             [--no-link] [--help]
 
 Installs movinet-pi on a Raspberry Pi running 64-bit Raspberry Pi OS:
   1. sudo apt-get install -y python3-picamera2 python3-venv libgl1 libglib2.0-0
@@ -17,13 +18,17 @@ Installs movinet-pi on a Raspberry Pi running 64-bit Raspberry Pi OS:
      replace the numpy picamera2 was built against
   4. pip install the project (this checkout, or --source DIR)
   5. movinet-pi download a0   (the default model and labels; skipped if already there)
-Then run:  ~/.venvs/movinet-pi/bin/movinet-pi
+  6. links ~/.local/bin/movinet-pi to the venv's, so that `movinet-pi` runs from any
+     shell (Raspberry Pi OS puts ~/.local/bin on PATH at login once it exists)
+Then run:  movinet-pi      (or ~/.venvs/movinet-pi/bin/movinet-pi)
 
 Options:
   --force       install even if this does not look like a 64-bit Raspberry Pi
   --reinstall   pip install the project again even if this version is installed
   --venv DIR    the virtual environment (default: ~/.venvs/movinet-pi)
   --source DIR  the movinet-pi checkout to install (default: the one holding this script)
+  --bin DIR     where to link the movinet-pi command (default: ~/.local/bin)
+  --no-link     do not link it (run it as DIR/bin/movinet-pi, or activate the venv)
   -h, --help    this help
 
 Environment (for tests and unusual systems): MOVINET_PI_DEVICE_MODEL_FILE (default
@@ -40,7 +45,9 @@ run() { printf '+ %s\n' "$*"; "$@"; }
 
 force=0
 reinstall=0
+link=1
 venv="${HOME}/.venvs/movinet-pi"
+bin_dir="${HOME}/.local/bin"
 source_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -51,6 +58,9 @@ while [ $# -gt 0 ]; do
     --venv=*) venv="${1#*=}" ;;
     --source) [ $# -ge 2 ] || die "--source needs a directory"; source_dir="$2"; shift ;;
     --source=*) source_dir="${1#*=}" ;;
+    --bin) [ $# -ge 2 ] || die "--bin needs a directory"; bin_dir="$2"; shift ;;
+    --bin=*) bin_dir="${1#*=}" ;;
+    --no-link) link=0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac
   shift
@@ -186,11 +196,36 @@ fi
 # `movinet-pi download` skips files already there (checked by sha256), so this is cheap to repeat.
 run "$venv/bin/movinet-pi" download a0
 
-cat <<EOF
+# --- 6. the command on PATH ------------------------------------------------------------------------
+# A venv's scripts are on PATH only while it is active: without a link, `movinet-pi` is "command
+# not found" in every new shell. Debian's ~/.profile adds ~/.local/bin to PATH at login when it
+# exists; a file there that is not our link is left alone.
+command_path="$venv/bin/movinet-pi"
+if [ "$link" -eq 1 ]; then
+  target="$bin_dir/movinet-pi"
+  if [ -e "$target" ] && ! [ "$target" -ef "$command_path" ]; then
+    say "warning: $target exists and is not this venv's movinet-pi: left as it is"
+  elif [ "$target" -ef "$command_path" ]; then
+    say "skip: $target already links to $command_path"
+    command_path="movinet-pi"
+  else
+    run mkdir -p "$bin_dir"
+    run ln -sfn "$command_path" "$target"
+    command_path="movinet-pi"
+  fi
+fi
 
-install_pi: done. Run the camera classifier with:
-
-    $venv/bin/movinet-pi
-
-or activate the venv first:  . $venv/bin/activate && movinet-pi
-EOF
+echo
+echo "install_pi: done. Run the camera classifier with:"
+echo
+echo "    $command_path"
+echo
+if [ "$command_path" = movinet-pi ]; then
+  case ":$PATH:" in
+    *":$bin_dir:"*) ;;
+    *) echo "($bin_dir is not on this shell's PATH yet: open a new login shell, or run"
+       echo " export PATH=\"$bin_dir:\$PATH\"; until then: $venv/bin/movinet-pi)" ;;
+  esac
+else
+  echo "or activate the venv first:  . $venv/bin/activate && movinet-pi"
+fi

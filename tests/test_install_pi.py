@@ -212,6 +212,8 @@ def test_fresh_pi_runs_the_documented_install(pi: FakePi) -> None:
         f"{venv}/bin/python -m pip install --constraint {venv}/movinet-pi-constraints.txt "
         f"{pi.source}",
         f"{venv}/bin/movinet-pi download a0",
+        f"mkdir -p {pi.home}/.local/bin",
+        f"ln -sfn {venv}/bin/movinet-pi {pi.home}/.local/bin/movinet-pi",
     ]
     # the stubs really ran them, apt through sudo
     assert "sudo apt-get install -y " + " ".join(PACKAGES) in result.log
@@ -225,9 +227,8 @@ def test_fresh_pi_runs_the_documented_install(pi: FakePi) -> None:
         f"[global]\nconstraint = {venv}/movinet-pi-constraints.txt\n"
     )
     assert "Raspberry Pi 5 Model B Rev 1.0, Debian GNU/Linux 12 (bookworm), aarch64" in result.out
-    last = result.out.rstrip().splitlines()[-1]
-    assert last == f"or activate the venv first:  . {venv}/bin/activate && movinet-pi"
-    assert f"\n    {venv}/bin/movinet-pi\n" in result.out
+    assert "\n    movinet-pi\n" in result.out  # what to run: the command, on PATH
+    assert f"{pi.home}/.local/bin is not on this shell's PATH yet" in result.out
 
 
 def test_second_run_skips_what_is_done(pi: FakePi) -> None:
@@ -236,11 +237,53 @@ def test_second_run_skips_what_is_done(pi: FakePi) -> None:
     assert again.code == 0, again.err
     # only the model download runs again: `movinet-pi download` skips present files itself
     assert again.commands == [f"{pi.venv}/bin/movinet-pi download a0"]
+    assert f"skip: {pi.home}/.local/bin/movinet-pi already links to" in again.out
     assert not any(line.startswith(("sudo", "apt-get")) for line in again.log)
     assert not any("-m venv" in line or "pip install" in line for line in again.log)
     for needle in ("skip: apt packages already installed", f"skip: venv {pi.venv} already",
                    "skip: movinet-pi 0.1.0 already installed"):  # fmt: skip
         assert needle in again.out
+
+
+# What Debian's /etc/skel/.profile (Raspberry Pi OS's too) does at login.
+DEBIAN_PROFILE = """
+if [ -d "$HOME/.local/bin" ] ; then
+    PATH="$HOME/.local/bin:$PATH"
+fi
+"""
+
+
+def test_after_the_install_movinet_pi_is_a_command_in_a_new_login_shell(pi: FakePi) -> None:
+    # "movinet-pi: command not found" after the install (issue #29)
+    (pi.home / ".profile").write_text(DEBIAN_PROFILE)
+    assert pi.run().code == 0
+    link = pi.home / ".local" / "bin" / "movinet-pi"
+    assert link.is_symlink() and link.resolve() == (pi.venv / "bin" / "movinet-pi").resolve()
+    login = subprocess.run(["bash", "-l", "-c", "movinet-pi --version"],
+                           env={**pi.env, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                           text=True, timeout=60)
+    assert login.returncode == 0, login.stderr
+    assert pi.log.read_text().splitlines()[-1] == "movinet-pi --version"  # the venv's
+
+
+def test_a_movinet_pi_command_that_is_not_ours_is_left_alone(pi: FakePi) -> None:
+    other = pi.home / ".local" / "bin" / "movinet-pi"
+    other.parent.mkdir(parents=True)
+    other.write_text("#!/bin/sh\necho mine\n")
+    result = pi.run()
+    assert result.code == 0, result.err
+    assert other.read_text() == "#!/bin/sh\necho mine\n"
+    assert f"warning: {other} exists and is not this venv's movinet-pi" in result.out
+    assert f"\n    {pi.venv}/bin/movinet-pi\n" in result.out
+    assert not any(c.startswith("ln ") for c in result.commands)
+
+
+def test_no_link_leaves_path_alone(pi: FakePi) -> None:
+    result = pi.run("--no-link")
+    assert result.code == 0, result.err
+    assert not (pi.home / ".local").exists()
+    last = result.out.rstrip().splitlines()[-1]
+    assert last == f"or activate the venv first:  . {pi.venv}/bin/activate && movinet-pi"
 
 
 def test_only_missing_packages_are_installed(pi: FakePi) -> None:
@@ -332,7 +375,7 @@ def test_force_installs_anyway(pi: FakePi) -> None:
     assert "numpy not pinned" in result.out
     assert (pi.venv / "movinet-pi-constraints.txt").read_text() == ""
     assert not (pi.venv / "pip.conf").exists()
-    assert result.commands[-1] == f"{pi.venv}/bin/movinet-pi download a0"
+    assert f"{pi.venv}/bin/movinet-pi download a0" in result.commands
 
 
 def test_existing_venv_without_system_site_packages_is_refused(pi: FakePi) -> None:
