@@ -177,10 +177,14 @@ def test_a_qt_thread_that_dies_is_given_up_on_and_the_camera_goes_on(
 
 
 def _run_args(**overrides: Any) -> argparse.Namespace:
-    return argparse.Namespace(**{"headless": False, "display": "auto", **overrides})
+    return argparse.Namespace(**{"headless": False, "display": "auto", "window_size": None,
+                                 **overrides})
 
 
 class _Window:
+    def __init__(self, size: tuple[int, int] | None = None) -> None:
+        self.size = size
+
     def close(self) -> None:
         pass
 

@@ -64,14 +64,15 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
     picamera = isinstance(source, PicameraSource)
     choice = choose_display(mode, picamera=picamera)
     os.environ.update(choice.env)
+    size = args.window_size
     if choice.kind == "window":
         say(f"display: {choice.reason}")
-        return WindowDisplay()
+        return WindowDisplay(size=size)
     if choice.kind == "qtgl":
-        return _open_qtgl(source, choice.reason, forced=mode == "qtgl")
+        return _open_qtgl(source, choice.reason, forced=mode == "qtgl", size=size)
     if choice.kind == "drm":
         try:
-            display = DrmDisplay(source, source.frame_size)
+            display = DrmDisplay(source, source.frame_size, screen=size)
         except MovinetPiError as e:
             if mode == "drm":
                 raise
@@ -84,7 +85,8 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
     return None
 
 
-def _open_qtgl(source: Source, reason: str, forced: bool) -> Display:
+def _open_qtgl(source: Source, reason: str, forced: bool,
+               size: tuple[int, int] | None) -> Display:
     """The Pi camera's QTGL preview, else (unless forced) the OpenCV window, saying why."""
     from movinet_pi.display.qtgl import QtGlDisplay
     from movinet_pi.display.window import WindowDisplay
@@ -92,12 +94,12 @@ def _open_qtgl(source: Source, reason: str, forced: bool) -> Display:
 
     assert isinstance(source, PicameraSource)  # (choose_display offers QTGL only for it)
     try:
-        display = QtGlDisplay(source, source.frame_size, max_fps=MODEL_FPS)
+        display = QtGlDisplay(source, source.frame_size, max_fps=MODEL_FPS, window_size=size)
     except MovinetPiError as e:
         if forced:
             raise
         say(f"display: {e}: using an OpenCV window instead")
-        return WindowDisplay()
+        return WindowDisplay(size=size)
     say(f"display: {reason}")
     return display
 

@@ -194,6 +194,9 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    "camera in a desktop: its QTGL preview, else an OpenCV window)")
     g.add_argument("--headless", action="store_true",
                    help="no window (same as --display none); files run as fast as possible")
+    g.add_argument("--window-size", type=frame_size, metavar="WxH",
+                   help="show the picture scaled to fit WxH (the window; the screen area of "
+                   "the Pi camera's previews) (default: what fits the screen it opens on)")
     g.add_argument("--mirror", action="store_true", help="flip the picture left-right")
     g.add_argument("--exit-at-end", action="store_true",
                    help="close the window when a file ends (default: keep its last picture "

@@ -83,7 +83,10 @@ class Pipeline:
         self.frame_sinks = [s for s in recognizer.sinks if isinstance(s, FrameSink)]
         #: The Pi's health, when a run put its monitor among the outputs (cli does).
         self.health = next((s for s in recognizer.sinks if isinstance(s, HealthMonitor)), None)
-        self._renderer = PictureRenderer(mirror=self.config.mirror)
+        #: The shape pictures are shown at: the display's (fitted to its screen), kept for
+        #: the picture outputs when the display goes away.
+        self._shape_of = display.shown_shape if display is not None else shown_shape
+        self._renderer = PictureRenderer(mirror=self.config.mirror, shape_of=self._shape_of)
         self.message = ""  # a state (reconnecting, display lost): shown until cleared
         self._flash = ("", 0.0)  # a passing note (a key's effect): shown for a few seconds
         self.show_help = False
@@ -429,8 +432,9 @@ class Pipeline:
         return [f"Pi: {health.describe()}"] if health is not None and health.warning else []
 
     def shown_shape(self, frame: Frame) -> tuple[int, int, int]:
-        """The shape of the picture as shown (small sources are scaled up)."""
-        return shown_shape(frame.shape)
+        """The shape of the picture as shown (small sources scaled up, large ones fitted
+        to the display's screen)."""
+        return self._shape_of(frame.shape)
 
     def render(self, frame: Frame, out: np.ndarray | None = None) -> np.ndarray:
         """The picture as shown, with the overlay (:class:`PictureRenderer`)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from movinet_pi.display.overlay import OverlayState
+from movinet_pi.display.render import shown_shape
 
 
 class Display:
@@ -20,6 +21,11 @@ class Display:
     def show(self, bgr: np.ndarray) -> int | None:
         """Show a frame; return a key code if one was pressed."""
         raise NotImplementedError
+
+    def shown_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """The shape (h, w, 3) a picture of ``shape`` is shown at (small ones scaled up; a
+        display that knows its screen fits them to it)."""
+        return shown_shape(shape)
 
     def buffer(self, shape: tuple[int, ...]) -> np.ndarray | None:
         """Where to render the next frame for :meth:`show`, if the display has a buffer of

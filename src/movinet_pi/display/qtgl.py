@@ -25,7 +25,9 @@ from typing import Any, Callable, Mapping, Optional
 
 from movinet_pi.display.camera_preview import CameraPreviewDisplay
 from movinet_pi.display.overlay import OverlayState
+from movinet_pi.display.render import shown_size
 from movinet_pi.display.select import X11_SOCKET_DIR
+from movinet_pi.display.x11 import screen_size
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.sources.picamera import PicameraSource
 
@@ -63,11 +65,15 @@ class QtGlDisplay(CameraPreviewDisplay):
     """
 
     def __init__(self, source: PicameraSource, size: tuple[int, int], max_fps: float = 5.0,
-                 start_timeout: float = QTGL_START_S, socket_dir: Optional[Path] = None) -> None:
+                 start_timeout: float = QTGL_START_S, socket_dir: Optional[Path] = None,
+                 window_size: Optional[tuple[int, int]] = None) -> None:
+        """``window_size``: the box the picture is fitted to (``--window-size``); else
+        the X screen's size, as for the OpenCV window."""
         reason = qtgl_unavailable(socket_dir=socket_dir)
         if reason:
             raise self.start_error(reason)
         self.start_timeout = start_timeout
+        self.window_size = window_size
         self.window_closed = False
         self._closing = False
         self._preview: Any = None
@@ -79,7 +85,8 @@ class QtGlDisplay(CameraPreviewDisplay):
 
     def prepare(self, camera: Any) -> None:
         self.source.set_main_format(QTGL_MAIN_FORMAT)
-        self.size = self.source.frame_size
+        # the window (and the overlay drawn for it) at the size the picture is shown
+        self.size = shown_size(self.source.frame_size, screen_size(), self.window_size)
 
     def undo(self, camera: Any) -> None:
         preview, self._preview = self._preview, None
@@ -91,7 +98,7 @@ class QtGlDisplay(CameraPreviewDisplay):
             self.source.set_main_format(self._main_format)
 
     def before_start(self, camera: Any) -> None:
-        width, height = self.source.frame_size
+        width, height = self.size
         preview = _stop_noting(importlib.import_module("picamera2.previews").QtGlPreview)(
             width=width, height=height)
         _call_within(lambda: camera.start_preview(preview), self.start_timeout,

@@ -1,4 +1,5 @@
-"""The picture as shown: BGR, scaled up if small, mirrored if asked, with the overlay.
+"""The picture as shown: BGR, scaled to fit the screen (or up if small), mirrored if asked,
+with the overlay.
 
 Drawn into buffers kept from frame to frame (a new size makes new ones), so the
 display loop allocates nothing per frame. The overlay is composed only when what it
@@ -7,6 +8,8 @@ per frame.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -18,23 +21,55 @@ MIN_DISPLAY_WIDTH = 640
 #: ...but not past this height: a phone's portrait clip (204x360) would otherwise be shown
 #: 1440 pixels tall, its status line below the bottom of the screen, at 4x the cost a frame.
 MAX_UPSCALED_HEIGHT = 720
+#: What a window's frame and title bar and a desktop's panel take of the screen (w, h):
+#: the picture fits in the rest (a Pi's 7" display, 800x480, leaves 784x400).
+SCREEN_ROOM = (16, 80)
 
 
-def shown_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """The shape of a picture of ``shape`` as shown (small ones are scaled up)."""
-    h, w = shape[:2]
-    if w >= MIN_DISPLAY_WIDTH:
-        return h, w, 3
-    factor = max(1, min(-(-MIN_DISPLAY_WIDTH // w), MAX_UPSCALED_HEIGHT // h))
-    return h * factor, w * factor, 3
+def fit(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """``size`` (w, h) scaled, up or down, to the largest that fits in ``box``, keeping its
+    shape."""
+    (w, h), (box_w, box_h) = size, box
+    scale = min(box_w / w, box_h / h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def shown_size(size: tuple[int, int], screen: tuple[int, int] | None = None,
+               chosen: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The size (w, h) a picture of ``size`` is shown at: fitted to ``chosen``
+    (``--window-size``) if given; else a small one scaled up by a whole factor (to 640
+    wide, not past 720 tall), and any one scaled down to fit ``screen`` (its size, less
+    :data:`SCREEN_ROOM`)."""
+    if chosen is not None:
+        return fit(size, chosen)
+    w, h = size
+    if w < MIN_DISPLAY_WIDTH:
+        factor = max(1, min(-(-MIN_DISPLAY_WIDTH // w), MAX_UPSCALED_HEIGHT // h))
+        w, h = w * factor, h * factor
+    if screen is not None:
+        room = (max(1, screen[0] - SCREEN_ROOM[0]), max(1, screen[1] - SCREEN_ROOM[1]))
+        if w > room[0] or h > room[1]:
+            return fit((w, h), room)
+    return w, h
+
+
+def shown_shape(shape: tuple[int, ...], screen: tuple[int, int] | None = None,
+                chosen: tuple[int, int] | None = None) -> tuple[int, int, int]:
+    """The shape (h, w, 3) of a picture of ``shape`` as shown (:func:`shown_size`)."""
+    w, h = shown_size((shape[1], shape[0]), screen, chosen)
+    return h, w, 3
 
 
 class PictureRenderer:
     """Renders frames as shown, reusing its buffers; each result is overwritten by the
     next call."""
 
-    def __init__(self, *, mirror: bool = False) -> None:
+    def __init__(self, *, mirror: bool = False,
+                 shape_of: Callable[[tuple[int, ...]], tuple[int, int, int]] = shown_shape
+                 ) -> None:
+        """``shape_of``: the shape a picture of a shape is shown at (the display's)."""
         self.mirror = mirror
+        self.shape_of = shape_of
         self._bgr: np.ndarray | None = None
         self._shown: np.ndarray | None = None
         self._painter = OverlayPainter()
@@ -49,9 +84,10 @@ class PictureRenderer:
         h, w = picture.shape[:2]
         if self._bgr is None or self._bgr.shape[:2] != (h, w):
             self._bgr = np.empty((h, w, 3), np.uint8)
-            shape = shown_shape(picture.shape)
-            # Small sources (a 172x172 clip) would leave the text unreadable: scale up.
-            self._shown = np.empty(shape, np.uint8) if shape[1] != w else None
+            shape = self.shape_of(picture.shape)
+            # Small sources (a 172x172 clip) would leave the text unreadable: scale up;
+            # large ones would not fit the screen: scale down.
+            self._shown = np.empty(shape, np.uint8) if shape[:2] != (h, w) else None
         final = self._shown if self._shown is not None else self._bgr
         if out is None or out.shape != final.shape:
             out = final

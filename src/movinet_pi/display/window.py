@@ -1,4 +1,9 @@
-"""The OpenCV window, drawn by a process of its own (so a lost X session cannot end the app)."""
+"""The OpenCV window, drawn by a process of its own (so a lost X session cannot end the app).
+
+The window fits the screen it opens on: the window process tells the X screen's size
+(:mod:`movinet_pi.display.x11`) and pictures are shown scaled to fit it, or to
+``--window-size`` (:func:`~movinet_pi.display.render.shown_size`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from movinet_pi.display.base import Display
+from movinet_pi.display.render import shown_shape
 from movinet_pi.errors import MovinetPiError
 
 WINDOW_TITLE = "movinet-pi"
@@ -19,6 +25,10 @@ WINDOW_TITLE = "movinet-pi"
 #: this (a camera, a file at its own speed) the window is served once a frame, not between
 #: frames too; when none come (a paused source), keys still answer within this.
 IDLE_WAIT_S = 0.05
+#: How many times (once a turn of its loop, from the first frame on, until the window is
+#: viewable) the window process tries to tell Qt that its window is mapped: Qt may have
+#: missed it and would never paint it (see movinet_pi.display.x11).
+MAP_NUDGE_TRIES = 30
 
 # The messages on the pipe between the app and its window process: raw bytes, a kind
 # and its value, never pickles. A frame costs one message each way, and reading one
@@ -26,7 +36,7 @@ IDLE_WAIT_S = 0.05
 # ~0.1 ms of the app's CPU a frame, issue #21).
 FRAME = b"f"  # app -> window: b"f<shared memory name> <h> <w> <c>": draw the frame in it
 CLOSE = b"c"  # app -> window: close the window and end
-READY = b"r"  # window -> app: the window is open
+READY = b"r"  # window -> app: b"r<w>x<h>", the window is open on a screen that size (b"r": ?)
 DRAWN = b"d"  # window -> app: the frame has been drawn (its memory is the app's again)
 KEY = b"k"  # window -> app: b"k<code>", a key, as one byte
 ERROR = b"e"  # window -> app: b"e<text>", the window failed
@@ -34,6 +44,12 @@ ERROR = b"e"  # window -> app: b"e<text>", the window failed
 
 def frame_message(memory_name: str, shape: tuple[int, ...]) -> bytes:
     return FRAME + " ".join([memory_name, *map(str, shape)]).encode()
+
+
+def parse_size(text: bytes) -> tuple[int, int] | None:
+    """``b"1280x800"`` -> ``(1280, 800)``; anything else (b"": unknown) -> None."""
+    width, _, height = text.decode(errors="replace").partition("x")
+    return (int(width), int(height)) if width.isdigit() and height.isdigit() else None
 
 
 def parse_frame_message(message: bytes) -> tuple[str, tuple[int, ...]]:
@@ -53,7 +69,10 @@ class WindowDisplay(Display):
     :meth:`show` as codes (None: no key).
     """
 
-    def __init__(self, title: str = WINDOW_TITLE, start_timeout: float = 20.0) -> None:
+    def __init__(self, title: str = WINDOW_TITLE, start_timeout: float = 20.0,
+                 size: tuple[int, int] | None = None) -> None:
+        """``size``: the box pictures are scaled to fit (``--window-size``); else the
+        screen's size, as the window process tells it, less room for a title bar."""
         import multiprocessing
 
         # Qt warns about missing bundled fonts on every window; the warnings mean
@@ -75,16 +94,22 @@ class WindowDisplay(Display):
         self._key: int | None = None  # a key read by buffer(), returned by the next show()
         self._received = False  # buffer() has just read the window's messages
         self._failed = False  # buffer() found the window gone
+        self.chosen_size = size
+        self.screen: tuple[int, int] | None = None  # (w, h), if the window process knows
         try:
             reply = self._conn.recv_bytes() if self._conn.poll(start_timeout) else b"eno answer"
         except (EOFError, OSError):  # the process died before it said anything
             self._process.join(timeout=2.0)
             reply = ERROR + (f"the window process ended (exit status "
                              f"{self._process.exitcode})").encode()
-        if reply != READY:
+        if reply[:1] != READY:
             self.close()
             reason = reply[1:].decode(errors="replace")
             raise MovinetPiError(f"cannot open a window ({reason}): run with --headless")
+        self.screen = parse_size(reply[1:])
+
+    def shown_shape(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        return shown_shape(shape, self.screen, self.chosen_size)
 
     def show(self, bgr: np.ndarray) -> int | None:
         # buffer() has just heard from the window for this frame: no second poll
@@ -187,6 +212,8 @@ def _window_process(conn: Any, title: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the app, which closes us
     import cv2
 
+    from movinet_pi.display.x11 import screen_size, tell_mapped
+
     # imshow's conversion on OpenCV's worker pool costs more CPU than it saves (see
     # movinet_pi.cli.opencv_without_workers): this process draws on its own thread.
     cv2.setNumThreads(0)
@@ -197,12 +224,14 @@ def _window_process(conn: Any, title: str) -> None:
     except cv2.error as e:
         conn.send_bytes(ERROR + str(e).strip().splitlines()[-1].encode())
         return
-    conn.send_bytes(READY)
+    screen = screen_size()
+    conn.send_bytes(READY + (f"{screen[0]}x{screen[1]}".encode() if screen else b""))
     incoming = select.poll()  # (the app's end closing also wakes it)
     incoming.register(conn.fileno(), select.POLLIN)
     wait_ms = round(IDLE_WAIT_S * 1000)
     memory: Any = None
     sized = False
+    nudges = MAP_NUDGE_TRIES
     try:
         while True:
             if incoming.poll(wait_ms):
@@ -223,6 +252,8 @@ def _window_process(conn: Any, title: str) -> None:
                 del frame
                 conn.send_bytes(DRAWN)
             key = cv2.waitKey(1)
+            if sized and nudges:  # once it is viewable: see movinet_pi.display.x11
+                nudges = 0 if tell_mapped(title) else nudges - 1
             if cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
                 conn.send_bytes(KEY + bytes([ord("q")]))  # the user closed the window: quit
                 break
