@@ -212,7 +212,7 @@ def _window_process(conn: Any, title: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the app, which closes us
     import cv2
 
-    from movinet_pi.display.x11 import screen_size, tell_mapped
+    from movinet_pi.display.x11 import screen_size
 
     # imshow's conversion on OpenCV's worker pool costs more CPU than it saves (see
     # movinet_pi.cli.opencv_without_workers): this process draws on its own thread.
@@ -253,7 +253,7 @@ def _window_process(conn: Any, title: str) -> None:
                 conn.send_bytes(DRAWN)
             key = cv2.waitKey(1)
             if sized and nudges:  # once it is viewable: see movinet_pi.display.x11
-                nudges = 0 if tell_mapped(title) else nudges - 1
+                nudges = 0 if _told_mapped(title) else nudges - 1
             if cv2.getWindowProperty(title, cv2.WND_PROP_VISIBLE) < 1:
                 conn.send_bytes(KEY + bytes([ord("q")]))  # the user closed the window: quit
                 break
@@ -267,3 +267,14 @@ def _window_process(conn: Any, title: str) -> None:
         with contextlib.suppress(Exception):
             cv2.destroyWindow(title)
             cv2.waitKey(1)
+
+
+def _told_mapped(title: str) -> bool:
+    """Tell OpenCV's Qt that its window is mapped (:func:`~movinet_pi.display.x11.tell_mapped`);
+    whether it was. Never the end of the window: a failure is as good as not yet."""
+    from movinet_pi.display.x11 import tell_mapped
+
+    try:
+        return tell_mapped(title) > 0
+    except Exception:
+        return False
