@@ -47,8 +47,9 @@ FAST_RECONNECT = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.3}
 
 # -- URL parsing ----------------------------------------------------------------------------
 @pytest.mark.parametrize(("url", "expected"), [
-    ("mqtt://broker.local", MqttTarget("broker.local", 1883, "movinet-pi")),
-    ("mqtt://broker.local/", MqttTarget("broker.local", 1883, "movinet-pi")),
+    ("mqtt://broker.local", MqttTarget("broker.local", 1883, None)),
+    ("mqtt://broker.local/", MqttTarget("broker.local", 1883, None)),
+    ("mqtt://broker.local/movinet-pi", MqttTarget("broker.local", 1883, "movinet-pi")),
     ("mqtt://Broker.Local:1884/cam1", MqttTarget("broker.local", 1884, "cam1")),
     ("mqtt://pi@10.0.0.2/home/garden/cam/",
      MqttTarget("10.0.0.2", 1883, "home/garden/cam", username="pi")),
@@ -56,7 +57,7 @@ FAST_RECONNECT = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.3}
      MqttTarget("broker", 1, "x", username="user@example.org")),
     ("MQTT://[::1]:1883/p", MqttTarget("::1", 1883, "p")),
     ("mqtts://broker.local/cam", MqttTarget("broker.local", 8883, "cam", tls=True)),
-    ("mqtts://broker.local:8884", MqttTarget("broker.local", 8884, "movinet-pi", tls=True)),
+    ("mqtts://broker.local:8884", MqttTarget("broker.local", 8884, None, tls=True)),
     ("  mqtt://b/with%20space  ", MqttTarget("b", 1883, "with space")),
 ])
 def test_parse_mqtt_url(url: str, expected: MqttTarget) -> None:
@@ -69,7 +70,22 @@ def test_topics_and_url_of_a_target() -> None:
     assert target.state_topic == "home/cam1/state"
     assert target.availability_topic == "home/cam1/availability"
     assert target.url == "mqtt://pi@broker:1883/home/cam1"
-    assert parse_mqtt_url("mqtts://[::1]").url == "mqtts://[::1]:8883/movinet-pi"
+    assert parse_mqtt_url("mqtts://[::1]").url == "mqtts://[::1]:8883"
+
+
+def test_the_default_prefix_is_per_device_and_a_given_one_is_kept() -> None:
+    default = parse_mqtt_url("mqtt://broker")
+    with pytest.raises(ValueError, match="device id"):
+        _ = default.state_topic  # not settled yet: never a topic shared by every Pi
+    one, two = default.for_device("movinet_pi_1"), default.for_device("movinet_pi_2")
+    assert one.state_topic == "movinet-pi/movinet_pi_1/state"
+    assert one.availability_topic == "movinet-pi/movinet_pi_1/availability"
+    assert one.events_topic == "movinet-pi/movinet_pi_1/events"
+    assert two.state_topic == "movinet-pi/movinet_pi_2/state"
+    assert one.url == "mqtt://broker:1883/movinet-pi/movinet_pi_1"
+    for given in ("movinet-pi", "home/cam1"):  # the old topics, or any prefix: as given
+        target = parse_mqtt_url(f"mqtt://broker/{given}")
+        assert target.for_device("movinet_pi_1").state_topic == f"{given}/state"
 
 
 @pytest.mark.parametrize(("url", "says"), [

@@ -116,12 +116,13 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         else:
             sinks.append(HumanSink())
         if args.mqtt:
-            from movinet_pi.outputs.home_assistant import HaDevice
+            from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant
             from movinet_pi.outputs.mqtt import MqttSink
 
-            ha = HaDevice.detect(args.name, args.ha_prefix) if args.ha_discovery else None
+            riders = ([HomeAssistant.rider(HaDevice.detect(args.name, args.ha_prefix), health)]
+                      if args.ha_discovery else [])
             sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say,
-                                           health=health, home_assistant=ha))
+                                           health=health, riders=riders))
         elif args.mqtt_ca is not None:
             raise MovinetPiError("--mqtt-ca goes with --mqtt mqtts://...")
         if args.web is not None:
