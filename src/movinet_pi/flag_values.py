@@ -82,7 +82,7 @@ def ha_prefix(text: str) -> str:
 
 
 def web_address(text: str) -> tuple[str, int]:
-    from movinet_pi.outputs.web import parse_web_address
+    from movinet_pi.outputs.web_access import parse_web_address
 
     try:
         return parse_web_address(text)
