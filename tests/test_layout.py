@@ -1,9 +1,14 @@
-"""The package's layout rules that code can check: no module imports itself round a cycle."""
+"""Rules of the package and its tests that code can check: no module imports itself round
+a cycle; a test that hangs fails in place."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "movinet_pi"
 
@@ -60,3 +65,15 @@ def test_the_package_has_no_import_cycles() -> None:
 def test_a_cycle_is_found() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_a_hanging_test_fails_in_place(pytestconfig: pytest.Config, tmp_path: Path) -> None:
+    """pytest-timeout is installed and the suite has a per-test timeout (pyproject.toml)."""
+    assert float(pytestconfig.getini("timeout")) >= 60
+    (tmp_path / "test_hang.py").write_text("import time\n\n\ndef test_hangs():\n"
+                                           "    time.sleep(600)\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-o", "timeout=1", "test_hang.py"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 1, run.stdout
+    assert "FAILED test_hang.py::test_hangs - Failed: Timeout" in run.stdout, run.stdout

@@ -492,6 +492,20 @@ def test_tls_with_a_private_ca_and_a_login(secure_broker: tuple[Broker, Path]) -
     assert logs == [f"mqtt: connected to mqtts://cam@127.0.0.1:{broker.port}/cam"]
 
 
+def count_calls(client: Any, names: tuple[str, ...]) -> list[str]:
+    """From now on, each call of these paho callbacks of ``client`` is listed (by name)."""
+    calls: list[str] = []
+    for name in names:
+        callback = getattr(client, name)
+
+        def counted(*args: Any, _name: str = name, _callback: Any = callback) -> Any:
+            calls.append(_name)
+            return _callback(*args)
+
+        setattr(client, name, counted)
+    return calls
+
+
 def test_tls_without_the_ca_or_with_a_wrong_password_never_connects(
     secure_broker: tuple[Broker, Path]
 ) -> None:
@@ -502,9 +516,10 @@ def test_tls_without_the_ca_or_with_a_wrong_password_never_connects(
     ):
         logs: list[str] = []
         sink = secure_sink(broker.port, logs, password, close_timeout_s=0.5, **options)
+        attempts = count_calls(sink.client, ("on_connect", "on_connect_fail"))
         try:
             wait_until(lambda: any(says in line for line in logs), says)  # noqa: B023
-            time.sleep(0.3)  # a few retries: still not connected, still one line
+            wait_until(lambda: len(attempts) >= 3, "a few more tries")  # noqa: B023
             assert not sink.connected
         finally:
             sink.close()
