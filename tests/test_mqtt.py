@@ -392,6 +392,7 @@ def test_on_step_never_waits_for_paho(broker: Broker, subscriber: Subscriber) ->
         return real_publish(*args, **kwargs)
 
     sink.client.publish = blocking_publish  # type: ignore[method-assign]
+    sink.announce()  # ("online" again: the first one may have gone out before the patch)
     try:
         wait_until(lambda: sink.connected, "the sink to connect")
         assert stuck.wait(15)  # the publisher thread is now blocked in paho ("online")
