@@ -70,10 +70,11 @@ GOAL_RECOVERED, GOAL_RATIO, GOAL_FULL_DROP, GOAL_MOVES = 0.9, 0.8, 0.02, 1.0
 #: The settings cross-validation chooses among (every combination).
 GRID = {
     "shape": ("region", "square", "picture"),
-    "margin": (0.0, 0.1, 0.25),
+    "margin": (0.0, 0.1),
     "hold_s": (2.0, 4.0),
     "shrink_after_s": (0.4, 1.0),
     "whole_above": (0.5, 0.8),
+    "grow_headroom": (0.0, 0.25),
 }
 
 
@@ -244,9 +245,9 @@ class Figures:
         return statistics.median(self.ratios) if self.ratios else 0.0
 
     def rank(self) -> tuple:
-        """Better first: full frames kept, steadiness, small actors recovered, their score."""
-        return (self.kept - self.full, -self.unsteady, self.recovered / max(1, self.small),
-                self.median_ratio)
+        """Better first: full frames kept; then small actors recovered, a version whose box
+        moves more than once a second counting as one lost; then their median score."""
+        return (self.kept - self.full, self.recovered - self.unsteady, self.median_ratio)
 
 
 def figures(outcomes: Sequence[Outcome], reference: dict[str, tuple[int, float]]) -> Figures:
@@ -339,7 +340,8 @@ def cross_validated(runs: dict[AutoRoiSettings, dict[int, Outcome]], all_version
 
 def describe(s: AutoRoiSettings) -> str:
     return (f"shape {s.shape}, margin {s.margin:g}, hold {s.hold_s:g} s, shrink after "
-            f"{s.shrink_after_s:g} s, whole above {s.whole_above:g}")
+            f"{s.shrink_after_s:g} s, whole above {s.whole_above:g}, grow headroom "
+            f"{s.grow_headroom:g}")
 
 
 def summary(name: str, f: Figures) -> str:
