@@ -11,6 +11,7 @@
 Usage (from the repository, with ../shared beside it, chromium and the app installed)::
 
     python scripts/screenshots.py [--clip FILE] [--model FILE] [--labels FILE] [--out DIR]
+                                  [--only window|browser|roi]
 """
 
 from __future__ import annotations
@@ -157,14 +158,20 @@ def main() -> int:
     p.add_argument("--room", type=Path, default=SHARED / "videos" / "opening_door.mp4",
                    help="whose first frame is the room of roi.png")
     p.add_argument("--out", type=Path, default=ROOT / "docs")
+    p.add_argument("--only", choices=("window", "browser", "roi"), action="append",
+                   help="make only this picture (may be repeated; default: all three)")
     args = p.parse_args()
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     args.out.mkdir(parents=True, exist_ok=True)
-    window_picture(args.clip, args.model, args.labels, args.at, args.out / "window.png")
-    browser_picture(args.clip, args.model, args.labels, args.at, args.out / "browser.png")
-    roi_picture(args.roi_clip, args.room, args.model, args.labels, args.at + 2.0,
-                args.out / "roi.png")
-    for name in ("window.png", "browser.png", "roi.png"):
+    wanted = args.only or ["window", "browser", "roi"]
+    if "window" in wanted:
+        window_picture(args.clip, args.model, args.labels, args.at, args.out / "window.png")
+    if "browser" in wanted:
+        browser_picture(args.clip, args.model, args.labels, args.at, args.out / "browser.png")
+    if "roi" in wanted:
+        roi_picture(args.roi_clip, args.room, args.model, args.labels, args.at + 2.0,
+                    args.out / "roi.png")
+    for name in (f"{name}.png" for name in wanted):
         path = args.out / name
         print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
               f"{path.stat().st_size // 1024} KB")

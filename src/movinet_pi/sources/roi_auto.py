@@ -27,8 +27,12 @@ every frame looks to it like a shaking camera, and to its memory like a cut):
   picture: the action already fills the frame;
 * when nothing has moved for ``hold_s`` seconds, it goes back to the whole picture.
 
-Each setting is in seconds, or in fractions of the picture or of the moving region;
-:mod:`benchmarks.roi` chose them by cross-validation over the shared clips.
+Each setting is in seconds, or in fractions of the picture or of the moving region. The
+defaults are what ``benchmarks/roi.py`` chose by cross-validation over the shared clips
+(docs/roi.md): the moving region's own shape, no margin, 4 s of motion, 0.4 s before a
+shrink, the whole picture from 80 % of its area, no headroom. ``threshold``,
+``min_moving`` and :data:`WORK_SIZE` are not fitted: they sit above the noise of a still
+picture.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ WORK_SIZE = 80
 SHRINK_BELOW = 0.5
 #: A target that reaches out of the box by less than this (of the box's size) is inside.
 INSIDE_TOLERANCE = 0.05
+#: ``hold_s`` in the units a grey pixel's age is counted in (a byte: at most 254).
+AGE_HOLD = 250
 SHAPES = ("region", "square", "picture")
 OPENING = np.ones((3, 3), np.uint8)
 
@@ -61,10 +67,10 @@ class AutoRoiSettings:
     #: "picture": the picture's aspect (a zoom, squashed into the model's input like the
     #: whole picture is)
     shape: str = "region"
-    margin: float = 0.25  # added on each side, a fraction of the moving region's size
-    hold_s: float = 2.0  # a place counts as moving this long after it last moved
-    shrink_after_s: float = 2.0  # a box much bigger than its target shrinks after this
-    whole_above: float = 0.7  # a target covering this much of the picture: the whole of it
+    margin: float = 0.0  # added on each side, a fraction of the moving region's size
+    hold_s: float = 4.0  # a place counts as moving this long after it last moved
+    shrink_after_s: float = 0.4  # a box much bigger than its target shrinks after this
+    whole_above: float = 0.8  # a target covering this much of the picture: the whole of it
     grow_headroom: float = 0.0  # a growing box takes this much of the target's size more
     threshold: int = 12  # grey levels (of 255) a pixel must change by to have moved
     min_moving: float = 0.002  # the part of the picture that must move to count as motion
@@ -97,32 +103,40 @@ class AutoRoi:
         self.moves = 0
         self._rect: Optional[Rect] = None  # the box in pixels (None: whole)
         self._prev: Optional[np.ndarray] = None
-        self._moved_at: Optional[np.ndarray] = None  # per grey pixel: when it last moved
+        #: per grey pixel, how long ago it last moved, in 1/AGE_HOLD of hold_s (255: longer)
+        self._age: Optional[np.ndarray] = None
+        self._age_carry = 0.0  # the part of a step's time not yet added to the ages
         self._picture: tuple[int, int] = (0, 0)  # (w, h)
         self._t: Optional[float] = None
+        self._t_prev: Optional[float] = None
         self._small_since: Optional[float] = None
 
     # -- the motion ---------------------------------------------------------------------------
     def _grey(self, picture: np.ndarray) -> np.ndarray:
         """The middle pixel of each block of the green channel (the same for RGB and BGR;
-        two microseconds, where averaging the blocks takes a tenth of a millisecond), then
+        a few microseconds, where averaging the blocks takes a tenth of a millisecond), then
         a 3x3 mean against the noise that sampling keeps."""
         step = max(1, round(max(picture.shape[:2]) / WORK_SIZE))
         plane = picture[step // 2::step, step // 2::step]
-        if plane.ndim == 3:
-            plane = plane[..., 1]
-        return cv2.blur(np.ascontiguousarray(plane), (3, 3))
+        return cv2.blur(plane[..., 1] if plane.ndim == 3 else plane, (3, 3))
 
     def _moving(self, grey: np.ndarray, t: float) -> Optional[np.ndarray]:
         """Where it moved within ``hold_s`` (255 there, else 0; grey's shape); None before
-        two frames. (A few OpenCV calls on small maps, a few microseconds each.)"""
+        two frames. Ages are bytes counted in 1/:data:`AGE_HOLD` of ``hold_s``: five
+        OpenCV calls on 5 kB, a few microseconds each even when the caches are cold."""
         prev, self._prev = self._prev, grey
-        if prev is None or prev.shape != grey.shape or self._moved_at is None:
-            self._moved_at = np.full(grey.shape, -1e18, np.float64)  # when it last moved
+        if prev is None or prev.shape != grey.shape or self._age is None:
+            self._age = np.full(grey.shape, 255, np.uint8)  # never moved
+            self._age_carry = 0.0
             return None
+        since = 0.0 if self._t_prev is None else t - self._t_prev
+        elapsed = self._age_carry + since * AGE_HOLD / self.settings.hold_s
+        ticks = int(elapsed)
+        self._age_carry = elapsed - ticks
         now = cv2.compare(cv2.absdiff(grey, prev), self.settings.threshold, cv2.CMP_GT)
-        np.copyto(self._moved_at, t, where=now.view(bool))
-        return cv2.compare(self._moved_at, t - self.settings.hold_s - 1e-9, cv2.CMP_GE)
+        cv2.add(self._age, min(ticks, 255), dst=self._age)  # (saturates at 255)
+        cv2.subtract(self._age, now, dst=self._age)  # moving now: 0
+        return cv2.compare(self._age, AGE_HOLD, cv2.CMP_LE)
 
     def _extent(self, moving: np.ndarray) -> Optional[Rect]:
         """The part that moved, in pixels of the picture; None: too little. Places that
@@ -204,7 +218,7 @@ class AutoRoi:
         if (width, height) != self._picture:
             self.reset()
             self._picture = (width, height)
-        self._t = t
+        self._t_prev, self._t = self._t, t
         moving = self._moving(self._grey(picture), t)
         if moving is None:
             return self.box
