@@ -401,9 +401,10 @@ def report(clips: list[Clip], all_versions: list[Version], whole: dict[int, Outc
               for v in all_versions]
     print(summary("one fixed box on the pasted clip (knows the future)",
                   figures(oracle, reference)))
-    print(summary("--roi auto, in-sample", in_sample))
+    which = "in-sample" if folds else "the defaults"
+    print(summary(f"--roi auto, {which}", in_sample))
     line = (f"summary: --roi auto ({describe(best)}), A0 int8, --history {HISTORY}: "
-            f"in-sample {_short(in_sample)}")
+            f"{which} {_short(in_sample)}")
     if folds:
         out_of_fold = figures(list(oof_by_key.values()), reference)
         print(summary(f"--roi auto, out-of-fold ({folds} folds)", out_of_fold))

@@ -185,6 +185,30 @@ def test_on_a_pi4_a_larger_lores_stream_is_cut_on_the_cpu(monkeypatch: pytest.Mo
     assert close(cv2.resize(part, (172, 172), interpolation=cv2.INTER_AREA), expected)
 
 
+def test_a_refused_larger_lores_stream_means_the_box_from_the_full_frame(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = install(monkeypatch, frames=scenes(), platform="vc4")
+    configure = system.module.Picamera2.configure
+
+    def refuse_large_lores(self: Any, config: Any) -> None:
+        if config.get("lores") and config["lores"]["size"][0] > 172:
+            raise RuntimeError("Configuration failed: too large")
+        configure(self, config)
+
+    monkeypatch.setattr(system.module.Picamera2, "configure", refuse_large_lores)
+    said: list[str] = []
+    with PicameraSource(frame_size=(640, 480), model_size=(172, 172), roi=BOX,
+                        log=said.append) as source:
+        frame = source.read()
+        assert source.lores_size == (172, 172) and source.model_lores
+    assert len(said) == 1 and "refused a 346x346 lores stream for --roi" in said[0]
+    np.testing.assert_array_equal(frame.rgb, scene())
+    expected = cv2.resize(crop(scene(), BOX), (172, 172), interpolation=cv2.INTER_AREA)
+    got = model_input(frame, (172, 172), BOX)  # cut from main: the lores is too small
+    assert got.shape == (172, 172, 3) and close(got, expected, 1.0)
+
+
 @pytest.mark.parametrize("platform", ["pisp", "vc4"])
 def test_the_model_reads_the_box_from_the_pi_camera(monkeypatch: pytest.MonkeyPatch,
                                                     platform: str, a0_model: Any,

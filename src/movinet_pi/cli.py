@@ -220,7 +220,8 @@ def say_small_roi(roi: object, frame_size: tuple[int, int], input_size: tuple[in
     if width < input_size[0] or height < input_size[1]:
         say(f"--roi {describe(roi)} is {width}x{height} pixels of the {frame_size[0]}x"
             f"{frame_size[1]} picture, less than the model's {input_size[0]}x{input_size[1]} "
-            "input: the model sees it enlarged (a larger box or --frame-size keeps more detail)")
+            "input: the model sees it enlarged (a larger box, or a camera's --frame-size, "
+            "keeps more detail)")
 
 
 def play_at_own_speed(args: argparse.Namespace, window: bool) -> bool:

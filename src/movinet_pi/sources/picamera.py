@@ -92,13 +92,9 @@ class PicameraSource(Source):
     :meth:`read_pair`. Timestamps come from ``SensorTimestamp`` (the moment the
     sensor captured the frame), relative to the first frame.
 
-    With ``roi`` (a box, fractions of the picture) the model's stream shows only that part,
-    and the picture stays whole: on a Pi 5 the ISP crops each output on its own
-    (``ScalerCrops``: main keeps its crop, lores gets the box's, in sensor pixels), so each
-    frame's ``model_rgb`` is the box already, at the model's size, and ``model_box`` says
-    which part the camera really cropped (from the request's metadata). A Pi 4 has one
-    ``ScalerCrop`` for every output: there the lores stream is made large enough that the
-    box, cut from it on the CPU, still holds the model's input size.
+    With ``roi`` (a box, fractions of the picture) the model's stream shows only that part
+    and the picture stays whole (:meth:`_crop_for_the_model`); each frame's ``model_box``
+    says which part the ISP really cropped (from the request's metadata).
 
     A preview the camera draws itself (:attr:`preview`, set by the DRM or QTGL display) is
     started again on every reconnect.
@@ -271,7 +267,13 @@ class PicameraSource(Source):
         current = self.lores_size or wanted
         if wanted[0] > current[0] or wanted[1] > current[1]:
             self.lores_size = wanted
-            self._camera.configure(self._make_config())
+            try:
+                self._camera.configure(self._make_config())
+            except Exception as error:  # the model's own size worked: back to it
+                self.lores_size = current
+                self._log(f"the Pi camera refused a {wanted[0]}x{wanted[1]} lores stream for "
+                          f"--roi ({_reason(error)}): the box is cut from the full frame")
+                self._camera.configure(self._make_config())
             self._adopt_configured_sizes()
 
     def _adopt_configured_sizes(self) -> None:
