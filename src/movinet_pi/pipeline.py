@@ -417,6 +417,7 @@ class Pipeline:
             source_duration=None if self.source.live else getattr(self.source, "duration", None),
             extra_lines=(warning := self.health_warning()),
             warning=bool(warning),
+            roi=latest.roi if latest is not None else None,
         )
 
     def _clip_time(self, t: float) -> float:
