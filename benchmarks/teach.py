@@ -101,7 +101,7 @@ def teaching_time(model: Path, threads: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clips"
         for path, label, _ in clips:
-            (folder / label).mkdir(parents=True)
+            (folder / label).mkdir(parents=True, exist_ok=True)
             (folder / label / path.name).symlink_to(path)
         started = time.perf_counter()
         result = teach(folder, model, Path(tmp) / "taught.tflite", threads=threads)
@@ -118,7 +118,7 @@ def step_cost(model: Path, threads: int, steps: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clips"
         for path, label, _ in clips[:3]:
-            (folder / label).mkdir(parents=True)
+            (folder / label).mkdir(parents=True, exist_ok=True)
             (folder / label / path.name).symlink_to(path)
         taught_path = Path(tmp) / "taught.tflite"
         teach(folder, model, taught_path, threads=threads)

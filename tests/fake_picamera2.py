@@ -78,6 +78,7 @@ from typing import Any, Optional
 
 import cv2
 import numpy as np
+from fake_scaler_crop import SENSORS, IspCrops, outputs_of, preserve_ar
 
 RGB_FORMATS = ("RGB888", "BGR888", "XRGB8888", "XBGR8888")
 YUV_FORMATS = ("YUV420", "YVU420")
@@ -106,6 +107,9 @@ KNOWN_CONTROLS = frozenset(
 BOOT_CLOCK_START_NS = 4_321_000_000_000
 #: How long the fake waits where the real library would wait forever (a QTGL thread that died).
 HANG_S = 5.0
+#: Controls set while the camera runs take effect this many frames later (the requests
+#: already queued are captured first).
+CONTROL_LATENCY_FRAMES = 3
 
 
 class Preview(Enum):
@@ -381,10 +385,11 @@ class CompletedRequest:
         self.config: Optional[dict[str, Any]] = dict(camera.camera_config or {})
         self._metadata = metadata
         self._arrays: dict[str, np.ndarray] = {}
-        for name in ("main", "lores"):
+        for output, name in enumerate(("main", "lores")):
             stream = self.config.get(name)
             if stream:
-                image = _resize(scene, stream["size"])
+                view = camera.isp.view(scene, output) if camera.isp is not None else scene
+                image = _resize(view, stream["size"])
                 self._arrays[name] = encode(image, stream["format"], stream["stride"])
         self.ref_count = 1
 
@@ -458,8 +463,13 @@ class FakePicamera2:
         self._system.acquired.add(info["Num"])
         self._system.instances.append(self)
         self.camera_idx = info["Num"]
-        self.camera_properties = {"Model": info["Model"], "PixelArraySize": (4608, 2592)}
-        self.sensor_resolution = (4608, 2592)
+        pixel_array = SENSORS.get(info["Model"], SENSORS["imx708"])[0]
+        # ScalerCropMaximum is all zeros until a configuration chose the sensor mode
+        self.camera_properties = {"Model": info["Model"], "PixelArraySize": pixel_array,
+                                  "ScalerCropMaximum": (0, 0, 0, 0)}
+        #: (min, max, default) per control: here only the crops, once configured
+        self.camera_controls: dict[str, tuple[Any, Any, Any]] = {}
+        self.sensor_resolution = pixel_array
         self.sensor_format = "SRGGB10_CSI2P"
         self.camera_config: Optional[dict[str, Any]] = None
         self.started = False
@@ -469,6 +479,8 @@ class FakePicamera2:
         self.outstanding: set[CompletedRequest] = set()
         self.controls_set: dict[str, Any] = {}
         self.overlay: Optional[np.ndarray] = None
+        self.isp: Optional[IspCrops] = None  # the ISP's crops (fake_scaler_crop.py)
+        self._pending: list[tuple[int, dict[str, Any]]] = []  # (from frame, controls)
 
     # -- configurations ----------------------------------------------------------------------
 
@@ -509,7 +521,8 @@ class FakePicamera2:
         main_cfg = self._stream(main_defaults, main)
         assert main_cfg is not None
         self.align_stream(main_cfg, optimal=False)
-        lores_cfg = self._stream({"format": "YUV420", "size": main_cfg["size"]}, lores)
+        lores_defaults = {"format": "YUV420", "size": main_cfg["size"], "preserve_ar": False}
+        lores_cfg = self._stream(lores_defaults, lores)
         if lores_cfg is not None:
             self.align_stream(lores_cfg, optimal=False)
         config = {
@@ -537,7 +550,8 @@ class FakePicamera2:
         encode: Optional[str] = "main", queue: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
         return self._create(
-            "preview", {"format": "XBGR8888", "size": (640, 480)}, main or {}, lores,
+            "preview", {"format": "XBGR8888", "size": (640, 480), "preserve_ar": True},
+            main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (100, 83333)},
             display, encode, queue,
         )  # fmt: skip
@@ -549,7 +563,8 @@ class FakePicamera2:
         encode: Optional[str] = "main", queue: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
         return self._create(
-            "video", {"format": "XBGR8888", "size": (1280, 720)}, main or {}, lores,
+            "video", {"format": "XBGR8888", "size": (1280, 720), "preserve_ar": True},
+            main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (33333, 33333)},
             display, encode, queue,
         )  # fmt: skip
@@ -561,7 +576,8 @@ class FakePicamera2:
         encode: Optional[str] = None, queue: bool = True,
     ) -> dict[str, Any]:  # fmt: skip
         return self._create(
-            "still", {"format": "BGR888", "size": self.sensor_resolution}, main or {}, lores,
+            "still", {"format": "BGR888", "size": self.sensor_resolution, "preserve_ar": True},
+            main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (100, 1000000000)},
             display, encode, queue,
         )  # fmt: skip
@@ -614,6 +630,18 @@ class FakePicamera2:
                 rows = stream["size"][1] * 3 // 2 if stream["format"] in YUV_FORMATS else None
                 stream["framesize"] = stream["stride"] * (rows or stream["size"][1])
         self.camera_config = config
+        model = self._system.models[self.camera_idx]
+        self.isp = IspCrops(model, outputs_of(config), per_output=self._system.platform == "pisp")
+        self.camera_properties["ScalerCropMaximum"] = self.isp.analog
+        self.camera_controls = self.isp.controls()
+        self._pending = [(0, dict(config.get("controls", {})))]
+        if "ScalerCrops" in self.camera_controls:  # picamera2's configure_ sets every crop
+            defaults = self.camera_controls["ScalerCrops"]
+            full = self.camera_controls["ScalerCrop"][1]
+            crops = [defaults[0] if preserve_ar(config, "main") else full]
+            if config.get("lores") is not None:
+                crops.append(defaults[1] if preserve_ar(config, "lores") else crops[0])
+            self.set_controls({"ScalerCrops": crops})
 
     def camera_configuration(self) -> Optional[dict[str, Any]]:
         return self.camera_config
@@ -623,10 +651,21 @@ class FakePicamera2:
         return self.camera_config[name]
 
     def set_controls(self, controls: dict[str, Any]) -> None:
+        """Delivered with the next request submitted: from the start when stopped, else
+        :data:`CONTROL_LATENCY_FRAMES` frames later."""
         for key in controls:
-            if key not in KNOWN_CONTROLS:
+            if key not in KNOWN_CONTROLS and key not in self.camera_controls:
                 raise RuntimeError(f"Control {key} is not advertised by libcamera")
         self.controls_set.update(controls)
+        when = self._system.delivered + CONTROL_LATENCY_FRAMES if self.started else 0
+        self._pending.append((when, dict(controls)))
+
+    def _apply_controls(self) -> None:
+        due = [c for when, c in self._pending if when <= self._system.delivered]
+        self._pending = [(w, c) for w, c in self._pending if w > self._system.delivered]
+        for controls in due:
+            if self.isp is not None:
+                self.isp.apply(controls)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -637,6 +676,8 @@ class FakePicamera2:
             self.configure(config)
         if show_preview is not None and self._preview is None:
             self.start_preview(show_preview)
+        self._pending = [(0, c) for _, c in self._pending]  # start() delivers them all
+        self._apply_controls()
         self.started = True
         preview = self._preview
         if preview is not None and preview.kind == Preview.DRM and self._system.desktop:
@@ -762,6 +803,7 @@ class FakePicamera2:
         scene = self._system.next_scene()
         if scene is None:
             raise self._stalled(wait, "no more frames")
+        self._apply_controls()
         duration = self._frame_duration_us()
         self._system.clock_ns += duration * 1000
         self._system.delivered += 1
@@ -773,6 +815,7 @@ class FakePicamera2:
             "DigitalGain": 1.0,
             "ColourGains": (1.8, 1.6),
             "Lux": 400.0,
+            **(self.isp.metadata() if self.isp is not None else {}),
         }
         request = CompletedRequest(self, scene, metadata)
         self.outstanding.add(request)

@@ -227,6 +227,14 @@ class Subscriber:
                 raise AssertionError(f"timed out waiting for {what}; got {self.messages}")
             return list(self.messages)
 
+    def wait_retained(self) -> list[Received]:
+        """Wait until the retained messages have all arrived: the broker sends them when we
+        subscribe, so a marker we publish after them arrives after them (no sleeping)."""
+        marker = f"test-marker/{self.client._client_id.decode()}"
+        self.client.publish(marker, "", qos=1)
+        messages = self.wait_for(lambda ms: any(m.topic == marker for m in ms), "our marker")
+        return [m for m in messages if m.topic != marker]
+
     def on(self, topic: str) -> list[Received]:
         with self._cond:
             return [m for m in self.messages if m.topic == topic]

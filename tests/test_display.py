@@ -244,8 +244,9 @@ def test_a_file_ending_in_a_window_stays_up_until_q(
     try:
         assert app.stderr is not None
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(x) for x in app.stderr],  # type: ignore
-                         daemon=True).start()
+        reader = threading.Thread(target=lambda: [lines.put(x) for x in app.stderr],  # type: ignore
+                                  daemon=True)
+        reader.start()
         said: list[str] = []
         while not any("press q or Esc" in line for line in said):  # the clip has ended
             said.append(lines.get(timeout=90))
@@ -264,7 +265,7 @@ def test_a_file_ending_in_a_window_stays_up_until_q(
     finally:
         app.kill()
         xvfb.kill()
-    time.sleep(0.2)  # the reader thread takes the last lines
+    reader.join(10)  # the reader thread takes the last lines (it ends at their end)
     err = "".join(said) + "".join(lines.queue)
     assert app.returncode == 0, err
     assert "done: 131 frames" in err and "last shown: carving ice" in err

@@ -7,6 +7,7 @@ archives built in tmp_path from the real files in ../shared.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -16,7 +17,6 @@ import socket
 import subprocess
 import tarfile
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -90,6 +90,8 @@ class Server:
     base: str
     routes: dict[str, Reply] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    closing: threading.Event = field(default_factory=threading.Event)  # ends stalls early
+    close: Callable[[], None] = lambda: None  # stop serving, wait for every handler thread
 
     def serve_model(self, spec: ModelSpec, reply: Reply | bytes) -> None:
         path = f"/models/{spec.variation}/1/download"
@@ -102,6 +104,11 @@ class Server:
 def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            # the client went away (e.g. over the size limit): nothing to report
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._answer()
+
+        def _answer(self) -> None:
             server.requests.append(self.path)
             reply = server.routes.get(self.path, Reply(b"not found", status=404))
             self.send_response(reply.status)
@@ -111,7 +118,7 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             if reply.stall:
                 self.wfile.write(body[:1000])
                 self.wfile.flush()
-                time.sleep(reply.stall)
+                server.closing.wait(reply.stall)
                 return
             self.wfile.write(body)
 
@@ -121,21 +128,33 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _TestServer(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True  # server_close() waits for every handler thread
+
+
 @pytest.fixture()
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     """A threaded HTTP server on 127.0.0.1 (ephemeral port); the env points downloads at it."""
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     state = Server(base="")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd = _TestServer(("127.0.0.1", 0), _handler(state))
     state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
     monkeypatch.setenv(DOWNLOAD_BASE_ENV, f"{state.base}/models")
     monkeypatch.setenv(LABELS_URL_ENV, f"{state.base}/labels.txt")
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
+
+    def close() -> None:
+        if not state.closing.is_set():
+            state.closing.set()
+            httpd.shutdown()
+            httpd.server_close()  # joins the handler threads: none outlives its test
+
+    state.close = close
     yield state
-    httpd.shutdown()
-    httpd.server_close()
+    close()
 
 
 @pytest.fixture()
@@ -398,6 +417,23 @@ def test_a_download_over_the_size_limit_is_refused(
         download_model(A0, dest, progress=False)
     assert_one_line_error(error, "over the 1.0 MB limit", "check the URL")
     assert os.listdir(dest) == []
+
+
+def test_the_test_server_swallows_a_client_that_goes_away_and_waits_for_it(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What made the progress test flaky: a client hanging up mid-body (as the size limit
+    does) left a handler thread writing, whose BrokenPipeError traceback landed in the next
+    test's stderr."""
+    server.routes["/big"] = Reply(b"\0" * 20_000_000)
+    port = int(server.base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"GET /big HTTP/1.0\r\n\r\n")
+        assert client.recv(1000)
+    server.close()
+    handlers = [t for t in threading.enumerate() if "process_request" in t.name]
+    assert handlers == []
+    assert capsys.readouterr() == ("", "")
 
 
 # --- progress ------------------------------------------------------------------------------

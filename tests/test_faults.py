@@ -307,9 +307,11 @@ def test_a_run_stopped_during_a_long_step_says_nothing_after_closing(
     threading.Thread(target=lambda: (gated.started.wait(10), pipeline.stop()),
                      daemon=True).start()
     stats = pipeline.run()  # the step outlives the pipeline's wait for the inference thread
+    (inference,) = [t for t in threading.enumerate() if t.name == "inference"]
     gated.gate.set()
     assert gated.finished.wait(10)
-    time.sleep(0.1)  # the step, were it to report, would do so now
+    inference.join(10)  # the step, were it to report, has done so now
+    assert not inference.is_alive()
     assert sink.heard == [("close", None)]
     assert stats.steps_skipped == 0
 
@@ -321,21 +323,29 @@ def test_a_frame_waiting_at_shutdown_is_not_counted_as_skipped(
     # due frames: 0 (in the model) and 6 (waiting for it)
     source = LiveFrames(7, hold=gated.started)
     pipeline = Pipeline(source, Recognizer(gated, RunConfig(), []))  # type: ignore[arg-type]
+    handed_over = threading.Event()
+    put = pipeline._due.put
 
-    def stop_when_read() -> None:
-        assert gated.started.wait(10)
-        while source.index < 7:
-            time.sleep(0.01)
-        time.sleep(0.1)  # frame 6 handed over
-        assert pipeline._due.peek() is not None and pipeline._due.dropped == 0
-        pipeline.stop()
-        time.sleep(0.1)
+    def put_and_tell(frame: Frame) -> None:
+        put(frame)
+        if frame.index == 6:
+            handed_over.set()
+
+    pipeline._due.put = put_and_tell  # type: ignore[method-assign]
+    seen: dict[str, object] = {}
+
+    def stop_when_handed_over() -> None:  # (it only records; the test asserts)
+        if handed_over.wait(10):
+            seen["waiting"] = pipeline._due.peek()
+            seen["dropped"] = pipeline._due.dropped
+        pipeline.stop()  # (sets the flag the inference thread checks after its step)
         gated.gate.set()
 
-    helper = threading.Thread(target=stop_when_read, daemon=True)
+    helper = threading.Thread(target=stop_when_handed_over, daemon=True)
     helper.start()
     stats = pipeline.run()
     helper.join(10)
+    assert isinstance(seen.get("waiting"), Frame) and seen["dropped"] == 0  # frame 6 waited
     assert stats.steps == 1 and stats.steps_skipped == 0
 
 

@@ -113,7 +113,13 @@ def test_the_root_comes_from_the_environment(tmp_path: Path,
 
 def test_the_monitor_reads_on_its_own_thread(tmp_path: Path) -> None:
     root = fake_pi(tmp_path, "50000", "0")
-    monitor = HealthMonitor(root, interval_s=0.01).start()
+    reads: list[Health | None] = []
+
+    def counting(where: Path) -> Health | None:
+        reads.append(read_health(where))
+        return reads[-1]
+
+    monitor = HealthMonitor(root, interval_s=0.01, reader=counting).start()
     try:
         assert monitor.latest == Health(50.0, 0)
         assert monitor._thread is not None and monitor._thread.name == "health"
@@ -124,7 +130,12 @@ def test_the_monitor_reads_on_its_own_thread(tmp_path: Path) -> None:
             time.sleep(0.01)
         assert monitor.latest.reasons == ["soft temperature limit"]
         (root / "sys").rename(root / "gone")  # (at once) a failed reading keeps the last good one
-        time.sleep(0.05)
+        failed = len(reads) + 2  # (the one under way may have read the files before)
+        deadline = time.monotonic() + 15
+        while len(reads) < failed:
+            assert time.monotonic() < deadline, "the monitor stopped reading"
+            time.sleep(0.01)
+        assert reads[-1] is None  # it did fail
         assert monitor.latest == Health(85.0, 8)
     finally:
         monitor.close()

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,8 @@ from movinet_pi import cli
 from movinet_pi.health import SYSFS_ENV, TEMP_FILE, THROTTLED_FILE, Health, HealthMonitor
 from movinet_pi.model.classifier import Prediction
 from movinet_pi.outputs.base import StepResult
-from movinet_pi.outputs.home_assistant import (
-    HW_MODEL_FILE,
-    HaDevice,
-    device_id,
-    discovery_config,
-    machine_id,
-)
+from movinet_pi.outputs.device import HW_MODEL_FILE, device_id, machine_id
+from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant, discovery_config
 from movinet_pi.outputs.mqtt import MqttSink
 from movinet_pi.outputs.mqtt_target import parse_mqtt_url
 from movinet_pi.outputs.web_state import FrameHub, LiveState
@@ -202,11 +196,73 @@ def test_two_pis_announce_two_devices_that_follow_a_clip(
     assert diagnostics[0]["throttled"] is True  # Pi 2: under-voltage, throttled
 
 
-def make_sink(port: int, root: Path, name: str = "Kitchen") -> MqttSink:
+def latest(messages: list[Received], topic: str) -> str | None:
+    on_topic = [m.payload for m in messages if m.topic == topic]
+    return on_topic[-1] if on_topic else None
+
+
+def test_two_pis_with_the_same_flags_have_their_own_topics_and_last_will(
+        broker: Broker, tmp_path: Path, carving_ice: Path, a0_model: Path,
+        kinetics_labels_path: Path) -> None:
+    """Same flags, no prefix in the URL: two machines (two fake Pis), two sets of topics;
+    one killed (its last will says offline) leaves the other online."""
+    roots = [fake_pi(tmp_path / f"pi{i}", f"serial-{i}") for i in (1, 2)]
+    ids = [device_id(root) for root in roots]
+    flags = ["--source", str(carving_ice), "--loop", "--headless", "--model-path",
+             str(a0_model), "--labels", str(kinetics_labels_path), "--offline", "--threads",
+             "1", "--mqtt", f"mqtt://127.0.0.1:{broker.port}"]
+    subscriber = Subscriber(broker.port)
+    apps = [subprocess.Popen(
+        [sys.executable, "-m", "movinet_pi", *flags], stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / f"pi{i}.log").open("w"),
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src"), SYSFS_ENV: str(root)})
+        for i, root in enumerate(roots, 1)]
+    availability = [f"movinet-pi/{i}/availability" for i in ids]
+    try:
+        subscriber.wait_for(
+            lambda ms: len(configs(ms)) == 2
+            and all(latest(ms, topic) == "online" for topic in availability),
+            "both Pis to announce themselves and say online", timeout=120)
+        apps[0].kill()  # SIGKILL: no goodbye, so the broker sends its last will
+        got = subscriber.wait_for(lambda ms: latest(ms, availability[0]) == "offline",
+                                  "the killed Pi's last will")
+        assert [m.payload for m in got if m.topic == availability[1]] == ["online"]
+        assert apps[1].poll() is None
+        late = Subscriber(broker.port)  # a newcomer (Home Assistant restarting)
+        try:
+            retained = late.wait_for(
+                lambda ms: len(configs(ms)) == 2
+                and all(latest(ms, topic) for topic in availability), "what is retained")
+        finally:
+            late.close()
+        assert all(m.retain for m in retained)
+        found = {}
+        for (message,) in configs(retained).values():
+            config = json.loads(message.payload)
+            found[config["dev"]["identifiers"][0]] = config
+        assert set(found) == set(ids)
+        for i, topic in zip(ids, availability):
+            assert found[i]["availability_topic"] == topic
+            assert found[i]["cmps"]["action"]["state_topic"] == f"movinet-pi/{i}/state"
+            assert found[i]["cmps"]["action_event"]["state_topic"] == \
+                f"movinet-pi/{i}/action_event"
+        assert latest(retained, availability[0]) == "offline"
+        assert latest(retained, availability[1]) == "online"  # the other Pi stays online
+    finally:
+        for app in apps:
+            app.kill()
+            app.wait(30)
+        subscriber.close()
+
+
+def make_sink(port: int, root: Path, name: str = "Kitchen", url: str | None = None
+              ) -> MqttSink:
     device = HaDevice.detect(name, root=root)
-    return MqttSink(parse_mqtt_url(f"mqtt://127.0.0.1:{port}/cam"), log=lambda _: None,
+    health = HealthMonitor(root)
+    return MqttSink(parse_mqtt_url(url or f"mqtt://127.0.0.1:{port}/cam"), log=lambda _: None,
+                    device_id=device.id,
                     reconnect_min_s=0.05, reconnect_max_s=0.3,
-                    health=HealthMonitor(root), home_assistant=device)
+                    health=health, riders=[HomeAssistant.rider(device, health)])
 
 
 def test_home_assistant_online_causes_a_reannounce(broker: Broker, tmp_path: Path) -> None:
@@ -222,7 +278,8 @@ def test_home_assistant_online_causes_a_reannounce(broker: Broker, tmp_path: Pat
         subscriber.client.publish("homeassistant/status", "online", qos=1)
         got = subscriber.wait_for(lambda ms: len(configs(ms).get(topic, [])) == 2,
                                   "the announce again after Home Assistant said online")
-        assert sink.home_assistant is not None and sink.home_assistant.announcements == 2
+        (rider,) = sink.riders
+        assert isinstance(rider, HomeAssistant) and rider.announcements == 2
         again = configs(got)[topic][1]
         assert json.loads(again.payload)["dev"]["name"] == "Kitchen"
         # online and the newest state again, after the config
@@ -234,13 +291,20 @@ def test_home_assistant_online_causes_a_reannounce(broker: Broker, tmp_path: Pat
         subscriber.close()
 
 
+@pytest.mark.parametrize("path", ["/cam", ""], ids=["given-prefix", "default-prefix"])
 def test_ha_remove_empties_the_retained_config(broker: Broker, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               path: str) -> None:
     root = fake_pi(tmp_path, "serial-r")
+    monkeypatch.setenv(SYSFS_ENV, str(root))  # this machine is that Pi
+    prefix = "cam" if path else f"movinet-pi/{device_id(root)}"
     topic = HaDevice.detect(root=root).config_topic
-    sink = make_sink(broker.port, root)
+    url = f"mqtt://127.0.0.1:{broker.port}{path}"
+    sink = make_sink(broker.port, root, url=url)
     try:
         wait_until(lambda: sink.connected, "the sink to connect")
+        assert sink.target.prefix == prefix
+        sink.on_step(StepResult(0.0, 0, 0, [Prediction("run", 0.9, 1)], 2.0))  # diagnostics
         assert sink.flush(15)
     finally:
         sink.close()
@@ -248,21 +312,20 @@ def test_ha_remove_empties_the_retained_config(broker: Broker, tmp_path: Path,
     try:
         got = retained.wait_for(lambda ms: topic in configs(ms), "the retained config")
         assert configs(got)[topic][0].retain
-        monkeypatch.setenv(SYSFS_ENV, str(root))
-        assert cli.main(["ha-remove", "--mqtt", f"mqtt://127.0.0.1:{broker.port}/cam"]) == 0
+        assert any(m.topic == f"{prefix}/diagnostics" for m in retained.wait_retained())
+        assert cli.main(["ha-remove", "--mqtt", url]) == 0
         got = retained.wait_for(lambda ms: len(configs(ms)[topic]) == 2, "the removal")
         assert configs(got)[topic][1].payload == ""
     finally:
         retained.close()
     late = Subscriber(broker.port, "#")  # a newcomer (Home Assistant restarting)
     try:
-        late.wait_for(lambda ms: any(m.topic == "cam/availability" for m in ms),
-                      "the retained availability")
-        time.sleep(0.3)  # retained messages come together, right after subscribing
-        assert topic not in configs(late.messages)
-        assert not any(m.topic == "cam/diagnostics" for m in late.messages)
+        left = late.wait_retained()
     finally:
         late.close()
+    assert any(m.topic == f"{prefix}/availability" for m in left)
+    assert topic not in configs(left)
+    assert not any(m.topic == f"{prefix}/diagnostics" for m in left)
 
 
 def test_ha_remove_with_no_broker_is_one_line(tmp_path: Path, capsys: Any) -> None:
@@ -282,7 +345,7 @@ def test_discovery_is_on_by_default_with_mqtt_and_can_be_turned_off(
     class Spy:
         @classmethod
         def from_url(cls, url: str, **options: object) -> Spy:
-            seen.append(options["home_assistant"])
+            seen.append(options["riders"])
             return cls()
 
         def close(self) -> None:
@@ -293,5 +356,7 @@ def test_discovery_is_on_by_default_with_mqtt_and_can_be_turned_off(
         args = build_run_parser().parse_args(["--mqtt", "mqtt://b/cam", *flags])
         cli.close_all(cli.build_outputs(args, "t"))
     on, off = seen
-    assert isinstance(on, HaDevice) and on.name == "Porch" and on.prefix == "ha"
-    assert off is None
+    (rider,) = on  # type: ignore[misc]
+    assert rider.func is HomeAssistant
+    assert rider.keywords["device"].name == "Porch" and rider.keywords["device"].prefix == "ha"
+    assert off == []

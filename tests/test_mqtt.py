@@ -47,8 +47,9 @@ FAST_RECONNECT = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.3}
 
 # -- URL parsing ----------------------------------------------------------------------------
 @pytest.mark.parametrize(("url", "expected"), [
-    ("mqtt://broker.local", MqttTarget("broker.local", 1883, "movinet-pi")),
-    ("mqtt://broker.local/", MqttTarget("broker.local", 1883, "movinet-pi")),
+    ("mqtt://broker.local", MqttTarget("broker.local", 1883, None)),
+    ("mqtt://broker.local/", MqttTarget("broker.local", 1883, None)),
+    ("mqtt://broker.local/movinet-pi", MqttTarget("broker.local", 1883, "movinet-pi")),
     ("mqtt://Broker.Local:1884/cam1", MqttTarget("broker.local", 1884, "cam1")),
     ("mqtt://pi@10.0.0.2/home/garden/cam/",
      MqttTarget("10.0.0.2", 1883, "home/garden/cam", username="pi")),
@@ -56,7 +57,7 @@ FAST_RECONNECT = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.3}
      MqttTarget("broker", 1, "x", username="user@example.org")),
     ("MQTT://[::1]:1883/p", MqttTarget("::1", 1883, "p")),
     ("mqtts://broker.local/cam", MqttTarget("broker.local", 8883, "cam", tls=True)),
-    ("mqtts://broker.local:8884", MqttTarget("broker.local", 8884, "movinet-pi", tls=True)),
+    ("mqtts://broker.local:8884", MqttTarget("broker.local", 8884, None, tls=True)),
     ("  mqtt://b/with%20space  ", MqttTarget("b", 1883, "with space")),
 ])
 def test_parse_mqtt_url(url: str, expected: MqttTarget) -> None:
@@ -69,7 +70,22 @@ def test_topics_and_url_of_a_target() -> None:
     assert target.state_topic == "home/cam1/state"
     assert target.availability_topic == "home/cam1/availability"
     assert target.url == "mqtt://pi@broker:1883/home/cam1"
-    assert parse_mqtt_url("mqtts://[::1]").url == "mqtts://[::1]:8883/movinet-pi"
+    assert parse_mqtt_url("mqtts://[::1]").url == "mqtts://[::1]:8883"
+
+
+def test_the_default_prefix_is_per_device_and_a_given_one_is_kept() -> None:
+    default = parse_mqtt_url("mqtt://broker")
+    with pytest.raises(ValueError, match="device id"):
+        _ = default.state_topic  # not settled yet: never a topic shared by every Pi
+    one, two = default.for_device("movinet_pi_1"), default.for_device("movinet_pi_2")
+    assert one.state_topic == "movinet-pi/movinet_pi_1/state"
+    assert one.availability_topic == "movinet-pi/movinet_pi_1/availability"
+    assert one.events_topic == "movinet-pi/movinet_pi_1/events"
+    assert two.state_topic == "movinet-pi/movinet_pi_2/state"
+    assert one.url == "mqtt://broker:1883/movinet-pi/movinet_pi_1"
+    for given in ("movinet-pi", "home/cam1"):  # the old topics, or any prefix: as given
+        target = parse_mqtt_url(f"mqtt://broker/{given}")
+        assert target.for_device("movinet_pi_1").state_topic == f"{given}/state"
 
 
 @pytest.mark.parametrize(("url", "says"), [
@@ -400,6 +416,7 @@ def test_on_step_never_waits_for_paho(broker: Broker, subscriber: Subscriber) ->
         return real_publish(*args, **kwargs)
 
     sink.client.publish = blocking_publish  # type: ignore[method-assign]
+    sink.announce()  # ("online" again: the first one may have gone out before the patch)
     try:
         wait_until(lambda: sink.connected, "the sink to connect")
         assert stuck.wait(15)  # the publisher thread is now blocked in paho ("online")
@@ -500,6 +517,20 @@ def test_tls_with_a_private_ca_and_a_login(secure_broker: tuple[Broker, Path]) -
     assert logs == [f"mqtt: connected to mqtts://cam@127.0.0.1:{broker.port}/cam"]
 
 
+def count_calls(client: Any, names: tuple[str, ...]) -> list[str]:
+    """From now on, each call of these paho callbacks of ``client`` is listed (by name)."""
+    calls: list[str] = []
+    for name in names:
+        callback = getattr(client, name)
+
+        def counted(*args: Any, _name: str = name, _callback: Any = callback) -> Any:
+            calls.append(_name)
+            return _callback(*args)
+
+        setattr(client, name, counted)
+    return calls
+
+
 def test_tls_without_the_ca_or_with_a_wrong_password_never_connects(
     secure_broker: tuple[Broker, Path]
 ) -> None:
@@ -510,9 +541,10 @@ def test_tls_without_the_ca_or_with_a_wrong_password_never_connects(
     ):
         logs: list[str] = []
         sink = secure_sink(broker.port, logs, password, close_timeout_s=0.5, **options)
+        attempts = count_calls(sink.client, ("on_connect", "on_connect_fail"))
         try:
             wait_until(lambda: any(says in line for line in logs), says)  # noqa: B023
-            time.sleep(0.3)  # a few retries: still not connected, still one line
+            wait_until(lambda: len(attempts) >= 3, "a few more tries")  # noqa: B023
             assert not sink.connected
         finally:
             sink.close()

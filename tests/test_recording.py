@@ -275,6 +275,72 @@ def test_max_mb_never_deletes_files_the_recorder_did_not_write(tmp_path: Path) -
     assert json.loads(rec.clips[0].with_suffix(".json").read_text())["app"] == "movinet-pi"
 
 
+def test_a_clip_being_written_is_named_as_ours_by_its_parts_sidecar(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = clip_files.open_video_writer
+    claims: list[dict[str, object]] = []
+
+    def opening(path: Path, fourcc: str, fps: float, size: tuple[int, int]):
+        claims.append(json.loads(clip_files.part_sidecar(path).read_text()))
+        return real(path, fourcc, fps, size)
+
+    monkeypatch.setattr(clip_files, "open_video_writer", opening)
+    rec = recorder(tmp_path)
+    feed(rec, range(60), [(ARM, 2.0, 3.0)])
+    rec.close()
+    (video,) = rec.clips
+    (probe, clip) = claims  # the codec probe's file, then the clip's
+    assert probe["app"] == clip["app"] == "movinet-pi"
+    assert clip["parts"] == [f".{video.name[:-4]}.part.mp4", f".{video.name[:-4]}.json.part"]
+    assert leftovers(tmp_path) == []  # the sidecar went with its parts
+
+
+def test_at_start_only_what_our_parts_sidecars_name_is_removed(tmp_path: Path) -> None:
+    """A crash leaves a clip's part, its temporary sidecar and the part's sidecar: they go.
+    Every near miss stays: other hidden .part files, our names without our sidecar, a
+    sidecar another app wrote or that is damaged, names a sidecar must not name."""
+    ours = tmp_path / ".20240101-120006_ok.part.mp4"
+    clip_files.claim_parts(ours, tmp_path / "20240101-120006_ok-2.json")
+    ours.write_bytes(b"half a video")
+    (tmp_path / ".20240101-120006_ok-2.json.part").write_text('{"half": ')
+    probe = tmp_path / ".20240101-120009_codec-test.part.avi"  # a probe cut short
+    clip_files.claim_parts(probe)
+    probe.write_bytes(b"tiny")
+    foreign = {
+        ".thesis.partial.odt": "someone's thesis",
+        ".backup.part2.tar": "a backup",
+        ".report.part": "a download",
+        ".20240101-120000_run.part.mp4": "our name, no sidecar",
+        ".20240101-120000_run.json.part": "our name, no sidecar",
+        "20240101-120000_run.part.mp4": "not hidden",
+        ".20240101-120001_jump.part.mp4": "claimed by another app",
+        ".20240101-120001_jump.part.json": '{"app": "other-app", "parts": '
+                                           '[".20240101-120001_jump.part.mp4"]}',
+        ".20240101-120002_wave.part.avi": "its sidecar is damaged",
+        ".20240101-120002_wave.part.json": '{"app": "movinet-pi", "parts": [".2024',
+        ".20240101-120003_sit.part.mkv": "not a part we write",
+        "20240101-120003_sit.mp4": "a finished clip",
+        ".20240101-120004_x.part.mp4": "named by the sidecar of another clip",
+        ".20240102-000000_y.json.part": "a temporary sidecar of another second",
+        ".Upper.part.mp4": "not our pattern",
+    }
+    for name, text in foreign.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "outside.part.mp4").write_text("outside")
+    greedy = tmp_path / ".20240101-120003_sit.part.json"  # ours, naming what it must not
+    greedy.write_text(json.dumps({"app": "movinet-pi", "parts": [
+        "../outside.part.mp4", ".thesis.partial.odt", "20240101-120003_sit.mp4",
+        ".20240101-120003_sit.part.mkv", ".20240101-120004_x.part.mp4",
+        ".20240102-000000_y.json.part", "/etc/passwd", 7, None]}))
+    logs: list[str] = []
+    recorder(tmp_path, logs).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*foreign, "outside.part.mp4"])
+    for name, text in foreign.items():
+        assert (tmp_path / name).read_text() == text
+    removed = sorted(line.rsplit(": ", 1)[1] for line in logs if "removed an unfinished" in line)
+    assert removed == sorted([ours.name, ".20240101-120006_ok-2.json.part", probe.name])
+
+
 def test_a_clip_starting_at_the_first_frame_has_the_source_size(tmp_path: Path) -> None:
     """The model's first step can come before the first picture reaches the recorder."""
     rec = recorder(tmp_path, pre_seconds=0.0)

@@ -502,7 +502,8 @@ def test_picamera_pure_red_comes_out_red(monkeypatch: pytest.MonkeyPatch) -> Non
         frame = source.read()
         config = camera.instances[-1].camera_configuration()
     assert config["main"] == {
-        "format": "RGB888", "size": (64, 48), "stride": 192, "framesize": 192 * 48
+        "format": "RGB888", "size": (64, 48), "stride": 192, "framesize": 192 * 48,
+        "preserve_ar": True,  # picamera2's default for main: its crop keeps the aspect ratio
     }  # fmt: skip
     assert config["controls"]["FrameRate"] == 30.0
     assert frame is not None and (frame.rgb[..., 0] == 255).all()
@@ -658,10 +659,10 @@ def test_fake_configurations_are_shaped_like_the_real_ones(
     assert module.Picamera2.global_camera_info()[0]["Num"] == 0
     with module.Picamera2() as camera:
         video = camera.create_video_configuration()
-        assert video["main"] == {"format": "XBGR8888", "size": (1280, 720)}
+        assert video["main"] == {"format": "XBGR8888", "size": (1280, 720), "preserve_ar": True}
         assert video["buffer_count"] == 6 and video["lores"] is None
         preview = camera.create_preview_configuration(lores={"size": (320, 240)})
-        assert preview["lores"] == {"format": "YUV420", "size": (320, 240)}
+        assert preview["lores"] == {"format": "YUV420", "size": (320, 240), "preserve_ar": False}
         with pytest.raises(ValueError, match="Bad key"):
             camera.create_video_configuration(main={"colour": "red"})
         assert camera.create_video_configuration(main={"size": [65, 49]})["main"]["size"] == (

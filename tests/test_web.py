@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -25,9 +27,10 @@ from tools import require_tool
 from movinet_pi import MovinetPiError
 from movinet_pi.display.overlay import BAR_COLOUR, OverlayState, draw_overlay
 from movinet_pi.model.classifier import Prediction
-from movinet_pi.outputs import web
+from movinet_pi.outputs import web, web_access, web_gate
 from movinet_pi.outputs.base import FrameSink, StepResult
-from movinet_pi.outputs.web import WebSink, parse_web_address
+from movinet_pi.outputs.web import WebSink
+from movinet_pi.outputs.web_access import parse_web_address
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "build" / "web.png"
@@ -293,9 +296,10 @@ def test_token_is_required_on_every_request(logs: list[str]) -> None:
         s.close()
 
 
-def raw_get(port: int, path: str, host: str | None) -> tuple[int, dict[str, str]]:
+def raw_get(port: int, path: str, host: str | None, address: str = "127.0.0.1"
+            ) -> tuple[int, dict[str, str]]:
     """GET with exactly the Host header given (None: none at all), HTTP/1.1."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection(address, port, timeout=10)
     try:
         conn.putrequest("GET", path, skip_host=True)
         if host is not None:
@@ -336,6 +340,26 @@ def test_every_interface_accepts_its_own_names(logs: list[str]) -> None:
         assert raw_get(s.port, "/healthz", f"rebind.example:{s.port}")[0] == 421
     finally:
         s.close()
+
+
+def test_every_interface_of_ipv6_takes_ipv4_clients_by_their_ipv4_address(
+        logs: list[str]) -> None:
+    """``--web [::]:PORT`` sees an IPv4 client's request come in on ``::ffff:a.b.c.d``:
+    a LAN client naming the Pi by its IPv4 address is served, not answered 421.
+    (127.0.0.2 stands for the LAN address: it is this machine's, and not 127.0.0.1.)"""
+    try:
+        s = WebSink("::", 0, log=logs.append)
+    except MovinetPiError as e:
+        pytest.skip(f"no IPv6 here: {e}")
+    try:
+        assert raw_get(s.port, "/healthz", f"127.0.0.2:{s.port}", "127.0.0.2")[0] == 200
+        assert raw_get(s.port, "/healthz", f"127.0.0.3:{s.port}", "127.0.0.2")[0] == 421
+    finally:
+        s.close()
+    assert web_access.unmapped("::ffff:192.168.1.5") == "192.168.1.5"
+    assert web_access.unmapped("192.168.1.5") == "192.168.1.5"
+    assert web_access.unmapped("fe80::1") == "fe80::1"
+    assert web_access.unmapped("not an address") == "not an address"
 
 
 def test_several_tokens_are_refused(logs: list[str]) -> None:
@@ -486,9 +510,115 @@ def test_stalled_viewers_never_block_on_frame_and_close_cuts_them_off(sink: WebS
     assert sink.hub.offered == 300 and sink.hub.viewers == 3
     assert sink.hub.encodes <= sink.hub.generation
     sink.close()
-    assert sink.server._streams == {}  # every stream's thread ended
+    assert not sink.server._streams  # every stream ended
+    assert not any(t.is_alive() for t in sink.server.gate._workers)  # and its thread
     for s in stalled:
         s.close()
+
+
+# -- under load: idle sockets, slow heads ------------------------------------------------------
+def read_until_closed(s: socket.socket) -> bytes:
+    """Everything the server sends until it closes (10 s at most)."""
+    s.settimeout(10)
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    return data
+
+
+def test_a_head_not_sent_in_time_is_closed_before_any_token_check(logs: list[str]) -> None:
+    server = web.WebServer(web.FrameHub(), web.LiveState(), "127.0.0.1", 0, token="s3cret",
+                           head_deadline_s=0.3)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
+            slow.sendall(b"GET /api/state?token=s3cret HTTP/1.1\r\nHost: x\r\n")  # no end
+            assert read_until_closed(slow).startswith(b"HTTP/1.0 408 ")
+        with socket.create_connection(("127.0.0.1", server.port)) as idle:
+            assert read_until_closed(idle).startswith(b"HTTP/1.0 408 ")
+        assert server.failure_limit and not server._failures  # no token was ever checked
+        with socket.create_connection(("127.0.0.1", server.port)) as big:
+            start = b"GET / HTTP/1.1\r\nX-Long: "
+            big.sendall(start + b"a" * (web_gate.MAX_HEAD_BYTES + 1 - len(start)))
+            assert read_until_closed(big).startswith(b"HTTP/1.0 431 ")
+    finally:
+        server.close()
+
+
+def test_beyond_max_waiting_the_longest_waiting_socket_goes(sink: WebSink) -> None:
+    sink.server.gate.max_waiting = 4
+    idle = [socket.create_connection(("127.0.0.1", sink.port)) for _ in range(6)]
+    try:
+        status, _, _ = get(sink.url + "healthz")  # its head waits a moment too: a 7th
+        assert status == 200
+        for s in idle[:3]:  # the three that waited longest made room
+            assert read_until_closed(s).startswith(b"HTTP/1.0 503 ")
+        idle[-1].sendall(f"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1:{sink.port}\r\n\r\n"
+                         .encode())
+        assert read_until_closed(idle[-1]).startswith(b"HTTP/1.0 200 ")  # still waiting
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_many_requests_at_once_use_a_bounded_pool_of_threads(sink: WebSink) -> None:
+    before = threading.active_count()
+    results: list[int] = []
+    clients = [threading.Thread(target=lambda: results.append(get(sink.url + "healthz")[0]))
+               for _ in range(40)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(30)
+    assert results == [200] * 40
+    assert 1 <= sink.server.gate.threads <= sink.server.max_streams + web.SPARE_WORKERS
+    assert threading.active_count() - before <= sink.server.max_streams + web.SPARE_WORKERS
+
+
+def threads_of(pid: int) -> int:
+    """The threads of a process, as the kernel counts them (every thread, native ones too)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+def test_the_app_with_300_idle_sockets_open_answers_with_under_64_threads(
+        carving_ice: Path, a0_model: Path, kinetics_labels_path: Path, tmp_path: Path) -> None:
+    if not Path("/proc/self/status").exists():
+        pytest.skip("counts threads in /proc")
+    log = tmp_path / "app.log"
+    app = subprocess.Popen(
+        [sys.executable, "-m", "movinet_pi", "--source", str(carving_ice), "--loop",
+         "--headless", "--offline", "--model-path", str(a0_model), "--labels",
+         str(kinetics_labels_path), "--web", "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"),
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    idle: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not (found := re.search(r"web: open (http://\S+/)", log.read_text())):
+            assert app.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)  # waiting for the app to start, not synchronising with it
+        url = found.group(1)
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        assert get(url + "healthz")[0] == 200
+        counts = {"running": threads_of(app.pid)}
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(300)]
+        took = {}
+        for path in ("", "api/state", "healthz"):
+            started = time.monotonic()
+            status, _, _ = get(url + path)
+            took[path or "/"] = time.monotonic() - started
+            assert status == 200, path
+            counts[f"after {path or '/'}"] = threads_of(app.pid)
+        print(f"\nseconds to answer with 300 idle sockets open: {took}; threads: {counts}")
+        assert max(took.values()) < 1.0, took
+        assert max(counts.values()) < 64, counts
+        assert app.poll() is None
+    finally:
+        for s in idle:
+            s.close()
+        app.terminate()
+        app.wait(30)
 
 
 # -- a real browser ----------------------------------------------------------------------------

@@ -120,12 +120,14 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         else:
             sinks.append(HumanSink())
         if args.mqtt:
-            from movinet_pi.outputs.home_assistant import HaDevice
+            from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant
             from movinet_pi.outputs.mqtt import MqttSink
 
-            ha = HaDevice.detect(args.name, args.ha_prefix) if args.ha_discovery else None
+            riders = ([HomeAssistant.rider(HaDevice.detect(args.name, args.ha_prefix), health,
+                                           event_min_s=args.event_min_s)]
+                      if args.ha_discovery else [])
             sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say,
-                                           health=health, home_assistant=ha,
+                                           health=health, riders=riders,
                                            event_min_s=args.event_min_s))
         elif args.mqtt_ca is not None:
             raise MovinetPiError("--mqtt-ca goes with --mqtt mqtts://...")
@@ -186,14 +188,16 @@ def command_run(args: argparse.Namespace) -> int:
     pipeline: Pipeline | None = None
     try:
         source = open_source(args.source, frame_size=args.frame_size, fps=args.camera_fps,
-                             loop=args.loop, model_size=clf.input_size)
+                             loop=args.loop, model_size=clf.input_size,
+                             roi=None if args.roi in (None, "auto") else args.roi)
+        say_small_roi(args.roi, source.frame_size, clf.input_size)
         display = open_display(args, source)
         realtime = play_at_own_speed(args, display is not None)
         config = RunConfig(top_k=args.top_k, threshold=args.threshold,
                            leave_threshold=args.leave_threshold, label_filter=label_filter,
                            model_fps=MODEL_FPS, mirror=args.mirror, realtime=realtime,
                            pace_headless=realtime, model_name=title,
-                           hold_at_end=not args.exit_at_end)
+                           hold_at_end=not args.exit_at_end, roi=args.roi)
         pipeline = Pipeline(source, Recognizer(clf, config, sinks), display, log=say)
         start_terminal_controls(Controls(pipeline, make_loader(args)))
         log(f"source {source.name}: {source.frame_size[0]}x{source.frame_size[1]}"
@@ -213,6 +217,20 @@ def command_run(args: argparse.Namespace) -> int:
                 source.close()
     say(run_summary(stats, pipeline, args.verbose, started))
     return 0
+
+
+def say_small_roi(roi: object, frame_size: tuple[int, int], input_size: tuple[int, int]) -> None:
+    """One line when a fixed --roi is fewer pixels than the model's input (it is enlarged)."""
+    from movinet_pi.sources.roi import crop_pixels, describe
+
+    if not isinstance(roi, tuple):
+        return
+    width, height = crop_pixels(roi, *frame_size)
+    if width < input_size[0] or height < input_size[1]:
+        say(f"--roi {describe(roi)} is {width}x{height} pixels of the {frame_size[0]}x"
+            f"{frame_size[1]} picture, less than the model's {input_size[0]}x{input_size[1]} "
+            "input: the model sees it enlarged (a larger box, or a camera's --frame-size, "
+            "keeps more detail)")
 
 
 def play_at_own_speed(args: argparse.Namespace, window: bool) -> bool:

@@ -83,7 +83,7 @@ def command_eval(args: argparse.Namespace) -> int:
         raise MovinetPiError("give a model: --model a0|a1|a2 or --model-path FILE "
                              "(either may be repeated to compare models)")
     return run_eval(args.clip_dir, paths, args.labels, threads=args.threads,
-                    history=args.history,
+                    history=args.history, roi=args.roi,
                     plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
 
 

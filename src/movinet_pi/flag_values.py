@@ -57,6 +57,16 @@ def frame_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def roi(text: str) -> tuple[float, float, float, float] | str:
+    """``auto`` or ``X,Y,W,H`` (fractions of the picture)."""
+    from movinet_pi.sources.roi import parse_roi
+
+    try:
+        return parse_roi(text)
+    except MovinetPiError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def non_negative_float(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 <= v < math.inf, "0 or more")
 
@@ -82,7 +92,7 @@ def ha_prefix(text: str) -> str:
 
 
 def web_address(text: str) -> tuple[str, int]:
-    from movinet_pi.outputs.web import parse_web_address
+    from movinet_pi.outputs.web_access import parse_web_address
 
     try:
         return parse_web_address(text)

@@ -25,6 +25,7 @@ from movinet_pi.flag_values import (
     positive_float,
     positive_int,
     probability,
+    roi,
     web_address,
 )
 from movinet_pi.log import PROG
@@ -114,6 +115,14 @@ def _add_history_option(g: argparse._ActionsContainer) -> None:
                    f"(default: {DEFAULT_HISTORY})")
 
 
+def _add_roi_option(g: argparse._ActionsContainer) -> None:
+    g.add_argument("--roi", type=roi, metavar="X,Y,W,H|auto",
+                   help="the model reads only this part of the picture: fractions of its "
+                   "width and height, as rpicam-apps --roi (0.25,0.25,0.5,0.5 is the middle "
+                   "quarter); 'auto' follows where the action is (motion), and the whole "
+                   "picture when nothing moves (default: the whole picture)")
+
+
 def _add_ha_options(g: argparse._ActionsContainer) -> None:
     """Home Assistant discovery (--ha-discovery, --ha-prefix, --name)."""
     g.add_argument("--ha-discovery", action=argparse.BooleanOptionalAction, default=True,
@@ -170,6 +179,7 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    "--loop, else max)")
     g.add_argument("--loop", action="store_true",
                    help="play a file again and again (until q, Ctrl-C or `kill`)")
+    _add_roi_option(g)
 
     g = p.add_argument_group("predictions")
     g.add_argument("--top-k", type=positive_int, default=3, metavar="K",
@@ -325,6 +335,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, metavar="N",
                    help="interpreter threads (default: all cores)")
     _add_history_option(p)
+    _add_roi_option(p)
     p.add_argument("--plot", type=Path, metavar="FILE",
                    help="also draw the confusion matrices into this .png")
     p.add_argument("--json", action="store_true",

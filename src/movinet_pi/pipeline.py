@@ -338,7 +338,8 @@ class Pipeline:
         if not self._stop.is_set():
             deadline = time.monotonic() + 5.0
             while self._due.peek() is not None and time.monotonic() < deadline:
-                time.sleep(0.01)
+                if self._stop.wait(0.01):  # stopped meanwhile: do not wait for it
+                    break
             if self.config.hold_at_end and self._last_frame is not None:
                 self._hold(self._last_frame)
 
@@ -419,6 +420,7 @@ class Pipeline:
             source_duration=None if self.source.live else getattr(self.source, "duration", None),
             extra_lines=(warning := self.health_warning()),
             warning=bool(warning),
+            roi=latest.roi if latest is not None else None,
         )
 
     def _clip_time(self, t: float) -> float:

@@ -9,35 +9,19 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 
 from movinet_pi.display.shown import LabelFilter, ShownList
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.outputs.base import Sink, StepResult
 from movinet_pi.sources.base import Frame
+from movinet_pi.sources.roi import AUTO, Box, RoiSpec, model_input
+from movinet_pi.sources.roi_auto import AutoRoi
 from movinet_pi.timing import RateMeter
 
-
-def model_input(frame: Frame, size: tuple[int, int]) -> np.ndarray:
-    """What the model reads of ``frame`` (RGB; resized by the classifier if not ``size``).
-
-    The ISP's small picture when it is at least the model's input size (no CPU resize of
-    the full frame), else the full frame. A BGR frame is resized first and its channels
-    swapped after, at the model's size: the same pixels as swapping first (INTER_AREA
-    works per channel), with no full-frame conversion."""
-    small = frame.model_rgb
-    width, height = size
-    if small is not None and small.shape[1] >= width and small.shape[0] >= height:
-        return small
-    bgr = frame.bgr
-    if bgr is None:
-        return frame.rgb
-    if bgr.shape[:2] != (height, width):
-        bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+__all__ = ["Recognizer", "RunConfig", "model_input"]
 
 
 @dataclass
@@ -55,6 +39,7 @@ class RunConfig:
     hold_at_end: bool = False  # a window keeps a file's last picture up until a key
     model_name: str = ""
     reconnect_max_s: float = 10.0
+    roi: Optional[RoiSpec] = None  # the part of the picture the model reads (--roi), or "auto"
 
 
 class Recognizer:
@@ -84,6 +69,9 @@ class Recognizer:
         self._pending: tuple[StreamingClassifier, str] | None = None
         self._deliver_lock = threading.Lock()  # a step telling the sinks, or close()
         self.closed = False
+        #: --roi auto: where the action is, frame by frame
+        self.auto_roi = (AutoRoi(classifier.input_size, fps=config.model_fps)
+                         if config.roi == AUTO else None)
 
     def _shown_list(self, classifier: StreamingClassifier) -> ShownList:
         label_filter = self.config.label_filter
@@ -111,10 +99,22 @@ class Recognizer:
             self.classifier, self.config.model_name = pending
             self.shown = self._shown_list(self.classifier)
             self.infer_ms_recent.clear()
+            if self.auto_roi is not None:
+                self.auto_roi.min_size = self.classifier.input_size
             self._reset_requested.set()
 
-    def _model_input(self, frame: Frame) -> np.ndarray:
-        return model_input(frame, self.classifier.input_size)
+    def _box(self, frame: Frame) -> Optional[Box]:
+        """The part of ``frame`` the model reads (None: no --roi)."""
+        roi = self.config.roi
+        if roi is None:
+            return None
+        if self.auto_roi is not None:
+            bgr = frame.bgr
+            return self.auto_roi.update(frame.rgb if bgr is None else bgr, frame.timestamp)
+        return frame.model_box or roi  # type: ignore[return-value]  # what the camera cropped
+
+    def _model_input(self, frame: Frame, box: Optional[Box] = None) -> np.ndarray:
+        return model_input(frame, self.classifier.input_size, box)
 
     def process(self, frame: Frame) -> StepResult:
         if self._pending is not None:
@@ -123,13 +123,16 @@ class Recognizer:
             self._reset_requested.clear()
             self.classifier.reset()
             self.shown.reset()
+            if self.auto_roi is not None:
+                self.auto_roi.reset()
         started = time.perf_counter()
-        probs = self.classifier.step(self._model_input(frame))
+        box = self._box(frame)
+        probs = self.classifier.step(self._model_input(frame, box))
         infer_ms = (time.perf_counter() - started) * 1000.0
         top = self.shown.update(probs)
         memory_s = self.classifier.history.memory_steps / self.config.model_fps
         result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top,
-                            infer_ms, self.config.model_name, memory_s)
+                            infer_ms, self.config.model_name, memory_s, box)
         with self._deliver_lock:
             if self.closed:  # the run ended while this step was in the model: drop it
                 return result

@@ -96,7 +96,7 @@ class CameraPreviewDisplay(Display):
         text = (tuple(state.predictions), state.message, round(state.prediction_age_s) > 1,
                 tuple(state.extra_lines), round(state.display_fps), round(state.infer_ms),
                 state.model_name, state.threads, state.show_help,
-                None if state.memory_s is None else round(state.memory_s))
+                None if state.memory_s is None else round(state.memory_s), state.roi)
         if text == self._last_text or now - self._last_time < self.min_interval:
             return None
         self._last_text, self._last_time = text, now

@@ -19,12 +19,14 @@ import numpy as np
 
 from movinet_pi.model.classifier import Prediction
 from movinet_pi.progress import counted
+from movinet_pi.sources.roi import is_whole, mirrored, pixel_rect
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)
 GREY = (180, 180, 180)
 BAR_COLOUR = (80, 200, 80)  # BGR green
 WARN_COLOUR = (60, 170, 255)  # BGR orange
+ROI_COLOUR = (255, 220, 0)  # BGR cyan: the part of the picture the model reads
 
 
 @dataclass
@@ -48,6 +50,8 @@ class OverlayState:
     #: which for a file say how fast the machine is, not anything about the picture.
     source_time: float | None = None
     source_duration: float | None = None
+    #: the part of the picture the model read (--roi): (x, y, w, h), fractions; None: all
+    roi: tuple[float, float, float, float] | None = None
 
 
 HELP_KEYS = (
@@ -171,6 +175,20 @@ def _pieces(text: str, scale: float, max_width: int) -> list[str]:
 PanelFn = Callable[[np.ndarray, int, int, int, int], None]
 
 
+def draw_roi(image: np.ndarray, box: tuple[float, float, float, float] | None,
+             mirror: bool = False) -> None:
+    """Outline the part of the picture the model reads (``--roi``) on a BGR ``image``, in
+    place; nothing for the whole picture. ``mirror``: the picture is shown flipped."""
+    if box is None or is_whole(box):
+        return
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = pixel_rect(mirrored(box) if mirror else box, w, h)
+    thickness = max(2, round(w / 320))
+    inset = thickness // 2  # the line stays inside the box, and inside the picture
+    cv2.rectangle(image, (x0 + inset, y0 + inset), (x1 - 1 - inset, y1 - 1 - inset),
+                  ROI_COLOUR, thickness, cv2.LINE_AA)
+
+
 def draw_overlay(
     image: np.ndarray, state: OverlayState, panel: PanelFn | None = None
 ) -> np.ndarray:
@@ -262,6 +280,7 @@ def render_overlay_rgba(size: tuple[int, int], state: OverlayState) -> np.ndarra
     width, height = size
     bgr = np.zeros((height, width, 3), dtype=np.uint8)
     alpha = np.zeros((height, width), dtype=np.uint8)
+    draw_roi(bgr, state.roi)
 
     def mark_panel(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
         alpha[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = PANEL_ALPHA

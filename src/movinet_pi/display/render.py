@@ -14,7 +14,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from movinet_pi.display.overlay import OverlayPainter, OverlayState
+from movinet_pi.display.overlay import OverlayPainter, OverlayState, draw_roi
 
 #: Pictures narrower than this are scaled up (by a whole factor) for display...
 MIN_DISPLAY_WIDTH = 640
@@ -99,6 +99,7 @@ class PictureRenderer:
             shown = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR, dst=out)
             if self.mirror:
                 cv2.flip(shown, 1, dst=shown)
+        draw_roi(shown, state.roi, self.mirror)  # under the panels
         return self._painter.draw(shown, state)
 
     def _place(self, image: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -4,7 +4,9 @@ What the stock classifier head sees each step is the head pool's mean (its runni
 sum over its count, :class:`~movinet_pi.model.pools.PoolSlot`). ``movinet-pi teach``
 (:mod:`movinet_pi.tools.teach`) collects those means from a few clips per new class
 and fits a small head on them here: a multinomial logistic regression or class
-prototypes (cosine similarity), whichever cross-validates better.
+prototypes (cosine similarity), whichever cross-validates better. Every fit weighs each
+class the same and, within a class, each clip the same (:func:`example_weights`): a
+long clip does not outvote a short one, nor a class with many clips one with few.
 
 The taught model is ONE file: a byte copy of the base model with a zip appended (the
 way TFLite metadata carries a label file, :func:`~movinet_pi.model.labels.embedded_labels`),
@@ -169,39 +171,59 @@ def write_taught_model(base_path: Path, out_path: Path, head: TaughtHead) -> Non
 # --- fitting ------------------------------------------------------------------------------------
 
 
-def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = x.mean(axis=0)
-    std = x.std(axis=0)
+def example_weights(y: np.ndarray, clip: np.ndarray | None = None) -> np.ndarray:
+    """Each example's weight, summing to 1: every class weighs the same and, within a
+    class, every clip (``clip``: each example's clip id; None: one clip a class), however
+    many examples it has. So a long clip does not outvote a short one."""
+    clip = np.zeros(len(y), np.int64) if clip is None else np.asarray(clip)
+    pairs, pair_of, examples = np.unique(np.stack([y, clip], axis=1), axis=0,
+                                         return_inverse=True, return_counts=True)
+    classes, clips_per_class = np.unique(pairs[:, 0], return_counts=True)
+    clips = clips_per_class[np.searchsorted(classes, y)]
+    weight = 1.0 / (examples[pair_of.reshape(-1)] * clips)
+    return weight / weight.sum()
+
+
+def standardise(x: np.ndarray, weight: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The features' mean and spread (weighted by ``weight`` if given), the spread
+    floored so that a constant feature does not divide by zero."""
+    mean = np.average(x, axis=0, weights=weight)
+    std = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=weight))
     return mean.astype(np.float32), np.maximum(std, 1e-3 * max(float(std.max()), 1e-6) + 1e-6
                                                ).astype(np.float32)
 
 
-def fit(kind: str, x: np.ndarray, y: np.ndarray, labels: Sequence[str], *,
-        l2: float = 1e-2, steps: int = 300, lr: float = 0.5) -> TaughtHead:
-    """Fit a head on features ``x`` (examples, features) and class indices ``y``."""
+def fit(kind: str, x: np.ndarray, y: np.ndarray, labels: Sequence[str],
+        clip: np.ndarray | None = None, *, l2: float = 1e-2, steps: int = 300,
+        lr: float = 0.5) -> TaughtHead:
+    """Fit a head on features ``x`` (examples, features), class indices ``y`` and each
+    example's clip id ``clip`` (None: one clip a class), weighted by
+    :func:`example_weights`: the standardisation, the prototypes and the loss alike."""
     n = len(labels)
-    mean, std = standardise(x)
+    weight = example_weights(y, clip)
+    mean, std = standardise(x, weight)
     z = (x - mean) / std
     if kind == "prototypes":
         zn = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-6)
-        centres = np.stack([zn[y == c].mean(axis=0) for c in range(n)])
+        centres = np.stack([np.average(zn[y == c], axis=0, weights=weight[y == c])
+                            for c in range(n)])
         centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-6)
         w, b = centres, np.zeros(n)
     else:
-        w, b = _logistic(z, y, n, l2, steps, lr)
+        w, b = _logistic(z, y, weight, n, l2, steps, lr)
     return TaughtHead(kind, tuple(labels), w.astype(np.float32), b.astype(np.float32),
                       mean, std, examples=len(y))
 
 
-def _logistic(z: np.ndarray, y: np.ndarray, n: int, l2: float, steps: int,
-              lr: float) -> tuple[np.ndarray, np.ndarray]:
-    """Full-batch gradient descent on the L2-regularised softmax cross-entropy, each class
-    weighted by the inverse of its examples (a long clip does not outvote a short one)."""
+def _logistic(z: np.ndarray, y: np.ndarray, weight: np.ndarray, n: int, l2: float,
+              steps: int, lr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Full-batch gradient descent on the L2-regularised softmax cross-entropy, each
+    example weighted by ``weight`` (:func:`example_weights`)."""
     k = z.shape[1]
     z = z.astype(np.float32)
     onehot = np.eye(n, dtype=np.float32)[y]
-    weight = 1.0 / np.bincount(y, minlength=n)[y]
-    weight = (weight / weight.sum()).astype(np.float32)[:, None]
+    weight = weight.astype(np.float32)[:, None]
     w = np.zeros((n, k), np.float32)
     b = np.zeros(n, np.float32)
     lr, l2 = np.float32(lr), np.float32(l2)
@@ -258,11 +280,12 @@ def cross_validate(kind: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
         train[train] = thin(y[train], per_class)
         if len(np.unique(y[train])) < len(labels):  # a class with nothing left to fit
             seen = np.unique(y[train])
-            head = fit(kind, x[train], np.searchsorted(seen, y[train]), [labels[i] for i in seen])
+            head = fit(kind, x[train], np.searchsorted(seen, y[train]), [labels[i] for i in seen],
+                       groups[train])
             p = head.probs(x[test])
             pred[test] = seen[np.argmax(p, axis=1)]
         else:
-            p = fit(kind, x[train], y[train], labels).probs(x[test])
+            p = fit(kind, x[train], y[train], labels, groups[train]).probs(x[test])
             pred[test] = np.argmax(p, axis=1)
         best[test] = np.max(p, axis=1)
     return pred, best

@@ -28,6 +28,7 @@ class StepResult:
     infer_ms: float
     model: str = ""  # the model that made it (a live switch changes it mid-run)
     memory_s: float | None = None  # how far back the model's memory reaches (--history)
+    roi: tuple[float, float, float, float] | None = None  # the part the model read (--roi)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -39,6 +40,8 @@ class StepResult:
         }
         if self.memory_s is not None:
             out["memory_s"] = round(self.memory_s, 1)
+        if self.roi is not None:
+            out["roi"] = [round(v, 4) for v in self.roi]
         return out
 
 

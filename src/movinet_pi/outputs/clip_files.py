@@ -3,7 +3,11 @@
 Files appear atomically: the video is written as ``DIR/.NAME.part.mp4`` (the
 ``.mp4`` must stay last, as OpenCV picks the container from the extension) and
 renamed to ``DIR/NAME.mp4`` when complete, then ``DIR/NAME.json`` (label, start,
-end, peak, mean, frames, fps, files, ...) is written the same way. Names are
+end, peak, mean, frames, fps, files, ...) is written the same way (as
+``DIR/.NAME.json.part`` first). Before the video is opened, its part's sidecar
+``DIR/.NAME.part.json`` names these temporary files as this app's; it goes when they
+do. A crash leaves all three: at the next start, only the files such a sidecar names,
+and that match these names, are removed, never another hidden ``.part`` file. Names are
 ``YYYYmmdd-HHMMSS_label-slug.mp4`` by the wall clock at the clip's start. With a
 size cap, the oldest clips (and their sidecars) are deleted once the
 directory's clips add up to more; only clips this app wrote count and go: those
@@ -35,6 +39,11 @@ MB = 1024 * 1024
 #: OpenCV build has no MP4 writer (AVI/MJPG is built into OpenCV itself).
 CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"))
 CLIP_NAME = re.compile(r"^\d{8}-\d{6}_.+\.(mp4|avi|json)$")
+#: NAME: the wall-clock time at the clip's start and its label's slug (``-2``, ... if taken).
+NAME = r"\d{8}-\d{6}_[a-z0-9-]+"
+#: A clip's part's sidecar, ``.NAME.part.json``, and the temporary sidecar it may name.
+PART_SIDECAR = re.compile(rf"^\.({NAME})\.part\.json$")
+TEMPORARY_SIDECAR = re.compile(rf"^\.({NAME})\.json\.part$")
 #: What a sidecar says it was written by: the size cap deletes only such clips.
 APP = "movinet-pi"
 
@@ -159,8 +168,13 @@ def slug(label: str) -> str:
     return text[:60] or "event"
 
 
+def temporary_name(path: Path) -> str:
+    """Where :func:`atomic_write_text` writes ``path`` first: ``.NAME.json.part``."""
+    return f".{path.name}.part"
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    part = path.with_name(f".{path.name}.part")
+    part = path.with_name(temporary_name(path))
     try:
         with open(part, "w", encoding="utf-8") as f:
             f.write(text)
@@ -177,9 +191,63 @@ def _rounded(t: float | None) -> float | None:
     return None if t is None else round(t, 3)
 
 
+def part_sidecar(part: Path) -> Path:
+    """The sidecar of a video being written: ``.NAME.part.json`` beside ``.NAME.part.mp4``."""
+    return part.with_suffix(".json")
+
+
+def claim_parts(part: Path, sidecar: Path | None = None) -> None:
+    """Write ``part``'s sidecar, naming ``part`` and ``sidecar``'s temporary file as this
+    app's (called again when the clip's final name changes)."""
+    names = [part.name] + ([temporary_name(sidecar)] if sidecar is not None else [])
+    with open(part_sidecar(part), "w", encoding="utf-8") as f:
+        f.write(json.dumps({"app": APP, "parts": names}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def claimed_parts(claim: Path) -> list[str] | None:
+    """The temporary files a part's sidecar names, if this app wrote it (else None): only
+    its own video part, and a temporary sidecar of a clip begun in the same second."""
+    match = PART_SIDECAR.match(claim.name)
+    if match is None or claim.is_symlink() or not claim.is_file():
+        return None
+    try:
+        data = json.loads(claim.read_text(encoding="utf-8")) if claim.stat().st_size < MB \
+            else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("app") != APP or not isinstance(
+            data.get("parts"), list):
+        return None
+    name = match.group(1)
+    videos = {f".{name}.part{ext}" for _, ext in CODECS}
+    return [part for part in data["parts"] if isinstance(part, str) and (
+        part in videos or ((m := TEMPORARY_SIDECAR.match(part)) is not None
+                           and m.group(1)[:15] == name[:15]))]
+
+
+def remove_unfinished(directory: Path, log: Callable[[str], None]) -> None:
+    """Remove what a crash left: the files named by part's sidecars this app wrote, then
+    those sidecars. Nothing else, whatever its name."""
+    for claim in sorted(directory.glob(".*.part.json")):
+        parts = claimed_parts(claim)
+        if parts is None:
+            continue
+        for name in parts:
+            path = directory / name
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink():
+                    path.unlink()
+                    log(f"record: removed an unfinished file from before: {name}")
+        with contextlib.suppress(OSError):
+            claim.unlink()
+
+
 def prepare_directory(directory: Path, min_free_bytes: int, log: Callable[[str], None]) -> None:
     """Make ``directory``, check it takes files, warn when it is nearly full, and remove the
-    ``.part`` files a crash left there. MovinetPiError when it cannot be written."""
+    unfinished files a crash left there (:func:`remove_unfinished`). MovinetPiError when it
+    cannot be written."""
     where = f"--record {directory}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -198,18 +266,16 @@ def prepare_directory(directory: Path, min_free_bytes: int, log: Callable[[str],
     if free < min_free_bytes:
         log(f"record: only {free // MB} MB free on {directory}: clips will be "
                  "skipped until there is more")
-    for stale in directory.glob(".*.part*"):  # left by a crash: never complete
-        with contextlib.suppress(OSError):
-            stale.unlink()
-            log(f"record: removed an unfinished file from before: {stale.name}")
+    remove_unfinished(directory, log)
 
 
 def probe_codec(directory: Path, log: Callable[[str], None]) -> tuple[str, str]:
     """The first (fourcc, extension) that can really write a file here."""
     tiny = np.zeros((16, 16, 3), np.uint8)
     for fourcc, ext in CODECS:
-        path = directory / f".codec-test.part{ext}"
+        path = directory / f".{time.strftime('%Y%m%d-%H%M%S')}_codec-test.part{ext}"
         try:
+            claim_parts(path)
             writer = open_video_writer(path, fourcc, 10.0, (16, 16))
             ok = writer.isOpened()
             if ok:
@@ -219,8 +285,9 @@ def probe_codec(directory: Path, log: Callable[[str], None]) -> tuple[str, str]:
         except (cv2.error, OSError):
             ok = False
         finally:
-            with contextlib.suppress(OSError):
-                path.unlink()
+            for written in (path, part_sidecar(path)):
+                with contextlib.suppress(OSError):
+                    written.unlink()
         if ok:
             if ext != CODECS[0][1]:
                 log(f"record: this OpenCV cannot write MP4 ({CODECS[0][0]}); "

@@ -12,18 +12,18 @@ every connect and again whenever Home Assistant says ``online`` on
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import math
 import os
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from movinet_pi.errors import MovinetPiError, one_line
-from movinet_pi.health import Health, HealthMonitor, health_root
+from movinet_pi.health import Health, HealthMonitor
 from movinet_pi.outputs.base import StepResult
+from movinet_pi.outputs.device import device_id, hardware_model
 from movinet_pi.outputs.events import EventFeed
 from movinet_pi.outputs.mqtt_target import MqttTarget
 from movinet_pi.timing import RateMeter
@@ -33,44 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from movinet_pi.outputs.mqtt import MqttSink
 
 DEFAULT_HA_PREFIX = "homeassistant"
-#: Where a stable, per-machine id is read (under the health root), in order:
-#: the Pi's serial (survives a reinstall), then systemd's machine id.
-MACHINE_ID_FILES = (
-    "sys/firmware/devicetree/base/serial-number",
-    "proc/device-tree/serial-number",
-    "etc/machine-id",
-)
-HW_MODEL_FILE = "proc/device-tree/model"
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        text = path.read_bytes().replace(b"\0", b"").decode("utf-8", "replace").strip()
-    except OSError:
-        return None
-    return text or None
-
-
-def machine_id(root: str | os.PathLike[str] | None = None) -> str:
-    """This machine's stable id (Pi serial, else /etc/machine-id, else the host name)."""
-    base = health_root(root)
-    for name in MACHINE_ID_FILES:
-        text = _read_text(base / name)
-        if text:
-            return text
-    return socket.gethostname()
-
-
-def device_id(root: str | os.PathLike[str] | None = None) -> str:
-    """``movinet_pi_<12 hex>``: a hash of :func:`machine_id` (never the id itself),
-    the same across restarts, different per Pi."""
-    digest = hashlib.sha256(f"movinet-pi:{machine_id(root)}".encode()).hexdigest()
-    return f"movinet_pi_{digest[:12]}"
-
-
-def hardware_model(root: str | os.PathLike[str] | None = None) -> str | None:
-    """``Raspberry Pi 5 Model B Rev 1.0`` from the device tree, where there is one."""
-    return _read_text(health_root(root) / HW_MODEL_FILE)
 
 
 @dataclass(frozen=True)
@@ -98,11 +60,11 @@ class HaDevice:
 
 
 def action_event_topic(target: MqttTarget) -> str:
-    return f"{target.prefix}/action_event"
+    return target.topic("action_event")
 
 
 def diagnostics_topic(target: MqttTarget) -> str:
-    return f"{target.prefix}/diagnostics"
+    return target.topic("diagnostics")
 
 
 #: The action sensor's state: the shown top-1, or "none".
@@ -174,7 +136,8 @@ def discovery_config(target: MqttTarget, device: HaDevice,
 
 
 class HomeAssistant:
-    """The Home Assistant side of an :class:`MqttSink` (made by it, fed by it).
+    """The Home Assistant side of an :class:`MqttSink`: one of its riders (made by it
+    before it connects, fed each step by it, closed by it before it says goodbye).
 
     On every connect (and whenever Home Assistant publishes ``online`` on
     ``<ha_prefix>/status``) the discovery config goes out, retained. Each step,
@@ -198,6 +161,13 @@ class HomeAssistant:
         self.announcements = 0  # discovery configs handed to the sink (for tests)
         sink.add_announcement(self._announcement)
         sink.subscribe(device.status_topic, self._on_ha_status)
+
+    @classmethod
+    def rider(cls, device: HaDevice, health: HealthMonitor | None = None,
+              event_min_s: float = 0.0) -> functools.partial[HomeAssistant]:
+        """What :class:`MqttSink` takes in ``riders``: it makes the announcement with
+        itself when it starts, before it connects."""
+        return functools.partial(cls, device=device, health=health, event_min_s=event_min_s)
 
     def _announcement(self) -> list[tuple[str, Mapping[str, object] | str, bool]]:
         self.announcements += 1
@@ -224,8 +194,8 @@ class HomeAssistant:
                                           **(latest.to_json() if latest else {})}
             self.sink.send(diagnostics_topic(self.sink.target), payload, retain=True)
 
-    def finish(self) -> None:
-        """End the open actions (the run is over)."""
+    def close(self) -> None:
+        """End the open actions (the run is over; the sink sends them, then says goodbye)."""
         topic = action_event_topic(self.sink.target)
         for change in self.feed.finish():
             self.sink.send(topic, self._event_payload(change.to_json()))
@@ -243,6 +213,7 @@ def remove_device(target: MqttTarget, device: HaDevice, *, password: str | None 
     then removes the device and its entities) and the retained diagnostics."""
     from movinet_pi.outputs.mqtt_client import new_client
 
+    target = target.for_device(device.id)
     client = new_client(target, password, ca_file)
     where = f"{target.host}:{target.port}"
     try:

@@ -13,22 +13,24 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.health import HealthMonitor
 from movinet_pi.log import say
-from movinet_pi.outputs.base import StepResult, json_line
+from movinet_pi.outputs.base import Sink, StepResult, json_line
+from movinet_pi.outputs.device import device_id as this_device_id
 from movinet_pi.outputs.events import EventFeed
 from movinet_pi.outputs.mqtt_client import mqtt_client_id, new_client
 from movinet_pi.outputs.mqtt_target import MqttTarget, mqtt_password, parse_mqtt_url
 
-if TYPE_CHECKING:  # pragma: no cover
-
-    from movinet_pi.outputs.home_assistant import HaDevice
-
 #: Extra retained messages sent on every (re)announce: (topic, payload, retain).
 Announcement = Callable[[], "list[tuple[str, Mapping[str, object] | str, bool]]"]
+#: What rides on the sink's connection (Home Assistant discovery): made with the sink
+#: when it starts, before it connects (the start hook, where it registers its
+#: announcements and subscriptions), then fed every step and closed before the sink
+#: says goodbye.
+Rider = Callable[["MqttSink"], Sink]
 
 @dataclass(frozen=True)
 class _Message:
@@ -40,7 +42,8 @@ class _Message:
 class MqttSink:
     """Publishes events and the current top-k to an MQTT broker (``--mqtt URL``).
 
-    Topics, under the URL's prefix (default ``movinet-pi``):
+    Topics, under the URL's prefix (default ``movinet-pi/<device id>``, so that Pis
+    on one broker never share a topic; a prefix the URL names is kept as given):
 
     * ``<prefix>/events``: one JSON message per event change, as ``--events``
       prints them (start and end always, update at most once per
@@ -88,13 +91,15 @@ class MqttSink:
         client_id: str | None = None,
         ca_file: str | os.PathLike[str] | None = None,
         health: HealthMonitor | None = None,
-        home_assistant: HaDevice | None = None,
+        device_id: str | None = None,
+        riders: Sequence[Rider] = (),
         event_min_s: float = 0.0,
     ) -> None:
-        """``health``: its newest reading goes into each state message.
-        ``home_assistant``: announce this device to Home Assistant (discovery,
-        :mod:`movinet_pi.outputs.home_assistant`). ``event_min_s``: the shortest event
-        (:class:`~movinet_pi.outputs.events.EventTracker`)."""
+        """``health``: its newest reading goes into each state message. ``device_id``:
+        the default prefix's (default: this machine's, :mod:`movinet_pi.outputs.device`).
+        ``riders``: what rides on this connection (Home Assistant discovery,
+        :meth:`movinet_pi.outputs.home_assistant.HomeAssistant.rider`). ``event_min_s``:
+        the shortest event (:class:`~movinet_pi.outputs.events.EventTracker`)."""
         if password is not None and target.username is None:
             raise MovinetPiError("an MQTT password is set but the URL names no user: "
                                  "write mqtt://USER@host/prefix")
@@ -102,6 +107,8 @@ class MqttSink:
             raise MovinetPiError("--mqtt-ca is for TLS: write the broker as mqtts://...")
         if queue_size < 1:
             raise ValueError("queue_size must be 1 or more")
+        if target.prefix is None:
+            target = target.for_device(device_id or this_device_id())
         self.target = target
         self.log = log or say
         self.feed = EventFeed(update_interval_s, event_min_s)
@@ -146,12 +153,9 @@ class MqttSink:
         client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         client.on_message = self._on_message
-        self.home_assistant = None
-        if home_assistant is not None:
-            from movinet_pi.outputs.home_assistant import HomeAssistant
-
-            self.home_assistant = HomeAssistant(self, home_assistant, health=health,
-                                                event_min_s=event_min_s)
+        # The start hook: riders register their announcements and subscriptions now,
+        # before the first connect can happen.
+        self.riders: list[Sink] = [make(self) for make in riders]
         # No network here: paho's thread resolves and connects, so a broker that
         # is down (or a name that doesn't resolve yet at boot) never stops the start.
         client.connect_async(target.host, target.port, keepalive)
@@ -187,8 +191,8 @@ class MqttSink:
                              retain=True)
         if events or state:
             self._enqueue(events, state)
-        if self.home_assistant is not None:
-            self.home_assistant.on_step(result)
+        for rider in self.riders:
+            rider.on_step(result)
 
     def close(self) -> None:
         """End open events, send what is queued (if connected, for up to
@@ -196,8 +200,8 @@ class MqttSink:
         if self._closed:
             return
         self._closed = True
-        if self.home_assistant is not None:
-            self.home_assistant.finish()
+        for rider in self.riders:  # (their last messages go out before ours)
+            rider.close()
         now = round(time.time(), 3)
         ends = [_Message(self.target.events_topic, {**c.to_json(), "time": now})
                 for c in self.feed.finish()]
@@ -242,7 +246,7 @@ class MqttSink:
         with self._cond:
             return len(self._queue)
 
-    # -- hooks for what rides on this connection (Home Assistant) ------------------------
+    # -- hooks for the riders (Home Assistant) ----------------------------------------------
     def send(self, topic: str, payload: Mapping[str, object] | str,
              retain: bool = False) -> None:
         """Queue one more message, as an event is queued (quick, no network)."""

@@ -8,7 +8,7 @@ unit files): it comes from ``$MOVINET_PI_MQTT_PASSWORD`` or the file named by
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
@@ -18,47 +18,66 @@ from movinet_pi.errors import MovinetPiError
 MQTT_PASSWORD_ENV = "MOVINET_PI_MQTT_PASSWORD"
 MQTT_PASSWORD_FILE_ENV = "MOVINET_PI_MQTT_PASSWORD_FILE"
 DEFAULT_MQTT_PREFIX = "movinet-pi"
-_MQTT_EXAMPLE = "e.g. mqtt://broker.local/movinet-pi or mqtt://user@broker.local:1883/home/cam1"
+_MQTT_EXAMPLE = "e.g. mqtt://broker.local or mqtt://user@broker.local:1883/home/cam1"
 
 
 @dataclass(frozen=True)
 class MqttTarget:
-    """Where to publish: a broker and a topic prefix (from ``--mqtt URL``)."""
+    """Where to publish: a broker and a topic prefix (from ``--mqtt URL``).
+
+    ``prefix`` is None when the URL names none: the topics then go under
+    ``movinet-pi/<device id>`` (:meth:`for_device`), so that Pis sharing a broker
+    never share a topic. A prefix the user names is kept as given.
+    """
 
     host: str
     port: int = 1883
-    prefix: str = DEFAULT_MQTT_PREFIX
+    prefix: str | None = None
     username: str | None = None
     tls: bool = False
 
+    def for_device(self, device_id: str) -> MqttTarget:
+        """This target with its prefix settled: the default one made per device."""
+        if self.prefix is not None:
+            return self
+        return replace(self, prefix=f"{DEFAULT_MQTT_PREFIX}/{device_id}")
+
+    def topic(self, name: str) -> str:
+        """``<prefix>/<name>``; the prefix must be settled (:meth:`for_device`)."""
+        if self.prefix is None:
+            raise ValueError("the default MQTT prefix needs the device id: use for_device()")
+        return f"{self.prefix}/{name}"
+
     @property
     def events_topic(self) -> str:
-        return f"{self.prefix}/events"
+        return self.topic("events")
 
     @property
     def state_topic(self) -> str:
-        return f"{self.prefix}/state"
+        return self.topic("state")
 
     @property
     def availability_topic(self) -> str:
-        return f"{self.prefix}/availability"
+        return self.topic("availability")
 
     @property
     def url(self) -> str:
         """The target as a URL (never with a password: there is none to show)."""
         user = f"{self.username}@" if self.username else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{host}:{self.port}/{self.prefix}"
+        path = "" if self.prefix is None else f"/{self.prefix}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{host}:{self.port}{path}"
 
 
 def parse_mqtt_url(text: str) -> MqttTarget:
     """``mqtt[s]://[user@]host[:port][/prefix]`` -> :class:`MqttTarget`.
 
-    The port defaults to 1883 (8883 for ``mqtts``), the prefix to
-    ``movinet-pi``. A password in the URL is refused (it would sit in the shell
-    history, ``ps`` and a unit file): it comes from ``$MOVINET_PI_MQTT_PASSWORD``
-    or the file named by ``$MOVINET_PI_MQTT_PASSWORD_FILE``. Errors are one
-    line; none of them repeats a URL that may hold a password.
+    The port defaults to 1883 (8883 for ``mqtts``); no prefix leaves it None (the
+    per-device default, :meth:`MqttTarget.for_device`). A password in the URL is
+    refused (it would sit in the shell history, ``ps`` and a unit file): it comes
+    from ``$MOVINET_PI_MQTT_PASSWORD`` or the file named by
+    ``$MOVINET_PI_MQTT_PASSWORD_FILE``. Errors are one line; none of them repeats a
+    URL that may hold a password.
     """
     text = text.strip()
     scheme, sep, _ = text.partition("://")
@@ -96,8 +115,8 @@ def parse_mqtt_url(text: str) -> MqttTarget:
             raise MovinetPiError(f"empty user name in the MQTT URL {text!r} "
                                  "(write mqtt://USER@host/prefix, or no @)")
     tls = scheme.lower() == "mqtts"
-    prefix = unquote(parts.path).strip("/") or DEFAULT_MQTT_PREFIX
-    problem = topic_prefix_problem(prefix)
+    prefix = unquote(parts.path).strip("/") or None
+    problem = None if prefix is None else topic_prefix_problem(prefix)
     if problem:
         raise MovinetPiError(f"bad topic prefix {prefix!r} in the MQTT URL: {problem}")
     return MqttTarget(host=host, port=port or (8883 if tls else 1883), prefix=prefix,

@@ -66,9 +66,11 @@ from movinet_pi.outputs.clip_files import (
     EventSnapshot,
     NullWriter,
     atomic_write_text,
+    claim_parts,
     enforce_max_bytes,
     even_size,
     frame_rate,
+    part_sidecar,
     prepare_directory,
     probe_codec,
     readable,
@@ -357,6 +359,7 @@ class ClipRecorder:
             self._write(clip, picture)
 
     def _open_writer(self, clip: Clip) -> None:
+        claim_parts(clip.part, clip.final.with_suffix(".json"))  # ours, should we crash
         writer = clip_files.open_video_writer(clip.part, self.fourcc, clip.fps, clip.size)
         if not writer.isOpened():
             writer.release()
@@ -403,6 +406,7 @@ class ClipRecorder:
         clip.writer = NullWriter()
         if clip.frames == 0:
             clip.part.unlink(missing_ok=True)
+            part_sidecar(clip.part).unlink(missing_ok=True)
             self._clip = None
             self.log(f"record: {clip.name}: no pictures arrived; nothing written")
             return
@@ -413,10 +417,12 @@ class ClipRecorder:
             # overlapping events: the clip is named after the one with the highest peak
             clip.name = self._free_name(clip.stamp, top)
             clip.final = self.directory / f"{clip.name}{self.extension}"
+            claim_parts(clip.part, clip.final.with_suffix(".json"))
         sidecar = clip.final.with_suffix(".json")
         os.replace(clip.part, clip.final)
         sidecar_json = clip.sidecar(self.pre_seconds, self.post_seconds, self.stats.frames_dropped)
         atomic_write_text(sidecar, json.dumps(sidecar_json, indent=2) + "\n")
+        part_sidecar(clip.part).unlink(missing_ok=True)
         self._clip = None
         self.stats.clips_written += 1
         self.clips.append(clip.final)
@@ -436,7 +442,8 @@ class ClipRecorder:
         self.log(f"record: {clip.name} failed, removed its files: {error}")
         with contextlib.suppress(Exception):
             clip.writer.release()
-        for path in (clip.part, clip.final, clip.final.with_suffix(".json")):
+        for path in (clip.part, part_sidecar(clip.part), clip.final,
+                     clip.final.with_suffix(".json")):
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
         clip.writer, clip.failed = NullWriter(), True

@@ -1,7 +1,9 @@
 """The browser view (``--web [HOST:]PORT``): live picture, top-k and events over HTTP.
 
-Standard library only: a :class:`http.server.ThreadingHTTPServer` on a daemon
-thread serves
+Standard library only: :class:`http.server.BaseHTTPRequestHandler` answers, behind
+a gate (:mod:`movinet_pi.outputs.web_gate`) that reads every request's head on one
+thread, within a few seconds, and hands complete ones to a few handler threads
+(``max_streams`` + 4 at most), so idle or slow sockets never cost a thread. It serves
 
 * ``/``             a small self-contained page (no external assets: ``web_page.html``);
 * ``/stream.mjpg``  the picture as shown (overlay drawn), ``multipart/x-mixed-replace``;
@@ -27,25 +29,25 @@ until the window has passed. Served beyond loopback, a token must be at least
 :mod:`movinet_pi.outputs.web_access`).
 
 Without a token, the ``Host`` header must name this server (its bound host, the
-address the request came in on, this machine's name, localhost, 127.0.0.1 or
-[::1], with the port; no Host header at all passes, browsers always send one):
-a page on another site that re-points its DNS name at this machine (DNS
-rebinding) gets 421. At most ``max_streams`` streams play at once (503 beyond).
-Every answer says ``Cache-Control: no-store`` and may not be framed by another
-page (``X-Frame-Options: DENY``, CSP ``frame-ancestors 'none'``).
+address the request came in on, an IPv4-mapped one as the IPv4 address it is, this
+machine's name, localhost, 127.0.0.1 or [::1], with the port; no Host header at all
+passes, browsers always send one): a page on another site that re-points its DNS
+name at this machine (DNS rebinding) gets 421. At most ``max_streams`` streams play
+at once (503 beyond). Every answer says ``Cache-Control: no-store`` and may not be
+framed by another page (``X-Frame-Options: DENY``, CSP ``frame-ancestors 'none'``).
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import socket
 import socketserver
 import threading
-import time
 from contextlib import contextmanager, suppress
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Callable, Iterator, Sequence
 from urllib.parse import parse_qs, urlsplit
@@ -57,64 +59,36 @@ from movinet_pi.health import HealthMonitor
 from movinet_pi.log import say
 from movinet_pi.outputs.base import StepResult
 from movinet_pi.outputs.web_access import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
     FAILURE_LIMIT,
     FAILURE_WINDOW,
     MAX_STREAMS,
     AccessControl,
     check_token,
     is_loopback,
+    unmapped,
 )
+from movinet_pi.outputs.web_gate import HEAD_DEADLINE_S, Gate
 from movinet_pi.outputs.web_state import FrameHub, LiveState
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
 #: The shortest --web-token accepted when serving beyond this machine.
 BOUNDARY = "movinetpiframe"
 #: The page at ``/``: self-contained, no external assets (package data, web_page.html).
 PAGE = (resources.files(__package__) / "web_page.html").read_text(encoding="utf-8")
 
 
-# -- address ----------------------------------------------------------------------------------
-def parse_web_address(text: str) -> tuple[str, int]:
-    """``PORT``, ``:PORT``, ``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port).
-
-    The host defaults to 127.0.0.1 (this machine only); ``0.0.0.0`` serves every
-    interface. Port 0 asks the system for a free port.
-    """
-    raw = text.strip()
-    if not raw:
-        raise MovinetPiError("--web: expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080, got ''")
-    host, port_text = DEFAULT_HOST, raw
-    if raw.startswith("["):
-        end = raw.find("]")
-        if end < 0 or not raw[end + 1:].startswith(":"):
-            raise MovinetPiError(f"--web: expected [IPv6]:PORT, e.g. [::1]:8080, got {text!r}")
-        host, port_text = raw[1:end], raw[end + 2:]
-    elif ":" in raw:
-        host, _, port_text = raw.rpartition(":")
-        if ":" in host:
-            raise MovinetPiError(
-                f"--web: put an IPv6 address in brackets, e.g. [::1]:8080, got {text!r}"
-            )
-        host = host or DEFAULT_HOST
-    if not port_text.isdigit():
-        raise MovinetPiError(
-            f"--web: expected [HOST:]PORT with a port number, e.g. 8080, got {text!r}"
-        )
-    port = int(port_text)
-    if port > 65535:
-        raise MovinetPiError(f"--web: port must be 0..65535, got {port}")
-    if not host or any(c.isspace() or c in "/?#@" for c in host):
-        raise MovinetPiError(f"--web: {host!r} is not a host name or address")
-    return host, port
-
-
 # -- the newest picture, encoded once per generation -----------------------------------------
 # -- HTTP ------------------------------------------------------------------------------------
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # close() ends streams itself, then joins them with a timeout
+#: Handler threads besides those playing streams (for the page, the state, snapshots).
+SPARE_WORKERS = 4
+
+
+class _Server(socketserver.TCPServer):
+    """The listening socket (and what handlers know as their server); the gate serves it."""
+
     allow_reuse_address = True  # a restart can rebind while old sockets sit in TIME_WAIT
+    request_queue_size = 128  # connections the kernel holds until the gate takes them
     web: WebServer
 
     def server_bind(self) -> None:
@@ -129,6 +103,14 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "movinet-pi"
     #: A viewer that stops reading for this long is dropped (its socket times out).
     timeout = 20
+
+    def setup(self) -> None:
+        """The request is (connection, head): the gate has read the head already."""
+        conn, head = self.request
+        self.connection = conn
+        conn.settimeout(self.timeout)
+        self.rfile = io.BytesIO(head)
+        self.wfile = conn.makefile("wb")
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # no line per request on the console
@@ -164,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _admitted(self, web: WebServer, query: str) -> bool:
         """Host, token and throttle checks; answers the request itself when refusing it."""
-        client = self.client_address[0]
+        client = unmapped(self.client_address[0])
         if web.token is None:
             local = self.connection.getsockname()[0]
             if not web.host_allowed(self.headers.get_all("Host") or [], local):
@@ -231,6 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Pragma", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
+        self.wfile.flush()  # (the viewer sees the answer before the first picture)
         with web.tracking(self.connection), web.hub.viewing():
             gen = 0
             while not web.closing:
@@ -264,16 +247,19 @@ class WebServer(AccessControl):
         max_streams: int = MAX_STREAMS,
         failure_limit: int = FAILURE_LIMIT,
         failure_window: float = FAILURE_WINDOW,
+        head_deadline_s: float = HEAD_DEADLINE_S,
     ) -> None:
+        """``head_deadline_s``: how long a client has to send its request line and
+        headers (:mod:`movinet_pi.outputs.web_gate`)."""
         self.hub = hub
         self.state = state
         check_token(host, token)
         AccessControl.__init__(self, token, max_streams=max_streams,
                                failure_limit=failure_limit, failure_window=failure_window)
         self.closing = False
-        self._streams: dict[socket.socket, threading.Thread] = {}
+        self._streams: set[socket.socket] = set()
         self._streams_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._started = False
         server_class = _Server
         if ":" in host:
             server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
@@ -286,6 +272,8 @@ class WebServer(AccessControl):
         self._server.web = self
         self.host = host
         self.port: int = self._server.server_address[1]
+        self.gate = Gate(self._server.socket, self._answer, workers=max_streams + SPARE_WORKERS,
+                         head_deadline_s=head_deadline_s)
 
     @property
     def url(self) -> str:
@@ -300,37 +288,41 @@ class WebServer(AccessControl):
     def tracking(self, conn: socket.socket) -> Iterator[None]:
         """Remember an open stream so :meth:`close` can cut it off."""
         with self._streams_lock:
-            self._streams[conn] = threading.current_thread()
+            self._streams.add(conn)
         try:
             yield
         finally:
             with self._streams_lock:
-                self._streams.pop(conn, None)
+                self._streams.discard(conn)
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-            name="web", daemon=True,
-        )
-        self._thread.start()
+        self.gate.start()
+        self._started = True
+
+    def _answer(self, conn: socket.socket, address: object, head: bytes) -> None:
+        """Answer one request whose head the gate has read (on a handler thread)."""
+        try:
+            _Handler((conn, head), address, self._server)
+        except OSError:
+            pass  # the client went away
+        finally:
+            with suppress(OSError):
+                conn.shutdown(socket.SHUT_WR)
+            conn.close()
 
     def close(self) -> None:
-        """Stop serving, end every stream, join the thread; returns within about a second."""
+        """Stop serving, end every stream, join the threads; returns within about a second."""
         if self.closing:
             return
         self.closing = True
         self.hub.close()
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=2.0)
         with self._streams_lock:
-            streams = dict(self._streams)
+            streams = list(self._streams)
         for conn in streams:  # a viewer stuck in a blocking send gets an error now
             with suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + 1.0
-        for thread in streams.values():
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._started:
+            self.gate.close(timeout=1.0)
         self._server.server_close()
 
 
@@ -377,7 +369,8 @@ class WebSink:
         self.state.health_monitor = health
         self.server = WebServer(self.hub, self.state, host, port, token=token)
         if not is_loopback(host) and not token:
-            self.log(f"web: serving {host}:{self.server.port} without --web-token: anyone who "
+            where = f"[{host}]" if ":" in host else host
+            self.log(f"web: serving {where}:{self.server.port} without --web-token: anyone who "
                      "can reach this machine can watch the camera")
         self.server.start()
         self.log(f"web: open {self.url}" + ("?token=..." if token else ""))

@@ -1,4 +1,5 @@
-"""Who may use the browser view: host names, tokens, failed guesses, how many streams.
+"""Where the browser view listens and who may use it: host names, tokens, failed guesses,
+how many streams.
 
 The checks :class:`movinet_pi.outputs.web.WebServer` makes before it answers: the
 Host header must name this server when no token is set (a page elsewhere cannot
@@ -18,12 +19,59 @@ import time
 
 from movinet_pi.errors import MovinetPiError
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
 MIN_TOKEN_LENGTH = 16
 #: Streams playing at once; more get 503.
 MAX_STREAMS = 8
 #: Failed tokens from one address within FAILURE_WINDOW seconds before it gets 429.
 FAILURE_LIMIT = 10
 FAILURE_WINDOW = 60.0
+
+
+def parse_web_address(text: str) -> tuple[str, int]:
+    """``PORT``, ``:PORT``, ``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port).
+
+    The host defaults to 127.0.0.1 (this machine only); ``0.0.0.0`` serves every
+    interface. Port 0 asks the system for a free port.
+    """
+    raw = text.strip()
+    if not raw:
+        raise MovinetPiError("--web: expected [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080, got ''")
+    host, port_text = DEFAULT_HOST, raw
+    if raw.startswith("["):
+        end = raw.find("]")
+        if end < 0 or not raw[end + 1:].startswith(":"):
+            raise MovinetPiError(f"--web: expected [IPv6]:PORT, e.g. [::1]:8080, got {text!r}")
+        host, port_text = raw[1:end], raw[end + 2:]
+    elif ":" in raw:
+        host, _, port_text = raw.rpartition(":")
+        if ":" in host:
+            raise MovinetPiError(
+                f"--web: put an IPv6 address in brackets, e.g. [::1]:8080, got {text!r}"
+            )
+        host = host or DEFAULT_HOST
+    if not port_text.isdigit():
+        raise MovinetPiError(
+            f"--web: expected [HOST:]PORT with a port number, e.g. 8080, got {text!r}"
+        )
+    port = int(port_text)
+    if port > 65535:
+        raise MovinetPiError(f"--web: port must be 0..65535, got {port}")
+    if not host or any(c.isspace() or c in "/?#@" for c in host):
+        raise MovinetPiError(f"--web: {host!r} is not a host name or address")
+    return host, port
+
+
+def unmapped(address: str) -> str:
+    """An IPv4-mapped IPv6 address (``::ffff:192.168.1.5``: how a socket bound to ``::``
+    sees IPv4 clients and its own IPv4 address) as the IPv4 address it is; any other
+    address unchanged."""
+    try:
+        mapped = ipaddress.IPv6Address(address).ipv4_mapped
+    except ValueError:
+        return address
+    return str(mapped) if mapped is not None else address
 
 
 def is_loopback(host: str) -> bool:
@@ -80,7 +128,7 @@ class AccessControl:
         name, port = split_host(hosts[0].strip())
         if name is None or (port if port is not None else 80) != self.port:
             return False
-        allowed = {"localhost", "127.0.0.1", "::1", local_address.lower(),
+        allowed = {"localhost", "127.0.0.1", "::1", unmapped(local_address).lower(),
                    self.host.lower().strip("[]")}
         if self.host in ("0.0.0.0", "::", ""):
             hostname = socket.gethostname().lower()

@@ -42,16 +42,20 @@ class Frame:
     ``model_rgb``, when a source has it, is the same moment already scaled down near
     the model's input size by the camera's ISP (the Pi camera's lores stream): the
     model reads it instead of resizing ``rgb``. It is made (``model_rgb_of``) only when
-    asked for, so the frames the model does not take cost no conversion.
+    asked for, so the frames the model does not take cost no conversion. ``model_box``
+    says which part of the picture it shows, when the camera cropped it for the model
+    (``--roi`` on a Pi 5: ``(x, y, w, h)`` in fractions of the picture); None: all of it.
     """
 
-    __slots__ = ("_bgr", "_bgr_of", "_rgb", "_shape", "index", "model_rgb_of", "timestamp")
+    __slots__ = ("_bgr", "_bgr_of", "_rgb", "_shape", "index", "model_box", "model_rgb_of",
+                 "timestamp")
 
     def __init__(self, rgb: Optional[np.ndarray], timestamp: float, index: int,
                  model_rgb_of: Optional[Callable[[], np.ndarray]] = None, *,
                  bgr: Optional[np.ndarray] = None,
                  bgr_of: Optional[Callable[[], np.ndarray]] = None,
-                 shape: Optional[tuple[int, ...]] = None) -> None:
+                 shape: Optional[tuple[int, ...]] = None,
+                 model_box: Optional[tuple[float, float, float, float]] = None) -> None:
         picture = rgb if rgb is not None else bgr
         if picture is None and (bgr_of is None or shape is None):
             raise ValueError("a Frame needs its picture: rgb, bgr, or bgr_of and its shape")
@@ -62,17 +66,20 @@ class Frame:
         self.timestamp = timestamp
         self.index = index
         self.model_rgb_of = model_rgb_of
+        self.model_box = model_box
 
     @classmethod
     def from_bgr(cls, bgr: np.ndarray | Callable[[], np.ndarray], timestamp: float,
                  index: int, model_rgb_of: Optional[Callable[[], np.ndarray]] = None,
-                 shape: Optional[tuple[int, ...]] = None) -> Frame:
+                 shape: Optional[tuple[int, ...]] = None,
+                 model_box: Optional[tuple[float, float, float, float]] = None) -> Frame:
         """A frame of a BGR picture (H x W x 3, C-contiguous, owned by the frame), or of
         a function making it (with its ``shape``), called only if the picture is wanted
         (with the Pi camera's own preview on screen, often it is not)."""
         if callable(bgr):
-            return cls(None, timestamp, index, model_rgb_of, bgr_of=bgr, shape=shape)
-        return cls(None, timestamp, index, model_rgb_of, bgr=bgr)
+            return cls(None, timestamp, index, model_rgb_of, bgr_of=bgr, shape=shape,
+                       model_box=model_box)
+        return cls(None, timestamp, index, model_rgb_of, bgr=bgr, model_box=model_box)
 
     @property
     def rgb(self) -> np.ndarray:

@@ -9,6 +9,7 @@ from movinet_pi.errors import MovinetPiError
 from movinet_pi.sources.base import Source
 from movinet_pi.sources.opencv import CameraSource, FileSource, StreamSource
 from movinet_pi.sources.picamera import PicameraSource, picamera2_available
+from movinet_pi.sources.roi import Box
 
 URL_SCHEMES = ("rtsp", "http", "https")
 
@@ -40,6 +41,7 @@ def open_source(
     timeout: float = 10.0,
     loop: bool = False,
     model_size: Optional[tuple[int, int]] = None,
+    roi: Optional[Box] = None,
 ) -> Source:
     """Open a source from its spec.
 
@@ -48,7 +50,9 @@ def open_source(
     http:// or https:// URL a stream; anything else a video file path.
     ``frame_size`` and ``fps`` are requests to cameras; files and streams keep theirs.
     ``loop`` plays a file again and again (live sources never end anyway).
-    ``model_size`` (w, h): the Pi camera's ISP scales a second stream to it for the model.
+    ``model_size`` (w, h): the Pi camera's ISP scales a second stream to it for the model;
+    ``roi`` (a box, fractions of the picture): that stream shows only that part of the
+    picture (other sources' frames are cut for the model by ``sources.roi.model_input``).
     """
     if not (fps > 0 and timeout > 0 and min(frame_size) > 0):
         raise MovinetPiError("fps, timeout and the frame size must be positive")
@@ -61,7 +65,7 @@ def open_source(
     if picamera:
         number = int(picamera.group(1) or 0)
         return PicameraSource(number, frame_size=frame_size, fps=fps, timeout=timeout,
-                              model_size=model_size)
+                              model_size=model_size, roi=roi)
     device = _DEVICE_RE.fullmatch(spec)
     if spec.isdigit() or device:
         index = int(device.group(1)) if device else int(spec)

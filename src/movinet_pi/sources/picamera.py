@@ -21,6 +21,7 @@ import numpy as np
 from movinet_pi.errors import MovinetPiError, one_line
 from movinet_pi.log import say
 from movinet_pi.sources.base import Frame, Source, SourceLost, Timeline
+from movinet_pi.sources.roi import Box, box_in, is_whole, lores_for_box, sensor_crop
 
 PICAMERA2_HINT = (
     "picamera2 is not installed: on Raspberry Pi OS run `sudo apt install -y python3-picamera2` "
@@ -91,6 +92,10 @@ class PicameraSource(Source):
     :meth:`read_pair`. Timestamps come from ``SensorTimestamp`` (the moment the
     sensor captured the frame), relative to the first frame.
 
+    With ``roi`` (a box, fractions of the picture) the model's stream shows only that part
+    and the picture stays whole (:meth:`_crop_for_the_model`); each frame's ``model_box``
+    says which part the ISP really cropped (from the request's metadata).
+
     A preview the camera draws itself (:attr:`preview`, set by the DRM or QTGL display) is
     started again on every reconnect.
     """
@@ -107,6 +112,7 @@ class PicameraSource(Source):
         buffer_count: int = 4,
         timeout: float = 10.0,
         model_size: Optional[tuple[int, int]] = None,
+        roi: Optional[Box] = None,
         log: Callable[[str], None] = say,
     ) -> None:
         self.camera_num = camera_num
@@ -122,6 +128,11 @@ class PicameraSource(Source):
         if self.model_lores:
             lores_size = model_size
         self.model_size = model_size
+        #: The part of the picture the model reads (None: all of it).
+        self.roi = None if is_whole(roi) else roi
+        #: The ISP crops the model's stream to ``roi`` (a Pi 5), from the last configure on.
+        self.isp_roi = False
+        self._crops: Optional[list[Any]] = None  # the last request's ScalerCrops
         self._log = log
         self.lores_size: Optional[tuple[int, int]] = (
             (int(lores_size[0]), int(lores_size[1])) if lores_size is not None else None
@@ -236,6 +247,34 @@ class PicameraSource(Source):
                       f"({_reason(error)}): the model resizes the full frame instead")
             self._camera.configure(self._make_config())
         self._adopt_configured_sizes()
+        if self.roi is not None and self.model_lores:
+            self._crop_for_the_model()
+
+    def _crop_for_the_model(self) -> None:
+        """Crop the model's stream to :attr:`roi`: by the ISP where each output has a crop
+        of its own (``ScalerCrops`` is advertised: a Pi 5), else (one ``ScalerCrop`` for
+        all: a Pi 4) by a lores stream large enough that the box cut from it on the CPU
+        still holds the model's input size (configured again once, if it must grow)."""
+        assert self.roi is not None and self.model_size is not None
+        controls = getattr(self._camera, "camera_controls", {}) or {}
+        self.isp_roi = "ScalerCrops" in controls
+        if self.isp_roi:
+            main = tuple(controls["ScalerCrops"][0])  # picamera2 gives main its default crop
+            lores = sensor_crop(self.roi, main, tuple(controls["ScalerCrop"][1]))
+            self._camera.set_controls({"ScalerCrops": [main, lores]})
+            return
+        wanted = lores_for_box(self.roi, self.model_size, self.frame_size)
+        current = self.lores_size or wanted
+        if wanted[0] > current[0] or wanted[1] > current[1]:
+            self.lores_size = wanted
+            try:
+                self._camera.configure(self._make_config())
+            except Exception as error:  # the model's own size worked: back to it
+                self.lores_size = current
+                self._log(f"the Pi camera refused a {wanted[0]}x{wanted[1]} lores stream for "
+                          f"--roi ({_reason(error)}): the box is cut from the full frame")
+                self._camera.configure(self._make_config())
+            self._adopt_configured_sizes()
 
     def _adopt_configured_sizes(self) -> None:
         """libcamera may adjust sizes while configuring; report what frames will really be."""
@@ -266,6 +305,15 @@ class PicameraSource(Source):
 
     # -- reading -----------------------------------------------------------------------------
 
+    def _model_box(self) -> Optional[Box]:
+        """The part of the picture the ISP cropped the model's stream to (None: all)."""
+        if not self.isp_roi:
+            return None
+        crops = self._crops
+        if not crops or len(crops) < 2:
+            return self.roi
+        return box_in(tuple(crops[1]), tuple(crops[0]))
+
     def _capture(self, names: tuple[str, ...]) -> tuple[list[np.ndarray], float, int]:
         """Arrays (in memory order) for ``names`` from one request, its timestamp and index."""
         if self._closed:
@@ -287,6 +335,7 @@ class PicameraSource(Source):
             metadata = request.get_metadata()
         finally:
             request.release()
+        self._crops = metadata.get("ScalerCrops")
         sensor_ns = metadata.get("SensorTimestamp")
         raw = sensor_ns / 1e9 if isinstance(sensor_ns, (int, float)) else time.monotonic()
         index = self._index
@@ -296,15 +345,18 @@ class PicameraSource(Source):
     def _frame(self, name: str, array: np.ndarray, timestamp: float, index: int,
                model_rgb_of: Optional[Callable[[], np.ndarray]] = None) -> Frame:
         fmt = self._formats[name]
+        model_box = self._model_box() if model_rgb_of is not None else None
         if fmt == "RGB888":  # B,G,R in memory: shown as it is, converted for the model only
-            return Frame.from_bgr(np.ascontiguousarray(array), timestamp, index, model_rgb_of)
+            return Frame.from_bgr(np.ascontiguousarray(array), timestamp, index, model_rgb_of,
+                                  model_box=model_box)
         if fmt == "XRGB8888":  # B,G,R,X (the QTGL preview's): dropping X only if it is wanted
             height, width = array.shape[:2]
             bgr = functools.partial(cv2.cvtColor, array, cv2.COLOR_BGRA2BGR)
-            return Frame.from_bgr(bgr, timestamp, index, model_rgb_of, shape=(height, width, 3))
+            return Frame.from_bgr(bgr, timestamp, index, model_rgb_of, shape=(height, width, 3),
+                                  model_box=model_box)
         size = self.lores_size if name == "lores" and self.lores_size else self.frame_size
         rgb = rgb_from_picamera(array, fmt, size[0])
-        return Frame(rgb, timestamp, index, model_rgb_of)
+        return Frame(rgb, timestamp, index, model_rgb_of, model_box=model_box)
 
     def read(self) -> Frame:
         if self.model_lores:  # the picture and the model's input from one sensor readout

@@ -11,7 +11,10 @@ Each step is timed stage by stage, as the live app runs them:
 * ``invoke``     the interpreter call;
 * ``carry``      logits out, states back in, history policy, softmax and the shown list;
   within it, ``memory`` is the history policy's own part (``--history``, default auto);
-* ``overlay``    drawing the predictions over the picture as the window would show it.
+* ``overlay``    drawing the predictions over the picture as the window would show it;
+  beside it (not part of the step), ``--roi auto`` finding its box in the frame
+  (:class:`~movinet_pi.sources.roi_auto.AutoRoi`: the motion on a small grey copy, the box
+  kept steady), as a share of our model step.
 
 A second interpreter of the same model file, loaded as published, runs bare
 ``invoke()`` calls in blocks alternating with ours (so that drift in the
@@ -37,9 +40,11 @@ import numpy as np
 
 from movinet_pi.display.overlay import OverlayState, draw_overlay
 from movinet_pi.display.shown import ShownList
+from movinet_pi.model.catalogue import MODEL_FPS
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.progress import counted
 from movinet_pi.sources.picamera import rgb_from_picamera
+from movinet_pi.sources.roi_auto import AutoRoi
 
 STAGES = ("capture", "preprocess", "invoke", "carry", "overlay")
 BLOCK = 20  # steps in a row before switching between ours and the bare interpreter
@@ -94,6 +99,11 @@ class BenchResult:
         return self.p50("memory") / self.step_ms_p50 * 100.0
 
     @property
+    def roi_auto_pct(self) -> float:
+        """``--roi auto``'s box against our model step."""
+        return self.p50("roi_auto") / self.step_ms_p50 * 100.0
+
+    @property
     def overhead_pct(self) -> float:
         return (self.step_ms_p50 / self.p50("bare_invoke") - 1.0) * 100.0
 
@@ -121,6 +131,10 @@ class BenchResult:
         if self.times_ms.get("preprocess_lores"):
             data["preprocess_lores_ms_p50"] = round(self.p50("preprocess_lores"), 4)
             data["preprocess_lores_ms_p99"] = round(self.p99("preprocess_lores"), 4)
+        if self.times_ms.get("roi_auto"):
+            data["roi_auto_ms_p50"] = round(self.p50("roi_auto"), 4)
+            data["roi_auto_ms_p99"] = round(self.p99("roi_auto"), 4)
+            data["roi_auto_pct"] = round(self.roi_auto_pct, 2)
         for stage in STAGES:
             data[f"{stage}_ms_p50"] = round(self.p50(stage), 4)
             data[f"{stage}_ms_p99"] = round(self.p99(stage), 4)
@@ -144,6 +158,9 @@ class BenchResult:
             rows.insert(STAGES.index("preprocess") + 1, (
                 f"  instead, from {w}x{h} lores", self.p50("preprocess_lores"),
                 self.p99("preprocess_lores")))
+        if self.times_ms.get("roi_auto"):
+            rows.append(("  beside it, --roi auto's box", self.p50("roi_auto"),
+                         self.p99("roi_auto")))
         rows.append(("whole step, capture to overlay", self.total_ms_p50, None))
         rows.append(("model step (invoke + carry)", self.step_ms_p50, None))
         rows.append(("bare invoke of the same file", self.p50("bare_invoke"),
@@ -166,6 +183,11 @@ class BenchResult:
                 f"preprocess {self.p50('preprocess'):.2f} -> "
                 f"{self.p50('preprocess_lores'):.2f} ms (the YUV420 -> RGB conversion "
                 "included).")
+        if self.times_ms.get("roi_auto"):
+            lines.append(
+                f"--roi auto finds its box in {self.p50('roi_auto'):.3f} ms a step, "
+                f"{self.roi_auto_pct:.1f} % of our model step; the model then reads that part "
+                "of the frame, which takes less to resize than all of it.")
         return "\n".join(lines)
 
 
@@ -218,7 +240,8 @@ def run_bench(
     _zero_inputs(bare_interpreter)
     shown = ShownList(classifier.labels, k=3)
     times: dict[str, list[float]] = {
-        s: [] for s in (*STAGES, "bare_invoke", "memory", "preprocess_lores")}
+        s: [] for s in (*STAGES, "bare_invoke", "memory", "preprocess_lores", "roi_auto")}
+    roi = AutoRoi(classifier.input_size, fps=MODEL_FPS)
     memory = _time_history(classifier)
     frame_size = (0, 0)
     done = 0
@@ -241,6 +264,9 @@ def run_bench(
             draw_overlay(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), OverlayState(top, model_name))
             t5 = time.perf_counter()
             lores_ms = _time_lores_preprocess(classifier, rgb)  # (after the step: beside it)
+            t6 = time.perf_counter()
+            roi.update(rgb, i / MODEL_FPS)
+            roi_ms = (time.perf_counter() - t6) * 1000.0
             frame_size = (rgb.shape[1], rgb.shape[0])
             if i >= warmup:
                 marks = (t0, t1, t2, t3, t4, t5)
@@ -248,6 +274,7 @@ def run_bench(
                     times[stage].append((end - begin) * 1000.0)
                 times["memory"].append(memory[0] * 1000.0)
                 times["preprocess_lores"].append(lores_ms)
+                times["roi_auto"].append(roi_ms)
         for i in range(done, done + block):  # then as many bare invokes, on their own
             t0 = time.perf_counter()
             bare_interpreter.invoke()  # type: ignore[attr-defined]

@@ -21,7 +21,8 @@ Reported per model: top-1 and top-5 accuracy (top-k with k = min(5, classes)), r
 class, a confusion matrix whose columns are the classes in the folder plus ``other`` (any
 class of the model not in the folder: a Kinetics model has 600), the mean milliseconds per
 step (resize + normalise + invoke + state carry + softmax, as the app steps), and the clips
-it got wrong.
+it got wrong. With ``--roi`` each model reads only that part of each frame (``auto``: a box
+that follows the motion, from the whole picture at each clip's start), as the live app does.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Optional, Sequence, TextIO
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from movinet_pi.model.runtime import default_threads
 from movinet_pi.model.signature import catalogue_title
 from movinet_pi.progress import ProgressBar, counted
 from movinet_pi.sources.opencv import FileSource
+from movinet_pi.sources.roi import AUTO as ROI_AUTO
+from movinet_pi.sources.roi import Box, RoiSpec, crop, is_whole
+from movinet_pi.sources.roi_auto import AutoRoi
 from movinet_pi.timing import FrameSampler
 from movinet_pi.tools.eval_report import (
     check_plot_path,
@@ -183,6 +187,15 @@ class ModelRun:
     results: list[ClipResult] = field(default_factory=list)
     step_seconds: float = 0.0
     steps: int = 0
+    roi: Optional[RoiSpec] = None  # the part of each frame the model reads (--roi)
+    auto: Optional[AutoRoi] = None  # --roi auto's box, reset for each clip
+
+    def box(self, rgb: np.ndarray, t: float) -> Optional[Box]:
+        """The part of this frame the model reads (None: all of it)."""
+        if self.roi != ROI_AUTO:
+            return None if self.roi is None or is_whole(self.roi) else self.roi  # type: ignore
+        self.auto = self.auto or AutoRoi(self.clf.input_size, fps=MODEL_FPS)
+        return self.auto.update(rgb, t)
 
     @property
     def k(self) -> int:
@@ -218,6 +231,7 @@ class ModelRun:
             "path": self.clf.model_path,
             "labels": labels.source,
             "signature": self.clf.signature.key,
+            "roi": list(self.roi) if isinstance(self.roi, tuple) else self.roi,
             "input_size": list(self.clf.input_size),
             "num_classes": self.clf.num_classes,
             "clips": n,
@@ -255,6 +269,8 @@ def stream_clip(path: Path, runs: Sequence[ModelRun], fps: float = MODEL_FPS) ->
     would feed at ``fps``. Returns each model's probabilities after its last step."""
     for run in runs:
         run.clf.reset()
+        if run.auto is not None:
+            run.auto.reset()
     sampler = FrameSampler(fps)
     last: list[np.ndarray | None] = [None] * len(runs)
     with FileSource(path) as source:
@@ -264,9 +280,11 @@ def stream_clip(path: Path, runs: Sequence[ModelRun], fps: float = MODEL_FPS) ->
                 break
             if not sampler.is_due(frame.timestamp):
                 continue
+            rgb = frame.rgb
             for i, run in enumerate(runs):
                 started = time.perf_counter()
-                probs = run.clf.step(frame.rgb)
+                box = run.box(rgb, frame.timestamp)
+                probs = run.clf.step(rgb if box is None else crop(rgb, box))
                 run.step_seconds += time.perf_counter() - started
                 run.steps += 1
                 last[i] = probs
@@ -284,6 +302,7 @@ def evaluate(
     history: HistorySpec = AUTO,
     progress: bool = False,
     err: TextIO | None = None,
+    roi: Optional[RoiSpec] = None,
 ) -> list[dict[str, Any]]:
     """Run every model over the clip folder; one report dict per model (the JSON form)."""
     err = err if err is not None else sys.stderr
@@ -294,7 +313,7 @@ def evaluate(
     threads = threads or default_threads()
     paths = [Path(p) for p in model_paths]
     clfs = [load_model(path, labels, threads, history) for path in paths]
-    runs = [ModelRun(name, clf) for name, clf in zip(model_names(paths, clfs), clfs)]
+    runs = [ModelRun(name, clf, roi=roi) for name, clf in zip(model_names(paths, clfs), clfs)]
 
     def warn(message: str) -> None:
         bar.clear()
@@ -376,6 +395,7 @@ def run_eval(
     out: TextIO | None = None,
     progress: bool = True,
     err: TextIO | None = None,
+    roi: Optional[RoiSpec] = None,
 ) -> int:
     """``movinet-pi eval``: evaluate, print the table (or JSON lines), write the plot.
 
@@ -386,8 +406,7 @@ def run_eval(
     if plot is not None:
         check_plot_path(plot)
     reports = evaluate(clip_dir, model_paths, labels_path, threads=threads, history=history,
-                       progress=progress,
-                       err=err)
+                       progress=progress, err=err, roi=roi)
     if plot is not None:
         write_plot(reports, plot)
     if as_json:

@@ -39,10 +39,14 @@ def format_report(reports: Sequence[dict[str, Any]], clip_dir: Path) -> str:
     first = reports[0]
     n_classes = len(first["per_class"])
     skipped = f", {first['skipped']} skipped" if first["skipped"] else ""
+    roi = first.get("roi")
+    looked_at = ("" if roi is None else "; the model reads where the picture moves (--roi auto)"
+                 if roi == "auto" else f"; the model reads --roi {','.join(f'{v:g}' for v in roi)}")
     lines = [
         f"{counted(first['clips'], 'clip')} in {counted(n_classes, 'class', 'classes')} "
         f"from {clip_dir}{skipped}; "
-        f"{MODEL_FPS:g} fps, states reset for each clip, prediction after the last step",
+        f"{MODEL_FPS:g} fps, states reset for each clip, prediction after the last step"
+        f"{looked_at}",
         "",
     ]
     k_note = {r["top5_k"] for r in reports}  # top-5, or fewer for a model with fewer classes

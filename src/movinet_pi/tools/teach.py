@@ -1,10 +1,13 @@
 """``movinet-pi teach``: new actions from a few clips, on the Pi itself, without TensorFlow.
 
 The folder holds one sub-folder of clips per new class (the layout ``eval`` reads; the
-folder's name is the class's label, ``_`` read as a space). Each clip is streamed from
-fresh states at 5 fps through the stock model, as the app streams a camera; after each
-step the head pool's mean (what the stock classifier head sees) is one example, except
-in the clip's first second (at most its first half), while the model's memory fills.
+folder's name is the class's label, ``_`` read as a space, so ``jumping_jacks/`` and
+``jumping jacks/`` are one class, taught from both, as it says). A clip that cannot be
+read, or is shorter than one model step, is skipped with a warning naming it. Each
+clip is streamed from fresh states at 5 fps through the stock model, as the app streams
+a camera; after each step the head pool's mean (what the stock classifier head sees) is
+one example, except in the clip's first second (at most its first half), while the
+model's memory fills.
 
 Two heads are fitted in numpy (:mod:`movinet_pi.model.taught`): a multinomial logistic
 regression and class prototypes (cosine similarity). Both are cross-validated by clip,
@@ -95,6 +98,32 @@ def class_label(folder: str) -> str:
     return " ".join(folder.replace("_", " ").split())
 
 
+def class_folders(clip_dir: Path, err: TextIO) -> dict[str, list[Path]]:
+    """Label -> its clips. Folders whose names read as one label are one class, taught
+    from all their clips; that is said in one line, never done silently."""
+    classes: dict[str, list[Path]] = {}
+    folders: dict[str, list[str]] = {}
+    for folder, clips in find_class_folders(clip_dir).items():
+        label = class_label(folder)
+        classes.setdefault(label, []).extend(clips)
+        folders.setdefault(label, []).append(folder)
+    for label, names in folders.items():
+        if len(names) > 1:
+            err.write(f"{PROG}: the folders {' and '.join(map(repr, names))} are one class, "
+                      f"{label!r}: teaching it from the clips of both\n")
+    return classes
+
+
+def usable_features(clf: StreamingClassifier, clip: Path) -> np.ndarray:
+    """The clip's features (:func:`clip_features`), or a MovinetPiError saying why the
+    clip cannot teach: unreadable, or shorter than one model step."""
+    feats = clip_features(clf, clip)
+    if len(feats) < 2:
+        raise MovinetPiError(f"shorter than one model step ({1 / MODEL_FPS:g} s at "
+                             f"{MODEL_FPS:g} fps)")
+    return feats
+
+
 @dataclass
 class TeachResult:
     head: TaughtHead
@@ -119,7 +148,7 @@ def fit_best(x: np.ndarray, y: np.ndarray, clip: np.ndarray, labels: list[str],
         held_out[kind] = (pred, best)
     kind = max(KINDS, key=lambda k: float(np.mean(scores[k])))
     keep = thin(y, FIT_PER_CLASS)
-    head = fit(kind, x[keep], y[keep], labels)
+    head = fit(kind, x[keep], y[keep], labels, clip[keep])
     head.examples = len(y)
     pred, best = held_out[kind]
     head.threshold = reject_threshold(pred, best, y)
@@ -138,7 +167,7 @@ def teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = Fal
         raise MovinetPiError(f"{out_path} exists: pass --force to replace it")
     if out_path.exists() and out_path.resolve() == model_path.resolve():
         raise MovinetPiError(f"{out_path} is the base model: write the taught model elsewhere")
-    folders = {class_label(k): v for k, v in find_class_folders(clip_dir).items()}
+    folders = class_folders(clip_dir, err)
     if len(folders) < 2:
         raise MovinetPiError(f"{clip_dir} has {len(folders)} class folder: teaching needs at "
                              "least two classes (one folder of clips each)")
@@ -161,24 +190,20 @@ def teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = Fal
                 done += 1
                 rel = clip.relative_to(clip_dir).as_posix()
                 try:
-                    feats = clip_features(clf, clip)
+                    feats = usable_features(clf, clip)
                 except MovinetPiError as e:
                     bar.clear()
                     err.write(f"{PROG}: warning: skipped {rel}: {e}\n")
                     skipped.append(rel)
                     continue
-                if len(feats) < 2:
-                    raise MovinetPiError(
-                        f"clip {rel} is shorter than one model step "
-                        f"({1 / MODEL_FPS:g} s at {MODEL_FPS:g} fps): use longer clips")
                 ex = examples_of(feats)
                 xs.append(ex)
                 ys.append(np.full(len(ex), row))
                 ids.append(np.full(len(ex), len(ids)))
                 readable += 1
             if not readable:
-                raise MovinetPiError(f"no readable clip in the class folder {name!r} "
-                                     f"of {clip_dir}")
+                raise MovinetPiError(f"no usable clip for the class {name!r} in {clip_dir} "
+                                     "(each was unreadable or too short: see the warnings)")
         bar(total, total)
     finally:
         bar.clear()
@@ -211,7 +236,7 @@ def format_summary(result: TeachResult, out_path: Path) -> str:
               else f"a best score below {head.threshold:.2f} is unsure (--reject to hide it)")
     lines.append(f"kept: {head.kind}; {reject}")
     if result.skipped:
-        lines.append(f"skipped {len(result.skipped)} unreadable clips")
+        lines.append(f"skipped {len(result.skipped)} clips (unreadable or too short)")
     lines.append(f"wrote {out_path} ({size_text(out_path.stat().st_size)}) in "
                  f"{result.seconds:.1f} s (fitting {result.fit_seconds:.1f} s): "
                  f"run it with --model-path {out_path}")

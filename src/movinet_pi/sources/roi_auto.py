@@ -1,0 +1,255 @@
+"""``--roi auto``: a box that follows where the action is, and keeps still while it can.
+
+:class:`AutoRoi` takes the frames the model is given, one at a time, and says which part
+of each the model should read::
+
+    roi = AutoRoi(min_size=(172, 172))          # the model's input size, in pixels
+    boxes = [roi.update(rgb, t) for t, rgb in frames]   # (x, y, w, h), fractions
+    inputs = [crop(rgb, box) for (t, rgb), box in zip(frames, boxes)]
+
+The cue is motion on a small grey copy of each frame (:data:`WORK_SIZE` pixels on its
+long side): a place has "moved" when its grey level changed by more than
+``threshold`` since the last frame, and counts as moving for ``hold_s`` seconds after.
+The part of the picture that moved (its extent, once places that moved alone, smaller than
+3x3 grey pixels, are left out, so that stray pixels do not stretch it) is enlarged by
+``margin`` on each side, never made smaller than the model's input, shaped (``shape``) and
+kept inside the picture: that is the *target*.
+
+The box follows the target steadily, because the model is a video model (a box that moves
+every frame looks to it like a shaking camera, and to its memory like a cut):
+
+* it **grows at once** when the target reaches out of it: to cover both, and
+  ``grow_headroom`` of the target's size further that way (action on the move soon
+  reaches further);
+* it **shrinks or moves only after** the target has stayed much smaller than it
+  (under half its area) for ``shrink_after_s`` seconds, and then in one move;
+* a target that would cover ``whole_above`` of the picture's area or more is the whole
+  picture: the action already fills the frame;
+* when nothing has moved for ``hold_s`` seconds, it goes back to the whole picture.
+
+Each setting is in seconds, or in fractions of the picture or of the moving region. The
+defaults are what ``benchmarks/roi.py`` chose by cross-validation over the shared clips
+(docs/roi.md): the moving region's own shape, no margin, 4 s of motion, 0.4 s before a
+shrink, the whole picture from 80 % of its area, no headroom. ``threshold``,
+``min_moving`` and :data:`WORK_SIZE` are not fitted: they sit above the noise of a still
+picture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from movinet_pi.sources.roi import WHOLE, Box
+
+#: The long side of the grey copy motion is looked for on, in pixels.
+WORK_SIZE = 80
+#: A box is "much bigger" than its target when the target covers less than this of its area.
+SHRINK_BELOW = 0.5
+#: A target that reaches out of the box by less than this (of the box's size) is inside.
+INSIDE_TOLERANCE = 0.05
+#: ``hold_s`` in the units a grey pixel's age is counted in (a byte: at most 254).
+AGE_HOLD = 250
+SHAPES = ("region", "square", "picture")
+OPENING = np.ones((3, 3), np.uint8)
+
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels of the picture
+
+
+@dataclass(frozen=True)
+class AutoRoiSettings:
+    """How :class:`AutoRoi` behaves (see the module's text)."""
+
+    #: "region": the moving region's own aspect; "square": squared off in pixels;
+    #: "picture": the picture's aspect (a zoom, squashed into the model's input like the
+    #: whole picture is)
+    shape: str = "region"
+    margin: float = 0.0  # added on each side, a fraction of the moving region's size
+    hold_s: float = 4.0  # a place counts as moving this long after it last moved
+    shrink_after_s: float = 0.4  # a box much bigger than its target shrinks after this
+    whole_above: float = 0.8  # a target covering this much of the picture: the whole of it
+    grow_headroom: float = 0.0  # a growing box takes this much of the target's size more
+    threshold: int = 12  # grey levels (of 255) a pixel must change by to have moved
+    min_moving: float = 0.002  # the part of the picture that must move to count as motion
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES}, not {self.shape!r}")
+
+
+class AutoRoi:
+    """Frames in, boxes out: where the model should look (see the module's text).
+
+    ``update(picture, t)`` takes each frame the model is given (RGB, BGR or grey, any
+    size; ``t`` its time in seconds, default one model step after the last) and returns
+    the box ``(x, y, w, h)`` in fractions of the picture. :meth:`reset` forgets the past
+    (a new stream). ``min_size`` is the model's input size in pixels (w, h): the box is
+    never smaller than that part of the picture.
+    """
+
+    def __init__(self, min_size: tuple[int, int], settings: Optional[AutoRoiSettings] = None,
+                 fps: float = 5.0) -> None:
+        self.min_size = min_size
+        self.settings = settings or AutoRoiSettings()
+        self.step_s = 1.0 / fps
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the next frame starts from the whole picture."""
+        self.box: Box = WHOLE
+        self.moves = 0
+        self._rect: Optional[Rect] = None  # the box in pixels (None: whole)
+        self._prev: Optional[np.ndarray] = None
+        #: per grey pixel, how long ago it last moved, in 1/AGE_HOLD of hold_s (255: longer)
+        self._age: Optional[np.ndarray] = None
+        self._age_carry = 0.0  # the part of a step's time not yet added to the ages
+        self._picture: tuple[int, int] = (0, 0)  # (w, h)
+        self._t: Optional[float] = None
+        self._t_prev: Optional[float] = None
+        self._small_since: Optional[float] = None
+
+    # -- the motion ---------------------------------------------------------------------------
+    def _grey(self, picture: np.ndarray) -> np.ndarray:
+        """The middle pixel of each block of the green channel (the same for RGB and BGR;
+        a few microseconds, where averaging the blocks takes a tenth of a millisecond), then
+        a 3x3 mean against the noise that sampling keeps."""
+        step = max(1, round(max(picture.shape[:2]) / WORK_SIZE))
+        plane = picture[step // 2::step, step // 2::step]
+        return cv2.blur(plane[..., 1] if plane.ndim == 3 else plane, (3, 3))
+
+    def _moving(self, grey: np.ndarray, t: float) -> Optional[np.ndarray]:
+        """Where it moved within ``hold_s`` (255 there, else 0; grey's shape); None before
+        two frames. Ages are bytes counted in 1/:data:`AGE_HOLD` of ``hold_s``: five
+        OpenCV calls on 5 kB, a few microseconds each even when the caches are cold."""
+        prev, self._prev = self._prev, grey
+        if prev is None or prev.shape != grey.shape or self._age is None:
+            self._age = np.full(grey.shape, 255, np.uint8)  # never moved
+            self._age_carry = 0.0
+            return None
+        since = 0.0 if self._t_prev is None else t - self._t_prev
+        elapsed = self._age_carry + since * AGE_HOLD / self.settings.hold_s
+        ticks = int(elapsed)
+        self._age_carry = elapsed - ticks
+        now = cv2.compare(cv2.absdiff(grey, prev), self.settings.threshold, cv2.CMP_GT)
+        cv2.add(self._age, min(ticks, 255), dst=self._age)  # (saturates at 255)
+        cv2.subtract(self._age, now, dst=self._age)  # moving now: 0
+        return cv2.compare(self._age, AGE_HOLD, cv2.CMP_LE)
+
+    def _extent(self, moving: np.ndarray) -> Optional[Rect]:
+        """The part that moved, in pixels of the picture; None: too little. Places that
+        moved alone, smaller than 3x3 grey pixels, are left out (noise, not action)."""
+        moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, OPENING)
+        if cv2.countNonZero(moving) < self.settings.min_moving * moving.size:
+            return None
+        x0, y0, w, h = cv2.boundingRect(moving)
+        x1, y1 = x0 + w, y0 + h
+        width, height = self._picture
+        fx, fy = width / moving.shape[1], height / moving.shape[0]
+        return x0 * fx, y0 * fy, x1 * fx, y1 * fy
+
+    # -- the box ------------------------------------------------------------------------------
+    def _target(self, extent: Rect) -> Optional[Rect]:
+        """The box the moving region asks for (None: the whole picture)."""
+        s = self.settings
+        x0, y0, x1, y1 = extent
+        w = max((x1 - x0) * (1 + 2 * s.margin), self.min_size[0])
+        h = max((y1 - y0) * (1 + 2 * s.margin), self.min_size[1])
+        return self._placed(((x0 + x1) / 2, (y0 + y1) / 2), w, h)
+
+    def _placed(self, centre: tuple[float, float], w: float, h: float) -> Optional[Rect]:
+        """A ``w`` x ``h`` box around ``centre``, shaped and moved inside the picture."""
+        width, height = self._picture
+        shape = self.settings.shape
+        if shape == "square":
+            w = h = max(w, h)
+        elif shape == "picture":
+            w, h = max(w, h * width / height), max(h, w * height / width)
+        w, h = min(w, width), min(h, height)
+        if w * h >= self.settings.whole_above * width * height:
+            return None
+        x0 = min(max(centre[0] - w / 2, 0.0), width - w)
+        y0 = min(max(centre[1] - h / 2, 0.0), height - h)
+        return x0, y0, x0 + w, y0 + h
+
+    def _move(self, rect: Optional[Rect]) -> None:
+        self._rect = rect
+        self._small_since = None
+        self.moves += 1
+        if rect is None:
+            self.box = WHOLE
+            return
+        width, height = self._picture
+        x0, y0, x1, y1 = rect
+        self.box = (x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height)
+
+    def _follow(self, target: Optional[Rect], t: float) -> None:
+        """Grow at once; shrink or move once the target stayed much smaller long enough."""
+        box = self._rect
+        if box is None and target is None:
+            return
+        if target is None:  # the action fills the picture
+            self._move(None)
+            return
+        if box is not None and not _inside(target, box):
+            grown = _grown(box, target, self.settings.grow_headroom)
+            self._move(self._placed(((grown[0] + grown[2]) / 2, (grown[1] + grown[3]) / 2),
+                                    grown[2] - grown[0], grown[3] - grown[1]))
+            return
+        width, height = self._picture
+        box_area = _area(box) if box is not None else width * height
+        if _area(target) >= SHRINK_BELOW * box_area:
+            self._small_since = None
+            return
+        if self._small_since is None:
+            self._small_since = t
+        if t - self._small_since >= self.settings.shrink_after_s - 1e-9:
+            self._move(target)
+
+    def update(self, picture: np.ndarray, t: Optional[float] = None) -> Box:
+        """The box the model should read of ``picture`` (taken at ``t`` seconds)."""
+        if t is None:
+            t = 0.0 if self._t is None else self._t + self.step_s
+        if self._t is not None and t < self._t:  # time went back: another stream
+            self.reset()
+        height, width = picture.shape[:2]
+        if (width, height) != self._picture:
+            self.reset()
+            self._picture = (width, height)
+        self._t_prev, self._t = self._t, t
+        moving = self._moving(self._grey(picture), t)
+        if moving is None:
+            return self.box
+        extent = self._extent(moving)
+        if extent is None:  # nothing moved for hold_s: the whole picture
+            if self._rect is not None:
+                self._move(None)
+            self._small_since = None
+            return self.box
+        self._follow(self._target(extent), t)
+        return self.box
+
+
+def _grown(box: Rect, target: Rect, headroom: float) -> Rect:
+    """``box`` grown to hold ``target``, and on each side the target reached out of, by
+    ``headroom`` of the target's size more (action on the move soon reaches further)."""
+    hx = headroom * (target[2] - target[0])
+    hy = headroom * (target[3] - target[1])
+    return (min(box[0], target[0] - (hx if target[0] < box[0] else 0.0)),
+            min(box[1], target[1] - (hy if target[1] < box[1] else 0.0)),
+            max(box[2], target[2] + (hx if target[2] > box[2] else 0.0)),
+            max(box[3], target[3] + (hy if target[3] > box[3] else 0.0)))
+
+
+def _area(rect: Rect) -> float:
+    return (rect[2] - rect[0]) * (rect[3] - rect[1])
+
+
+def _inside(inner: Rect, outer: Rect) -> bool:
+    """``inner`` within ``outer``, give or take :data:`INSIDE_TOLERANCE` of its size."""
+    tx = INSIDE_TOLERANCE * (outer[2] - outer[0])
+    ty = INSIDE_TOLERANCE * (outer[3] - outer[1])
+    return (inner[0] >= outer[0] - tx and inner[1] >= outer[1] - ty
+            and inner[2] <= outer[2] + tx and inner[3] <= outer[3] + ty)
