@@ -36,9 +36,9 @@ SHARED = ROOT.parent / "shared"
 
 from movinet_pi.display.base import Display  # noqa: E402
 from movinet_pi.flags import DEFAULT_HISTORY  # noqa: E402
+from movinet_pi.model.adaptive import history_policy  # noqa: E402
 from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.model.history import history_policy  # noqa: E402
 from movinet_pi.model.labels import Labels  # noqa: E402
 from movinet_pi.pipeline import Pipeline  # noqa: E402
 from movinet_pi.recognizer import Recognizer, RunConfig  # noqa: E402

@@ -46,9 +46,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
+from movinet_pi.model.adaptive import history_policy  # noqa: E402
 from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.model.history import history_policy  # noqa: E402
 from movinet_pi.model.labels import load_labels  # noqa: E402
 from movinet_pi.sources.opencv import FileSource  # noqa: E402
 from movinet_pi.sources.roi import WHOLE, Box, crop, is_whole  # noqa: E402

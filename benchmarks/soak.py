@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 from movinet_pi.flags import DEFAULT_HISTORY  # noqa: E402
+from movinet_pi.model.adaptive import history_policy  # noqa: E402
 from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.model.history import history_policy  # noqa: E402
 from movinet_pi.model.labels import load_labels  # noqa: E402
 from movinet_pi.outputs.jsonlines import JsonLinesSink  # noqa: E402
 from movinet_pi.pipeline import Pipeline  # noqa: E402

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from reference_loop import ReferenceLoop, sampled_rgb_frames  # noqa: E402
 
 from movinet_pi.flags import DEFAULT_HISTORY  # noqa: E402
+from movinet_pi.model.adaptive import history_policy  # noqa: E402
 from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.model.history import history_policy  # noqa: E402
 from movinet_pi.model.labels import Labels  # noqa: E402
 from movinet_pi.model.runtime import load_interpreter  # noqa: E402
 from movinet_pi.model.signature import load_streaming_interpreter  # noqa: E402

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
+from movinet_pi.model.adaptive import history_policy  # noqa: E402
 from movinet_pi.model.catalogue import MODEL_FPS  # noqa: E402
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
-from movinet_pi.model.history import history_policy  # noqa: E402
 from movinet_pi.model.labels import Labels  # noqa: E402
 from movinet_pi.tools.teach import (  # noqa: E402
     clip_features,

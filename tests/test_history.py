@@ -12,15 +12,9 @@ from reference_loop import sampled_rgb_frames
 
 from movinet_pi import MovinetPiError
 from movinet_pi.flags import DEFAULT_HISTORY
+from movinet_pi.model.adaptive import AdaptiveHistory, AutoSettings, history_policy
 from movinet_pi.model.classifier import StreamingClassifier
-from movinet_pi.model.history import (
-    AdaptiveHistory,
-    ExponentialHistory,
-    Grid,
-    PlainHistory,
-    StaggeredHistory,
-    history_policy,
-)
+from movinet_pi.model.history import ExponentialHistory, Grid, PlainHistory
 from movinet_pi.model.labels import Labels
 
 LABELS = Labels(tuple(f"c{i}" for i in range(600)), "test")
@@ -58,11 +52,11 @@ def test_grid_snaps_to_steps_and_saturates() -> None:
 
 
 def _auto(steps: float) -> AdaptiveHistory:
-    return AdaptiveHistory(5.0, long_s=steps / 5.0)
+    return AdaptiveHistory(5.0, AutoSettings(long_s=steps / 5.0))
 
 
 @pytest.mark.parametrize("model_fixture", ["a0_model", "a0_float_model"])
-@pytest.mark.parametrize("policy", [ExponentialHistory, StaggeredHistory, _auto])
+@pytest.mark.parametrize("policy", [ExponentialHistory, _auto])
 def test_a_long_window_is_the_plain_model_bit_for_bit(
     request: pytest.FixtureRequest, model_fixture: str, policy: type, clips: dict
 ) -> None:
@@ -89,18 +83,6 @@ def test_exponential_history_caps_every_count_at_its_window(
         seen.append(_counts(clf)[0])
         assert len(set(_counts(clf))) == 1
     assert seen == [1, 2, 3, 4, 4, 4, 4, 4]
-
-
-def test_staggered_history_feeds_between_half_and_the_whole_window(
-    a0_model: Path, clips: dict
-) -> None:
-    clf = StreamingClassifier.from_file(a0_model, LABELS, history=StaggeredHistory(6))
-    seen = []
-    for rgb in itertools.islice(itertools.cycle(clips["carving ice"]), 20):
-        clf.step(rgb)
-        seen.append(_counts(clf)[0])
-    assert seen[:6] == [1, 2, 3, 4, 5, 6]
-    assert seen[6:12] == [4, 5, 6, 4, 5, 6]  # then 4..6 frames, the older of two sums
 
 
 def test_the_default_history_forgets_a_long_first_action(
@@ -137,11 +119,9 @@ def test_history_must_be_positive(seconds: float) -> None:
 def test_history_policy_picks_plain_for_inf_and_the_window_in_steps() -> None:
     assert isinstance(history_policy(math.inf, 5.0), PlainHistory)
     auto = history_policy("auto", 5.0)
-    assert isinstance(auto, AdaptiveHistory) and auto.n == 150 and auto.min_segment == 50
+    assert isinstance(auto, AdaptiveHistory) and auto.n == 150
     ema = history_policy(2.0, 5.0)
     assert isinstance(ema, ExponentialHistory) and ema.n == 10
-    staggered = history_policy(2.0, 5.0, "staggered")
-    assert isinstance(staggered, StaggeredHistory) and staggered.half == 5
 
 
 def test_a_moving_average_is_never_fed_above_the_int8_grids_top() -> None:

@@ -1,9 +1,10 @@
-"""``--history auto``: long while the scene stays, restarted when it changes.
+"""``--history auto``: a 30 s memory that starts afresh when the action changes, and only then.
 
-The change test on synthetic features, then the behaviour the issue asks for on the
-real A0 and the shared clips: a change is caught within a second and the new action
-shown no later than a reset at the change would show it plus a second; a steady loop
-never changes what is shown; the memory shown to the user follows.
+The scene tests on synthetic pictures and features first; then, on the real A0 and the
+shared clips, the five ways the last design failed on footage it had not seen
+(docs/live-fidelity.md): shot changes inside one action, slow settlers, short clips
+looped, a change right after a change, and the new action shown no later than a reset
+at the change would show it plus a second.
 """
 
 from __future__ import annotations
@@ -17,12 +18,53 @@ from conftest import require_shared
 from reference_loop import sampled_rgb_frames
 
 from movinet_pi.display.shown import ShownList
-from movinet_pi.model.change import NoveltyDetector, scene_start
+from movinet_pi.model.adaptive import AdaptiveHistory
+from movinet_pi.model.change import ColourMemory, NoveltyDetector, agreement
 from movinet_pi.model.classifier import StreamingClassifier
-from movinet_pi.model.history import AdaptiveHistory, PlainHistory
+from movinet_pi.model.history import ExponentialHistory, PlainHistory
 from movinet_pi.model.labels import Labels
 
 FPS = 5
+
+
+# --- the tests of a scene, on synthetic pictures and features --------------------------------
+
+def test_agreement_is_one_for_the_same_answer_and_near_zero_for_two_sure_different_ones() -> None:
+    p = np.array([0.97, 0.01, 0.01, 0.01])
+    q = np.array([0.01, 0.97, 0.01, 0.01])
+    assert agreement(p, p) == pytest.approx(1.0)
+    assert agreement(p, q) < 0.25
+    assert agreement(np.array([1.0, 0, 0, 0]), np.array([0, 1.0, 0, 0])) == 0.0
+
+
+def _room(seed: int, size: int = 96) -> np.ndarray:
+    """A picture of a 'place': blocks of a few colours of its own, with some grain."""
+    rng = np.random.default_rng(seed)
+    palette = rng.integers(40, 216, (5, 3))
+    blocks = rng.integers(0, 5, (size // 8, size // 8))
+    picture = palette[np.kron(blocks, np.ones((8, 8), int))]
+    return np.clip(picture + rng.integers(-24, 25, picture.shape), 0, 255).astype(np.uint8)
+
+
+def test_colour_memory_tells_another_place_from_another_angle_of_the_same_one() -> None:
+    colours = ColourMemory(horizon=50, sudden=0.45, novel=0.3)
+    room, other = _room(1), _room(2)
+    assert not colours.add(room)  # the first picture has nothing to be new against
+    assert not colours.add(np.fliplr(room))  # same colours, elsewhere in the picture
+    assert not colours.add(np.roll(room, 20, axis=0))  # the camera moved
+    assert colours.add(other)  # another place
+    assert not colours.add(other)
+    assert not colours.add(room)  # back to a place of the last horizon: not news
+
+
+def test_a_gradual_change_of_light_is_not_a_new_place_but_a_place_unseen_for_long_is() -> None:
+    colours = ColourMemory(horizon=10, sudden=0.45, novel=0.3)
+    room = _room(3).astype(np.int16)
+    steps = [colours.add(np.clip(room + 6 * i, 0, 255).astype(np.uint8)) for i in range(20)]
+    assert not any(steps)  # brighter and brighter, never a jump
+    for _ in range(12):
+        colours.add(_room(4))
+    assert colours.add(room.astype(np.uint8))  # last seen more than `horizon` pictures ago
 
 
 def _scene(rng: np.random.Generator, centre: np.ndarray, n: int) -> list[np.ndarray]:
@@ -42,16 +84,6 @@ def test_a_steady_scene_is_not_novel_and_a_new_one_is() -> None:
     assert detector.new_frames() == 3  # all three frames of the window belong to b
 
 
-def test_the_change_point_is_where_the_frames_stop_resembling_the_past() -> None:
-    rng = np.random.default_rng(2)
-    a, b = rng.random(480), rng.random(480)
-    b[240:] = 0.0
-    detector = NoveltyDetector(window=3, horizon=50)
-    for f in _scene(rng, a, 20) + _scene(rng, b, 2):
-        detector.add(f)
-    assert detector.new_frames() == 2  # the oldest frame of the window is still a's
-
-
 def test_a_reset_detector_behaves_as_a_new_one() -> None:
     rng = np.random.default_rng(4)
     frames = _scene(rng, rng.random(480), 12) + _scene(rng, rng.random(480), 6)
@@ -62,49 +94,19 @@ def test_a_reset_detector_behaves_as_a_new_one() -> None:
     assert [used.add(f) for f in frames] == [new.add(f) for f in frames]
 
 
-def test_forgetting_the_past_keeps_the_frames_but_compares_with_nothing() -> None:
-    rng = np.random.default_rng(3)
-    detector = NoveltyDetector(window=3, horizon=50)
-    for f in _scene(rng, rng.random(480), 10):
-        detector.add(f)
-    detector.forget_past()
-    assert detector.add(rng.random(480)) is None
+# --- on the real model and clips -------------------------------------------------------------
 
-
-# --- on the real model and clips ------------------------------------------------------------
-
-def _pictures(levels: list[float]) -> list[np.ndarray]:
-    """Tiny model inputs whose consecutive jumps are the steps between ``levels``."""
-    return [np.full((4, 4, 3), level, np.float32) for level in levels]
-
-
-def test_a_cut_the_features_place_late_is_moved_back_to_the_jump_in_the_pictures() -> None:
-    # old scene (busy: jumps of 40), a cut of 80, new scene (jumps of 5); the features
-    # gave only the last two of the new scene's three frames
-    inputs = _pictures([0, 40, 0, 40, 120, 125, 120])
-    assert scene_start(inputs, new=2, lookback=3) == 3
-
-
-def test_one_odd_frame_in_the_old_scene_does_not_draw_the_start_to_it() -> None:
-    inputs = _pictures([0, 0, 0, 150, 0, 0, 80, 82, 80])  # a flash, then a cut
-    assert scene_start(inputs, new=2, lookback=3) == 3
-
-
-def test_without_a_cut_the_start_stays_near_where_the_features_put_it() -> None:
-    assert scene_start(_pictures([30] * 7), new=2, lookback=3) == 2  # nothing moves
-    ramp = _pictures([0, 10, 20, 30, 40, 50, 60])  # a gradual change
-    assert 2 <= scene_start(ramp, new=2, lookback=3) <= 5
-    assert scene_start(ramp[:2], new=5, lookback=3) == 2  # never more than there are
-
-
-CLIPS = {"carving_ice": "carving ice", "arm_wrestling": "arm wrestling",
-         "clean_and_jerk": "clean and jerk", "reading_book": "reading book"}
+NAMES = {"carving_ice": "carving ice", "arm_wrestling": "arm wrestling",
+         "clean_and_jerk": "clean and jerk", "reading_book": "reading book",
+         "tai_chi_2": "tai chi", "tai_chi": "tai chi", "cartwheeling": "cartwheeling",
+         "opening_door": "opening door", "paragliding": "paragliding", "yoga": "yoga",
+         "juggling_soccer_ball": "juggling soccer ball"}
 
 
 @pytest.fixture(scope="module")
 def frames() -> dict[str, list[np.ndarray]]:
     return {name: list(sampled_rgb_frames(require_shared("videos", f"{name}.mp4")))
-            for name in CLIPS}
+            for name in NAMES}
 
 
 def _looped(clip: list[np.ndarray], seconds: float) -> list[np.ndarray]:
@@ -128,64 +130,146 @@ def _settled_at(shown: list[str], label: str) -> float | None:
     return (wrong[-1] + 1) / FPS if wrong else 0.0
 
 
+def _auto(model: Path, labels: Labels) -> StreamingClassifier:
+    return StreamingClassifier.from_file(model, labels, threads=1, history=AdaptiveHistory(FPS))
+
+
+def _one_pass(clf: StreamingClassifier, clip: list[np.ndarray]) -> np.ndarray:
+    clf.reset()
+    for rgb in clip:
+        probs = clf.step(rgb)
+    return probs.copy()
+
+
+@pytest.mark.parametrize("name", [
+    "tai_chi_2",  # a broadcast: cuts between camera angles of one action
+    "arm_wrestling",  # its last second is a glitch, then another angle
+    "clean_and_jerk",  # its last second is another shot
+    "cartwheeling", "tai_chi", "opening_door",  # slow settlers: 6-8 s to be sure
+])
+def test_one_pass_keeps_the_plain_models_answer(
+    a0_model: Path, kinetics_labels: Labels, frames: dict, name: str
+) -> None:
+    plain = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1,
+                                          history=PlainHistory())
+    want = _one_pass(plain, frames[name])
+    got = _one_pass(_auto(a0_model, kinetics_labels), frames[name])
+    label = kinetics_labels.names.index(NAMES[name])
+    assert int(got.argmax()) == int(want.argmax()) == label
+    assert got[label] >= want[label] - 0.02, (got[label], want[label])
+
+
+@pytest.mark.parametrize("name", ["paragliding", "carving_ice", "tai_chi_2", "arm_wrestling"])
+def test_a_loop_never_changes_what_is_shown_once_it_settled(
+    a0_model: Path, kinetics_labels: Labels, frames: dict, name: str
+) -> None:
+    # Short clips (a cut every 2-4 s), a broadcast's own cuts, a glitch: not changes of action.
+    clf = _auto(a0_model, kinetics_labels)
+    first = _shown(clf, kinetics_labels, frames[name])
+    changes = clf.history.changes  # (carving ice begins with a black frame: a change)
+    shown = first + _shown(clf, kinetics_labels, _looped(frames[name], 90))
+    settled = _settled_at(shown, NAMES[name])
+    assert settled is not None and settled <= 8.0, shown[::5]
+    assert clf.history.changes == changes  # no loop starts the memory afresh
+
+
 @pytest.mark.parametrize(("a", "b"), [("carving_ice", "arm_wrestling"),
                                       ("arm_wrestling", "carving_ice"),
                                       ("reading_book", "clean_and_jerk"),
-                                      # the features place this cut a frame late
-                                      ("arm_wrestling", "reading_book")])
+                                      ("tai_chi_2", "juggling_soccer_ball")])
 def test_after_a_minute_of_one_action_the_next_is_shown_as_fast_as_after_a_reset(
     a0_model: Path, kinetics_labels: Labels, frames: dict, a: str, b: str
 ) -> None:
-    plain = StreamingClassifier.from_file(a0_model, kinetics_labels, history=PlainHistory())
-    oracle = _settled_at(_shown(plain, kinetics_labels, _looped(frames[b], 20)), CLIPS[b])
+    plain = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1,
+                                          history=PlainHistory())
+    oracle = _settled_at(_shown(plain, kinetics_labels, _looped(frames[b], 20)), NAMES[b])
     assert oracle is not None
-
-    policy = AdaptiveHistory(FPS)
-    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, history=policy)
+    clf = _auto(a0_model, kinetics_labels)
     _shown(clf, kinetics_labels, _looped(frames[a], 60))
-    before = policy.changes
-    after = _shown(clf, kinetics_labels, _looped(frames[b], 20))
-    reaction = _settled_at(after, CLIPS[b])
-    assert policy.changes > before, "the change of action must be detected"
+    reaction = _settled_at(_shown(clf, kinetics_labels, _looped(frames[b], 20)), NAMES[b])
     assert reaction is not None and reaction <= oracle + 1.0, (reaction, oracle)
     # The plain model, for comparison, is still showing the old action 20 s later.
     plain.reset()
     _shown(plain, kinetics_labels, _looped(frames[a], 60))
-    assert _settled_at(_shown(plain, kinetics_labels, _looped(frames[b], 20)), CLIPS[b]) is None
+    assert _settled_at(_shown(plain, kinetics_labels, _looped(frames[b], 20)), NAMES[b]) is None
 
 
-@pytest.mark.parametrize("name", ["carving_ice", "arm_wrestling"])
-def test_a_steady_loop_never_changes_what_is_shown(
-    a0_model: Path, kinetics_labels: Labels, frames: dict, name: str
-) -> None:
-    # Loop cuts and the clips' own camera cuts are not changes of action.
-    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, history=AdaptiveHistory(FPS))
-    shown = _shown(clf, kinetics_labels, _looped(frames[name], 120))
-    settled = shown[3 * FPS:]
-    assert set(settled) == {CLIPS[name]}
-
-
-def test_the_memory_restarts_at_a_change_and_grows_to_its_cap(
+def test_a_change_right_after_a_change_is_found_too(
     a0_model: Path, kinetics_labels: Labels, frames: dict
 ) -> None:
-    policy = AdaptiveHistory(FPS)
-    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, history=policy)
+    # A (60 s) -> B (5 s) -> C: the last design did not look for B -> C for 10 s.
+    plain = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1,
+                                          history=PlainHistory())
+    clf = _auto(a0_model, kinetics_labels)
+    _shown(clf, kinetics_labels, _looped(frames["reading_book"], 60))
+    for clip, seconds in (("carving_ice", 5), ("yoga", 20)):
+        oracle = _settled_at(_shown(plain, kinetics_labels, _looped(frames[clip], seconds)),
+                             NAMES[clip])
+        plain.reset()
+        changes = clf.history.changes
+        reaction = _settled_at(_shown(clf, kinetics_labels, _looped(frames[clip], seconds)),
+                               NAMES[clip])
+        assert oracle is not None and reaction is not None and reaction <= oracle + 1.0
+        assert clf.history.changes > changes
+
+
+def test_at_another_place_the_stream_starts_afresh_on_that_very_frame(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    # No replay: the fresh stream's pools after the cut are a reset stream's, bit for bit.
+    clf = _auto(a0_model, kinetics_labels)
+    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 40))
+    changes = clf.history.changes
+    fresh = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1,
+                                          history=PlainHistory())
     memory = []
-    for rgb in _looped(frames["carving_ice"], 40) + _looped(frames["arm_wrestling"], 4):
+    for rgb in frames["arm_wrestling"][:4]:
         clf.step(rgb)
-        memory.append(policy.memory_steps)
-    assert memory[:5] == [1, 2, 3, 4, 5]
-    assert max(memory[:200]) == 150  # 30 s, then a moving average
-    restart = next(i for i in range(200, 210) if memory[i] < 150)
-    assert restart < 205  # the change is found within a second of the new action
-    assert memory[restart] == restart - 199  # and restarted on its first frame exactly
-    assert memory[-1] < 25
+        fresh.step(rgb)
+        memory.append(clf.history.memory_steps)
+        np.testing.assert_array_equal(clf.history.slots[0].buffer_in,
+                                      fresh.history.slots[0].buffer_in)
+    assert clf.history.changes == changes + 1
+    assert memory[-1] == 4  # the old memory is gone
+
+
+def _recoloured(clip: list[np.ndarray]) -> list[np.ndarray]:
+    """The same action in another light: the colours' channels swapped."""
+    return [np.ascontiguousarray(rgb[:, :, ::-1]) for rgb in clip]
+
+
+def test_another_angle_with_the_same_answer_folds_the_old_memory_back(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    clf = _auto(a0_model, kinetics_labels)
+    policy = clf.history
+    assert isinstance(policy, AdaptiveHistory)
+    _shown(clf, kinetics_labels, _looped(frames["juggling_soccer_ball"], 10))
+    before = policy.memory_steps
+    shown = _shown(clf, kinetics_labels, _looped(_recoloured(frames["juggling_soccer_ball"]), 3))
+    assert policy.folds == 1 and policy.changes == 0
+    assert set(shown) == {"juggling soccer ball"}  # never anything else on show
+    assert policy.memory_steps == before + 15 - 3  # all but the fresh stream's first frames
+
+
+def test_without_a_head_to_score_with_auto_is_the_moving_average(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    clip = _looped(frames["carving_ice"], 8) + _looped(frames["arm_wrestling"], 4)
+    auto, ema = AdaptiveHistory(FPS), ExponentialHistory(30 * FPS)
+    results = []
+    for policy in (auto, ema):
+        clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1, history=policy)
+        policy.attach(policy.slots, None)  # as for a model whose head cannot be read
+        results.append([clf.step(rgb).copy() for rgb in clip])
+    assert not auto.active
+    np.testing.assert_array_equal(np.array(results[0]), np.array(results[1]))
 
 
 def test_a_snapshot_branches_the_stream_exactly(
     a0_model: Path, kinetics_labels: Labels, frames: dict
 ) -> None:
-    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, history=AdaptiveHistory(FPS))
+    clf = _auto(a0_model, kinetics_labels)
     _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 12))
     saved = clf.snapshot()
     ending = _looped(frames["arm_wrestling"], 4)
@@ -203,15 +287,14 @@ def test_a_snapshot_branches_the_stream_exactly(
 def test_a_clip_longer_than_the_plain_phase_scores_as_the_plain_model_does(
     a0_model: Path, kinetics_labels: Labels, name: str, label: str
 ) -> None:
-    # The two shared clips that run past 30 s, where the moving average takes over: one
-    # pass keeps the plain model's top-1 and its score to within 0.02 (the issue's goal).
+    # The two shared clips that run past 30 s, where the moving average takes over.
     clip = list(sampled_rgb_frames(require_shared("videos", f"{name}.mp4")))
     assert len(clip) > 30 * FPS
     scores = {}
     for policy in (PlainHistory(), AdaptiveHistory(FPS)):
-        clf = StreamingClassifier.from_file(a0_model, kinetics_labels, history=policy)
-        for rgb in clip:
-            probs = clf.step(rgb)
+        clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1,
+                                            history=policy)
+        probs = _one_pass(clf, clip)
         assert kinetics_labels[int(probs.argmax())] == label
         scores[policy.label] = float(probs[kinetics_labels.names.index(label)])
     assert scores["auto"] >= scores["inf"] - 0.02, scores

@@ -34,7 +34,7 @@ _PUBLIC = {
     "Prediction": "movinet_pi.model.classifier",
     "Labels": "movinet_pi.model.labels",
     "load_labels": "movinet_pi.model.labels",
-    "history_policy": "movinet_pi.model.history",
+    "history_policy": "movinet_pi.model.adaptive",
     "Frame": "movinet_pi.sources.base",
     "Source": "movinet_pi.sources.base",
     "open_source": "movinet_pi.sources.open",

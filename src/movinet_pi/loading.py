@@ -65,9 +65,9 @@ def model_title(clf, fallback: str) -> str:
 def load_classifier(args: argparse.Namespace):
     """The classifier the flags ask for, and the name to show for its model. A catalogue
     model's Kinetics-600 labels are downloaded if missing, unless ``--offline``."""
+    from movinet_pi.model.adaptive import history_policy
     from movinet_pi.model.classifier import StreamingClassifier
     from movinet_pi.model.download import download_labels
-    from movinet_pi.model.history import history_policy
     from movinet_pi.model.runtime import default_threads
 
     model_path, title = resolve_model(args)

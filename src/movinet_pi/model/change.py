@@ -1,20 +1,84 @@
-"""Has the scene changed? Novelty of the last few frames against the segment's recent past.
+"""Has the scene changed? Tests on what each frame looks like, and how much two answers agree.
 
-The test works on each frame's own embedding (the head pool's per-frame
-features, :mod:`movinet_pi.model.frame_features`). Every step it averages the
-last ``window`` frames, normalises that, and asks how far it is (cosine
-distance) from the *nearest* window-average seen in the last ``horizon`` steps
-of the current segment. Nearest, not the segment's mean: one action filmed from
-several angles, a camera pan or a loop cut back to an earlier shot lands next to
-a moment already seen and is not news; a new action is unlike every one of them.
+Two tests, for two kinds of change, both against the last 30 s (the span of the
+memory), never forgotten at a change, so that a loop, a cut back to an earlier
+shot or a return to an earlier place is not news:
+
+* :class:`ColourMemory`: is this picture from another place? A new angle of the
+  same place keeps most of its colours (walls, floor, clothes, light); a cut to
+  another place does not. It reads the picture itself, before the model runs:
+  the model's features carry the previous frames through its temporal
+  convolutions, the pictures carry nothing of the past.
+* :class:`NoveltyDetector`: are the last frames' features unlike any of the last
+  30 s? This also moves when the place stays and the action changes, and when a
+  pose or an angle changes within one action, so it only opens a question that
+  the model's answers settle (:mod:`movinet_pi.model.adaptive`).
+
+:func:`agreement` is how much two answers (class probabilities) agree.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
+import cv2
 import numpy as np
+
+
+def agreement(p: np.ndarray, q: np.ndarray) -> float:
+    """The Bhattacharyya coefficient of two class distributions: 1 for the same answer,
+    0 when no class has probability under both. Two answers that name different
+    actions, each surely, agree at about ``sqrt(p(b) * q(a))``: a few hundredths."""
+    return float(np.sqrt(p * q).sum())
+
+
+class ColourMemory:
+    """Is a picture from a place not seen in the last ``horizon`` frames?
+
+    Each picture is summed up as a histogram of its colours (8 levels per channel,
+    every ``step``-th pixel each way). A picture is from a new place when its colours
+    both *jump* from the previous picture's (``sudden`` of its colour mass lies where
+    the last picture had none; a pan or a slow change of light does not jump) and are
+    *new* against every picture of the last ``horizon`` (``novel`` of its mass lies
+    where the nearest of them has none). Histograms ignore where colours are, so a new
+    angle, a moving person or a moving camera in the same place change them little.
+    """
+
+    def __init__(self, horizon: int, *, sudden: float, novel: float, step: int = 4) -> None:
+        self.horizon = max(1, horizon)
+        self.sudden, self.novel, self.step = sudden, novel, step
+        self._past = np.zeros((self.horizon, 512), np.float32)
+        self._small: np.ndarray | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every picture."""
+        self._count = 0
+
+    def histogram(self, picture: np.ndarray) -> np.ndarray:
+        """The colour histogram of an HxWx3 uint8 picture, summing to 1 (a permutation of
+        the channels' values, such as the int8 models' ``v ^ 0x80``, permutes its bins)."""
+        sampled = picture[:: self.step, :: self.step, :3]
+        if self._small is None or self._small.shape != sampled.shape:
+            self._small = np.empty(sampled.shape, np.uint8)
+        np.copyto(self._small, sampled)  # calcHist wants it contiguous
+        hist = cv2.calcHist([self._small], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
+        return hist.reshape(-1) / float(self._small.shape[0] * self._small.shape[1])
+
+    def add(self, picture: np.ndarray) -> bool:
+        """Take the next picture; True if it is from a new place."""
+        hist = self.histogram(picture)
+        new = self._count > 0 and self._is_new(hist)
+        self._past[self._count % self.horizon] = hist
+        self._count += 1
+        return new
+
+    def _is_new(self, hist: np.ndarray) -> bool:
+        last = self._past[(self._count - 1) % self.horizon]
+        if 1.0 - float(np.minimum(last, hist).sum()) < self.sudden:
+            return False
+        seen = self._past[: min(self._count, self.horizon)]
+        return 1.0 - float(np.minimum(seen, hist).sum(axis=1).max()) >= self.novel
 
 
 def _unit(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -27,8 +91,11 @@ def _unit(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 class NoveltyDetector:
-    """Cosine distance of the last ``window`` frames to the nearest earlier window of the
-    last ``horizon`` steps; windows become comparable once they no longer overlap.
+    """Cosine distance of the last ``window`` frames' features to the nearest earlier
+    window of the last ``horizon`` steps; windows become comparable once they no longer
+    overlap. Nearest, not the mean: one action filmed from several angles, a camera pan
+    or a loop's cut back to an earlier shot lands next to a moment already seen; a new
+    action is unlike all of it.
 
     Every buffer is allocated once, at the first frame: a step costs a few vector
     operations and one (horizon x features) product, in as few numpy calls as it can
@@ -42,12 +109,8 @@ class NoveltyDetector:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every frame and every past window (a new segment starts)."""
+        """Forget every frame and every past window."""
         self._seen = 0  # frames added since the reset
-        self.forget_past()
-
-    def forget_past(self) -> None:
-        """Keep the last frames but forget the windows they are compared with."""
         self._count = 0  # windows in the past
         self._next = 0  # where the next past window goes
         self._waiting = 0  # window averages not yet old enough to be compared with
@@ -99,37 +162,3 @@ class NoveltyDetector:
                 break
             n += 1
         return max(n, 1)
-
-
-def scene_start(inputs: Sequence[np.ndarray], new: int, lookback: int) -> int:
-    """How many of the newest ``inputs`` (oldest first) belong to the new scene, given
-    that the features put the last ``new`` there.
-
-    The features of the first frames after a cut still carry the old scene (the
-    model's temporal convolutions and buffers see the frames before them), so they
-    place a cut up to a few frames late (on a third of the changes between the
-    shared clips); the pictures do not. The start may move back by up to
-    ``lookback`` frames, to where the pictures split best into two groups: each
-    group's pictures closest to the group's median picture (least absolute
-    deviations, on every fourth pixel each way). Medians, so that one odd frame
-    in a group (a flash, the old scene's own cut) does not decide the split. A
-    steady picture leaves the start where the features put it; a gradual change
-    has no clean split, and the start may move into the transition, never more
-    than ``lookback`` frames.
-    """
-    n = len(inputs)
-    new = max(1, min(new, n))
-    if n - new < 1 or lookback < 1:
-        return new
-    pictures = np.stack([np.asarray(x)[::4, ::4].astype(np.float32).ravel() for x in inputs])
-    best, best_spread = new, math.inf
-    for back in range(new, min(new + lookback, n - 1) + 1):  # frames replayed
-        spread = _spread(pictures[: n - back]) + _spread(pictures[n - back:])
-        if spread < best_spread:
-            best, best_spread = back, spread
-    return best
-
-
-def _spread(group: np.ndarray) -> float:
-    """Sum of absolute differences of a group of pictures from their median picture."""
-    return float(np.sum(np.abs(group - np.median(group, axis=0))))

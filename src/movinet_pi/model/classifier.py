@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError, one_line
+from movinet_pi.model.head import HeadScorer, head_only
 from movinet_pi.model.history import HistoryPolicy, PlainHistory
 from movinet_pi.model.labels import (
     Labels,
@@ -35,7 +36,7 @@ from movinet_pi.model.labels import (
     resolve_labels,
 )
 from movinet_pi.model.pools import PoolSlot, frame_feature_tensor, input_grid
-from movinet_pi.model.runtime import default_threads
+from movinet_pi.model.runtime import Runtime, check_model_file, default_threads
 from movinet_pi.model.signature import (
     PoolPair,
     load_streaming_interpreter,
@@ -43,6 +44,12 @@ from movinet_pi.model.signature import (
     tensor_view,
 )
 from movinet_pi.model.taught import TaughtHead, read_taught
+
+
+def head_scorer_for(model_path: str | Path, runtime: Runtime) -> HeadScorer | None:
+    """The model's head on its own (:mod:`movinet_pi.model.head`), if its graph has one."""
+    head = head_only(check_model_file(Path(model_path)))
+    return None if head is None else HeadScorer(head, runtime.interpreter_class)
 
 
 def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -76,9 +83,7 @@ class StreamSnapshot:
 
     states: list[np.ndarray]
     history: dict[str, Any]
-    images: np.ndarray | None
-    image_next: int
-    image_count: int
+    logits: np.ndarray
     steps: int
 
 
@@ -108,6 +113,7 @@ class StreamingClassifier:
         threads: int = 0,
         model_path: str = "",
         head: TaughtHead | None = None,
+        head_scorer: HeadScorer | None = None,
     ) -> None:
         self.interpreter = interpreter
         self.signature = read_signature(interpreter)
@@ -134,7 +140,9 @@ class StreamingClassifier:
             for s, views in zip(sig.states, self._state_views)
             if not s.passthrough and s.name not in pooled
         ]
-        self.history.attach([self._pool_slot(p) for p in live_pools])
+        self._head_scorer = head_scorer  # the model's own head, alone (history policies)
+        scorer = self._score if head is not None or head_scorer is not None else None
+        self.history.attach([self._pool_slot(p) for p in live_pools], scorer)
         self._head_slot = self._find_head_slot() if head else None
         image = tensor_view(interpreter, sig.image_index)[0, 0]
         self._byte_image = sig.image_dtype == np.int8
@@ -144,9 +152,6 @@ class StreamingClassifier:
         self._resized = self._image if self._byte_image else np.empty(
             (sig.input_height, sig.input_width, 3), dtype=np.uint8)
         self._logits_out = tensor_view(interpreter, sig.logits_index)[0]
-        keep = self.history.replay_frames
-        self._images = np.empty((keep, *self._image.shape), self._image.dtype) if keep else None
-        self._image_next = self._image_count = 0
         self.steps = 0
         self.reset()
         self._check_it_runs()
@@ -175,7 +180,11 @@ class StreamingClassifier:
 
     def head_features(self) -> np.ndarray:
         """What the classifier head saw at the last step: the head pool's mean (its
-        running sum over its count), as float32."""
+        running sum over its count), as float32; or the mean the history policy shows
+        instead (:attr:`HistoryPolicy.shown_mean`)."""
+        shown = self.history.shown_mean
+        if shown is not None:
+            return shown.astype(np.float32)
         slot = self._head_slot or self._find_head_slot()
         count = max(float(slot.count_out.reshape(-1)[0]), 1.0)
         return slot.buffer_out.reshape(-1).astype(np.float32) / np.float32(count)
@@ -241,6 +250,7 @@ class StreamingClassifier:
             threads=threads,
             model_path=str(model_path),
             head=head,
+            head_scorer=None if head is not None else head_scorer_for(model_path, rt),
         )
 
     @classmethod
@@ -266,7 +276,8 @@ class StreamingClassifier:
         labels = resolve_labels(model_path, head.num_classes if head else signature.num_classes,
                                 labels, download=download_labels)
         return cls(interpreter, labels, history=history, runtime_name=runtime.name,
-                   threads=threads, model_path=str(model_path), head=head)
+                   threads=threads, model_path=str(model_path), head=head,
+                   head_scorer=None if head is not None else head_scorer_for(model_path, runtime))
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -281,7 +292,6 @@ class StreamingClassifier:
         self._zero_states()
         self.history.reset()
         self.steps = 0
-        self._image_next = self._image_count = 0
 
     def _zero_states(self) -> None:
         for state, (state_in, _) in zip(self.signature.states, self._state_views):
@@ -289,15 +299,14 @@ class StreamingClassifier:
 
     def snapshot(self) -> StreamSnapshot:
         """Everything the next steps depend on: the state tensors, the history policy's
-        memory and the recent inputs it may replay. :meth:`restore` puts it back, so one
-        stream can be branched (benchmarks run many endings from one long beginning)."""
-        history = {k: copy.deepcopy(v) for k, v in vars(self.history).items() if k != "slots"}
+        memory and the last logits. :meth:`restore` puts it back, so one stream can be
+        branched (benchmarks run many endings from one long beginning)."""
+        history = {k: copy.deepcopy(v) for k, v in vars(self.history).items()
+                   if k not in ("slots", "score")}
         return StreamSnapshot(
             states=[state_in.copy() for state_in, _ in self._state_views],
             history=history,
-            images=None if self._images is None else self._images.copy(),
-            image_next=self._image_next,
-            image_count=self._image_count,
+            logits=self._logits.copy(),
             steps=self.steps,
         )
 
@@ -307,9 +316,7 @@ class StreamingClassifier:
             np.copyto(state_in, saved)
         for name, value in snapshot.history.items():
             setattr(self.history, name, copy.deepcopy(value))
-        if self._images is not None and snapshot.images is not None:
-            np.copyto(self._images, snapshot.images)
-        self._image_next, self._image_count = snapshot.image_next, snapshot.image_count
+        np.copyto(self._logits, snapshot.logits)
         self.steps = snapshot.steps
 
     def preprocess(self, rgb: np.ndarray) -> None:
@@ -329,57 +336,38 @@ class StreamingClassifier:
 
     def invoke(self) -> None:
         """Run the model on the image already in the input tensor, then carry states."""
+        self.begin()
         self.interpreter.invoke()
         self.carry()
+
+    def begin(self) -> None:
+        """Before the invoke: the history policy sees the picture, and may start a fresh
+        stream at this frame (every state zeroed, as :meth:`reset` would, but keeping what
+        the policy keeps)."""
+        if self.history.begin(self._resized):
+            self._zero_states()
 
     def carry(self) -> None:
         """After an invoke: keep the logits, and make this step's states the next inputs."""
         self._carry_states()
-        self._remember_image()
         self.history.carry()
         self.steps += 1
-        replay = self.history.take_replay(self._recent_inputs)
-        if replay:
-            self._replay(replay)
+        shown = self.history.shown_mean
+        if shown is not None and self._head_scorer is not None:
+            np.copyto(self._logits, self._head_scorer.logits(shown))
 
     def _carry_states(self) -> None:
         np.copyto(self._logits, self._logits_out)
         for state_in, state_out in self._carried:
             np.copyto(state_in, state_out)
 
-    def _remember_image(self) -> None:
-        """Keep the last few model inputs, for a history policy that restarts the stream
-        a few frames back (``--history auto`` at a change of scene)."""
-        if self._images is None:
-            return
-        np.copyto(self._images[self._image_next], self._image)
-        self._image_next = (self._image_next + 1) % len(self._images)
-        self._image_count = min(self._image_count + 1, len(self._images))
-
-    def _recent_inputs(self, frames: int) -> list[np.ndarray]:
-        """The last ``frames`` model inputs kept (fewer if fewer are), oldest first, as
-        numbers that compare (a byte image as the int8 values the model reads)."""
-        return [self._images[i].view(np.int8) if self._byte_image else self._images[i]
-                for i in self._kept_order(frames)]
-
-    def _kept_order(self, frames: int) -> list[int]:
-        """Where the last ``frames`` kept model inputs are in the ring, oldest first."""
-        if self._images is None:
-            return []
-        frames = min(frames, self._image_count)
-        kept = len(self._images)
-        return [(self._image_next - frames + i) % kept for i in range(frames)]
-
-    def _replay(self, frames: int) -> None:
-        """Restart the stream ``frames`` frames ago: every state back to zero, then those
-        frames again. What follows is what a reset at that moment would have given."""
-        assert self._images is not None
-        self._zero_states()
-        for index in self._kept_order(frames):
-            np.copyto(self._image, self._images[index])
-            self.interpreter.invoke()
-            self._carry_states()
-            self.history.carry()
+    def _score(self, mean: np.ndarray) -> np.ndarray:
+        """The class probabilities this model gives a head-pool mean (a taught head's, or
+        the model's own head alone): what a history policy weighs its memories with."""
+        if self.head is not None:  # (without its "no answer": a policy weighs every class)
+            return softmax(self.head.scores(mean.astype(np.float32)).astype(np.float64))
+        assert self._head_scorer is not None
+        return self._head_scorer.probabilities(mean)
 
     def step(self, rgb: np.ndarray) -> np.ndarray:
         """Feed one RGB frame; return class probabilities (a buffer reused next step)."""

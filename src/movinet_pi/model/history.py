@@ -14,53 +14,60 @@ with a ceiling of 146, where it saturates.
   adds them) and feeds the model ``n * mean`` with a count of at most ``n``.
   (Rescaling the sum in place does not work on the int8 model: its grid rounds
   small sums back and the mean freezes.)
-* :class:`AdaptiveHistory` (``--history auto``, the default) is long while the
-  scene stays and short when it changes: the plain model (then a 30 s moving
-  average) since the last *change*, where a change is a few frames unlike
-  anything of the last 10 s (:mod:`movinet_pi.model.change`). At a change the
-  memory restarts from the frames that belong to the new scene, which is what a
-  reset at that moment would have given.
-* :class:`StaggeredHistory` keeps two sums restarted in turn; measured and kept
-  for comparison (``benchmarks/reaction.py``).
+* :class:`~movinet_pi.model.adaptive.AdaptiveHistory` (``--history auto``, the
+  default) is that over 30 s, started afresh when the scene changes;
+  :func:`~movinet_pi.model.adaptive.history_policy` picks a policy for ``--history``.
 
-The README's "Live fidelity" section has the measurements behind the default.
+``docs/live-fidelity.md`` has the measurements behind the default.
 """
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
-from typing import Callable, Sequence, Union
+from typing import Callable, Sequence
 
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.model.change import NoveltyDetector, scene_start
 from movinet_pi.model.pools import Grid, PoolSlot, input_grid
 
 __all__ = [
-    "AdaptiveHistory", "ExponentialHistory", "Grid", "HistoryPolicy", "PlainHistory",
-    "PoolSlot", "StaggeredHistory", "history_policy", "input_grid",
+    "ExponentialHistory", "Grid", "HistoryPolicy", "Memory", "PlainHistory", "PoolSlot",
+    "Scorer", "input_grid",
 ]
 
-AUTO = "auto"
-HistorySpec = Union[float, str]  # seconds, inf, or "auto"
-RecentInputs = Callable[[int], Sequence[np.ndarray]]
+#: the model's class probabilities for a head-pool mean (the head alone, or a taught head)
+Scorer = Callable[[np.ndarray], np.ndarray]
+#: what the pools hold: for each live pool, its sum (float64) and how many frames it covers
+Memory = list[tuple[np.ndarray, int]]
 
 
 class HistoryPolicy(ABC):
-    """Carries the pool pairs from one step to the next (the classifier carries the rest)."""
+    """Carries the pool pairs from one step to the next (the classifier carries the rest).
+
+    The classifier calls :meth:`begin` with each frame's picture before the model runs
+    (a policy may start a fresh stream there) and :meth:`carry` after it.
+    """
 
     #: a name for the overlay, logs and benchmarks
     label: str = ""
 
-    def attach(self, slots: Sequence[PoolSlot]) -> None:
+    def attach(self, slots: Sequence[PoolSlot], score: Scorer | None = None) -> None:
+        """Take the classifier's pools; ``score``, where the classifier can give it, is
+        the model's answer for any head-pool mean."""
         self.slots = list(slots)
+        self.score = score
         self.reset()
 
     @abstractmethod
     def reset(self) -> None:
         """Forget everything: the next step starts a fresh stream."""
+
+    def begin(self, picture: np.ndarray) -> bool:
+        """Before the invoke, with the frame's picture as the model reads it (HxWx3 uint8,
+        the int8 models' ``v ^ 0x80``): True to start a fresh stream at this frame (the
+        classifier zeroes every state first, pools included)."""
+        return False
 
     @abstractmethod
     def carry(self) -> None:
@@ -71,15 +78,11 @@ class HistoryPolicy(ABC):
     def memory_steps(self) -> int:
         """How many frames the model's running averages cover at the next step."""
 
-    #: how many recent model inputs the classifier keeps for :meth:`take_replay`
-    replay_frames: int = 0
-
-    def take_replay(self, recent: RecentInputs) -> int:
-        """After :meth:`carry`: restart the stream this many frames back (0: no). The
-        classifier zeroes every state and runs those frames again, calling
-        :meth:`carry` for each. ``recent(k)`` gives the last ``k`` model inputs
-        (oldest first) of the :attr:`replay_frames` it keeps."""
-        return 0
+    @property
+    def shown_mean(self) -> np.ndarray | None:
+        """The head-pool mean whose answer is shown instead of the model's own, when the
+        policy holds more memory than the pools do (None: the model's own)."""
+        return None
 
 
 class PlainHistory(HistoryPolicy):
@@ -131,7 +134,8 @@ class ExponentialHistory(HistoryPolicy):
                 np.copyto(slot.count_in, slot.count_out)
                 np.copyto(slot.buffer_in, slot.buffer_out)
                 if self._steps == self.n:  # the moving average starts from this mean
-                    np.divide(slot.buffer_out, self._steps, out=mean)
+                    np.divide(slot.buffer_out, max(1, int(slot.count_out.reshape(-1)[0])),
+                              out=mean)
             return
         for i, (slot, mean) in enumerate(zip(self.slots, self._means)):
             # Decay in float, so the model's rounding cannot freeze the mean.
@@ -142,149 +146,25 @@ class ExponentialHistory(HistoryPolicy):
             count = slot.fed_count(mean, self.n)
             slot.feed(np.multiply(mean, count, out=work), count)
 
+    def memory(self) -> Memory:
+        """What the pools will hold at the next step (after :meth:`carry`): the plain
+        model's own sums, or the moving average as ``n`` frames of its mean."""
+        if self._steps < self.n:
+            return [(s.buffer_in.astype(np.float64), int(s.count_in.reshape(-1)[0]))
+                    for s in self.slots]
+        return [(mean * self.n, self.n) for mean in self._means]
 
-class AdaptiveHistory(ExponentialHistory):
-    """``--history auto``: memory since the last change of scene, up to ``long_s``.
-
-    Between changes this is :class:`ExponentialHistory` over ``long_s`` (the plain
-    model, bit for bit, for its first ``long_s`` seconds). A change is a window
-    of ``window_s`` seconds whose frames are farther than ``threshold`` (cosine
-    distance of the head pool's per-frame features) from every such window of
-    the last ``horizon_s`` seconds of the segment. At a change the memory
-    restarts from the newest frames that belong with the new scene: the classifier
-    resets the stream and runs those frames again. A segment
-    must be ``min_segment_s`` old before it can end, so a new action gets the
-    time the model needs to recognise it before its own shot changes can cut it.
-    """
-
-    label = AUTO
-
-    def __init__(
-        self,
-        fps: float,
-        *,
-        long_s: float = 30.0,
-        window_s: float = 0.6,
-        horizon_s: float = 10.0,
-        min_segment_s: float = 10.0,
-        threshold: float = 0.4,
-    ) -> None:
-        super().__init__(long_s * fps)
-        self.label = AUTO
-        self.threshold = threshold
-        self.min_segment = max(1, round(min_segment_s * fps))
-        self.detector = NoveltyDetector(max(1, round(window_s * fps)), round(horizon_s * fps))
-        # The cut may lie up to a window before where the features put it (scene_start):
-        # the frames the features give, a window more, and the frame before those.
-        self.replay_frames = 2 * self.detector.window + 1
-        self._cue = 0
-
-    def attach(self, slots: Sequence[PoolSlot]) -> None:
-        # The head pool's features describe the whole frame; it is the last pool.
-        heads = [i for i, s in enumerate(slots) if "head" in s.name]
-        self._cue = heads[-1] if heads else len(slots) - 1
-        super().attach(slots)
-
-    def reset(self) -> None:
-        super().reset()
-        self.detector.reset()
-        self._segment = 0
-        self._replay = self._replaying = 0
-        self.changes = 0
-
-    def take_replay(self, recent: RecentInputs) -> int:
-        if not self._replay:
-            return 0
-        lookback = self.detector.window
-        new, self._replay = self._replay, 0
-        self._replaying = scene_start(recent(new + lookback + 1), new, lookback)
-        return self._replaying
-
-    def carry(self) -> None:
-        self._segment += 1
-        if self._replaying:  # the classifier runs the new scene's frames again
-            self._replaying -= 1
-            super().carry()
+    def load(self, memory: Memory) -> None:
+        """Make the pools hold ``memory`` at the next step: the plain model's way while it
+        covers fewer than ``n`` frames, the moving average from there on."""
+        count = memory[0][1] if memory else 0
+        if count < self.n:
+            self._steps = count
+            for slot, (total, frames) in zip(self.slots, memory):
+                slot.feed(total, frames)
             return
-        if not self.slots:
-            return
-        features = self.slots[self._cue].frame_features()
-        self._advance({self._cue: features})
-        novelty = self.detector.add(features)
-        if novelty is not None and novelty > self.threshold and self._segment >= self.min_segment:
-            self._change()
-
-    def _change(self) -> None:
-        """Start afresh from the frames that belong with the new scene (by their features
-        here, then on the pictures in :meth:`take_replay`): the classifier resets the
-        stream and runs them again."""
-        fresh = self.detector.new_frames()
-        ExponentialHistory.reset(self)
-        self.detector.forget_past()
-        self._segment = 0
-        self._replay = fresh  # placed on the pictures by take_replay
-        self.changes += 1
-
-
-def history_policy(spec: HistorySpec, fps: float, kind: str = "exponential") -> HistoryPolicy:
-    """The policy for ``--history``: ``auto``, SECONDS (``inf`` = plain) at the model's rate."""
-    if spec == AUTO:
-        return AdaptiveHistory(fps)
-    seconds = float(spec)
-    if seconds <= 0 or math.isnan(seconds):
-        raise MovinetPiError("--history must be more than 0 seconds, 'inf' or 'auto'")
-    if math.isinf(seconds):
-        return PlainHistory()
-    steps = seconds * fps
-    if kind == "staggered":
-        return StaggeredHistory(steps)
-    return ExponentialHistory(steps)
-
-
-class StaggeredHistory(HistoryPolicy):
-    """Two sums restarted in turn every ``steps // 2`` frames; the model sees the older.
-
-    It sees between ``W + 1`` and ``2W`` frames, each counted once as in the plain
-    model; one interpreter call serves both sums (exact for the head pool, whose
-    per-frame input does not depend on the pool state).
-    """
-
-    def __init__(self, steps: float) -> None:
-        if not steps > 0:
-            raise MovinetPiError("--history must be more than 0 seconds (or 'inf')")
-        self.half = max(1, round(steps / 2))
-        self.label = f"staggered {2 * self.half}"
-
-    def reset(self) -> None:
-        self._sums = [[np.zeros(s.buffer_in.shape, np.float64) for _ in range(2)]
-                      for s in self.slots]
-        self._counts = [0, 0]
-        self._steps = 0
-
-    @property
-    def memory_steps(self) -> int:
-        return max(self._counts)
-
-    def carry(self) -> None:
-        self._steps += 1
-        # The second sum starts late, so that its count is half a window behind.
-        active = [0] if self._steps <= self.half else [0, 1]
-        fed = max(active, key=lambda i: self._counts[i])
-        deltas = [slot.delta() for slot in self.slots]
-        for slot, sums, delta in zip(self.slots, self._sums, deltas):
-            for i in active:
-                if i == fed:  # the sum the model saw: take its own result, as plain does
-                    np.copyto(sums[i], slot.buffer_out)
-                else:
-                    sums[i] += delta
-        for i in active:
-            self._counts[i] += 1
-        older = max(active, key=lambda i: self._counts[i])
-        if self._counts[older] > 2 * self.half:
-            # Restart the older sum with just this frame; the younger one takes over.
-            self._counts[older] = 1
-            for sums, delta in zip(self._sums, deltas):
-                np.copyto(sums[older], delta)
-            older = 1 - older
-        for slot, sums in zip(self.slots, self._sums):
-            slot.feed(sums[older], self._counts[older])
+        self._steps = self.n
+        for slot, mean, (total, frames) in zip(self.slots, self._means, memory):
+            np.divide(total.reshape(mean.shape), frames, out=mean)
+            fed = slot.fed_count(mean, self.n)
+            slot.feed(mean * fed, fed)

@@ -31,9 +31,9 @@ from typing import Any, TextIO
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.adaptive import AUTO, HistorySpec, history_policy
 from movinet_pi.model.catalogue import MODEL_FPS, STREAM_WARMUP_STEPS
 from movinet_pi.model.classifier import StreamingClassifier
-from movinet_pi.model.history import AUTO, HistorySpec, history_policy
 from movinet_pi.model.runtime import default_threads
 from movinet_pi.model.taught import (
     TaughtHead,

@@ -1,0 +1,312 @@
+"""``--history auto``: a long memory that starts afresh when the action changes.
+
+The memory is :class:`~movinet_pi.model.history.ExponentialHistory` over 30 s
+(the plain model, bit for bit, for its first 30 s). What ends it is a change of
+*answer*, not of picture: a new camera angle on the same action is a new
+picture but the same answer, and must not cost the memory. Two tests find the
+moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
+
+* **Another place.** The picture's colours jump from the last picture's and are
+  unlike every picture of the last 30 s: a cut to another shot or another
+  video. Before the model runs on that frame, the stream starts afresh (every
+  state zeroed, as a reset at that moment would: no replay, no stall) and the
+  memory from before is kept aside. While the fresh stream's first frames
+  settle (0.6 s: they see only black before them), the old memory stays on
+  show, with the new frames added. Then the fresh stream's answer is compared
+  with what was shown before the cut: if they agree less than ``agree``
+  (:func:`~movinet_pi.model.change.agreement`), the action changed and the old
+  memory is dropped. If ``fold_s`` passes without that, the cut was another
+  angle on the same action: the old memory is folded back in (the pools' sums
+  and counts add), without the fresh stream's first frames.
+* **The same place, another action.** The features of the last 0.6 s are
+  unlike any of the last 30 s (:class:`~movinet_pi.model.change.NoveltyDetector`):
+  the frames since then are scored through the head on their own. When that
+  answer is at least ``sure`` of one action and disagrees with what was shown
+  before them, ``same_place_s`` in a row, the memory restarts from those frames
+  (their features' sums: no replay). A pose, a passer-by or a glitch disagrees
+  for a moment; a new action goes on disagreeing. A question still open after
+  ``question_s`` (the length of a Kinetics clip) is dropped.
+
+Both look 30 s back and forget nothing at a change, so a loop, a cut back to an
+earlier shot or a return to an earlier place is not news. Without a head to
+score answers with (:class:`~movinet_pi.model.head.HeadScorer`, or a taught
+head), the policy is the 30 s moving average alone. ``docs/live-fidelity.md``
+has the measurements and how each setting was chosen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Sequence, Union
+
+import numpy as np
+
+from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.change import ColourMemory, NoveltyDetector, agreement
+from movinet_pi.model.history import (
+    ExponentialHistory,
+    HistoryPolicy,
+    Memory,
+    PlainHistory,
+    PoolSlot,
+    Scorer,
+)
+
+AUTO = "auto"
+HistorySpec = Union[float, str]  # seconds, inf, or "auto"
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    """The settings of ``--history auto``: times in seconds, the rest fractions."""
+
+    long_s: float = 30.0  # the moving average; how far back the scene tests look
+    settle_s: float = 0.6  # feature windows; a fresh stream's first frames
+    sudden: float = 0.45  # colour mass that must jump from the last picture
+    novel: float = 0.3  # colour mass unlike every picture of the last long_s
+    agree: float = 0.1  # below this agreement two answers name different actions
+    sure: float = 0.5  # a same-place answer must be at least this sure of one action
+    features_novel: float = 0.3  # feature novelty that asks the same-place question
+    same_place_s: float = 1.6  # how long a same-place disagreement must last
+    fold_s: float = 2.0  # how long a fresh stream at another place waits to be kept
+    question_s: float = 10.0  # how long a same-place question stays open
+
+    def with_values(self, **values: float) -> AutoSettings:
+        return replace(self, **values)
+
+
+@dataclass
+class _Fork:
+    """A fresh stream since a cut, and the memory from before it."""
+
+    old: Memory  # the pools' memory before the cut
+    before: np.ndarray  # what was shown just before it
+    frames: int = 0  # frames of the fresh stream so far
+    early: list[np.ndarray] = field(default_factory=list)  # its first frames' head addends
+
+
+@dataclass
+class _Question:
+    """Frames since a change of features, scored on their own."""
+
+    before: np.ndarray  # what was shown just before them
+    features: np.ndarray  # their head features, summed
+    added: np.ndarray  # what they add to the head pool's sum, summed
+    frames: int
+    disagreeing: int = 0  # steps in a row their answer disagreed, surely
+
+
+class AdaptiveHistory(ExponentialHistory):
+    """``--history auto``; see the module's docstring."""
+
+    label = AUTO
+
+    def __init__(self, fps: float, settings: AutoSettings | None = None) -> None:
+        s = settings or AutoSettings()
+        super().__init__(s.long_s * fps)
+        self.label = AUTO
+        self.settings = s
+        steps = max(1, round(s.settle_s * fps))
+        self._settle = steps
+        self._same_place = max(1, round(s.same_place_s * fps))
+        self._fold = max(steps, round(s.fold_s * fps))
+        self._question_steps = max(steps, round(s.question_s * fps))
+        horizon = max(1, round(s.long_s * fps))
+        self.colours = ColourMemory(horizon, sudden=s.sudden, novel=s.novel)
+        self.detector = NoveltyDetector(steps, horizon)
+
+    def attach(self, slots: Sequence[PoolSlot], score: Scorer | None = None) -> None:
+        # The head pool's features describe the whole frame; it is the last pool.
+        heads = [i for i, slot in enumerate(slots) if "head" in slot.name]
+        self._head = heads[-1] if heads else len(slots) - 1
+        super().attach(slots, score)
+
+    def reset(self) -> None:
+        super().reset()
+        self.colours.reset()
+        self.detector.reset()
+        self._fork: _Fork | None = None
+        self._question: _Question | None = None
+        self._recent: list[tuple[np.ndarray, np.ndarray]] = []  # (shown mean, features)
+        self._since_change = self._settle  # steps since the last change began
+        self._loaded: np.ndarray | None = None  # a head mean loaded this step, shown at once
+        self.changes = 0  # changes of action found (either kind)
+        self.folds = 0  # cuts found to be the same action
+
+    @property
+    def active(self) -> bool:
+        """Whether changes are looked for (a head to score answers with, and a pool)."""
+        return self.score is not None and bool(self.slots)
+
+    # -- before the invoke: another place? -----------------------------------------------
+
+    def begin(self, picture: np.ndarray) -> bool:
+        if not self.active:
+            return False
+        new_place = self.colours.add(picture)
+        if not new_place or self._since_change < self._settle:
+            return False
+        old = self.memory()
+        if self._fork is not None:  # a cut while one is undecided: that one is part of the old
+            old = [(a + b, m + n) for (a, m), (b, n) in zip(old, self._fork.old)]
+        total, frames = old[self._head]
+        shown = self._recent[-1][0] if self._recent else total.reshape(-1) / max(1, frames)
+        assert self.score is not None
+        self._fork = _Fork(old, self.score(shown).copy())
+        self._question = None
+        ExponentialHistory.reset(self)
+        self._since_change = 0
+        return True
+
+    # -- after the invoke --------------------------------------------------------------------
+
+    def carry(self) -> None:
+        if not self.active:
+            super().carry()
+            return
+        slot = self.slots[self._head]
+        features = slot.frame_features()
+        self._loaded = None
+        self._advance({self._head: features})
+        self._since_change += 1
+        novelty = self.detector.add(features)
+        if self._fork is not None:
+            self._follow_fork(features)
+        elif self._question is not None:
+            self._follow_question(features)
+        elif novelty is not None and novelty > self.settings.features_novel:
+            self._ask(features)
+        self._remember(features)
+
+    def _remember(self, features: np.ndarray) -> None:
+        """Keep the last few steps' shown means and features (a question may start a few
+        frames back, where the features put the change)."""
+        shown = self.shown_mean
+        if shown is None:
+            shown = self._pool_mean(self.slots[self._head])
+        self._recent.append((shown.copy(), features.reshape(-1).astype(np.float64)))
+        del self._recent[: -(self._settle + 1)]
+
+    @staticmethod
+    def _pool_mean(slot: PoolSlot) -> np.ndarray:
+        count = max(1.0, float(slot.count_out.reshape(-1)[0]))
+        return slot.buffer_out.reshape(-1).astype(np.float64) / count
+
+    def _addend(self, features: np.ndarray) -> np.ndarray:
+        """What ``features`` add to the head pool's sum, as the plain model adds them."""
+        added = np.empty(self.slots[self._head].buffer_in.shape, np.float64)
+        return self.slots[self._head].added(added, features).reshape(-1)
+
+    # -- another place -----------------------------------------------------------------------
+
+    def _follow_fork(self, features: np.ndarray) -> None:
+        fork = self._fork
+        assert fork is not None and self.score is not None
+        fork.frames += 1
+        if fork.frames <= self._settle:
+            fork.early.append(self._addend(features))
+        if fork.frames < self._settle:
+            return
+        fresh = self.score(self._pool_mean(self.slots[self._head]))
+        if agreement(fork.before, fresh) < self.settings.agree:
+            self._fork = None  # another action: the fresh stream is the memory now
+            self.changes += 1
+        elif fork.frames >= self._fold:
+            self._load_and_show(self._folded(fork))  # another angle: the old memory is back
+            self._fork = None
+            self.folds += 1
+
+    def _folded(self, fork: _Fork) -> Memory:
+        """The old memory and the fresh stream's, but for its first frames."""
+        early = np.sum(fork.early, axis=0) if fork.early else 0.0
+        memory = []
+        for i, ((old, m), (new, n)) in enumerate(zip(fork.old, self.memory())):
+            if i == self._head:
+                new, n = new - np.reshape(early, new.shape), n - len(fork.early)
+            memory.append((old + new, m + n))
+        return memory
+
+    def _load_and_show(self, memory: Memory) -> None:
+        """Load ``memory`` for the next step and show its answer at this one already."""
+        self.load(memory)
+        total, frames = memory[self._head]
+        self._loaded = total.reshape(-1) / max(1, frames)
+
+    @property
+    def shown_mean(self) -> np.ndarray | None:
+        fork = self._fork
+        if fork is None or not self.slots:
+            return self._loaded
+        (old, m), (new, n) = fork.old[self._head], self.memory()[self._head]
+        if fork.frames < self._settle:
+            return old.reshape(-1) / max(1, m)
+        early = np.sum(fork.early, axis=0).reshape(new.shape)
+        return ((old + new - early) / max(1, m + n - len(fork.early))).reshape(-1)
+
+    # -- the same place, another action ------------------------------------------------------
+
+    def _ask(self, features: np.ndarray) -> None:
+        """Start scoring the frames since the change the features found."""
+        back = min(self.detector.new_frames() - 1, len(self._recent) - 1)
+        # Right after a change the features are new against the old scene's until the
+        # new scene's own first window is among those compared with: that is the change
+        # already found, not another one.
+        if back < 0 or self._since_change < back + 2 * self._settle:
+            return
+        assert self.score is not None
+        before_mean = self._recent[-1 - back][0]
+        frames = [f for _, f in self._recent[len(self._recent) - back:]]
+        frames.append(features.reshape(-1).astype(np.float64))
+        self._question = _Question(
+            before=self.score(before_mean).copy(),
+            features=np.sum(frames, axis=0),
+            added=np.sum([self._addend(f) for f in frames], axis=0),
+            frames=len(frames),
+        )
+
+    def _follow_question(self, features: np.ndarray) -> None:
+        q = self._question
+        assert q is not None and self.score is not None
+        q.features += features.reshape(-1)
+        q.added += self._addend(features)
+        q.frames += 1
+        if q.frames < self._settle:
+            return
+        answer = self.score(q.features / q.frames)
+        disagrees = agreement(q.before, answer) < self.settings.agree
+        q.disagreeing = q.disagreeing + 1 if disagrees and answer.max() >= self.settings.sure else 0
+        if q.disagreeing >= self._same_place:
+            self._restart_from(q)
+        elif q.frames >= self._question_steps:
+            self._question = None
+
+    def _restart_from(self, q: _Question) -> None:
+        """The memory is the question's frames now: the head pool's sum of them; the other
+        pools (a float model's squeeze-excitation context) keep their means."""
+        memory = [(total / max(1, frames) * q.frames, q.frames) for total, frames in self.memory()]
+        memory[self._head] = (q.added.reshape(memory[self._head][0].shape), q.frames)
+        ExponentialHistory.reset(self)
+        self._load_and_show(memory)
+        self._question = None
+        self._since_change = 0
+        self.changes += 1
+
+    @property
+    def memory_steps(self) -> int:
+        steps = super().memory_steps
+        if self._fork is not None and self.slots:
+            steps += self._fork.old[self._head][1]
+        return min(steps, self.n)
+
+
+def history_policy(spec: HistorySpec, fps: float) -> HistoryPolicy:
+    """The policy for ``--history``: ``auto``, SECONDS (``inf`` = plain) at the model's rate."""
+    if spec == AUTO:
+        return AdaptiveHistory(fps)
+    seconds = float(spec)
+    if seconds <= 0 or math.isnan(seconds):
+        raise MovinetPiError("--history must be more than 0 seconds, 'inf' or 'auto'")
+    if math.isinf(seconds):
+        return PlainHistory()
+    return ExponentialHistory(seconds * fps)
