@@ -14,8 +14,9 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   settle (0.6 s: they see only black before them), the old memory stays on
   show, with the new frames added. Then the fresh stream's answer is compared
   with what was shown before the cut: if they agree less than ``agree``
-  (:func:`~movinet_pi.model.change.agreement`), the action changed and the old
-  memory is dropped. If ``fold_s`` passes without that, the cut was another
+  (:func:`~movinet_pi.model.change.agreement`), or the fresh answer is at least
+  ``sure`` of an action the old one did not put first, the action changed and the
+  old memory is dropped. If ``fold_s`` passes without that, the cut was another
   angle on the same action: the old memory is folded back in (the pools' sums
   and counts add), without the fresh stream's first frames.
 * **The same place, another action.** The features of the last 0.6 s are
@@ -209,13 +210,22 @@ class AdaptiveHistory(ExponentialHistory):
         if fork.frames < self._settle:
             return
         fresh = self.score(self._pool_mean(self.slots[self._head]))
-        if agreement(fork.before, fresh) < self.settings.agree:
+        if self._names_another_action(fork.before, fresh):
             self._fork = None  # another action: the fresh stream is the memory now
             self.changes += 1
         elif fork.frames >= self._fold:
             self._load_and_show(self._folded(fork))  # another angle: the old memory is back
             self._fork = None
             self.folds += 1
+
+    def _names_another_action(self, before: np.ndarray, answer: np.ndarray) -> bool:
+        """Whether ``answer`` is about another action than ``before``: the two hardly agree,
+        or ``answer`` is sure of an action ``before`` did not put first (neighbouring
+        actions, a squat and a lunge, share much of their probability)."""
+        if agreement(before, answer) < self.settings.agree:
+            return True
+        top = int(answer.argmax())
+        return top != int(before.argmax()) and float(answer[top]) >= self.settings.sure
 
     def _folded(self, fork: _Fork) -> Memory:
         """The old memory and the fresh stream's, but for its first frames."""
