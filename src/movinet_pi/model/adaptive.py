@@ -132,6 +132,7 @@ class AdaptiveHistory(ExponentialHistory):
         self._recent: list[tuple[np.ndarray, np.ndarray]] = []  # (shown mean, features)
         self._since_change = self._settle  # steps since the last change began
         self._loaded: np.ndarray | None = None  # a head mean loaded this step, shown at once
+        self.forks = 0  # cuts to another place (each starts a fresh stream)
         self.changes = 0  # changes of action found (either kind)
         self.folds = 0  # cuts found to be the same action
 
@@ -158,6 +159,7 @@ class AdaptiveHistory(ExponentialHistory):
         self._question = None
         ExponentialHistory.reset(self)
         self._since_change = 0
+        self.forks += 1
         return True
 
     # -- after the invoke --------------------------------------------------------------------

@@ -9,8 +9,11 @@ Each step is timed stage by stage, as the live app runs them:
   converted to RGB, then copied in), so the saving of not resizing a full frame on
   the CPU shows;
 * ``invoke``     the interpreter call;
-* ``carry``      logits out, states back in, history policy, softmax and the shown list;
-  within it, ``memory`` is the history policy's own part (``--history``, default auto);
+* ``carry``      logits out, states back in, and the history policy (``--history``,
+  default auto), whose own part is shown as ``memory``: its look at the picture before the
+  invoke and its carry after it; the worst of it at a change of scene is shown too;
+* ``answer``     the softmax and the shown list: reading the step's answer, which a
+  bare ``invoke()`` has no part of either;
 * ``overlay``    drawing the predictions over the picture as the window would show it;
   beside it (not part of the step), ``--roi auto`` finding its box in the frame
   (:class:`~movinet_pi.sources.roi_auto.AutoRoi`: the motion on a small grey copy, the box
@@ -46,7 +49,7 @@ from movinet_pi.progress import counted
 from movinet_pi.sources.picamera import rgb_from_picamera
 from movinet_pi.sources.roi_auto import AutoRoi
 
-STAGES = ("capture", "preprocess", "invoke", "carry", "overlay")
+STAGES = ("capture", "preprocess", "invoke", "carry", "answer", "overlay")
 BLOCK = 20  # steps in a row before switching between ours and the bare interpreter
 
 
@@ -128,6 +131,9 @@ class BenchResult:
             "memory_ms_p50": round(self.p50("memory"), 4),
             "memory_pct": round(self.memory_pct, 2),
         }
+        if self.times_ms.get("memory_at_change"):
+            data["memory_at_change_ms_max"] = round(max(self.times_ms["memory_at_change"]), 4)
+            data["changes"] = len(self.times_ms["memory_at_change"])
         if self.times_ms.get("preprocess_lores"):
             data["preprocess_lores_ms_p50"] = round(self.p50("preprocess_lores"), 4)
             data["preprocess_lores_ms_p99"] = round(self.p99("preprocess_lores"), 4)
@@ -154,6 +160,10 @@ class BenchResult:
         rows = [(STAGE_NAMES[s], self.p50(s), self.p99(s)) for s in STAGES]
         rows.insert(STAGES.index("carry") + 1, (f"  of it, memory ({self.history})",
                                                 self.p50("memory"), self.p99("memory")))
+        if self.times_ms.get("memory_at_change"):
+            at_change = self.times_ms["memory_at_change"]
+            rows.insert(STAGES.index("carry") + 2, (
+                f"  worst at a change ({len(at_change)})", max(at_change), None))
         if self.times_ms.get("preprocess_lores"):
             rows.insert(STAGES.index("preprocess") + 1, (
                 f"  instead, from {w}x{h} lores", self.p50("preprocess_lores"),
@@ -195,7 +205,8 @@ STAGE_NAMES = {
     "capture": "capture (read a frame)",
     "preprocess": "preprocess (resize, normalise)",
     "invoke": "invoke (the model)",
-    "carry": "carry (states, softmax, shown)",
+    "carry": "carry (states, memory)",
+    "answer": "answer (softmax, shown)",
     "overlay": "overlay (draw the labels)",
 }
 
@@ -240,7 +251,8 @@ def run_bench(
     _zero_inputs(bare_interpreter)
     shown = ShownList(classifier.labels, k=3)
     times: dict[str, list[float]] = {
-        s: [] for s in (*STAGES, "bare_invoke", "memory", "preprocess_lores", "roi_auto")}
+        s: [] for s in (*STAGES, "bare_invoke", "memory", "memory_at_change",
+                        "preprocess_lores", "roi_auto")}
     roi = AutoRoi(classifier.input_size, fps=MODEL_FPS)
     memory = _time_history(classifier)
     frame_size = (0, 0)
@@ -256,11 +268,13 @@ def run_bench(
             classifier.preprocess(rgb)
             t2 = time.perf_counter()
             memory[0] = 0.0
+            changes = _changes(classifier)
             classifier.begin()  # the policy's look at the picture: counted in the carry
             t2_invoke = time.perf_counter()
             classifier.interpreter.invoke()
             t3 = time.perf_counter()
             classifier.carry()
+            t4_carry = time.perf_counter()
             top = shown.update(classifier.probabilities())
             t4 = time.perf_counter()
             draw_overlay(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), OverlayState(top, model_name))
@@ -271,10 +285,13 @@ def run_bench(
             roi_ms = (time.perf_counter() - t6) * 1000.0
             frame_size = (rgb.shape[1], rgb.shape[0])
             if i >= warmup:
-                spans = (t1 - t0, t2 - t1, t3 - t2_invoke, t4 - t3 + t2_invoke - t2, t5 - t4)
+                spans = (t1 - t0, t2 - t1, t3 - t2_invoke, t4_carry - t3 + t2_invoke - t2,
+                         t4 - t4_carry, t5 - t4)
                 for stage, seconds in zip(STAGES, spans):
                     times[stage].append(seconds * 1000.0)
                 times["memory"].append(memory[0] * 1000.0)
+                if _changes(classifier) != changes:
+                    times["memory_at_change"].append(memory[0] * 1000.0)
                 times["preprocess_lores"].append(lores_ms)
                 times["roi_auto"].append(roi_ms)
         for i in range(done, done + block):  # then as many bare invokes, on their own
@@ -324,6 +341,14 @@ def _time_history(classifier: StreamingClassifier) -> list[float]:
     policy.begin = timed_begin  # type: ignore[method-assign]
     policy.carry = timed_carry  # type: ignore[method-assign]
     return spent
+
+
+def _changes(classifier: StreamingClassifier) -> tuple[int, ...]:
+    """The history policy's count of scene changes it has acted on (forks at another
+    place, changes of action, folds back), where it keeps one: a step that moves it is
+    a step at a change."""
+    history = classifier.history
+    return tuple(getattr(history, name, 0) for name in ("forks", "changes", "folds"))
 
 
 def _zero_inputs(interpreter: object) -> None:
