@@ -4,9 +4,11 @@ Footage: every clip in ``--videos`` (default ``../shared/videos``) as it is ("fu
 pasted, shrunk to 1/2 and to 1/3 of the picture's height, into a still frame of a real room
 (640x480: the first frames of two indoor shared clips, with a little sensor noise that
 changes each frame), at two places each: four small versions of every clip, the same clip
-shown more than once. The model is A0 int8 with the plain memory (``--history inf``),
-streamed once over each version from a fresh state at 5 fps; what counts is its top-1
-after the last step, as ``movinet-pi eval`` scores a clip.
+shown more than once. The model is A0 int8 with the plain memory (``--history inf``;
+``--history auto`` for the default memory), streamed once over each version from a fresh
+state at 5 fps, and afresh wherever the box moves to a new view (``AutoRoi.new_view``, as
+the app does); what counts is its top-1 after the last step, as ``movinet-pi eval`` scores
+a clip.
 
 Goals (issue 27), for ``--roi auto``:
 
@@ -18,13 +20,16 @@ Goals (issue 27), for ``--roi auto``:
   side of the box moves by more than 5 % of the box's size).
 
 Every constant of :class:`AutoRoiSettings` the footage could tune (shape, margin, the
-seconds) is chosen by cross-validation: the clips are split into ``--folds`` folds; for
-each fold the settings that do best on the other folds are scored on it. The out-of-fold
-figures (each clip scored by settings chosen without it) are printed beside the in-sample
-ones (settings chosen on every clip); the settings chosen on every clip are the defaults.
+seconds, whether a new view starts the model afresh) is chosen by cross-validation: the
+clips are split into ``--folds`` folds; for each fold the settings that do best on the
+other folds are scored on it. The out-of-fold figures (each clip scored by settings chosen
+without it) are printed beside the in-sample ones (settings chosen on every clip); the
+settings chosen on every clip are the defaults.
 
     python benchmarks/roi.py [--videos DIR] [--model PATH] [--folds 4] [--threads 2]
     python benchmarks/roi.py --videos other/ --defaults-only   # the defaults on other clips
+    python benchmarks/roi.py --defaults-only --history auto    # with the default memory
+    python benchmarks/roi.py --clips paragliding squat         # a few clips, while developing
 
 (``--defaults-only`` scores the current defaults and chooses nothing: the check on clips the
 defaults were not chosen on. The rooms always come from ``../shared/videos``.)
@@ -55,7 +60,7 @@ from movinet_pi.sources.roi import WHOLE, Box, crop, is_whole  # noqa: E402
 from movinet_pi.sources.roi_auto import AutoRoi, AutoRoiSettings  # noqa: E402
 from movinet_pi.timing import FrameSampler  # noqa: E402
 
-HISTORY = "inf"  # the plain model: the baseline memory for these figures
+HISTORY = "inf"  # the plain model: the baseline memory for these figures (--history)
 ROOM = (640, 480)
 BACKGROUNDS = ("opening_door.mp4", "hitting_baseball.mp4")  # indoor rooms, first frames
 NOISE_SIGMA = 2.0  # grey levels: a camera's sensor noise, new each frame
@@ -75,13 +80,18 @@ GRID = {
     "shrink_after_s": (0.4, 1.0),
     "whole_above": (0.5, 0.8),
     "grow_headroom": (0.0, 0.25),
+    "new_view_below": (0.0, 0.5),
 }
+#: The first step a live box can be found at (motion needs two frames, and the box waits
+#: for it to last; 3 is where most of the defaults' boxes come): for the late fixed box.
+LATE_STEP = 3
 
 
 @dataclass
 class Clip:
     name: str
     frames: list[tuple[float, np.ndarray]]  # (t, RGB) at the model's 5 fps
+    index: int = 0  # its place among every clip of --videos (where its versions go)
     small: dict[int, list[np.ndarray]] = field(default_factory=dict)  # shrunk, per scale
 
     @property
@@ -104,14 +114,14 @@ class Version:
             yield t, self.frame_at(i)
 
 
-def load_clip(path: Path) -> Clip:
+def load_clip(path: Path, index: int = 0) -> Clip:
     sampler = FrameSampler(MODEL_FPS)
     frames = []
     with FileSource(path) as source:
         while (frame := source.read()) is not None:
             if sampler.is_due(frame.timestamp):
                 frames.append((frame.timestamp, frame.rgb))
-    return Clip(path.stem, frames)
+    return Clip(path.stem, frames, index)
 
 
 def rooms(videos: Path = SHARED / "videos") -> list[list[np.ndarray]]:
@@ -130,7 +140,8 @@ def rooms(videos: Path = SHARED / "videos") -> list[list[np.ndarray]]:
 
 def versions(clips: Sequence[Clip], backgrounds: list[list[np.ndarray]]) -> list[Version]:
     out: list[Version] = []
-    for n, clip in enumerate(clips):
+    for clip in clips:
+        n = clip.index
         out.append(Version(len(out), clip, "full", lambda i, c=clip: c.frames[i][1]))
         for s, (divisor, kind) in enumerate(SCALES):
             height = ROOM[1] // divisor
@@ -167,22 +178,27 @@ def _paster(small: list[np.ndarray], room: list[np.ndarray],
 class Scorer:
     """Streams versions through the model with given boxes; remembers each result."""
 
-    def __init__(self, model: Path, labels: Path, threads: int) -> None:
+    def __init__(self, model: Path, labels: Path, threads: int, history: str = HISTORY) -> None:
+        spec = history if history == "auto" else float(history)
         self.clf = StreamingClassifier.from_file(model, load_labels(labels), threads=threads,
-                                                 history=history_policy(float(HISTORY),
-                                                                        MODEL_FPS))
+                                                 history=history_policy(spec, MODEL_FPS))
         self._done: dict[tuple, np.ndarray] = {}
         self.steps = 0
         self.seconds = 0.0
 
-    def probs(self, version: Version, boxes: Sequence[Optional[Box]]) -> np.ndarray:
+    def probs(self, version: Version, boxes: Sequence[Optional[Box]],
+              fresh: frozenset[int] = frozenset()) -> np.ndarray:
+        """Its probabilities after the last step, with ``boxes[i]`` read at step ``i`` and
+        the model started afresh at the steps in ``fresh``."""
         key = (version.key, tuple(None if is_whole(b) else tuple(round(v, 6) for v in b)
-                                  for b in boxes))
+                                  for b in boxes), fresh)
         if key not in self._done:
             started = time.perf_counter()
             self.clf.reset()
             probs = None
-            for (_, picture), box in zip(version.frames(), boxes):
+            for i, ((_, picture), box) in enumerate(zip(version.frames(), boxes)):
+                if i in fresh:
+                    self.clf.reset()
                 probs = self.clf.step(picture if is_whole(box) else crop(picture, box))
             self.steps += len(boxes)
             self.seconds += time.perf_counter() - started
@@ -194,9 +210,16 @@ class Scorer:
 
 
 def auto_boxes(version: Version, settings: AutoRoiSettings,
-               min_size: tuple[int, int]) -> list[Box]:
+               min_size: tuple[int, int]) -> tuple[list[Box], frozenset[int]]:
+    """The box at each step, and the steps where it moved to a new view (the app starts
+    the model afresh there)."""
     roi = AutoRoi(min_size, settings, fps=MODEL_FPS)
-    return [roi.update(picture, t) for t, picture in version.frames()]
+    boxes, fresh = [], set()
+    for i, (t, picture) in enumerate(version.frames()):
+        boxes.append(roi.update(picture, t))
+        if roi.new_view:
+            fresh.add(i)
+    return boxes, frozenset(fresh)
 
 
 def moves_per_second(boxes: Sequence[Box], seconds: float) -> float:
@@ -221,8 +244,9 @@ class Outcome:
 
 
 def outcome(scorer: Scorer, version: Version, boxes: Sequence[Optional[Box]],
-            reference: dict[str, tuple[int, float]]) -> Outcome:
-    probs = scorer.probs(version, boxes)
+            reference: dict[str, tuple[int, float]],
+            fresh: frozenset[int] = frozenset()) -> Outcome:
+    probs = scorer.probs(version, boxes, fresh)
     ref_label, _ = reference[version.clip.name]
     top = int(np.argmax(probs))
     steady = [b or WHOLE for b in boxes]
@@ -277,15 +301,27 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--defaults-only", action="store_true",
                         help="score AutoRoiSettings() only (no cross-validation)")
+    parser.add_argument("--history", default=HISTORY, choices=("inf", "auto"),
+                        help="the model's memory (default inf, the plain model)")
+    parser.add_argument("--clips", nargs="+", metavar="NAME",
+                        help="only these clips of --videos (names without .mp4)")
     args = parser.parse_args()
     started = time.perf_counter()
     cv2.setNumThreads(1)
     paths = sorted(args.videos.glob("*.mp4"))
-    clips = [load_clip(p) for p in paths]
+    wanted = set(args.clips or (p.stem for p in paths))
+    if wanted - {p.stem for p in paths}:
+        parser.error(f"--clips: {sorted(wanted - {p.stem for p in paths})} not in {args.videos}")
+    if len(wanted) < (1 if args.defaults_only else args.folds):
+        parser.error(f"{len(wanted)} clips: cross-validation needs at least --folds "
+                     f"({args.folds}), --defaults-only one")
+    # each clip keeps its place among them all, so a subset's versions are the same
+    clips = [load_clip(p, i) for i, p in enumerate(paths) if p.stem in wanted]
     all_versions = versions(clips, rooms())
-    scorer = Scorer(args.model, args.labels, args.threads)
+    scorer = Scorer(args.model, args.labels, args.threads, args.history)
     min_size = scorer.clf.input_size
-    print(f"A0 int8, --history {HISTORY} (the plain model), {len(clips)} clips, "
+    memory = "the plain model" if args.history == "inf" else "the default memory"
+    print(f"A0 int8, --history {args.history} ({memory}), {len(clips)} clips, "
           f"{len(all_versions)} versions; loaded in {time.perf_counter() - started:.0f} s",
           flush=True)
 
@@ -302,13 +338,15 @@ def main() -> None:
         AutoRoiSettings(**dict(zip(GRID, values))) for values in itertools.product(*GRID.values())]
     runs: dict[AutoRoiSettings, dict[int, Outcome]] = {}
     for n, settings in enumerate(grid):
-        runs[settings] = {v.key: outcome(scorer, v, auto_boxes(v, settings, min_size), reference)
-                          for v in all_versions}
+        runs[settings] = {}
+        for v in all_versions:
+            boxes, fresh = auto_boxes(v, settings, min_size)
+            runs[settings][v.key] = outcome(scorer, v, boxes, reference, fresh)
         print(f"  settings {n + 1}/{len(grid)} done ({time.perf_counter() - started:.0f} s, "
               f"{scorer.steps} model steps)", flush=True)
 
     report(clips, all_versions, whole, runs, reference, scorer,
-           None if args.defaults_only else args.folds)
+           None if args.defaults_only else args.folds, args.history)
     print(f"({time.perf_counter() - started:.0f} s, {scorer.steps} model steps, "
           f"{1000 * scorer.seconds / max(1, scorer.steps):.2f} ms a step)")
 
@@ -341,7 +379,7 @@ def cross_validated(runs: dict[AutoRoiSettings, dict[int, Outcome]], all_version
 def describe(s: AutoRoiSettings) -> str:
     return (f"shape {s.shape}, margin {s.margin:g}, hold {s.hold_s:g} s, shrink after "
             f"{s.shrink_after_s:g} s, whole above {s.whole_above:g}, grow headroom "
-            f"{s.grow_headroom:g}")
+            f"{s.grow_headroom:g}, new view below {s.new_view_below:g}")
 
 
 def summary(name: str, f: Figures) -> str:
@@ -352,16 +390,20 @@ def summary(name: str, f: Figures) -> str:
             f"full - {GOAL_FULL_DROP}); worst {f.worst_moves:.2f} moves/s (goal <= {GOAL_MOVES:g})")
 
 
-def oracle_boxes(version: Version, min_size: tuple[int, int]) -> list[Optional[Box]]:
-    """One fixed box on the pasted clip all along (it knows where and how big the clip is:
-    an upper bound for a live box); None for a full-size clip."""
+def oracle_boxes(version: Version, min_size: tuple[int, int],
+                 late: int = 0) -> list[Optional[Box]]:
+    """One fixed box on the pasted clip (it knows where and how big the clip is: an upper
+    bound for a live box), from step ``late`` on (the whole picture before); None for a
+    full-size clip."""
+    steps = len(version.clip.frames)
     if version.place is None:
-        return [None] * len(version.clip.frames)
+        return [None] * steps
     x0, y0, x1, y1 = version.place
     w, h = max(x1 - x0, min_size[0]), max(y1 - y0, min_size[1])
     x = min(max((x0 + x1 - w) / 2, 0), ROOM[0] - w)
     y = min(max((y0 + y1 - h) / 2, 0), ROOM[1] - h)
-    return [(x / ROOM[0], y / ROOM[1], w / ROOM[0], h / ROOM[1])] * len(version.clip.frames)
+    box = (x / ROOM[0], y / ROOM[1], w / ROOM[0], h / ROOM[1])
+    return [None] * min(late, steps) + [box] * max(0, steps - late)
 
 
 def cell(x: Outcome, reference: dict[str, tuple[int, float]], scorer: Scorer) -> str:
@@ -374,7 +416,7 @@ def cell(x: Outcome, reference: dict[str, tuple[int, float]], scorer: Scorer) ->
 def report(clips: list[Clip], all_versions: list[Version], whole: dict[int, Outcome],
            runs: dict[AutoRoiSettings, dict[int, Outcome]],
            reference: dict[str, tuple[int, float]], scorer: Scorer,
-           folds: Optional[int]) -> None:
+           folds: Optional[int], history: str = HISTORY) -> None:
     keys = {v.key for v in all_versions}
     best = choose(runs, keys, reference)
     oof_by_key: dict[int, Outcome] = {}
@@ -397,27 +439,32 @@ def report(clips: list[Clip], all_versions: list[Version], whole: dict[int, Outc
     base = figures(list(whole.values()), reference)
     in_sample = figures(list(runs[best].values()), reference)
     print("\n" + summary("whole picture (no --roi)", base))
-    oracle = [outcome(scorer, v, oracle_boxes(v, scorer.clf.input_size), reference)
-              for v in all_versions]
-    print(summary("one fixed box on the pasted clip (knows the future)",
-                  figures(oracle, reference)))
+    for name, late, fresh in (
+            ("one fixed box on the pasted clip (knows the future)", 0, frozenset()),
+            (f"the same from step {LATE_STEP}, the whole picture before", LATE_STEP, frozenset()),
+            (f"the same from step {LATE_STEP}, the model afresh there", LATE_STEP,
+             frozenset({LATE_STEP}))):
+        oracle = [outcome(scorer, v, oracle_boxes(v, scorer.clf.input_size, late), reference,
+                          fresh if v.place else frozenset()) for v in all_versions]
+        print(summary(name, figures(oracle, reference)))
     which = "in-sample" if folds else "the defaults"
     print(summary(f"--roi auto, {which}", in_sample))
-    line = (f"summary: --roi auto ({describe(best)}), A0 int8, --history {HISTORY}: "
+    line = (f"summary: --roi auto ({describe(best)}), A0 int8, --history {history}: "
             f"{which} {_short(in_sample)}")
     if folds:
         out_of_fold = figures(list(oof_by_key.values()), reference)
         print(summary(f"--roi auto, out-of-fold ({folds} folds)", out_of_fold))
-        print("\nby shape (the other settings chosen the same way):")
-        for shape in GRID["shape"]:
-            def among(s: AutoRoiSettings, shape: str = shape) -> bool:
-                return s.shape == shape
-            chosen_shape = figures(list(runs[choose(runs, keys, reference, among)].values()),
-                                   reference)
-            held_shape = figures(cross_validated(runs, all_versions, clips, folds, reference,
-                                                 among)[0], reference)
-            print("  " + summary(f"{shape:<8} in-sample", chosen_shape))
-            print("  " + summary(f"{shape:<8} out-of-fold", held_shape))
+        for name in ("shape", "margin", "new_view_below"):
+            print(f"\nby {name} (the other settings chosen the same way):")
+            for value in GRID[name]:
+                def among(s: AutoRoiSettings, name: str = name, value: object = value) -> bool:
+                    return bool(getattr(s, name) == value)
+                chosen = figures(list(runs[choose(runs, keys, reference, among)].values()),
+                                 reference)
+                held = figures(cross_validated(runs, all_versions, clips, folds, reference,
+                                               among)[0], reference)
+                print("  " + summary(f"{value!s:<8} in-sample", chosen))
+                print("  " + summary(f"{value!s:<8} out-of-fold", held))
         line += f"; out-of-fold {_short(out_of_fold)}"
     print("\n" + line + f"; whole picture {_short(base)}")
 

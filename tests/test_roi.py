@@ -243,6 +243,36 @@ def test_when_nothing_moves_the_box_goes_back_to_the_whole_picture() -> None:
     assert is_whole(still[-1])  # ...and after hold_s without any, it is the whole picture
 
 
+def shared_part(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """The part of the union of two boxes that both cover."""
+    w = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
+
+
+def test_a_move_to_a_box_sharing_under_half_with_the_last_is_a_new_view() -> None:
+    settings = AutoRoiSettings()
+    roi = AutoRoi(MODEL, settings)
+    # 8 s: a square walks right (the box grows with it), then stands still until the
+    # box goes back to the whole picture
+    path = [(100 + 12 * min(step, 25), 200) for step in range(40 + round(settings.hold_s * 5))]
+    boxes, new_views = [], []
+    for step, (x, y) in enumerate(path):
+        boxes.append(roi.update(square_scene(x, y, seed=step), step / 5))
+        new_views.append(roi.new_view)
+    changes = [i for i in range(1, len(boxes)) if boxes[i] != boxes[i - 1]]
+    assert len(changes) >= 4  # found, grown a few times, back to the whole picture
+    assert is_whole(boxes[changes[0] - 1]) and not is_whole(boxes[changes[0]])
+    assert is_whole(boxes[-1])
+    for i in range(1, len(boxes)):  # a new view exactly where less than half is shared
+        assert new_views[i] == (shared_part(boxes[i - 1], boxes[i]) < 0.5), i
+    assert new_views[changes[0]] and new_views[changes[-1]]  # in, and back out
+    assert not all(new_views[i] for i in changes)  # a box that grows a little: the same view
+    never = AutoRoi(MODEL, AutoRoiSettings(new_view_below=0.0))
+    assert not any((never.update(square_scene(x, y, seed=i), i / 5), never.new_view)[1]
+                   for i, (x, y) in enumerate(path))
+
+
 def test_when_everything_moves_the_box_is_the_whole_picture() -> None:
     roi = AutoRoi(MODEL)
     boxes = [roi.update(picture(seed=step), step / 5) for step in range(20)]

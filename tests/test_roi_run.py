@@ -145,6 +145,36 @@ def test_the_model_reads_the_resized_crop(model: str, roi: Any, a0_model: Path,
         assert all(box == BOX for box in boxes)
 
 
+def test_the_model_starts_afresh_where_the_auto_box_moves_to_a_new_view(
+        a0_model: Path, small_actor: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clf = StreamingClassifier.from_file(a0_model, threads=1)
+    fed = recorded(clf, monkeypatch)
+    resets: list[int] = []  # how many steps the model had taken at each reset
+    reset = clf.reset
+    monkeypatch.setattr(clf, "reset", lambda: (resets.append(len(fed)), reset())[1])
+    recognizer = Recognizer(clf, RunConfig(roi=AUTO))
+    boxes, new_views = [], []
+    sampler = FrameSampler(5.0)
+    with FileSource(small_actor) as source:
+        while (frame := source.read()) is not None:
+            if sampler.is_due(frame.timestamp):
+                boxes.append(recognizer.process(frame).roi)
+                new_views.append(recognizer.auto_roi.new_view)
+    entered = next(i for i, box in enumerate(boxes) if not is_whole(box))
+    assert new_views[entered] and resets == [i for i, new in enumerate(new_views) if new]
+    assert clf.steps == len(boxes) - resets[-1]  # the stream restarted at the last one
+    # without --roi auto, nothing resets the model
+    plain = StreamingClassifier.from_file(a0_model, threads=1)
+    monkeypatch.setattr(plain, "reset", lambda: resets.append(-1))
+    recognizer = Recognizer(plain, RunConfig(roi=BOX))
+    with FileSource(small_actor) as source:
+        for _ in range(10):
+            frame = source.read()
+            assert frame is not None
+            recognizer.process(frame)
+    assert -1 not in resets
+
+
 def test_a_fixed_roi_reaches_the_model_on_the_pi_camera_run(
     monkeypatch: pytest.MonkeyPatch, models_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -294,6 +324,30 @@ def test_eval_reads_the_box_too(clip_dir: Path, a0_model: Path, kinetics_labels_
     assert shapes[-1][0] < 480 and shapes[-1][1] < 640
     (plain,) = evaluate(clip_dir, [a0_model], kinetics_labels_path, threads=1)
     assert plain["roi"] is None
+
+
+def test_eval_starts_the_model_afresh_where_the_auto_box_moves_to_a_new_view(
+        clip_dir: Path, small_actor: Path, a0_model: Path, kinetics_labels_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from movinet_pi.sources.roi_auto import AutoRoi
+    from movinet_pi.tools.eval import evaluate
+
+    roi, new_views, sampler = AutoRoi((172, 172)), 0, FrameSampler(5.0)
+    with FileSource(small_actor) as source:  # what the app's box does on the clip
+        while (frame := source.read()) is not None:
+            if sampler.is_due(frame.timestamp):
+                roi.update(frame.rgb, frame.timestamp)
+                new_views += roi.new_view
+    assert new_views >= 1
+    resets: list[int] = []
+    reset = StreamingClassifier.reset
+    monkeypatch.setattr(StreamingClassifier, "reset",
+                        lambda self: (resets.append(1), reset(self))[1])
+    evaluate(clip_dir, [a0_model], kinetics_labels_path, threads=1, roi=BOX)
+    fixed = len(resets)  # loading the model, the clip's start
+    resets.clear()
+    evaluate(clip_dir, [a0_model], kinetics_labels_path, threads=1, roi=AUTO)
+    assert len(resets) == fixed + new_views  # and each new view
 
 
 def test_eval_says_which_part_was_read(clip_dir: Path, a0_model: Path,

@@ -27,12 +27,21 @@ every frame looks to it like a shaking camera, and to its memory like a cut):
   picture: the action already fills the frame;
 * when nothing has moved for ``hold_s`` seconds, it goes back to the whole picture.
 
-Each setting is in seconds, or in fractions of the picture or of the moving region. The
-defaults are what ``benchmarks/roi.py`` chose by cross-validation over the shared clips
-(docs/roi.md): the moving region's own shape, no margin, 4 s of motion, 0.4 s before a
-shrink, the whole picture from 80 % of its area, no headroom. ``threshold``,
-``min_moving`` and :data:`WORK_SIZE` are not fitted: they sit above the noise of a still
-picture.
+A move to a box that shares less than ``new_view_below`` of the two boxes' union with the
+last one (the whole picture to a small box, a small box back to the whole picture, a box
+more than doubling or halving its area) is a *new view*: :attr:`AutoRoi.new_view` says so,
+and whoever steps the model starts its stream afresh there (the recognizer, ``eval`` and
+``benchmarks/roi.py`` reset the classifier). The frames the model saw before are of
+another picture, and a streaming model that carries them keeps them in its running
+averages: with the plain model, the first steps of a small actor's clip, seen whole before
+the box found them, cost more recovered actors than any box shape did (docs/roi.md).
+
+Each setting is in seconds, or in fractions of the picture, of the moving region or of
+the boxes. The defaults are what ``benchmarks/roi.py`` chose by cross-validation over the
+shared clips (docs/roi.md; every fold chose the same): the moving region's own shape, no
+margin, 2 s of motion, 0.4 s before a shrink, the whole picture from 80 % of its area, no
+headroom, a new view below half shared. ``threshold``, ``min_moving`` and
+:data:`WORK_SIZE` are not fitted: they sit above the noise of a still picture.
 """
 
 from __future__ import annotations
@@ -68,10 +77,13 @@ class AutoRoiSettings:
     #: whole picture is)
     shape: str = "region"
     margin: float = 0.0  # added on each side, a fraction of the moving region's size
-    hold_s: float = 4.0  # a place counts as moving this long after it last moved
+    hold_s: float = 2.0  # a place counts as moving this long after it last moved
     shrink_after_s: float = 0.4  # a box much bigger than its target shrinks after this
     whole_above: float = 0.8  # a target covering this much of the picture: the whole of it
     grow_headroom: float = 0.0  # a growing box takes this much of the target's size more
+    #: a move to a box sharing less than this of the union with the last is a new view
+    #: (the model starts afresh; 0: never)
+    new_view_below: float = 0.5
     threshold: int = 12  # grey levels (of 255) a pixel must change by to have moved
     min_moving: float = 0.002  # the part of the picture that must move to count as motion
 
@@ -87,7 +99,8 @@ class AutoRoi:
     size; ``t`` its time in seconds, default one model step after the last) and returns
     the box ``(x, y, w, h)`` in fractions of the picture. :meth:`reset` forgets the past
     (a new stream). ``min_size`` is the model's input size in pixels (w, h): the box is
-    never smaller than that part of the picture.
+    never smaller than that part of the picture. After each ``update``, :attr:`new_view`
+    says whether the box moved to a new view, where the model should start afresh.
     """
 
     def __init__(self, min_size: tuple[int, int], settings: Optional[AutoRoiSettings] = None,
@@ -101,6 +114,8 @@ class AutoRoi:
         """Forget everything: the next frame starts from the whole picture."""
         self.box: Box = WHOLE
         self.moves = 0
+        #: the last update moved the box to a new view: the model should start afresh
+        self.new_view = False
         self._rect: Optional[Rect] = None  # the box in pixels (None: whole)
         self._prev: Optional[np.ndarray] = None
         #: per grey pixel, how long ago it last moved, in 1/AGE_HOLD of hold_s (255: longer)
@@ -175,6 +190,9 @@ class AutoRoi:
         return x0, y0, x0 + w, y0 + h
 
     def _move(self, rect: Optional[Rect]) -> None:
+        whole = (0.0, 0.0, *map(float, self._picture))
+        shared = _shared(self._rect or whole, rect or whole)
+        self.new_view = self.new_view or shared < self.settings.new_view_below
         self._rect = rect
         self._small_since = None
         self.moves += 1
@@ -212,6 +230,7 @@ class AutoRoi:
         """The box the model should read of ``picture`` (taken at ``t`` seconds)."""
         if t is None:
             t = 0.0 if self._t is None else self._t + self.step_s
+        self.new_view = False
         if self._t is not None and t < self._t:  # time went back: another stream
             self.reset()
         height, width = picture.shape[:2]
@@ -245,6 +264,15 @@ def _grown(box: Rect, target: Rect, headroom: float) -> Rect:
 
 def _area(rect: Rect) -> float:
     return (rect[2] - rect[0]) * (rect[3] - rect[1])
+
+
+def _shared(a: Rect, b: Rect) -> float:
+    """The part of the union of ``a`` and ``b`` that both cover (1: the same box)."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    both = w * h
+    union = _area(a) + _area(b) - both
+    return both / union if union > 0 else 1.0
 
 
 def _inside(inner: Rect, outer: Rect) -> bool:
