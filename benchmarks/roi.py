@@ -198,7 +198,7 @@ class Scorer:
             probs = None
             for i, ((_, picture), box) in enumerate(zip(version.frames(), boxes)):
                 if i in fresh:
-                    self.clf.reset()
+                    self.clf.new_view()  # as the app does: a fresh stream (auto: a fork)
                 probs = self.clf.step(picture if is_whole(box) else crop(picture, box))
             self.steps += len(boxes)
             self.seconds += time.perf_counter() - started

@@ -252,6 +252,40 @@ def test_another_angle_with_the_same_answer_folds_the_old_memory_back(
     assert policy.memory_steps == before + 15 - 3  # all but the fresh stream's first frames
 
 
+def test_a_new_view_of_the_same_action_keeps_the_memory_and_another_action_drops_it(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    # --roi auto's box moving is a cut whatever the colours: the same picture goes on here,
+    # so only new_view() can make it one. The same action folds back; a new one is kept.
+    clf = _auto(a0_model, kinetics_labels)
+    policy = clf.history
+    assert isinstance(policy, AdaptiveHistory)
+    juggling = _looped(frames["juggling_soccer_ball"], 10)
+    _shown(clf, kinetics_labels, juggling)
+    before = policy.memory_steps
+    clf.new_view()
+    shown = _shown(clf, kinetics_labels, juggling[:15])
+    assert policy.forks == 1 and policy.folds == 1 and policy.changes == 0
+    assert set(shown) == {"juggling soccer ball"}
+    assert policy.memory_steps == before + 15 - 3  # the memory was kept
+    clf.new_view()
+    shown = _shown(clf, kinetics_labels, _looped(frames["arm_wrestling"], 4))
+    assert policy.forks == 2 and policy.changes == 1  # sure of another action, 1.6 s on end
+    assert shown[-1] == "arm wrestling" and policy.memory_steps == 20  # the old one dropped
+
+
+def test_a_new_view_starts_a_plain_or_windowed_stream_afresh(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    for policy in (PlainHistory(), ExponentialHistory(10 * FPS)):
+        clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1,
+                                            history=policy)
+        for rgb in frames["carving_ice"][:5]:
+            clf.step(rgb)
+        clf.new_view()
+        assert clf.steps == 0 and policy.memory_steps == 0
+
+
 def test_without_a_head_to_score_with_auto_is_the_moving_average(
     a0_model: Path, kinetics_labels: Labels, frames: dict
 ) -> None:

@@ -326,7 +326,7 @@ def test_eval_reads_the_box_too(clip_dir: Path, a0_model: Path, kinetics_labels_
     assert plain["roi"] is None
 
 
-def test_eval_starts_the_model_afresh_where_the_auto_box_moves_to_a_new_view(
+def test_eval_tells_the_model_where_the_auto_box_moves_to_a_new_view(
         clip_dir: Path, small_actor: Path, a0_model: Path, kinetics_labels_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from movinet_pi.sources.roi_auto import AutoRoi
@@ -339,15 +339,14 @@ def test_eval_starts_the_model_afresh_where_the_auto_box_moves_to_a_new_view(
                 roi.update(frame.rgb, frame.timestamp)
                 new_views += roi.new_view
     assert new_views >= 1
-    resets: list[int] = []
-    reset = StreamingClassifier.reset
-    monkeypatch.setattr(StreamingClassifier, "reset",
-                        lambda self: (resets.append(1), reset(self))[1])
+    told: list[int] = []
+    new_view = StreamingClassifier.new_view
+    monkeypatch.setattr(StreamingClassifier, "new_view",
+                        lambda self: (told.append(1), new_view(self))[1])
     evaluate(clip_dir, [a0_model], kinetics_labels_path, threads=1, roi=BOX)
-    fixed = len(resets)  # loading the model, the clip's start
-    resets.clear()
+    assert not told  # a fixed box never moves
     evaluate(clip_dir, [a0_model], kinetics_labels_path, threads=1, roi=AUTO)
-    assert len(resets) == fixed + new_views  # and each new view
+    assert len(told) == new_views  # the classifier hears of each new view
 
 
 def test_eval_says_which_part_was_read(clip_dir: Path, a0_model: Path,

@@ -109,8 +109,9 @@ def _add_history_option(g: argparse._ActionsContainer) -> None:
     g.add_argument("--history", type=history_spec, default=DEFAULT_HISTORY,
                    metavar="auto|SECONDS|inf",
                    help="how far back the model's memory reaches on an endless stream: "
-                   "'auto' remembers up to 30 s while the scene stays and starts afresh when "
-                   "it changes; SECONDS is a fixed moving window; 'inf' averages everything "
+                   "'auto' remembers up to 30 s and starts afresh when the action changes "
+                   "(the model's own answer decides, not a new camera angle); SECONDS is a "
+                   "fixed moving window; 'inf' averages everything "
                    "since the start, as the model was exported, and reacts ever more slowly "
                    f"(default: {DEFAULT_HISTORY})")
 

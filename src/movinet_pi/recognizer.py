@@ -128,7 +128,7 @@ class Recognizer:
         started = time.perf_counter()
         box = self._box(frame)
         if self.auto_roi is not None and self.auto_roi.new_view:
-            self.classifier.reset()  # what the model saw before is of another picture
+            self.classifier.new_view()  # what the model saw before is of another picture
         probs = self.classifier.step(self._model_input(frame, box))
         infer_ms = (time.perf_counter() - started) * 1000.0
         top = self.shown.update(probs)

@@ -19,6 +19,13 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   old memory is dropped. If ``fold_s`` passes without that, the cut was another
   angle on the same action: the old memory is folded back in (the pools' sums
   and counts add), without the fresh stream's first frames.
+* **Another view.** When ``--roi auto``'s box moves to another part of the
+  picture (:meth:`AdaptiveHistory.new_view`), the next frame is treated as a cut
+  to another place, whatever its colours, but the old memory is dropped only when
+  the fresh answer is at least ``sure`` of another action ``same_place_s`` in a
+  row, as at the same place: a box that finds a small
+  actor, or follows one, is no sign of a new action and must not cost the memory
+  of one that goes on.
 * **The same place, another action.** The features of the last 0.6 s are
   unlike any of the last 30 s (:class:`~movinet_pi.model.change.NoveltyDetector`):
   the frames since then are scored through the head on their own. When that
@@ -85,6 +92,8 @@ class _Fork:
     before: np.ndarray  # what was shown just before it
     frames: int = 0  # frames of the fresh stream so far
     early: list[np.ndarray] = field(default_factory=list)  # its first frames' head addends
+    view: bool = False  # made by a new view (the crop moved), not by the pictures
+    disagreeing: int = 0  # (a view's) steps in a row its answer surely named another action
 
 
 @dataclass
@@ -131,6 +140,7 @@ class AdaptiveHistory(ExponentialHistory):
         self._question: _Question | None = None
         self._recent: list[tuple[np.ndarray, np.ndarray]] = []  # (shown mean, features)
         self._since_change = self._settle  # steps since the last change began
+        self._view_moved = False  # the next frame is of another view (new_view)
         self._loaded: np.ndarray | None = None  # a head mean loaded this step, shown at once
         self.forks = 0  # cuts to another place (each starts a fresh stream)
         self.changes = 0  # changes of action found (either kind)
@@ -143,11 +153,18 @@ class AdaptiveHistory(ExponentialHistory):
 
     # -- before the invoke: another place? -----------------------------------------------
 
+    def new_view(self) -> bool:
+        if not self.active:
+            return False
+        self._view_moved = True
+        return True
+
     def begin(self, picture: np.ndarray) -> bool:
         if not self.active:
             return False
         new_place = self.colours.add(picture)
-        if not new_place or self._since_change < self._settle:
+        moved, self._view_moved = self._view_moved, False
+        if not moved and (not new_place or self._since_change < self._settle):
             return False
         old = self.memory()
         if self._fork is not None:  # a cut while one is undecided: that one is part of the old
@@ -155,7 +172,7 @@ class AdaptiveHistory(ExponentialHistory):
         total, frames = old[self._head]
         shown = self._recent[-1][0] if self._recent else total.reshape(-1) / max(1, frames)
         assert self.score is not None
-        self._fork = _Fork(old, self.score(shown).copy())
+        self._fork = _Fork(old, self.score(shown).copy(), view=moved and not new_place)
         self._question = None
         ExponentialHistory.reset(self)
         self._since_change = 0
@@ -212,11 +229,31 @@ class AdaptiveHistory(ExponentialHistory):
         if fork.frames < self._settle:
             return
         fresh = self.score(self._pool_mean(self.slots[self._head]))
-        if self._names_another_action(fork.before, fresh):
+        if fork.view:
+            self._follow_view(fork, fresh)
+        elif self._names_another_action(fork.before, fresh):
             self._fork = None  # another action: the fresh stream is the memory now
             self.changes += 1
         elif fork.frames >= self._fold:
             self._load_and_show(self._folded(fork))  # another angle: the old memory is back
+            self._fork = None
+            self.folds += 1
+
+    def _follow_view(self, fork: _Fork, fresh: np.ndarray) -> None:
+        """A crop that moved is no sign of another action, and a fresh stream's first
+        answers are unsure and often of a neighbouring action: as at the same place, the
+        fresh answer must be sure of another action ``same_place_s`` in a row to end the
+        old memory; it is folded back once ``fold_s`` has passed without a disagreement
+        going on (at the latest after ``question_s``)."""
+        sure = float(fresh.max()) >= self.settings.sure
+        disagrees = sure and self._names_another_action(fork.before, fresh)
+        fork.disagreeing = fork.disagreeing + 1 if disagrees else 0
+        if fork.disagreeing >= self._same_place:
+            self._fork = None
+            self.changes += 1
+        elif ((fork.frames >= self._fold and not fork.disagreeing)
+              or fork.frames >= self._question_steps):
+            self._load_and_show(self._folded(fork))
             self._fork = None
             self.folds += 1
 

@@ -293,6 +293,14 @@ class StreamingClassifier:
         self.history.reset()
         self.steps = 0
 
+    def new_view(self) -> None:
+        """The next frame is of another view (the crop moved): what the model saw before is
+        of another picture. ``--history auto`` starts a fresh stream there and keeps the
+        old memory aside until the new view's answer says whether the action is the same
+        (:mod:`movinet_pi.model.adaptive`); other policies start afresh."""
+        if not self.history.new_view():
+            self.reset()
+
     def _zero_states(self) -> None:
         for state, (state_in, _) in zip(self.signature.states, self._state_views):
             state_in.fill(state.zero)

@@ -69,6 +69,13 @@ class HistoryPolicy(ABC):
         classifier zeroes every state first, pools included)."""
         return False
 
+    def new_view(self) -> bool:
+        """The next frame shows another view of the scene (``--roi auto``'s box moved to a
+        new part of the picture): True if the policy takes care of it (at its next
+        :meth:`begin`), False to have the classifier start a fresh stream there, as a plain
+        running average cannot tell the two views apart."""
+        return False
+
     @abstractmethod
     def carry(self) -> None:
         """After an invoke: write the next step's pool inputs."""

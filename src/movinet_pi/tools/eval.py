@@ -285,7 +285,7 @@ def stream_clip(path: Path, runs: Sequence[ModelRun], fps: float = MODEL_FPS) ->
                 started = time.perf_counter()
                 box = run.box(rgb, frame.timestamp)
                 if run.auto is not None and run.auto.new_view:
-                    run.clf.reset()  # as the app does: the box moved to a new view
+                    run.clf.new_view()  # as the app does: the box moved to a new view
                 probs = run.clf.step(rgb if box is None else crop(rgb, box))
                 run.step_seconds += time.perf_counter() - started
                 run.steps += 1
