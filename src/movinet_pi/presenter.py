@@ -51,7 +51,7 @@ class PresenterMixin:
         self._display_rate = RateMeter()
         sinks = self.recognizer.sinks
         self.frame_sinks = [s for s in sinks if isinstance(s, FrameSink)]
-        #: The Pi's health, when a run put its monitor among the outputs (cli does).
+        #: The Pi's health, when a run put its monitor among the outputs (outputs.open does).
         self.health = next((s for s in sinks if isinstance(s, HealthMonitor)), None)
         #: The shape pictures are shown at: the display's (fitted to its screen), kept for
         #: the picture outputs when the display goes away.
