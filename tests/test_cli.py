@@ -316,9 +316,9 @@ def test_display_auto_without_desktop_uses_the_camera_drm_preview(
 
     from fake_picamera2 import install, pattern_frames
 
-    from movinet_pi.cli import open_display
     from movinet_pi.display import select as display_module
     from movinet_pi.display.drm import DrmDisplay
+    from movinet_pi.display.open import open_display
     from movinet_pi.sources.open import open_source
 
     monkeypatch.setattr(display_module, "X11_SOCKET_DIR", tmp_path)  # no desktop running
@@ -341,8 +341,8 @@ def test_display_auto_falls_back_to_headless_when_drm_is_taken(
 
     from fake_picamera2 import install, pattern_frames
 
-    from movinet_pi.cli import open_display
     from movinet_pi.display import select as display_module
+    from movinet_pi.display.open import open_display
     from movinet_pi.sources.open import open_source
 
     monkeypatch.setattr(display_module, "X11_SOCKET_DIR", tmp_path)

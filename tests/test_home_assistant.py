@@ -29,6 +29,7 @@ from movinet_pi.outputs.device import HW_MODEL_FILE, device_id, machine_id
 from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant, discovery_config
 from movinet_pi.outputs.mqtt import MqttSink
 from movinet_pi.outputs.mqtt_target import parse_mqtt_url
+from movinet_pi.outputs.open import build_outputs, close_all
 from movinet_pi.outputs.web_state import FrameHub, LiveState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -359,7 +360,7 @@ def test_discovery_is_on_by_default_with_mqtt_and_can_be_turned_off(
     monkeypatch.setattr("movinet_pi.outputs.mqtt.MqttSink", Spy)
     for flags in (["--name", "Porch", "--ha-prefix", "ha"], ["--no-ha-discovery"]):
         args = build_run_parser().parse_args(["--mqtt", "mqtt://b/cam", *flags])
-        cli.close_all(cli.build_outputs(args, "t"))
+        close_all(build_outputs(args, "t"))
     on, off = seen
     (rider,) = on  # type: ignore[misc]
     assert rider.func is HomeAssistant

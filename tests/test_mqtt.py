@@ -565,8 +565,8 @@ def test_mqtt_ca_problems_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_mqtt_ca_flag_reaches_the_sink(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from movinet_pi import cli
     from movinet_pi.flags import build_run_parser
+    from movinet_pi.outputs.open import build_outputs, close_all
 
     seen: dict[str, object] = {}
 
@@ -581,8 +581,8 @@ def test_mqtt_ca_flag_reaches_the_sink(monkeypatch: pytest.MonkeyPatch, tmp_path
 
     monkeypatch.setattr("movinet_pi.outputs.mqtt.MqttSink", Spy)
     args = build_run_parser().parse_args(["--mqtt", "mqtts://b/cam", "--mqtt-ca", "ca.pem"])
-    cli.close_all(cli.build_outputs(args, "t"))
+    close_all(build_outputs(args, "t"))
     assert seen["url"] == "mqtts://b/cam" and seen["ca_file"] == Path("ca.pem")
     alone = build_run_parser().parse_args(["--mqtt-ca", "ca.pem"])
     with pytest.raises(MovinetPiError, match="--mqtt-ca goes with --mqtt"):
-        cli.build_outputs(alone, "t")
+        build_outputs(alone, "t")

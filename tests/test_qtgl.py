@@ -13,8 +13,8 @@ import pytest
 from fake_picamera2 import install, solid_frames
 
 from movinet_pi import MovinetPiError
-from movinet_pi.cli import open_display
 from movinet_pi.display import camera_preview
+from movinet_pi.display.open import open_display
 from movinet_pi.display.overlay import OverlayState
 from movinet_pi.display.qtgl import QTGL_MAIN_FORMAT, QtGlDisplay, qtgl_unavailable
 from movinet_pi.display.select import choose_display

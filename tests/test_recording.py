@@ -22,7 +22,8 @@ from movinet_pi import MovinetPiError
 from movinet_pi.model.classifier import Prediction
 from movinet_pi.outputs import clip_files
 from movinet_pi.outputs.base import FrameSink, StepResult
-from movinet_pi.outputs.recording import ClipRecorder, slug
+from movinet_pi.outputs.clip_files import slug
+from movinet_pi.outputs.recording import ClipRecorder
 
 FPS = 10.0  # synthetic source: 10 frames a second, a model step every other frame
 W, H = 320, 240

@@ -24,7 +24,8 @@ from movinet_pi import MovinetPiError
 from movinet_pi.sources.base import Frame, SourceLost
 from movinet_pi.sources.open import default_source_spec, open_source, parse_frame_size
 from movinet_pi.sources.opencv import CameraSource, FileSource, StreamSource, redact_url
-from movinet_pi.sources.picamera import PICAMERA2_HINT, PicameraSource
+from movinet_pi.sources.picamera import PicameraSource
+from movinet_pi.sources.picamera_lib import PICAMERA2_HINT
 
 #: (file, frames OpenCV decodes, seconds); the clips' nominal numbers are close to these.
 CLIPS = [("carving_ice.mp4", 131, 4.4), ("arm_wrestling.mp4", 280, 10.0)]

@@ -3,7 +3,8 @@
 ``movinet-pi [run options]`` runs the live classifier (``run`` is the default
 subcommand); ``download``, ``info``, ``bench``, ``eval``, ``teach`` and ``ha-remove`` are
 :mod:`movinet_pi.commands`'s, ``service`` is here. Their flags are
-:mod:`movinet_pi.flags`'s; the model a run loads is :mod:`movinet_pi.loading`'s. Every error a
+:mod:`movinet_pi.flags`'s; the model a run loads is :mod:`movinet_pi.loading`'s, its outputs
+:mod:`movinet_pi.outputs.open`'s and its display :mod:`movinet_pi.display.open`'s. Every error a
 user can cause ends in one line on stderr and exit status 2 (usage and
 configuration) or 1 (failures at run time); ``--debug`` adds the traceback.
 """
@@ -28,6 +29,7 @@ from movinet_pi.commands import (
     command_info,
     command_teach,
 )
+from movinet_pi.display.open import open_display
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.flags import (
     SERVICE_USAGE,
@@ -44,117 +46,13 @@ from movinet_pi.flags import (
 from movinet_pi.loading import load_classifier, make_loader
 from movinet_pi.log import PROG, say
 from movinet_pi.model.catalogue import MODEL_FPS
+from movinet_pi.outputs.open import build_outputs, close_all
 from movinet_pi.progress import counted
 
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
     from movinet_pi.display.base import Display
-    from movinet_pi.outputs.base import Sink
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.sources.base import Source
-
-
-def open_display(args: argparse.Namespace, source: Source) -> Display | None:
-    """The display ``--display`` asks for, saying in one line which and why."""
-    from movinet_pi.display.drm import DrmDisplay
-    from movinet_pi.display.select import WEB_HINT, choose_display
-    from movinet_pi.display.window import WindowDisplay
-    from movinet_pi.sources.picamera import PicameraSource
-
-    mode = "none" if args.headless else args.display
-    picamera = isinstance(source, PicameraSource)
-    choice = choose_display(mode, picamera=picamera)
-    os.environ.update(choice.env)
-    size = args.window_size
-    if choice.kind == "window":
-        say(f"display: {choice.reason}")
-        return WindowDisplay(size=size)
-    if choice.kind == "qtgl":
-        return _open_qtgl(source, choice.reason, forced=mode == "qtgl", size=size)
-    if choice.kind == "drm":
-        try:
-            display = DrmDisplay(source, source.frame_size, screen=size)
-        except MovinetPiError as e:
-            if mode == "drm":
-                raise
-            say(f"display: {e}; running headless ({WEB_HINT})")
-            return None
-        say(f"display: {choice.reason}")
-        return display
-    if mode == "auto":
-        say(f"display: {choice.reason}")
-    return None
-
-
-def _open_qtgl(source: Source, reason: str, forced: bool,
-               size: tuple[int, int] | None) -> Display:
-    """The Pi camera's QTGL preview, else (unless forced) the OpenCV window, saying why."""
-    from movinet_pi.display.qtgl import QtGlDisplay
-    from movinet_pi.display.window import WindowDisplay
-    from movinet_pi.sources.picamera import PicameraSource
-
-    assert isinstance(source, PicameraSource)  # (choose_display offers QTGL only for it)
-    try:
-        display = QtGlDisplay(source, source.frame_size, max_fps=MODEL_FPS, window_size=size)
-    except MovinetPiError as e:
-        if forced:
-            raise
-        say(f"display: {e}: using an OpenCV window instead")
-        return WindowDisplay(size=size)
-    say(f"display: {reason}")
-    return display
-
-
-def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
-    """Every output asked for, opened now so a bad one is refused before the camera opens."""
-    from movinet_pi.health import HealthMonitor
-    from movinet_pi.outputs.jsonlines import EventsSink, HumanSink, JsonLinesSink
-
-    sinks: list[Sink] = []
-    try:
-        health = HealthMonitor().start()  # None read, no thread, where the Pi's files are missing
-        sinks.append(health)  # (among the outputs so that the run stops it)
-        if args.events:
-            sinks.append(EventsSink(event_min_s=args.event_min_s))
-        elif args.json:
-            sinks.append(JsonLinesSink())
-        else:
-            sinks.append(HumanSink())
-        if args.mqtt:
-            from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant
-            from movinet_pi.outputs.mqtt import MqttSink
-
-            riders = ([HomeAssistant.rider(HaDevice.detect(args.name, args.ha_prefix), health,
-                                           event_min_s=args.event_min_s)]
-                      if args.ha_discovery else [])
-            sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say,
-                                           health=health, riders=riders,
-                                           event_min_s=args.event_min_s))
-        elif args.mqtt_ca is not None:
-            raise MovinetPiError("--mqtt-ca goes with --mqtt mqtts://...")
-        if args.web is not None:
-            from movinet_pi.outputs.web import WebSink
-
-            host, port = args.web
-            sinks.append(WebSink(host, port, token=args.web_token, model_name=title, log=say,
-                                 health=health, event_min_s=args.event_min_s))
-        if args.record is not None:
-            from movinet_pi.outputs.recording import ClipRecorder
-
-            sinks.append(ClipRecorder(args.record, labels=args.record_labels or None,
-                                      pre_seconds=args.pre_seconds,
-                                      post_seconds=args.post_seconds,
-                                      max_mb=args.record_max_mb, log=say,
-                                      event_min_s=args.event_min_s))
-    except BaseException:
-        close_all(sinks)
-        raise
-    return sinks
-
-
-def close_all(sinks: Sequence[Sink]) -> None:
-    for sink in sinks:
-        with contextlib.suppress(Exception):
-            sink.close()
 
 
 def command_run(args: argparse.Namespace) -> int:

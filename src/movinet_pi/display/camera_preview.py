@@ -20,7 +20,8 @@ import numpy as np
 from movinet_pi.display.base import Display
 from movinet_pi.display.overlay import OverlayState, render_overlay_rgba
 from movinet_pi.errors import MovinetPiError, one_line
-from movinet_pi.sources.picamera import REASON_LIMIT, PicameraSource
+from movinet_pi.sources.picamera import PicameraSource
+from movinet_pi.sources.picamera_lib import REASON_LIMIT
 
 #: How long a new preview may take to deliver its first frame before we call it failed.
 PREVIEW_PROBE_S = 3.0

@@ -12,8 +12,8 @@ and that match these names, are removed, never another hidden ``.part`` file. Na
 size cap, the oldest clips (and their sidecars) are deleted once the
 directory's clips add up to more; only clips this app wrote count and go: those
 whose sidecar it wrote (``"app": "movinet-pi"`` and the ``files`` it names),
-never other files that happen to match the name pattern. :mod:`movinet_pi.outputs.recording` decides
-when clips start and end.
+never other files that happen to match the name pattern.
+:mod:`movinet_pi.outputs.clip_writer` decides when clips start and end.
 """
 
 from __future__ import annotations

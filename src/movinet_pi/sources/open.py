@@ -8,7 +8,8 @@ from typing import Optional
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.sources.base import Source
 from movinet_pi.sources.opencv import CameraSource, FileSource, StreamSource
-from movinet_pi.sources.picamera import PicameraSource, picamera2_available
+from movinet_pi.sources.picamera import PicameraSource
+from movinet_pi.sources.picamera_lib import picamera2_available
 from movinet_pi.sources.roi import Box
 
 URL_SCHEMES = ("rtsp", "http", "https")

@@ -5,35 +5,28 @@ exists on Raspberry Pi OS, as a system package. The camera's own previews (DRM o
 HDMI without a desktop, QTGL in a desktop window) are driven by
 :mod:`movinet_pi.display.drm` and :mod:`movinet_pi.display.qtgl`; this source only
 keeps such a preview (:class:`CameraPreview`) running across reconnects.
+
+What the camera is configured for (sizes, formats, the model's lores stream, the ``--roi``
+crop) is :mod:`movinet_pi.sources.picamera_streams`'s; importing picamera2 and its arrays'
+byte orders, :mod:`movinet_pi.sources.picamera_lib`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import time
 from typing import Any, Callable, Optional, Protocol
 
 import cv2
 import numpy as np
 
-from movinet_pi.errors import MovinetPiError, one_line
+from movinet_pi.errors import MovinetPiError
 from movinet_pi.log import say
 from movinet_pi.sources.base import Frame, Source, SourceLost, Timeline
-from movinet_pi.sources.roi import Box, box_in, is_whole, lores_for_box, sensor_crop
-
-PICAMERA2_HINT = (
-    "picamera2 is not installed: on Raspberry Pi OS run `sudo apt install -y python3-picamera2` "
-    "and create the venv with --system-site-packages"
-)
-
-#: Longest error text from picamera2/libcamera put into one of our messages.
-REASON_LIMIT = 200
-
-
-def _reason(error: BaseException) -> str:
-    return one_line(error, limit=REASON_LIMIT)
+from movinet_pi.sources.picamera_lib import import_picamera2, reason, rgb_from_picamera
+from movinet_pi.sources.picamera_streams import CameraStreams
+from movinet_pi.sources.roi import Box
 
 
 class CameraPreview(Protocol):
@@ -45,40 +38,6 @@ class CameraPreview(Protocol):
 
     def after_start(self, camera: Any) -> None:
         """Put back what the preview showed, once the camera runs."""
-
-
-def rgb_from_picamera(array: np.ndarray, fmt: str, width: int) -> np.ndarray:
-    """A new RGB array from a picamera2 ``make_array`` result in format ``fmt``.
-
-    picamera2 names formats after libcamera/DRM, which list channels from the most
-    significant byte: "RGB888" is B,G,R in memory, "BGR888" is R,G,B, "XRGB8888"
-    is B,G,R,X and "XBGR8888" is R,G,B,X. YUV420 arrays are I420 planes shaped
-    (h*3/2, stride); the stride padding is cut off after conversion.
-    """
-    if fmt == "RGB888":
-        return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
-    if fmt == "BGR888":
-        return np.array(array, dtype=np.uint8, order="C", copy=True)
-    if fmt == "XRGB8888":
-        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
-    if fmt == "XBGR8888":
-        return cv2.cvtColor(array, cv2.COLOR_RGBA2RGB)
-    if fmt in ("YUV420", "YVU420"):
-        code = cv2.COLOR_YUV2RGB_I420 if fmt == "YUV420" else cv2.COLOR_YUV2RGB_YV12
-        return np.ascontiguousarray(cv2.cvtColor(array, code)[:, :width])
-    raise MovinetPiError(f"unsupported Pi camera format {fmt}: use RGB888")
-
-
-def _import_picamera2() -> Any:
-    try:
-        return importlib.import_module("picamera2")
-    except ImportError as error:
-        raise MovinetPiError(PICAMERA2_HINT) from error
-    except Exception as error:  # e.g. a numpy ABI mismatch inside its dependencies
-        raise MovinetPiError(
-            f"picamera2 failed to import ({_reason(error)}): create the venv with "
-            "--system-site-packages and use the system numpy"
-        ) from error
 
 
 class PicameraSource(Source):
@@ -93,8 +52,9 @@ class PicameraSource(Source):
     sensor captured the frame), relative to the first frame.
 
     With ``roi`` (a box, fractions of the picture) the model's stream shows only that part
-    and the picture stays whole (:meth:`_crop_for_the_model`); each frame's ``model_box``
-    says which part the ISP really cropped (from the request's metadata).
+    and the picture stays whole (:class:`~movinet_pi.sources.picamera_streams.CameraStreams`);
+    each frame's ``model_box`` says which part the ISP really cropped (from the request's
+    metadata).
 
     A preview the camera draws itself (:attr:`preview`, set by the DRM or QTGL display) is
     started again on every reconnect.
@@ -119,26 +79,12 @@ class PicameraSource(Source):
         self.name = "picamera" if camera_num == 0 else f"picamera {camera_num}"
         self.live = True
         self.fps = fps
-        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
-        #: The model's input size: the lores stream is scaled to it by the ISP and each
-        #: frame carries it as ``model_rgb`` (when no other lores size is asked for and
-        #: it fits in main, as libcamera requires).
-        self.model_lores = (model_size is not None and lores_size is None
-                            and model_size[0] <= frame_size[0] and model_size[1] <= frame_size[1])
-        if self.model_lores:
-            lores_size = model_size
-        self.model_size = model_size
-        #: The part of the picture the model reads (None: all of it).
-        self.roi = None if is_whole(roi) else roi
-        #: The ISP crops the model's stream to ``roi`` (a Pi 5), from the last configure on.
-        self.isp_roi = False
+        #: What the camera is configured for, and the sizes it really gives.
+        self.streams = CameraStreams(frame_size=frame_size, fps=fps, lores_size=lores_size,
+                                     model_size=model_size, roi=roi, main_format=main_format,
+                                     lores_format=lores_format, buffer_count=buffer_count,
+                                     log=log)
         self._crops: Optional[list[Any]] = None  # the last request's ScalerCrops
-        self._log = log
-        self.lores_size: Optional[tuple[int, int]] = (
-            (int(lores_size[0]), int(lores_size[1])) if lores_size is not None else None
-        )
-        self._formats = {"main": main_format, "lores": lores_format}
-        self._buffer_count = buffer_count
         self._timeout = timeout
         self._timeline = Timeline(1.0 / fps)
         self._index = 0
@@ -148,8 +94,38 @@ class PicameraSource(Source):
         #: its preview runs): brought back on every reconnect.
         self.preview: Optional[CameraPreview] = None
         #: The picamera2 module (its ``Preview`` kinds are what a preview starts).
-        self.picamera2 = _import_picamera2()
+        self.picamera2 = import_picamera2()
         self._connect(on_failure=self._open_error)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:  # type: ignore[override]  # read-only here
+        """The main stream's size, as the camera gives it."""
+        return self.streams.frame_size
+
+    @property
+    def lores_size(self) -> Optional[tuple[int, int]]:
+        """The lores stream's size, as the camera gives it (None: no lores stream)."""
+        return self.streams.lores_size
+
+    @property
+    def model_lores(self) -> bool:
+        """Each frame carries the lores stream as the model's input (``model_rgb``)."""
+        return self.streams.model_lores
+
+    @property
+    def model_size(self) -> Optional[tuple[int, int]]:
+        """The model's input size the source was opened for (None: none given)."""
+        return self.streams.model_size
+
+    @property
+    def roi(self) -> Optional[Box]:
+        """The part of the picture the model reads (None: all of it)."""
+        return self.streams.roi
+
+    @property
+    def isp_roi(self) -> bool:
+        """The ISP crops the model's stream to :attr:`roi` (a Pi 5)."""
+        return self.streams.isp_roi
 
     @property
     def camera(self) -> Any:
@@ -159,14 +135,14 @@ class PicameraSource(Source):
     @property
     def main_format(self) -> str:
         """The main stream's picamera2 format ("RGB888" unless a preview needs another)."""
-        return self._formats["main"]
+        return self.streams.formats["main"]
 
     def set_main_format(self, fmt: str) -> None:
         """Configure the main stream as ``fmt`` from now on (also after reconnects); the
         camera must be stopped. The QTGL preview can only draw 32-bit formats."""
-        self._formats["main"] = fmt
+        self.streams.formats["main"] = fmt
         if self._camera is not None:
-            self._configure()
+            self.streams.configure(self._camera)
 
     @property
     def timeout(self) -> float:
@@ -178,30 +154,23 @@ class PicameraSource(Source):
     def _open_error(self, stage: str, error: BaseException) -> MovinetPiError:
         if stage == "open":  # absent, or busy in another program: may pass, so exit 1
             return MovinetPiError(
-                f"no Pi camera found ({_reason(error)}): check the ribbon cable and "
+                f"no Pi camera found ({reason(error)}): check the ribbon cable and "
                 "that `rpicam-hello --list-cameras` lists it",
                 exit_code=1,
             )
         if stage == "configure":
             return MovinetPiError(
-                f"the Pi camera refused {self._describe_config()} ({_reason(error)}): "
+                f"the Pi camera refused {self.streams.describe()} ({reason(error)}): "
                 "use an even size such as 640x480"
             )
         return MovinetPiError(
-            f"the Pi camera did not start ({_reason(error)}): check the cable, "
+            f"the Pi camera did not start ({reason(error)}): check the cable, "
             "and that no other program uses the camera",
             exit_code=1,
         )
 
     def _lost_error(self, stage: str, error: BaseException) -> MovinetPiError:
-        return SourceLost(f"the Pi camera is still unavailable ({_reason(error)})")
-
-    def _describe_config(self) -> str:
-        width, height = self.frame_size
-        text = f"{width}x{height} at {self.fps:g} fps"
-        if self.lores_size is not None:
-            text += f" with a {self.lores_size[0]}x{self.lores_size[1]} lores stream"
-        return text
+        return SourceLost(f"the Pi camera is still unavailable ({reason(error)})")
 
     def _connect(self, on_failure: Callable[[str, BaseException], MovinetPiError]) -> None:
         """Open, configure and start the camera; on failure close it and raise."""
@@ -209,7 +178,7 @@ class PicameraSource(Source):
         try:
             self._camera = self.picamera2.Picamera2(self.camera_num)
             stage = "configure"
-            self._configure()
+            self.streams.configure(self._camera)
             if self.preview is not None:  # a reconnect brings the preview back too
                 stage = "preview"
                 self.preview.before_start(self._camera)
@@ -221,98 +190,7 @@ class PicameraSource(Source):
             self._shutdown()
             raise on_failure(stage, error) from error
 
-    def _make_config(self) -> Any:
-        main = {"size": self.frame_size, "format": self._formats["main"]}
-        lores = None
-        if self.lores_size is not None:
-            lores = {"size": self.lores_size, "format": self._formats["lores"]}
-        return self._camera.create_video_configuration(
-            main=main,
-            lores=lores,
-            controls={"FrameRate": float(self.fps or 30.0)},
-            buffer_count=self._buffer_count,
-        )
-
-    def _configure(self) -> None:
-        """Configure the camera; if it refuses the model's lores stream, configure it
-        without one (the model then resizes the full frame), saying so."""
-        try:
-            self._camera.configure(self._make_config())
-        except Exception as error:
-            if not self.model_lores or self.lores_size is None:
-                raise
-            width, height = self.lores_size
-            self.model_lores, self.lores_size = False, None
-            self._log(f"the Pi camera refused a {width}x{height} lores stream for the model "
-                      f"({_reason(error)}): the model resizes the full frame instead")
-            self._camera.configure(self._make_config())
-        self._adopt_configured_sizes()
-        if self.roi is not None and self.model_lores:
-            self._crop_for_the_model()
-
-    def _crop_for_the_model(self) -> None:
-        """Crop the model's stream to :attr:`roi`: by the ISP where each output has a crop
-        of its own (``ScalerCrops`` is advertised: a Pi 5), else (one ``ScalerCrop`` for
-        all: a Pi 4) by a lores stream large enough that the box cut from it on the CPU
-        still holds the model's input size (configured again once, if it must grow)."""
-        assert self.roi is not None and self.model_size is not None
-        controls = getattr(self._camera, "camera_controls", {}) or {}
-        self.isp_roi = "ScalerCrops" in controls
-        if self.isp_roi:
-            main = tuple(controls["ScalerCrops"][0])  # picamera2 gives main its default crop
-            lores = sensor_crop(self.roi, main, tuple(controls["ScalerCrop"][1]))
-            self._camera.set_controls({"ScalerCrops": [main, lores]})
-            return
-        wanted = lores_for_box(self.roi, self.model_size, self.frame_size)
-        current = self.lores_size or wanted
-        if wanted[0] > current[0] or wanted[1] > current[1]:
-            self.lores_size = wanted
-            try:
-                self._camera.configure(self._make_config())
-            except Exception as error:  # the model's own size worked: back to it
-                self.lores_size = current
-                self._log(f"the Pi camera refused a {wanted[0]}x{wanted[1]} lores stream for "
-                          f"--roi ({_reason(error)}): the box is cut from the full frame")
-                self._camera.configure(self._make_config())
-            self._adopt_configured_sizes()
-
-    def _adopt_configured_sizes(self) -> None:
-        """libcamera may adjust sizes while configuring; report what frames will really be."""
-        config = self._camera.camera_configuration() or {}
-        main = config.get("main") or {}
-        width, height = main.get("size", self.frame_size)
-        self.frame_size = (int(width), int(height))
-        lores = config.get("lores")
-        if self.lores_size is not None and lores:
-            width, height = lores.get("size", self.lores_size)
-            asked, self.lores_size = self.lores_size, (int(width), int(height))
-            if self.model_lores and self.lores_size != asked:
-                self._adjusted_lores(asked)
-
-    def _adjusted_lores(self, asked: tuple[int, int]) -> None:
-        """The camera gave another lores size than the model's: the model resizes that
-        small frame, or, smaller than its input, reads the full frame. Said once."""
-        assert self.lores_size is not None and self.model_size is not None
-        got = f"{self.lores_size[0]}x{self.lores_size[1]}"
-        text = f"the Pi camera gave a {got} lores stream, not {asked[0]}x{asked[1]}"
-        if (self.lores_size[0] < self.model_size[0]
-                or self.lores_size[1] < self.model_size[1]):
-            self.model_lores = False  # (the stream stays configured, unread)
-            self._log(f"{text}: smaller than the model's input, so the model resizes the "
-                      "full frame instead")
-        else:
-            self._log(f"{text}: the model resizes that small frame")
-
     # -- reading -----------------------------------------------------------------------------
-
-    def _model_box(self) -> Optional[Box]:
-        """The part of the picture the ISP cropped the model's stream to (None: all)."""
-        if not self.isp_roi:
-            return None
-        crops = self._crops
-        if not crops or len(crops) < 2:
-            return self.roi
-        return box_in(tuple(crops[1]), tuple(crops[0]))
 
     def _capture(self, names: tuple[str, ...]) -> tuple[list[np.ndarray], float, int]:
         """Arrays (in memory order) for ``names`` from one request, its timestamp and index."""
@@ -327,7 +205,7 @@ class PicameraSource(Source):
         except Exception as error:
             self._shutdown()
             raise SourceLost(
-                f"the Pi camera stopped delivering frames ({_reason(error)}): "
+                f"the Pi camera stopped delivering frames ({reason(error)}): "
                 "check the ribbon cable"
             ) from error
         try:
@@ -344,8 +222,8 @@ class PicameraSource(Source):
 
     def _frame(self, name: str, array: np.ndarray, timestamp: float, index: int,
                model_rgb_of: Optional[Callable[[], np.ndarray]] = None) -> Frame:
-        fmt = self._formats[name]
-        model_box = self._model_box() if model_rgb_of is not None else None
+        fmt = self.streams.formats[name]
+        model_box = self.streams.model_box(self._crops) if model_rgb_of is not None else None
         if fmt == "RGB888":  # B,G,R in memory: shown as it is, converted for the model only
             return Frame.from_bgr(np.ascontiguousarray(array), timestamp, index, model_rgb_of,
                                   model_box=model_box)
@@ -362,7 +240,7 @@ class PicameraSource(Source):
         if self.model_lores:  # the picture and the model's input from one sensor readout
             (main, lores), timestamp, index = self._capture(("main", "lores"))
             assert self.lores_size is not None
-            small = functools.partial(rgb_from_picamera, lores, self._formats["lores"],
+            small = functools.partial(rgb_from_picamera, lores, self.streams.formats["lores"],
                                       self.lores_size[0])  # converted only if the model asks
             return self._frame("main", main, timestamp, index, model_rgb_of=small)
         (main,), timestamp, index = self._capture(("main",))
@@ -407,11 +285,3 @@ class PicameraSource(Source):
         self._shutdown()
         self._closed = True
 
-
-def picamera2_available() -> bool:
-    """True if picamera2 imports (it only exists on Raspberry Pi OS)."""
-    try:
-        importlib.import_module("picamera2")
-    except Exception:
-        return False
-    return True

@@ -46,7 +46,7 @@ from movinet_pi.display.shown import ShownList
 from movinet_pi.model.catalogue import MODEL_FPS
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.progress import counted
-from movinet_pi.sources.picamera import rgb_from_picamera
+from movinet_pi.sources.picamera_lib import rgb_from_picamera
 from movinet_pi.sources.roi_auto import AutoRoi
 
 STAGES = ("capture", "preprocess", "invoke", "carry", "answer", "overlay")
