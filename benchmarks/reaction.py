@@ -339,8 +339,11 @@ def out_of_fold(outcomes: dict[Policy, Outcome], chosen: dict[int, Policy],
         out.flicker.update({k: v for k, v in run.flicker.items() if k in mine})
         out.held_60s.update({k: v for k, v in run.held_60s.items() if k in mine})
         out.pairs.update({k: v for k, v in run.pairs.items() if k[1] in mine})
-        out.triples.update({k: v for k, v in run.triples.items()
-                            if k[1] in mine or k[2] in mine})
+    # a three-action run's change to B from B's fold's setting, its change to C from C's
+    for key in next(iter(outcomes.values())).triples:
+        b_at = outcomes[chosen[fold_of[key[1]]]].triples[key][0]
+        c_at = outcomes[chosen[fold_of[key[2]]]].triples[key][1]
+        out.triples[key] = (b_at, c_at)
     return out
 
 

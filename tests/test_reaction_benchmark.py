@@ -1,0 +1,66 @@
+"""``benchmarks/reaction.py``'s bookkeeping: its out-of-fold figures take each fold's items
+from the setting chosen without them, and a reaction is timed as the app shows it.
+
+(The settings of ``--history auto`` were once tuned on the same clips they were scored on;
+issue 26's fifth failure. These tests keep the benchmark's cross-validation honest.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reaction():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("reaction", ROOT / "benchmarks" / "reaction.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reaction"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_reaction_is_when_the_label_comes_on_top_to_stay(reaction) -> None:  # type: ignore[no-untyped-def]
+    fps = reaction.FPS
+    assert reaction.settled_at([7, 7, 7], 7) == 0.0
+    assert reaction.settled_at([1, 7, 1, 7, 7], 7) == 3 / fps  # the last wrong step counts
+    assert reaction.settled_at([7, 7, 1], 7) is None  # not on top at the end: never
+
+
+def test_out_of_fold_takes_each_folds_items_from_the_setting_chosen_without_it(
+        reaction) -> None:  # type: ignore[no-untyped-def]
+    def outcome(tag: float) -> object:
+        out = reaction.Outcome()
+        for clip in ("a", "b", "c", "d"):
+            out.single[clip] = (0, tag)
+            out.flicker[clip] = int(tag)
+            out.held_60s[clip] = True
+        for a, b in (("a", "b"), ("b", "a"), ("c", "d"), ("d", "a")):
+            out.pairs[(a, b, 60.0)] = tag
+        out.triples[("a", "b", "c")] = (tag, tag)
+        out.triples[("a", "c", "d")] = (tag, tag)
+        return out
+
+    runs = {"one": outcome(1.0), "two": outcome(2.0)}
+    fold_of = {"a": 0, "b": 0, "c": 1, "d": 1}
+    got = reaction.out_of_fold(runs, {0: "one", 1: "two"}, fold_of)
+    assert {k: v[1] for k, v in got.single.items()} == {"a": 1.0, "b": 1.0, "c": 2.0, "d": 2.0}
+    assert got.flicker == {"a": 1, "b": 1, "c": 2, "d": 2}
+    # a pair belongs to the fold of its B, the clip whose reaction it times
+    assert got.pairs == {("a", "b", 60.0): 1.0, ("b", "a", 60.0): 1.0,
+                         ("c", "d", 60.0): 2.0, ("d", "a", 60.0): 1.0}
+    # a three-action run: its change to B from B's fold's setting, to C from C's
+    assert got.triples == {("a", "b", "c"): (1.0, 2.0), ("a", "c", "d"): (2.0, 2.0)}
+
+
+def test_the_objective_puts_accuracy_and_steadiness_before_speed(reaction) -> None:  # type: ignore[no-untyped-def]
+    fast_but_wrong = reaction.Figures(kept=3, clips=4, reaction={60.0: [0.0] * 10})
+    slow_but_right = reaction.Figures(kept=4, clips=4, reaction={60.0: [2.0] * 10})
+    assert slow_but_right.objective() < fast_but_wrong.objective()
+    faster = reaction.Figures(kept=4, clips=4, reaction={60.0: [0.0] * 9 + [None]})
+    assert faster.objective() < slow_but_right.objective()
