@@ -11,8 +11,9 @@ from reference_loop import ReferenceLoop, sampled_rgb_frames, top1
 
 from movinet_pi import MovinetPiError
 from movinet_pi.display.shown import LabelFilter
-from movinet_pi.model.classifier import StreamingClassifier, softmax
+from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
+from movinet_pi.model.predictions import softmax
 from movinet_pi.model.runtime import find_runtime, load_interpreter
 from movinet_pi.model.signature import read_signature
 

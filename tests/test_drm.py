@@ -12,7 +12,7 @@ from movinet_pi import MovinetPiError
 from movinet_pi.display.drm import DrmDisplay
 from movinet_pi.display.overlay import PANEL_ALPHA, OverlayState, render_overlay_rgba
 from movinet_pi.display.select import choose_display
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.sources.open import open_source
 
 

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import pytest
 
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.outputs.base import StepResult
 from movinet_pi.outputs.events import EventFeed, EventTracker
 from movinet_pi.outputs.jsonlines import EventsSink

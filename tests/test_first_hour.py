@@ -26,8 +26,9 @@ from movinet_pi.display.overlay import (
 )
 from movinet_pi.flags import build_run_parser
 from movinet_pi.model.catalogue import identify
-from movinet_pi.model.classifier import Prediction, StreamingClassifier
+from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.open import open_source

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from reference_loop import sampled_rgb_frames
 
-from movinet_pi.model.classifier import StreamingClassifier, softmax
+from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.head import HeadScorer, head_only
 from movinet_pi.model.history import PlainHistory
+from movinet_pi.model.predictions import softmax
 from movinet_pi.model.runtime import find_runtime
 
 DATA = Path(__file__).parent / "data"

@@ -23,7 +23,7 @@ from mqtt_broker import (
 
 from movinet_pi import cli
 from movinet_pi.health import SYSFS_ENV, TEMP_FILE, THROTTLED_FILE, Health, HealthMonitor
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.outputs.base import StepResult
 from movinet_pi.outputs.device import HW_MODEL_FILE, device_id, machine_id
 from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant, discovery_config

@@ -29,7 +29,7 @@ from mqtt_broker import (
 )
 
 from movinet_pi import MovinetPiError
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.outputs.base import StepResult
 from movinet_pi.outputs.mqtt import MqttSink
 from movinet_pi.outputs.mqtt_client import import_paho, mqtt_client_id

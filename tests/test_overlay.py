@@ -14,7 +14,7 @@ from movinet_pi.display.overlay import (
     draw_overlay,
     status_line,
 )
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 
 OUT = Path(__file__).resolve().parents[1] / "build" / "overlay.png"
 

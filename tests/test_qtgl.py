@@ -18,8 +18,9 @@ from movinet_pi.display.open import open_display
 from movinet_pi.display.overlay import OverlayState
 from movinet_pi.display.qtgl import QTGL_MAIN_FORMAT, QtGlDisplay, qtgl_unavailable
 from movinet_pi.display.select import choose_display
-from movinet_pi.model.classifier import Prediction, StreamingClassifier
+from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.open import open_source

@@ -19,7 +19,7 @@ import pytest
 from tmpfs import run_on_tmpfs
 
 from movinet_pi import MovinetPiError
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.outputs import clip_files
 from movinet_pi.outputs.base import FrameSink, StepResult
 from movinet_pi.outputs.clip_files import slug
@@ -492,7 +492,7 @@ CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
     from movinet_pi import MovinetPiError
-    from movinet_pi.model.classifier import Prediction
+    from movinet_pi.model.predictions import Prediction
     from movinet_pi.outputs.base import StepResult
     from movinet_pi.outputs.recording import ClipRecorder
 

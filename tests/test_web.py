@@ -26,7 +26,7 @@ from tools import require_tool
 
 from movinet_pi import MovinetPiError
 from movinet_pi.display.overlay import BAR_COLOUR, OverlayState, draw_overlay
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.outputs import web, web_access, web_gate
 from movinet_pi.outputs.base import FrameSink, StepResult
 from movinet_pi.outputs.web import WebSink

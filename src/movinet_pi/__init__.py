@@ -31,7 +31,7 @@ from movinet_pi.version import __version__
 #: public name -> the module it lives in (imported on first use)
 _PUBLIC = {
     "StreamingClassifier": "movinet_pi.model.classifier",
-    "Prediction": "movinet_pi.model.classifier",
+    "Prediction": "movinet_pi.model.predictions",
     "Labels": "movinet_pi.model.labels",
     "load_labels": "movinet_pi.model.labels",
     "history_policy": "movinet_pi.model.adaptive",

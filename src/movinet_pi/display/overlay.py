@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 from movinet_pi.progress import counted
 from movinet_pi.sources.roi import is_whole, mirrored, pixel_rect
 

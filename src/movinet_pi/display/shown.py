@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.model.classifier import Prediction, top_k_indices
 from movinet_pi.model.labels import Labels
+from movinet_pi.model.predictions import Prediction, top_k_indices
 
 
 class LabelFilter:

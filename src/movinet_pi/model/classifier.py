@@ -36,6 +36,7 @@ from movinet_pi.model.labels import (
     resolve_labels,
 )
 from movinet_pi.model.pools import PoolSlot, frame_feature_tensor, input_grid
+from movinet_pi.model.predictions import Prediction, softmax, top_k_indices
 from movinet_pi.model.runtime import Runtime, check_model_file, default_threads
 from movinet_pi.model.signature import (
     PoolPair,
@@ -50,31 +51,6 @@ def head_scorer_for(model_path: str | Path, runtime: Runtime) -> HeadScorer | No
     """The model's head on its own (:mod:`movinet_pi.model.head`), if its graph has one."""
     head = head_only(check_model_file(Path(model_path)))
     return None if head is None else HeadScorer(head, runtime.interpreter_class)
-
-
-def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Numerically stable softmax over the last axis (subtracts the max first)."""
-    out = np.subtract(logits, np.max(logits, axis=-1, keepdims=True), out=out)
-    np.exp(out, out=out)
-    out /= np.sum(out, axis=-1, keepdims=True)
-    return out
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One class and its probability."""
-
-    label: str
-    score: float
-    index: int
-
-
-def top_k_indices(probs: np.ndarray, k: int) -> np.ndarray:
-    """The indices of the ``k`` highest ``probs`` (all of them if there are fewer),
-    highest first. The one top-k: the classifier's, the shown list's and ``eval``'s."""
-    k = min(k, probs.shape[-1])
-    best = np.argpartition(probs, -k)[-k:]
-    return best[np.argsort(-probs[best], kind="stable")]
 
 
 @dataclass

@@ -31,6 +31,7 @@ from movinet_pi.model.graph import (
     _Buffer,
     _Graph,
 )
+from movinet_pi.model.predictions import softmax
 
 _DIV = 42  # BuiltinOperator
 
@@ -134,12 +135,8 @@ class HeadScorer:
 
     def probabilities(self, mean: np.ndarray) -> np.ndarray:
         """The softmax of :meth:`logits`, in float64 (a buffer reused next call)."""
-        out = self._probs
-        np.subtract(self.logits(mean), 0.0, out=out)
-        out -= out.max()
-        np.exp(out, out=out)
-        out /= out.sum()
-        return out
+        np.copyto(self._probs, self.logits(mean))
+        return softmax(self._probs, out=self._probs)
 
     def _to_input(self, mean: np.ndarray) -> np.ndarray:
         values = np.asarray(mean, np.float64).reshape(self._mean_shape)

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.predictions import softmax
 
 HEAD_MEMBER = "taught_head.json"
 LABELS_MEMBER = "labels.txt"
@@ -115,8 +116,7 @@ class TaughtHead:
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
-    return (e / np.sum(e, axis=-1, keepdims=True)).astype(np.float32)
+    return softmax(logits).astype(np.float32)
 
 
 # --- the file ----------------------------------------------------------------------------------

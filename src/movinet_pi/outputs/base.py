@@ -14,7 +14,7 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Literal, Sequence
 
 from movinet_pi.model.catalogue import STREAM_WARMUP_STEPS
-from movinet_pi.model.classifier import Prediction
+from movinet_pi.model.predictions import Prediction
 
 EventKind = Literal["start", "update", "end"]
 

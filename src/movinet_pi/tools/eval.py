@@ -40,8 +40,9 @@ import numpy as np
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.model.adaptive import AUTO, HistorySpec, history_policy
 from movinet_pi.model.catalogue import MODEL_FPS
-from movinet_pi.model.classifier import StreamingClassifier, top_k_indices
+from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels, load_labels
+from movinet_pi.model.predictions import top_k_indices
 from movinet_pi.model.runtime import default_threads
 from movinet_pi.model.signature import catalogue_title
 from movinet_pi.progress import ProgressBar, counted
