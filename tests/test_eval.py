@@ -20,7 +20,8 @@ from make_test_models import write_clip
 
 from movinet_pi import MovinetPiError
 from movinet_pi.model.labels import Labels
-from movinet_pi.tools.eval import evaluate, match_label, normalise_label, run_eval
+from movinet_pi.tools.clip_folders import match_label, normalise_label
+from movinet_pi.tools.eval import evaluate, run_eval
 
 DATA = Path(__file__).resolve().parent / "data"
 RGB = DATA / "tiny_rgb_stream.tflite"

@@ -49,7 +49,7 @@ from movinet_pi.model.taught import (
 from movinet_pi.progress import ProgressBar, counted, size_text
 from movinet_pi.sources.opencv import FileSource
 from movinet_pi.timing import FrameSampler
-from movinet_pi.tools.eval import CLIP_KINDS, find_class_folders
+from movinet_pi.tools.clip_folders import CLIP_KINDS, find_class_folders
 
 PROG = "movinet-pi teach"
 KINDS = ("logistic", "prototypes")
