@@ -332,3 +332,25 @@ def test_a_clip_longer_than_the_plain_phase_scores_as_the_plain_model_does(
         assert kinetics_labels[int(probs.argmax())] == label
         scores[policy.label] = float(probs[kinetics_labels.names.index(label)])
     assert scores["auto"] >= scores["inf"] - 0.02, scores
+
+
+def test_a_box_that_follows_a_cut_late_restarts_the_cuts_fresh_stream_only(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    # A cut to another place, then --roi auto's box moving two frames later: one change,
+    # decided by the cut's own rule, on a fresh stream of the new box's frames alone.
+    clf = _auto(a0_model, kinetics_labels)
+    policy = clf.history
+    assert isinstance(policy, AdaptiveHistory)
+    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 20))
+    forks, changes = policy.forks, policy.changes
+    wrestling = _looped(frames["arm_wrestling"], 6)
+    for rgb in wrestling[:2]:
+        clf.step(rgb)
+    assert policy.forks == forks + 1 and policy._fork is not None and not policy._fork.view
+    clf.new_view()
+    clf.step(wrestling[2])
+    assert policy.forks == forks + 1 and policy._fork.frames == 1  # started again, not a fork
+    assert clf.history.slots[0].count_in.reshape(-1)[0] == 1  # the fresh stream: this frame
+    shown = _shown(clf, kinetics_labels, wrestling[3:])
+    assert policy.changes == changes + 1 and shown[-1] == "arm wrestling"

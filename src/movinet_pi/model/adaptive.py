@@ -25,7 +25,8 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   the fresh answer is at least ``sure`` of another action ``same_place_s`` in a
   row, as at the same place: a box that finds a small
   actor, or follows one, is no sign of a new action and must not cost the memory
-  of one that goes on.
+  of one that goes on. A box that moves while a cut is undecided (it follows the
+  cut a few frames late) only starts that cut's fresh stream again in the new box.
 * **The same place, another action.** The features of the last 0.6 s are
   unlike any of the last 30 s (:class:`~movinet_pi.model.change.NoveltyDetector`):
   the frames since then are scored through the head on their own. When that
@@ -166,6 +167,10 @@ class AdaptiveHistory(ExponentialHistory):
         moved, self._view_moved = self._view_moved, False
         if not moved and (not new_place or self._since_change < self._settle):
             return False
+        fork = self._fork
+        if moved and not new_place and fork is not None and not fork.view \
+                and fork.frames < self._fold:
+            return self._reframe(fork)
         old = self.memory()
         if self._fork is not None:  # a cut while one is undecided: that one is part of the old
             old = [(a + b, m + n) for (a, m), (b, n) in zip(old, self._fork.old)]
@@ -177,6 +182,15 @@ class AdaptiveHistory(ExponentialHistory):
         ExponentialHistory.reset(self)
         self._since_change = 0
         self.forks += 1
+        return True
+
+    def _reframe(self, fork: _Fork) -> bool:
+        """The box moved while a cut to another place is undecided (a box follows a cut a
+        few frames late): the fresh stream starts again in the new box, the memory from
+        before the cut stays aside, and the cut's own rule still decides."""
+        fork.frames, fork.early = 0, []
+        ExponentialHistory.reset(self)
+        self._since_change = 0
         return True
 
     # -- after the invoke --------------------------------------------------------------------
