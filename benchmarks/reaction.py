@@ -17,6 +17,11 @@ the stream's own 5 fps clock, headless and as fast as the model runs:
 * step time: the wall clock of each model step of ``--history auto``, and its worst in the
   2 s after a change (no replay: a change costs no step of its own).
 
+With ``--roi auto`` every stream, the oracle's too, gives the model the part of each frame
+its own box holds (``benchmarks/reaction_roi.py``): the clips are kept at most 640 pixels
+wide for that (without it, at the model's input size), and a step's time includes the
+resize of its box.
+
 The settings of ``--history auto`` that footage could tune (``AutoSettings``) are chosen by
 cross-validation: the clips are split into ``--folds`` folds (by their order in the
 manifest); for each fold, the grid's setting that does best on the other folds' clips
@@ -28,6 +33,7 @@ defaults, on every clip). The grid is chosen on a shorter protocol (A of 10 and 
 
     python benchmarks/reaction.py                    # the whole protocol, ~2 h on 2 cores
     python benchmarks/reaction.py --quick            # the short protocol, the defaults only
+    python benchmarks/reaction.py --quick --roi auto # the same, each stream with its own box
     python benchmarks/reaction.py --videos DIR --defaults-only   # the defaults on other clips
 """
 
@@ -49,6 +55,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT / "tests"))
+from reaction_roi import AutoBox, shrunk  # noqa: E402
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
 from movinet_pi.display.shown import ShownList  # noqa: E402
@@ -91,12 +98,14 @@ class Clip:
     frames: list[np.ndarray]
 
 
-def load_clips(folder: Path, size: tuple[int, int] = (172, 172)) -> list[Clip]:
+def load_clips(folder: Path, size: tuple[int, int] = (172, 172), roi: bool = False
+               ) -> list[Clip]:
     """Each clip of ``folder``'s MANIFEST.tsv at 5 fps, resized as the classifier resizes
-    it (INTER_AREA), so that steps only copy."""
+    it (INTER_AREA), so that steps only copy; with ``roi``, at most 640 pixels wide (for
+    the box to be cut from)."""
     rows = csv.DictReader((folder / "MANIFEST.tsv").open(), delimiter="\t")
     return [Clip(row["file"].rsplit(".", 1)[0], row["label"], float(row["settle_s"]),
-                 [cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                 [shrunk(rgb) if roi else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
                   for rgb in sampled_rgb_frames(folder / row["file"], FPS)])
             for row in rows]
 
@@ -111,35 +120,47 @@ def describe(policy: Policy) -> str:
 # --- one stream, as the app runs it ----------------------------------------------------------
 
 class Stream:
-    """A classifier and the shown list, with the whole stream state saved and restored."""
+    """A classifier and the shown list (and with ``roi``, its box), with the whole stream
+    state saved and restored."""
 
-    def __init__(self, model: Path, labels: Any, policy: Policy) -> None:
+    def __init__(self, model: Path, labels: Any, policy: Policy, roi: bool = False) -> None:
         history = (AdaptiveHistory(FPS, policy) if isinstance(policy, AutoSettings)
                    else history_policy(float(policy), FPS))
         self.clf = StreamingClassifier.from_file(model, labels, threads=1, history=history)
         self.shown = ShownList(labels, 3, 0.1)
+        self.box = AutoBox(self.clf, FPS) if roi else None
         self.step_ms: list[float] = []
 
     def reset(self) -> None:
         self.clf.reset()
         self.shown.reset()
+        if self.box:
+            self.box.reset()
+
+    def step(self, rgb: np.ndarray) -> np.ndarray:
+        if self.box:
+            rgb = self.box(rgb)
+        started = time.perf_counter()
+        probs = self.clf.step(rgb)
+        self.step_ms.append((time.perf_counter() - started) * 1000.0)
+        return probs
 
     def run(self, frames: Iterable[np.ndarray]) -> list[int]:
         out = []
         for rgb in frames:
-            started = time.perf_counter()
-            probs = self.clf.step(rgb)
-            self.step_ms.append((time.perf_counter() - started) * 1000.0)
-            top = self.shown.update(probs)
+            top = self.shown.update(self.step(rgb))
             out.append(top[0].index if top else -1)
         return out
 
     def save(self) -> tuple:
-        return self.clf.snapshot(), list(self.shown._shown)
+        return (self.clf.snapshot(), list(self.shown._shown),
+                self.box.save() if self.box else None)
 
     def restore(self, saved: tuple) -> None:
         self.clf.restore(saved[0])
         self.shown._shown = list(saved[1])
+        if self.box:
+            self.box.restore(saved[2])
 
 
 def looped(clip: Clip, steps: int, start: int = 0) -> Iterator[np.ndarray]:
@@ -177,9 +198,9 @@ class Outcome:
 _WORKER: dict[str, Any] = {}
 
 
-def _init(model: Path, labels_path: Path, folder: Path) -> None:
-    _WORKER["model"], _WORKER["labels"] = model, load_labels(labels_path)
-    _WORKER["clips"] = {c.name: c for c in load_clips(folder)}
+def _init(model: Path, labels_path: Path, folder: Path, roi: bool) -> None:
+    _WORKER["model"], _WORKER["labels"], _WORKER["roi"] = model, load_labels(labels_path), roi
+    _WORKER["clips"] = {c.name: c for c in load_clips(folder, roi=roi)}
 
 
 def _index(clip: Clip) -> int:
@@ -191,11 +212,11 @@ def _measure_a(args: tuple[Policy, Protocol, str]) -> Outcome:
     policy, protocol, a_name = args
     clips: dict[str, Clip] = _WORKER["clips"]
     a = clips[a_name]
-    stream = Stream(_WORKER["model"], _WORKER["labels"], policy)
+    stream = Stream(_WORKER["model"], _WORKER["labels"], policy, _WORKER["roi"])
     out = Outcome()
     stream.reset()
     for rgb in a.frames:
-        probs = stream.clf.step(rgb)
+        probs = stream.step(rgb)
     out.single[a.name] = (int(probs.argmax()), float(probs[_index(a)]))
     stream.reset()
     shown = stream.run(looped(a, int(protocol.flicker_minutes * 60 * FPS)))
@@ -250,7 +271,7 @@ class Oracle:
 
 def _oracle_of(name: str) -> tuple[float | None, float | None, bool]:
     clip = _WORKER["clips"][name]
-    stream = Stream(_WORKER["model"], _WORKER["labels"], "inf")
+    stream = Stream(_WORKER["model"], _WORKER["labels"], "inf", _WORKER["roi"])
     shown = stream.run(looped(clip, B_SECONDS * FPS))
     label = _index(clip)
     return (settled_at(shown, label), settled_at(shown[: 5 * FPS], label),
@@ -429,7 +450,12 @@ def main() -> None:
                     help="the short protocol (A 10 and 60 s, 2-minute loops), no grid")
     ap.add_argument("--defaults-only", action="store_true",
                     help="score the defaults, choose nothing (the check on other clips)")
+    ap.add_argument("--roi", choices=("auto",), default=None,
+                    help="each stream (the oracle's too) reads its own --roi auto box "
+                         "(default: the whole picture)")
     args = ap.parse_args()
+    roi = args.roi == "auto"
+    seen = " with --roi auto" if roi else ""
     model = SHARED / "models" / "movinet_a0_stream_int8.tflite"
     labels_path = SHARED / "labels" / "kinetics600_label_map.txt"
     labels = load_labels(labels_path)
@@ -439,9 +465,11 @@ def main() -> None:
     protocol = SHORT if args.quick else WHOLE
     started = time.perf_counter()
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(args.workers, _init, (model, labels_path, args.videos)) as pool:
+    with ctx.Pool(args.workers, _init, (model, labels_path, args.videos, roi)) as pool:
         orc = oracle(pool, names)
-        print(f"{len(clips)} clips; A0 int8; {args.folds} folds; oracle settles: "
+        print(f"{len(clips)} clips; A0 int8; {args.folds} folds; "
+              + ("--roi auto (each stream's own box)" if roi else "the whole picture")
+              + f"; oracle (B alone, afresh, --history inf{seen}) settles: "
               + ", ".join(f"{n} {'never' if v is None else f'{v:.1f} s'}"
                           for n, v in orc.settles.items()), flush=True)
 
@@ -477,10 +505,10 @@ def main() -> None:
     def figs(out: Outcome) -> Figures:
         return figures(out, plain, window, orc, labels, by_name, everyone, everyone, everyone)
 
-    rows = [("auto (the defaults, in-sample)", figs(whole[default]))]
+    rows = [(f"auto (the defaults, in-sample){seen}", figs(whole[default]))]
     if chosen:
-        rows.append(("auto, out-of-fold", figs(out_of_fold(whole, chosen, fold_of))))
-    rows += [("inf (as exported)", figs(plain)), ("10 (a 10 s window)", figs(window))]
+        rows.append((f"auto, out-of-fold{seen}", figs(out_of_fold(whole, chosen, fold_of))))
+    rows += [(f"inf (as exported){seen}", figs(plain)), (f"10 (a 10 s window){seen}", figs(window))]
     report(rows, protocol.lengths)
     per_clip([("auto", whole[default]), ("inf", plain), ("10", window)], clips, labels)
     print("\n" + step_times(whole[default]))

@@ -30,8 +30,11 @@ every frame looks to it like a shaking camera, and to its memory like a cut):
 A move to a box that shares less than ``new_view_below`` of the two boxes' union with the
 last one (the whole picture to a small box, a small box back to the whole picture, a box
 more than doubling or halving its area) is a *new view*: :attr:`AutoRoi.new_view` says so,
-and whoever steps the model starts its stream afresh there (the recognizer, ``eval`` and
-``benchmarks/roi.py`` reset the classifier). The frames the model saw before are of
+and whoever steps the model calls ``StreamingClassifier.new_view()`` before its next step
+(the recognizer, ``eval``, ``benchmarks/roi.py`` and ``benchmarks/reaction.py --roi
+auto``): the plain and windowed memories start afresh there, ``--history auto`` starts a
+fresh stream and keeps the old memory aside until the new view's answer says whether the
+action changed (:mod:`movinet_pi.model.adaptive`). The frames the model saw before are of
 another picture, and a streaming model that carries them keeps them in its running
 averages: with the plain model, the first steps of a small actor's clip, seen whole before
 the box found them, cost more recovered actors than any box shape did (docs/roi.md).
@@ -82,7 +85,7 @@ class AutoRoiSettings:
     whole_above: float = 0.8  # a target covering this much of the picture: the whole of it
     grow_headroom: float = 0.0  # a growing box takes this much of the target's size more
     #: a move to a box sharing less than this of the union with the last is a new view
-    #: (the model starts afresh; 0: never)
+    #: (the model's stream starts afresh there, see the module's text; 0: never)
     new_view_below: float = 0.5
     threshold: int = 12  # grey levels (of 255) a pixel must change by to have moved
     min_moving: float = 0.002  # the part of the picture that must move to count as motion
