@@ -354,3 +354,22 @@ def test_a_box_that_follows_a_cut_late_restarts_the_cuts_fresh_stream_only(
     assert clf.history.slots[0].count_in.reshape(-1)[0] == 1  # the fresh stream: this frame
     shown = _shown(clf, kinetics_labels, wrestling[3:])
     assert policy.changes == changes + 1 and shown[-1] == "arm wrestling"
+
+
+def test_a_cut_right_after_a_box_move_is_decided_by_the_cuts_rule(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    # The box moved on carving ice's last step; a frame later the video cuts to arm wrestling.
+    clf = _auto(a0_model, kinetics_labels)
+    policy = clf.history
+    assert isinstance(policy, AdaptiveHistory)
+    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 20))
+    clf.new_view()
+    clf.step(frames["carving_ice"][0])
+    assert policy._fork is not None and policy._fork.view
+    forks, changes = policy.forks, policy.changes
+    wrestling = _looped(frames["arm_wrestling"], 4)
+    clf.step(wrestling[0])
+    assert policy.forks == forks and policy._fork is not None and not policy._fork.view
+    shown = _shown(clf, kinetics_labels, wrestling[1:])
+    assert policy.changes == changes + 1 and shown[-1] == "arm wrestling"

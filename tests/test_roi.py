@@ -319,3 +319,19 @@ def test_time_going_back_is_a_new_stream_and_grey_pictures_work() -> None:
 def test_an_unknown_shape_is_refused() -> None:
     with pytest.raises(ValueError, match="shape"):
         AutoRoiSettings(shape="round")
+
+
+def test_a_picture_of_another_size_is_a_new_view_when_the_box_was_cropped() -> None:
+    # (another source, or a clip of another size: the model's input jumps from a crop to
+    # the whole picture, and whoever steps the model must hear of it)
+    roi = AutoRoi(MODEL)
+    box = WHOLE
+    for step in range(30):
+        box = roi.update(square_scene(100 + 5 * step, 200, seed=step), step / 5)
+    assert not is_whole(box)
+    whole = roi.update(np.zeros((240, 320, 3), np.uint8), 30 / 5)
+    assert is_whole(whole) and roi.new_view
+    fresh = AutoRoi(MODEL)  # a whole box to a whole box is no new view
+    fresh.update(picture(), 0.0)
+    fresh.update(picture(320, 240), 0.2)
+    assert not fresh.new_view

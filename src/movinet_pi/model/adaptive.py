@@ -25,8 +25,9 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   the fresh answer is at least ``sure`` of another action ``same_place_s`` in a
   row, as at the same place: a box that finds a small
   actor, or follows one, is no sign of a new action and must not cost the memory
-  of one that goes on. A box that moves while a cut is undecided (it follows the
-  cut a few frames late) only starts that cut's fresh stream again in the new box.
+  of one that goes on. A cut and a box move a few frames apart (a box follows a cut
+  late, a cut comes right after a box moved) are one change, decided by the cut's
+  rule on a fresh stream from the later of the two.
 * **The same place, another action.** The features of the last 0.6 s are
   unlike any of the last 30 s (:class:`~movinet_pi.model.change.NoveltyDetector`):
   the frames since then are scored through the head on their own. When that
@@ -165,12 +166,15 @@ class AdaptiveHistory(ExponentialHistory):
             return False
         new_place = self.colours.add(picture)
         moved, self._view_moved = self._view_moved, False
+        fork = self._fork
+        if fork is not None and fork.frames < self._fold:
+            if fork.view and new_place:  # a cut right after a box move: the cut's rule
+                fork.view = False
+                return self._reframe(fork)
+            if moved and not new_place and not fork.view:  # a box that follows a cut late
+                return self._reframe(fork)
         if not moved and (not new_place or self._since_change < self._settle):
             return False
-        fork = self._fork
-        if moved and not new_place and fork is not None and not fork.view \
-                and fork.frames < self._fold:
-            return self._reframe(fork)
         old = self.memory()
         if self._fork is not None:  # a cut while one is undecided: that one is part of the old
             old = [(a + b, m + n) for (a, m), (b, n) in zip(old, self._fork.old)]
@@ -185,9 +189,10 @@ class AdaptiveHistory(ExponentialHistory):
         return True
 
     def _reframe(self, fork: _Fork) -> bool:
-        """The box moved while a cut to another place is undecided (a box follows a cut a
-        few frames late): the fresh stream starts again in the new box, the memory from
-        before the cut stays aside, and the cut's own rule still decides."""
+        """A cut and a box move a few frames apart, while the first is undecided (a box
+        follows a cut late; a cut comes right after a box moved): the fresh stream starts
+        again on this frame, the memory from before the first stays aside, and a cut's rule
+        decides."""
         fork.frames, fork.early = 0, []
         ExponentialHistory.reset(self)
         self._since_change = 0

@@ -238,8 +238,10 @@ class AutoRoi:
             self.reset()
         height, width = picture.shape[:2]
         if (width, height) != self._picture:
+            cropped = self._rect is not None
             self.reset()
             self._picture = (width, height)
+            self.new_view = cropped  # from a crop back to the whole (other) picture
         self._t_prev, self._t = self._t, t
         moving = self._moving(self._grey(picture), t)
         if moving is None:
