@@ -35,10 +35,8 @@ def test_the_readme_is_for_users_and_short() -> None:
 
 
 def test_every_link_of_the_readme_and_its_docs_leads_somewhere() -> None:
-    # (docs/live-fidelity.md is the README's old section, moved verbatim: its own links
-    # are its author's to mend)
     for page in (README, *(ROOT / "docs" / name for name in ("DEVELOPMENT.md", "performance.md",
-                                                         "roi.md"))):
+                                                         "roi.md", "live-fidelity.md"))):
         text = page.read_text(encoding="utf-8")
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
             if target.startswith("http"):
@@ -57,7 +55,7 @@ def test_measurements_and_design_notes_live_in_docs_and_are_linked() -> None:
     text = _text()
     for doc in ("docs/performance.md", "docs/live-fidelity.md", "docs/DEVELOPMENT.md"):
         assert (ROOT / doc).is_file() and f"]({doc}" in text
-    assert "## Live fidelity" in (ROOT / "docs" / "live-fidelity.md").read_text()
+    assert "# Live fidelity" in (ROOT / "docs" / "live-fidelity.md").read_text()
     assert "| A0 int8 |" not in text  # the bench tables are not the README's
     assert "berlin0308/Raspberrypi-MoViNet-TFLite" in text  # the Pi 4 column's source
     assert "counts as its first class" not in text  # eval counts "no answer" as (other)
