@@ -134,6 +134,15 @@ def _auto(model: Path, labels: Labels) -> StreamingClassifier:
     return StreamingClassifier.from_file(model, labels, threads=1, history=AdaptiveHistory(FPS))
 
 
+def _auto_after(model: Path, labels: Labels,
+                clip: list[np.ndarray]) -> tuple[StreamingClassifier, AdaptiveHistory]:
+    """An auto classifier that has been shown ``clip``, and its policy."""
+    clf = _auto(model, labels)
+    assert isinstance(clf.history, AdaptiveHistory)
+    _shown(clf, labels, clip)
+    return clf, clf.history
+
+
 def _one_pass(clf: StreamingClassifier, clip: list[np.ndarray]) -> np.ndarray:
     clf.reset()
     for rgb in clip:
@@ -339,10 +348,7 @@ def test_a_box_that_follows_a_cut_late_restarts_the_cuts_fresh_stream_only(
 ) -> None:
     # A cut to another place, then --roi auto's box moving two frames later: one change,
     # decided by the cut's own rule, on a fresh stream of the new box's frames alone.
-    clf = _auto(a0_model, kinetics_labels)
-    policy = clf.history
-    assert isinstance(policy, AdaptiveHistory)
-    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 20))
+    clf, policy = _auto_after(a0_model, kinetics_labels, _looped(frames["carving_ice"], 20))
     forks, changes = policy.forks, policy.changes
     wrestling = _looped(frames["arm_wrestling"], 6)
     for rgb in wrestling[:2]:
@@ -360,10 +366,7 @@ def test_a_cut_right_after_a_box_move_is_decided_by_the_cuts_rule(
     a0_model: Path, kinetics_labels: Labels, frames: dict
 ) -> None:
     # The box moved on carving ice's last step; a frame later the video cuts to arm wrestling.
-    clf = _auto(a0_model, kinetics_labels)
-    policy = clf.history
-    assert isinstance(policy, AdaptiveHistory)
-    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 20))
+    clf, policy = _auto_after(a0_model, kinetics_labels, _looped(frames["carving_ice"], 20))
     clf.new_view()
     clf.step(frames["carving_ice"][0])
     assert policy._fork is not None and policy._fork.view

@@ -176,15 +176,14 @@ class AdaptiveHistory(ExponentialHistory):
         if not moved and (not new_place or self._since_change < self._settle):
             return False
         old = self.memory()
-        if self._fork is not None:  # a cut while one is undecided: that one is part of the old
-            old = [(a + b, m + n) for (a, m), (b, n) in zip(old, self._fork.old)]
+        if fork is not None:  # a cut while one is undecided: that one is part of the old
+            old = [(a + b, m + n) for (a, m), (b, n) in zip(old, fork.old)]
         total, frames = old[self._head]
         shown = self._recent[-1][0] if self._recent else total.reshape(-1) / max(1, frames)
         assert self.score is not None
         self._fork = _Fork(old, self.score(shown).copy(), view=moved and not new_place)
         self._question = None
-        ExponentialHistory.reset(self)
-        self._since_change = 0
+        self._start_fresh()
         self.forks += 1
         return True
 
@@ -194,9 +193,14 @@ class AdaptiveHistory(ExponentialHistory):
         again on this frame, the memory from before the first stays aside, and a cut's rule
         decides."""
         fork.frames, fork.early = 0, []
+        self._start_fresh()
+        return True
+
+    def _start_fresh(self) -> None:
+        """The pools start a fresh stream at this step (what they held is the caller's to
+        keep); a change begins here."""
         ExponentialHistory.reset(self)
         self._since_change = 0
-        return True
 
     # -- after the invoke --------------------------------------------------------------------
 
@@ -251,12 +255,20 @@ class AdaptiveHistory(ExponentialHistory):
         if fork.view:
             self._follow_view(fork, fresh)
         elif self._names_another_action(fork.before, fresh):
-            self._fork = None  # another action: the fresh stream is the memory now
-            self.changes += 1
+            self._keep_fresh()
         elif fork.frames >= self._fold:
-            self._load_and_show(self._folded(fork))  # another angle: the old memory is back
-            self._fork = None
-            self.folds += 1
+            self._fold_back(fork)
+
+    def _keep_fresh(self) -> None:
+        """Another action: the fork's fresh stream is the memory now."""
+        self._fork = None
+        self.changes += 1
+
+    def _fold_back(self, fork: _Fork) -> None:
+        """The same action: the old memory is back, with the fresh frames but the first."""
+        self._load_and_show(self._folded(fork))
+        self._fork = None
+        self.folds += 1
 
     def _follow_view(self, fork: _Fork, fresh: np.ndarray) -> None:
         """A crop that moved is no sign of another action, and a fresh stream's first
@@ -268,13 +280,10 @@ class AdaptiveHistory(ExponentialHistory):
         disagrees = sure and self._names_another_action(fork.before, fresh)
         fork.disagreeing = fork.disagreeing + 1 if disagrees else 0
         if fork.disagreeing >= self._same_place:
-            self._fork = None
-            self.changes += 1
+            self._keep_fresh()
         elif ((fork.frames >= self._fold and not fork.disagreeing)
               or fork.frames >= self._question_steps):
-            self._load_and_show(self._folded(fork))
-            self._fork = None
-            self.folds += 1
+            self._fold_back(fork)
 
     def _names_another_action(self, before: np.ndarray, answer: np.ndarray) -> bool:
         """Whether ``answer`` is about another action than ``before``: the two hardly agree,
@@ -354,10 +363,9 @@ class AdaptiveHistory(ExponentialHistory):
         pools (a float model's squeeze-excitation context) keep their means."""
         memory = [(total / max(1, frames) * q.frames, q.frames) for total, frames in self.memory()]
         memory[self._head] = (q.added.reshape(memory[self._head][0].shape), q.frames)
-        ExponentialHistory.reset(self)
+        self._start_fresh()
         self._load_and_show(memory)
         self._question = None
-        self._since_change = 0
         self.changes += 1
 
     @property
