@@ -127,7 +127,7 @@ class Stream:
         history = (AdaptiveHistory(FPS, policy) if isinstance(policy, AutoSettings)
                    else history_policy(float(policy), FPS))
         self.clf = StreamingClassifier.from_file(model, labels, threads=1, history=history)
-        self.shown = ShownList(labels, 3, 0.1)
+        self.shown = ShownList(labels, 3, 0.1, logit_step=self.clf.logit_step)
         self.box = AutoBox(self.clf, FPS) if roi else None
         self.step_ms: list[float] = []
 

@@ -112,6 +112,19 @@ def test_step_reuses_its_buffers(a0: StreamingClassifier) -> None:
     assert a is b
 
 
+def test_the_answers_resolution_is_the_int8_logits_grid_step(
+    a0: StreamingClassifier, a0_float_model: Path
+) -> None:
+    # the logits come out of a DEQUANTIZE of an int8 tensor: its scale is the step
+    ops = a0.interpreter._get_ops_details()
+    (source,) = [op["inputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE"
+                 and a0.signature.logits_index in list(op["outputs"])]
+    scale = next(d["quantization"][0] for d in a0.interpreter.get_tensor_details()
+                 if d["index"] == source)
+    assert a0.logit_step == pytest.approx(scale) and 0.1 < a0.logit_step < 0.3
+    assert StreamingClassifier.from_file(a0_float_model, threads=1).logit_step == 0.0
+
+
 def test_softmax_is_stable_for_huge_logits() -> None:
     logits = np.array([1000.0, 999.0, -1000.0], dtype=np.float32)
     probs = softmax(logits)

@@ -114,7 +114,7 @@ def _looped(clip: list[np.ndarray], seconds: float) -> list[np.ndarray]:
 
 
 def _shown(clf: StreamingClassifier, labels: Labels, clip: list[np.ndarray]) -> list[str]:
-    shown = ShownList(labels, 3, 0.1)
+    shown = ShownList(labels, 3, 0.1, logit_step=clf.logit_step)
     out = []
     for rgb in clip:
         top = shown.update(clf.step(rgb))
@@ -180,6 +180,18 @@ def test_a_loop_never_changes_what_is_shown_once_it_settled(
     settled = _settled_at(shown, NAMES[name])
     assert settled is not None and settled <= 8.0, shown[::5]
     assert clf.history.changes == changes  # no loop starts the memory afresh
+
+
+def test_a_near_tie_of_two_actions_does_not_swap_the_top_label_on_every_wobble(
+    a0_model: Path, kinetics_labels: Labels
+) -> None:
+    # Playing tennis (5 s, looped): the 30 s memory puts two wrong actions one step of the
+    # int8 logits' grid apart, either way round as the loop turns; the plain model settles
+    # it in 2 swaps over 2 minutes, the shown list used to make 8 of them.
+    clip = list(sampled_rgb_frames(require_shared("videos", "playing_tennis.mp4")))
+    shown = _shown(_auto(a0_model, kinetics_labels), kinetics_labels, _looped(clip, 120))
+    steady = shown[int(2.2 * FPS):]  # its settle time and 2 s, as the benchmark counts
+    assert sum(x != y for x, y in zip(steady, steady[1:])) <= 2, steady[::5]
 
 
 @pytest.mark.parametrize(("a", "b"), [("carving_ice", "arm_wrestling"),

@@ -54,3 +54,29 @@ def test_a_tie_does_not_swap_the_labels_shown() -> None:
         assert [p.label for p in tied] == [leader, other]
         assert [p.label for p in shown.update(_probs(**{leader: 0.4, other: 0.5}))] == [
             other, leader]  # a real lead still reorders at once
+
+
+def test_the_top_label_keeps_its_place_until_another_leads_by_two_steps_of_the_grid() -> None:
+    # The int8 A0's logits lie on a grid of 0.19: a lead of one step can be the rounding of
+    # almost none (playing tennis: two wrong actions swapped on it every few steps).
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    step = 0.19
+    shown = ShownList(labels, k=3, enter=0.1, logit_step=step)
+    shown.update(_probs(c1=0.40, c2=0.30))
+    one_step = 0.30 * np.exp(step)
+    assert [p.label for p in shown.update(_probs(c1=0.30, c2=one_step))] == ["c1", "c2"]
+    two_steps = 0.30 * np.exp(2 * step)
+    assert [p.label for p in shown.update(_probs(c1=0.30, c2=two_steps))] == ["c2", "c1"]
+    # without a grid (a float model) a lead of one step swaps at once, as before
+    plain = ShownList(labels, k=3, enter=0.1)
+    plain.update(_probs(c1=0.40, c2=0.30))
+    assert [p.label for p in plain.update(_probs(c1=0.30, c2=one_step))] == ["c2", "c1"]
+
+
+def test_a_top_label_that_left_the_list_is_not_held() -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    shown = ShownList(labels, k=2, enter=0.3, leave=0.2, logit_step=0.19)
+    shown.update(_probs(c1=0.5))
+    assert [p.label for p in shown.update(_probs(c1=0.19, c2=0.21))] == []  # c2 under enter
+    shown.update(_probs(c1=0.5))
+    assert [p.label for p in shown.update(_probs(c1=0.15, c2=0.35))] == ["c2"]

@@ -78,7 +78,8 @@ class Recognizer:
         if label_filter is not None and len(label_filter.mask) != classifier.num_classes:
             label_filter = None  # a switch to a model with other classes: no filter applies
         return ShownList(classifier.labels, self.config.top_k, self.config.threshold,
-                         self.config.leave_threshold, label_filter)
+                         self.config.leave_threshold, label_filter,
+                         logit_step=classifier.logit_step)
 
     def request_reset(self) -> None:
         self._reset_requested.set()

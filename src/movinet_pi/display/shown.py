@@ -7,6 +7,7 @@ draws and events follow (``--top-k``, ``--threshold``, ``--leave-threshold``);
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -48,6 +49,12 @@ class ShownList:
     the most probable first. An empty list is the "no action" state. Events
     (``--events``, MQTT, clips) start and end with this list, so the hysteresis
     here is what keeps them from flapping.
+
+    The label on top keeps its place until another leads it by two steps of the
+    model's answer (``logit_step``, the grid an int8 model's logits lie on:
+    :attr:`~movinet_pi.model.classifier.StreamingClassifier.logit_step`). A lead of one
+    step can be the rounding of almost none, a tie the model cannot break: swapping
+    the two on it, as the answer wobbles, would be noise.
     """
 
     def __init__(
@@ -57,9 +64,12 @@ class ShownList:
         enter: float = 0.0,
         leave: float | None = None,
         label_filter: LabelFilter | None = None,
+        logit_step: float = 0.0,
     ) -> None:
         self.labels = labels
         self.k = k
+        # Leads are whole steps: 1.5 steps lies between one and two, clear of float error.
+        self.hold_ratio = math.exp(1.5 * max(0.0, logit_step))
         self.enter = enter
         self.leave = enter / 2 if leave is None else min(leave, enter)
         self.mask = label_filter.mask if label_filter is not None and label_filter.active else None
@@ -81,5 +91,16 @@ class ShownList:
         before = {i: rank for rank, i in enumerate(self._shown)}
         ranked = sorted(staying | entering,
                         key=lambda i: (-probs[i], before.get(i, k), i))[:k]
-        self._shown = ranked
+        self._shown = ranked = self._keep_top(ranked, probs)
         return [Prediction(self.labels[i], float(probs[i]), i) for i in ranked]
+
+    def _keep_top(self, ranked: list[int], probs: np.ndarray) -> list[int]:
+        """``ranked`` with the label shown on top before kept there, if it is still shown
+        and no label leads it by two steps of the answer's grid."""
+        if not self._shown or not ranked or ranked[0] == self._shown[0]:
+            return ranked
+        top = self._shown[0]
+        if top in ranked and probs[ranked[0]] <= probs[top] * self.hold_ratio:
+            ranked.remove(top)
+            ranked.insert(0, top)
+        return ranked

@@ -35,7 +35,7 @@ from movinet_pi.model.labels import (
     load_labels,
     resolve_labels,
 )
-from movinet_pi.model.pools import PoolSlot, frame_feature_tensor, input_grid
+from movinet_pi.model.pools import PoolSlot, frame_feature_tensor, input_grid, output_step
 from movinet_pi.model.predictions import Prediction, softmax, top_k_indices
 from movinet_pi.model.runtime import Runtime, check_model_file, default_threads
 from movinet_pi.model.signature import (
@@ -128,6 +128,10 @@ class StreamingClassifier:
         self._resized = self._image if self._byte_image else np.empty(
             (sig.input_height, sig.input_width, 3), dtype=np.uint8)
         self._logits_out = tensor_view(interpreter, sig.logits_index)[0]
+        #: the resolution of the answer in logits: an int8 model's output grid step (0.0 for
+        #: a float model or a taught head), which the shown list's order holds within
+        #: (:class:`~movinet_pi.display.shown.ShownList`)
+        self.logit_step = 0.0 if head else output_step(interpreter, sig.logits_index)
         self.steps = 0
         self.reset()
         self._check_it_runs()

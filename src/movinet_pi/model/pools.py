@@ -69,6 +69,22 @@ def input_grid(interpreter: Any, tensor_index: int) -> Grid | None:
     return None
 
 
+def output_step(interpreter: Any, tensor_index: int) -> float:
+    """The step of the int8 grid a float output is dequantized from (the DEQUANTIZE op that
+    writes ``tensor_index``): the resolution of an int8 model's answer; 0.0 for a float
+    output."""
+    graph = _graph(interpreter)
+    if graph is None:
+        return 0.0
+    ops, tensors = graph
+    for op in ops:
+        if op.get("op_name") == "DEQUANTIZE" and tensor_index in list(op["outputs"]):
+            source = tensors.get(int(op["inputs"][0]))
+            if source is not None and source["quantization"][0]:
+                return float(source["quantization"][0])
+    return 0.0
+
+
 @dataclass(frozen=True)
 class FeatureTensor:
     """Where an interpreter writes what one frame adds to a sum, and on which grid."""

@@ -249,7 +249,7 @@ def run_bench(
 ) -> BenchResult:
     """Time ``steps`` stream steps stage by stage (after ``warmup`` untimed ones)."""
     _zero_inputs(bare_interpreter)
-    shown = ShownList(classifier.labels, k=3)
+    shown = ShownList(classifier.labels, k=3, logit_step=classifier.logit_step)
     times: dict[str, list[float]] = {
         s: [] for s in (*STAGES, "bare_invoke", "memory", "memory_at_change",
                         "preprocess_lores", "roi_auto")}
