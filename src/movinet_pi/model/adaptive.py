@@ -98,6 +98,28 @@ class _Fork:
     disagreeing: int = 0  # (a view's) steps in a row its answer surely named another action
 
 
+def _mean(total: np.ndarray, count: float) -> np.ndarray:
+    """A pool's mean, flat, in float64."""
+    return total.reshape(-1).astype(np.float64) / max(1.0, count)
+
+
+@dataclass
+class _Step:
+    """One recent step, as it was read: kept cheaply, made into means only when asked
+    (a question or a cut looks back; most steps never are)."""
+
+    shown: np.ndarray | None  # the mean shown instead of the pool's, if any
+    pool: np.ndarray  # the head pool's sum (a copy)
+    count: float  # and its count
+    features: np.ndarray  # the frame's features (a copy)
+
+    def shown_mean(self) -> np.ndarray:
+        return _mean(self.pool, self.count) if self.shown is None else self.shown
+
+    def feature_vector(self) -> np.ndarray:
+        return self.features.reshape(-1).astype(np.float64)
+
+
 @dataclass
 class _Question:
     """Frames since a change of features, scored on their own."""
@@ -140,7 +162,7 @@ class AdaptiveHistory(ExponentialHistory):
         self.detector.reset()
         self._fork: _Fork | None = None
         self._question: _Question | None = None
-        self._recent: list[tuple[np.ndarray, np.ndarray]] = []  # (shown mean, features)
+        self._recent: list[_Step] = []
         self._since_change = self._settle  # steps since the last change began
         self._view_moved = False  # the next frame is of another view (new_view)
         self._loaded: np.ndarray | None = None  # a head mean loaded this step, shown at once
@@ -179,7 +201,8 @@ class AdaptiveHistory(ExponentialHistory):
         if fork is not None:  # a cut while one is undecided: that one is part of the old
             old = [(a + b, m + n) for (a, m), (b, n) in zip(old, fork.old)]
         total, frames = old[self._head]
-        shown = self._recent[-1][0] if self._recent else total.reshape(-1) / max(1, frames)
+        shown = (self._recent[-1].shown_mean() if self._recent
+                 else total.reshape(-1) / max(1, frames))
         assert self.score is not None
         self._fork = _Fork(old, self.score(shown).copy(), view=moved and not new_place)
         self._question = None
@@ -226,15 +249,14 @@ class AdaptiveHistory(ExponentialHistory):
         """Keep the last few steps' shown means and features (a question may start a few
         frames back, where the features put the change)."""
         shown = self.shown_mean
-        if shown is None:
-            shown = self._pool_mean(self.slots[self._head])
-        self._recent.append((shown.copy(), features.reshape(-1).astype(np.float64)))
+        slot = self.slots[self._head]
+        self._recent.append(_Step(None if shown is None else shown.copy(), slot.buffer_out.copy(),
+                                  float(slot.count_out.reshape(-1)[0]), features.copy()))
         del self._recent[: -(self._settle + 1)]
 
     @staticmethod
     def _pool_mean(slot: PoolSlot) -> np.ndarray:
-        count = max(1.0, float(slot.count_out.reshape(-1)[0]))
-        return slot.buffer_out.reshape(-1).astype(np.float64) / count
+        return _mean(slot.buffer_out, float(slot.count_out.reshape(-1)[0]))
 
     def _addend(self, features: np.ndarray) -> np.ndarray:
         """What ``features`` add to the head pool's sum, as the plain model adds them."""
@@ -332,8 +354,8 @@ class AdaptiveHistory(ExponentialHistory):
         if back < 0 or self._since_change < back + 2 * self._settle:
             return
         assert self.score is not None
-        before_mean = self._recent[-1 - back][0]
-        frames = [f for _, f in self._recent[len(self._recent) - back:]]
+        before_mean = self._recent[-1 - back].shown_mean()
+        frames = [step.feature_vector() for step in self._recent[len(self._recent) - back:]]
         frames.append(features.reshape(-1).astype(np.float64))
         self._question = _Question(
             before=self.score(before_mean).copy(),
