@@ -57,6 +57,18 @@ def test_colour_memory_tells_another_place_from_another_angle_of_the_same_one() 
     assert not colours.add(room)  # back to a place of the last horizon: not news
 
 
+def test_the_colour_histogram_counts_every_fourth_pixel_each_way() -> None:
+    # The model's input, sampled: 172x172 -> 43x43 pixels, each bin a share of them.
+    picture = np.zeros((172, 172, 3), np.uint8)
+    picture[..., 2] = 255  # blue everywhere...
+    picture[::4, ::4] = (255, 0, 0)  # ...but on the pixels sampled, red
+    picture[::4, ::8] = (0, 255, 0)  # and half of those green
+    hist = ColourMemory(horizon=5, sudden=0.45, novel=0.3).histogram(picture)
+    red, green = 7 * 64, 7 * 8  # bins of (r, g, b) at 8 levels a channel
+    assert hist.sum() == pytest.approx(1.0)
+    assert hist[green] == pytest.approx(22 / 43) and hist[red] == pytest.approx(21 / 43)
+
+
 def test_a_gradual_change_of_light_is_not_a_new_place_but_a_place_unseen_for_long_is() -> None:
     colours = ColourMemory(horizon=10, sudden=0.45, novel=0.3)
     room = _room(3).astype(np.int16)
