@@ -246,6 +246,23 @@ def test_a_change_right_after_a_change_is_found_too(
         assert clf.history.changes > changes
 
 
+def test_a_change_during_an_open_question_gets_a_question_of_its_own(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    # Carving ice looped 10 s opens a question of its own (a pose change in the loop); reading
+    # book then comes in a place of similar colours (no cut found). The open question mixed
+    # 30 frames of ice with the book's and was sure of nothing until it was dropped: the
+    # book showed after 10 s, where a reset shows it at once.
+    clf = _auto(a0_model, kinetics_labels)
+    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 10))
+    assert clf.history._question is not None  # the premise: a question is open at the change
+    forks, changes = clf.history.forks, clf.history.changes
+    shown = _shown(clf, kinetics_labels, _looped(frames["reading_book"], 30))
+    settled = _settled_at(shown, "reading book")
+    assert settled is not None and settled <= 3.0, shown[::5]
+    assert clf.history.forks == forks and clf.history.changes == changes + 1
+
+
 def test_at_another_place_the_stream_starts_afresh_on_that_very_frame(
     a0_model: Path, kinetics_labels: Labels, frames: dict
 ) -> None:

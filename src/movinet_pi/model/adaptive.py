@@ -35,7 +35,8 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   before them, ``same_place_s`` in a row, the memory restarts from those frames
   (their features' sums: no replay). A pose, a passer-by or a glitch disagrees
   for a moment; a new action goes on disagreeing. A question still open after
-  ``question_s`` (the length of a Kinetics clip) is dropped.
+  ``question_s`` (the length of a Kinetics clip) is dropped; new features while one is
+  open (and not disagreeing) start a question of their own at that change.
 
 Both look 30 s back and forget nothing at a change, so a loop, a cut back to an
 earlier shot or a return to an earlier place is not news. Without a head to
@@ -237,11 +238,12 @@ class AdaptiveHistory(ExponentialHistory):
         self._advance({self._head: features})
         self._since_change += 1
         novelty = self.detector.add(features)
+        novel = novelty is not None and novelty > self.settings.features_novel
         if self._fork is not None:
             self._follow_fork(features)
-        elif self._question is not None:
+        elif self._question is not None and not (novel and self._asks_again()):
             self._follow_question(features)
-        elif novelty is not None and novelty > self.settings.features_novel:
+        elif novel:
             self._ask(features)
         self._remember(features)
 
@@ -363,6 +365,17 @@ class AdaptiveHistory(ExponentialHistory):
             added=np.sum([self._addend(f) for f in frames], axis=0),
             frames=len(frames),
         )
+
+    def _asks_again(self) -> bool:
+        """Whether new features during an open question are a change of their own: the
+        question's first frames are already among those compared with, and its answer is
+        not disagreeing. A new question then starts at that change: the frames of the first
+        would mix two scenes, and its answer be sure of neither (a change from one action
+        to another right after a pose change in the first)."""
+        q = self._question
+        assert q is not None
+        back = self.detector.new_frames() - 1
+        return q.disagreeing == 0 and q.frames - back >= 2 * self._settle
 
     def _follow_question(self, features: np.ndarray) -> None:
         q = self._question
