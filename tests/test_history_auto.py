@@ -125,8 +125,10 @@ def _looped(clip: list[np.ndarray], seconds: float) -> list[np.ndarray]:
     return list(itertools.islice(itertools.cycle(clip), int(seconds * FPS)))
 
 
-def _shown(clf: StreamingClassifier, labels: Labels, clip: list[np.ndarray]) -> list[str]:
-    shown = ShownList(labels, 3, 0.1, logit_step=clf.logit_step)
+def _shown(clf: StreamingClassifier, labels: Labels, clip: list[np.ndarray],
+           shown: ShownList | None = None) -> list[str]:
+    """The top label shown at each step (``shown``: a list that goes on, as the app's)."""
+    shown = shown or ShownList(labels, 3, 0.1, logit_step=clf.logit_step)
     out = []
     for rgb in clip:
         top = shown.update(clf.step(rgb))
@@ -254,10 +256,11 @@ def test_a_change_during_an_open_question_gets_a_question_of_its_own(
     # 30 frames of ice with the book's and was sure of nothing until it was dropped: the
     # book showed after 10 s, where a reset shows it at once.
     clf = _auto(a0_model, kinetics_labels)
-    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 10))
+    app = ShownList(kinetics_labels, 3, 0.1, logit_step=clf.logit_step)
+    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 10), app)
     assert clf.history._question is not None  # the premise: a question is open at the change
     forks, changes = clf.history.forks, clf.history.changes
-    shown = _shown(clf, kinetics_labels, _looped(frames["reading_book"], 30))
+    shown = _shown(clf, kinetics_labels, _looped(frames["reading_book"], 30), app)
     settled = _settled_at(shown, "reading book")
     assert settled is not None and settled <= 3.0, shown[::5]
     assert clf.history.forks == forks and clf.history.changes == changes + 1

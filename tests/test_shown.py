@@ -80,3 +80,11 @@ def test_a_top_label_that_left_the_list_is_not_held() -> None:
     assert [p.label for p in shown.update(_probs(c1=0.19, c2=0.21))] == []  # c2 under enter
     shown.update(_probs(c1=0.5))
     assert [p.label for p in shown.update(_probs(c1=0.15, c2=0.35))] == ["c2"]
+
+
+def test_the_hold_works_with_a_list_of_one() -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    shown = ShownList(labels, k=1, enter=0.1, logit_step=0.19)
+    shown.update(_probs(c1=0.40, c2=0.30))
+    assert [p.label for p in shown.update(_probs(c1=0.30, c2=0.36))] == ["c1"]  # one step
+    assert [p.label for p in shown.update(_probs(c1=0.30, c2=0.45))] == ["c2"]  # two steps

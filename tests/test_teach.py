@@ -13,6 +13,7 @@ from conftest import require_shared
 
 from movinet_pi import MovinetPiError
 from movinet_pi.cli import main
+from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.runtime import load_interpreter
 from movinet_pi.model.signature import read_signature
 from movinet_pi.model.taught import (
@@ -128,6 +129,11 @@ def test_a_run_shows_the_taught_labels(taught: Path, tmp_path: Path,
     labels = {p["label"] for line in lines for p in line["top"]}
     assert labels and labels <= {"carving ice", "arm wrestling", "squat"}
     assert lines[-1]["top"][0]["label"] == "squat"
+
+
+def test_a_taught_heads_answer_has_no_grid_to_hold_on(taught: Path) -> None:
+    # its scores are floats of its own: the shown list keeps only exact ties
+    assert StreamingClassifier.from_file(taught, threads=1).logit_step == 0.0
 
 
 def test_a_changed_base_is_refused(taught: Path, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ class ShownList:
 
     A label enters the list when its probability reaches ``enter`` and stays
     until it falls below ``leave`` (< ``enter``); the list holds at most ``k``,
-    the most probable first. An empty list is the "no action" state. Events
+    the most probable first (but for the hold below). An empty list is the "no action" state. Events
     (``--events``, MQTT, clips) start and end with this list, so the hysteresis
     here is what keeps them from flapping.
 
@@ -89,9 +89,8 @@ class ShownList:
         # Equal probabilities keep the order shown: the int8 model's logits lie on a
         # grid, so ties are common, and one must not swap the top label.
         before = {i: rank for rank, i in enumerate(self._shown)}
-        ranked = sorted(staying | entering,
-                        key=lambda i: (-probs[i], before.get(i, k), i))[:k]
-        self._shown = ranked = self._keep_top(ranked, probs)
+        ranked = sorted(staying | entering, key=lambda i: (-probs[i], before.get(i, k), i))
+        self._shown = ranked = self._keep_top(ranked, probs)[:k]
         return [Prediction(self.labels[i], float(probs[i]), i) for i in ranked]
 
     def _keep_top(self, ranked: list[int], probs: np.ndarray) -> list[int]:

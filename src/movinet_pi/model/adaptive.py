@@ -35,8 +35,9 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   before them, ``same_place_s`` in a row, the memory restarts from those frames
   (their features' sums: no replay). A pose, a passer-by or a glitch disagrees
   for a moment; a new action goes on disagreeing. A question still open after
-  ``question_s`` (the length of a Kinetics clip) is dropped; new features while one is
-  open (and not disagreeing) start a question of their own at that change.
+  ``question_s`` (the length of a Kinetics clip) is dropped. New features while one is
+  open (not disagreeing, and ``2 * settle_s`` after its own start, so that its first
+  frames are among those compared with) start a question of their own at that change.
 
 Both look 30 s back and forget nothing at a change, so a loop, a cut back to an
 earlier shot or a return to an earlier place is not news. Without a head to
@@ -241,15 +242,17 @@ class AdaptiveHistory(ExponentialHistory):
         novel = novelty is not None and novelty > self.settings.features_novel
         if self._fork is not None:
             self._follow_fork(features)
-        elif self._question is not None and not (novel and self._asks_again()):
-            self._follow_question(features)
+        elif self._question is not None:
+            if not (novel and self._asks_again() and self._ask(features)):
+                self._follow_question(features)
         elif novel:
             self._ask(features)
         self._remember(features)
 
     def _remember(self, features: np.ndarray) -> None:
-        """Keep the last few steps' shown means and features (a question may start a few
-        frames back, where the features put the change)."""
+        """Keep the last few steps as read: the mean shown instead of the pool's if any, the
+        head pool's sum and count, the features (a question may start a few frames back,
+        where the features put the change)."""
         shown = self.shown_mean
         slot = self.slots[self._head]
         self._recent.append(_Step(None if shown is None else shown.copy(), slot.buffer_out.copy(),
@@ -347,14 +350,15 @@ class AdaptiveHistory(ExponentialHistory):
 
     # -- the same place, another action ------------------------------------------------------
 
-    def _ask(self, features: np.ndarray) -> None:
-        """Start scoring the frames since the change the features found."""
+    def _ask(self, features: np.ndarray) -> bool:
+        """Start scoring the frames since the change the features found; False if it is
+        the change already found."""
         back = min(self.detector.new_frames() - 1, len(self._recent) - 1)
         # Right after a change the features are new against the old scene's until the
         # new scene's own first window is among those compared with: that is the change
         # already found, not another one.
         if back < 0 or self._since_change < back + 2 * self._settle:
-            return
+            return False
         assert self.score is not None
         before_mean = self._recent[-1 - back].shown_mean()
         frames = [step.feature_vector() for step in self._recent[len(self._recent) - back:]]
@@ -365,6 +369,7 @@ class AdaptiveHistory(ExponentialHistory):
             added=np.sum([self._addend(f) for f in frames], axis=0),
             frames=len(frames),
         )
+        return True
 
     def _asks_again(self) -> bool:
         """Whether new features during an open question are a change of their own: the

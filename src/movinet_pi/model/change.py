@@ -58,14 +58,19 @@ class ColourMemory:
     def histogram(self, picture: np.ndarray) -> np.ndarray:
         """The colour histogram of an HxWx3 uint8 picture, summing to 1 (a permutation of
         the channels' values, such as the int8 models' ``v ^ 0x80``, permutes its bins)."""
-        h, w = picture.shape[0] // self.step, picture.shape[1] // self.step
-        if self._small is None or self._small.shape[:2] != (h, w):
-            self._small = np.empty((h, w, 3), np.uint8)
-        # Every step-th pixel each way: a nearest-neighbour shrink by a whole factor picks
-        # exactly those, and costs a third of numpy's strided copy.
-        cv2.resize(picture, (w, h), dst=self._small, interpolation=cv2.INTER_NEAREST)
+        step = self.step
+        sampled = picture[::step, ::step]
+        if self._small is None or self._small.shape != sampled.shape:
+            self._small = np.empty(sampled.shape, np.uint8)
+        if picture.shape[0] % step or picture.shape[1] % step:
+            np.copyto(self._small, sampled)  # calcHist wants it contiguous
+        else:
+            # A nearest-neighbour shrink by a whole factor picks exactly every step-th
+            # pixel, for a third of the cost of numpy's strided copy of bytes.
+            cv2.resize(picture, sampled.shape[1::-1], dst=self._small,
+                       interpolation=cv2.INTER_NEAREST)
         hist = cv2.calcHist([self._small], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
-        return hist.reshape(-1) / float(h * w)
+        return hist.reshape(-1) / float(sampled.shape[0] * sampled.shape[1])
 
     def add(self, picture: np.ndarray) -> bool:
         """Take the next picture; True if it is from a new place."""
