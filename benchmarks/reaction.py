@@ -74,7 +74,7 @@ GRID: tuple[AutoSettings, ...] = (
     AutoSettings(),
     AutoSettings(agree=0.05), AutoSettings(agree=0.2),
     AutoSettings(novel=0.2), AutoSettings(novel=0.4),
-    AutoSettings(sudden=0.25), AutoSettings(sudden=0.45),
+    AutoSettings(sudden=0.35), AutoSettings(sudden=0.55),
     AutoSettings(same_place_s=1.0), AutoSettings(same_place_s=2.4),
 )
 

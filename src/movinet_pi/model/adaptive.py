@@ -75,7 +75,7 @@ class AutoSettings:
 
     long_s: float = 30.0  # the moving average; how far back the scene tests look
     settle_s: float = 0.6  # feature windows; a fresh stream's first frames
-    sudden: float = 0.35  # colour mass that must jump from the last picture
+    sudden: float = 0.45  # colour mass that must jump from the last picture
     novel: float = 0.3  # colour mass unlike every picture of the last long_s
     agree: float = 0.1  # below this agreement two answers name different actions
     sure: float = 0.5  # a same-place answer must be at least this sure of one action
