@@ -46,9 +46,9 @@ class ShownList:
 
     A label enters the list when its probability reaches ``enter`` and stays
     until it falls below ``leave`` (< ``enter``); the list holds at most ``k``,
-    the most probable first (but for the hold below). An empty list is the "no action" state. Events
-    (``--events``, MQTT, clips) start and end with this list, so the hysteresis
-    here is what keeps them from flapping.
+    the most probable first (but for the hold below). An empty list is the "no
+    action" state. Events (``--events``, MQTT, clips) start and end with this list,
+    so the hysteresis here is what keeps them from flapping.
 
     The label on top keeps its place until another leads it by two steps of the
     model's answer (``logit_step``, the grid an int8 model's logits lie on:

@@ -203,8 +203,7 @@ class AdaptiveHistory(ExponentialHistory):
         if fork is not None:  # a cut while one is undecided: that one is part of the old
             old = [(a + b, m + n) for (a, m), (b, n) in zip(old, fork.old)]
         total, frames = old[self._head]
-        shown = (self._recent[-1].shown_mean() if self._recent
-                 else total.reshape(-1) / max(1, frames))
+        shown = self._recent[-1].shown_mean() if self._recent else _mean(total, frames)
         assert self.score is not None
         self._fork = _Fork(old, self.score(shown).copy(), view=moved and not new_place)
         self._question = None
@@ -243,10 +242,11 @@ class AdaptiveHistory(ExponentialHistory):
         if self._fork is not None:
             self._follow_fork(features)
         elif self._question is not None:
-            if not (novel and self._asks_again() and self._ask(features)):
+            back = self.detector.new_frames() - 1 if novel else 0  # where the change is
+            if not (novel and self._asks_again(back) and self._ask(features, back)):
                 self._follow_question(features)
         elif novel:
-            self._ask(features)
+            self._ask(features, self.detector.new_frames() - 1)
         self._remember(features)
 
     def _remember(self, features: np.ndarray) -> None:
@@ -350,10 +350,11 @@ class AdaptiveHistory(ExponentialHistory):
 
     # -- the same place, another action ------------------------------------------------------
 
-    def _ask(self, features: np.ndarray) -> bool:
-        """Start scoring the frames since the change the features found; False if it is
-        the change already found."""
-        back = min(self.detector.new_frames() - 1, len(self._recent) - 1)
+    def _ask(self, features: np.ndarray, back: int) -> bool:
+        """Start scoring the frames since the change the features found, ``back`` frames
+        before this one (:meth:`NoveltyDetector.new_frames` - 1); False if it is the change
+        already found."""
+        back = min(back, len(self._recent) - 1)
         # Right after a change the features are new against the old scene's until the
         # new scene's own first window is among those compared with: that is the change
         # already found, not another one.
@@ -371,7 +372,7 @@ class AdaptiveHistory(ExponentialHistory):
         )
         return True
 
-    def _asks_again(self) -> bool:
+    def _asks_again(self, back: int) -> bool:
         """Whether new features during an open question are a change of their own: the
         question's first frames are already among those compared with, and its answer is
         not disagreeing. A new question then starts at that change: the frames of the first
@@ -379,7 +380,6 @@ class AdaptiveHistory(ExponentialHistory):
         to another right after a pose change in the first)."""
         q = self._question
         assert q is not None
-        back = self.detector.new_frames() - 1
         return q.disagreeing == 0 and q.frames - back >= 2 * self._settle
 
     def _follow_question(self, features: np.ndarray) -> None:
