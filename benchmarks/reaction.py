@@ -6,6 +6,9 @@ the stream's own 5 fps clock, headless and as fast as the model runs:
 
 * accuracy: each clip once from a fresh stream; its top-1 and the score of its label,
   against ``--history inf`` (the plain model) on the same frames;
+* first-pass steadiness: on that pass, how often the shown top-1 changes; no more than the
+  plain model's on the same frames (a clip of many shots must not fork at its own cuts and
+  name other actions on its way);
 * flicker: each clip looped ``--flicker-minutes``; changes of the shown top-1 after its
   settle time + 2 s. A clip the plain model holds steady for its first 60 s must show 0;
   the others no more than the plain model or a 10 s window, whichever is lower;
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import multiprocessing
 import statistics
 import sys
@@ -130,6 +134,7 @@ class Stream:
         self.shown = ShownList(labels, 3, 0.1, logit_step=self.clf.logit_step)
         self.box = AutoBox(self.clf, FPS) if roi else None
         self.step_ms: list[float] = []
+        self.probs = np.zeros(len(labels), np.float32)
 
     def reset(self) -> None:
         self.clf.reset()
@@ -141,9 +146,9 @@ class Stream:
         if self.box:
             rgb = self.box(rgb)
         started = time.perf_counter()
-        probs = self.clf.step(rgb)
+        self.probs = self.clf.step(rgb)
         self.step_ms.append((time.perf_counter() - started) * 1000.0)
-        return probs
+        return self.probs
 
     def run(self, frames: Iterable[np.ndarray]) -> list[int]:
         out = []
@@ -167,6 +172,11 @@ def looped(clip: Clip, steps: int, start: int = 0) -> Iterator[np.ndarray]:
     return (clip.frames[(start + i) % len(clip.frames)] for i in range(steps))
 
 
+def changes(shown: list[int]) -> int:
+    """How often the shown top-1 changes."""
+    return sum(x != y for x, y in zip(shown, shown[1:]))
+
+
 def settled_at(shown: list[int], label: int) -> float | None:
     """Seconds until ``label`` is on top and stays to the end; None if it never does."""
     last_wrong = max((i for i, s in enumerate(shown) if s != label), default=-1)
@@ -180,6 +190,7 @@ class Outcome:
     """What one policy did on every item of a protocol."""
 
     single: dict[str, tuple[int, float]] = field(default_factory=dict)
+    first_pass: dict[str, int] = field(default_factory=dict)  # shown top-1 changes
     flicker: dict[str, int] = field(default_factory=dict)
     held_60s: dict[str, bool] = field(default_factory=dict)
     pairs: dict[tuple[str, str, float], float | None] = field(default_factory=dict)
@@ -189,7 +200,7 @@ class Outcome:
     change_ms: list[float] = field(default_factory=list)
 
     def merge(self, other: Outcome) -> None:
-        for name in ("single", "flicker", "held_60s", "pairs", "triples"):
+        for name in ("single", "first_pass", "flicker", "held_60s", "pairs", "triples"):
             getattr(self, name).update(getattr(other, name))
         self.step_ms += other.step_ms
         self.change_ms += other.change_ms
@@ -215,13 +226,13 @@ def _measure_a(args: tuple[Policy, Protocol, str]) -> Outcome:
     stream = Stream(_WORKER["model"], _WORKER["labels"], policy, _WORKER["roi"])
     out = Outcome()
     stream.reset()
-    for rgb in a.frames:
-        probs = stream.step(rgb)
-    out.single[a.name] = (int(probs.argmax()), float(probs[_index(a)]))
+    shown = stream.run(a.frames)
+    out.single[a.name] = (int(stream.probs.argmax()), float(stream.probs[_index(a)]))
+    out.first_pass[a.name] = changes(shown)
     stream.reset()
     shown = stream.run(looped(a, int(protocol.flicker_minutes * 60 * FPS)))
     steady = shown[int((a.settle_s + 2) * FPS):]
-    out.flicker[a.name] = sum(x != y for x, y in zip(steady, steady[1:]))
+    out.flicker[a.name] = changes(steady)
     out.held_60s[a.name] = len(set(steady[: 60 * FPS])) <= 1
     stream.reset()
     done, saved = 0, {}
@@ -293,6 +304,7 @@ class Figures:
     worst_drop: float = 0.0
     made_wrong: int = 0  # clips the plain model gets right and this does not
     unsteady: list[str] = field(default_factory=list)  # held by the plain model, flicker > 0
+    restless: list[str] = field(default_factory=list)  # a first pass changing more than plain
     over_limit: list[str] = field(default_factory=list)  # others, over min(plain, 10 s)
     reaction: dict[float, list[float | None]] = field(default_factory=dict)  # excess, by A
     apart: dict[float, list[float | None]] = field(default_factory=dict)
@@ -312,7 +324,7 @@ class Figures:
         pairs = self.pairs() + self.triples
         share = self.within(pairs) / max(1, len(pairs))
         return (self.clips - self.kept + self.made_wrong + len(self.unsteady)
-                + len(self.over_limit), -share, self.over(pairs))
+                + len(self.over_limit) + len(self.restless), -share, self.over(pairs))
 
 
 def figures(run: Outcome, plain: Outcome, window: Outcome, orc: Oracle, labels: Any,
@@ -330,6 +342,8 @@ def figures(run: Outcome, plain: Outcome, window: Outcome, orc: Oracle, labels: 
         f.worst_drop = max(f.worst_drop, drop)
         f.kept += top == plain_top and drop <= GOAL_SCORE_DROP
         f.made_wrong += plain_top == right and top != right
+        if run.first_pass[name] > plain.first_pass[name]:
+            f.restless.append(name)
         if plain.held_60s.get(name):
             if run.flicker[name]:
                 f.unsteady.append(name)
@@ -357,6 +371,7 @@ def out_of_fold(outcomes: dict[Policy, Outcome], chosen: dict[int, Policy],
         run = outcomes[policy]
         mine = {n for n, f in fold_of.items() if f == fold}
         out.single.update({k: v for k, v in run.single.items() if k in mine})
+        out.first_pass.update({k: v for k, v in run.first_pass.items() if k in mine})
         out.flicker.update({k: v for k, v in run.flicker.items() if k in mine})
         out.held_60s.update({k: v for k, v in run.held_60s.items() if k in mine})
         out.pairs.update({k: v for k, v in run.pairs.items() if k[1] in mine})
@@ -369,6 +384,17 @@ def out_of_fold(outcomes: dict[Policy, Outcome], chosen: dict[int, Policy],
 
 
 # --- the report ------------------------------------------------------------------------------
+
+def dump(path: Path, runs: dict[str, Outcome], orc: Oracle) -> None:
+    """Every item's outcome, for tracing the failures after a long run."""
+    def keyed(d: dict) -> dict:
+        return {" ".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in d.items()}
+    path.write_text(json.dumps({
+        "oracle": vars(orc),
+        "runs": {name: {k: keyed(getattr(o, k)) for k in
+                        ("single", "first_pass", "flicker", "held_60s", "pairs", "triples")}
+                 for name, o in runs.items()}}, indent=1))
+
 
 def cell(values: list[float | None]) -> str:
     if not values:
@@ -394,10 +420,12 @@ def report(rows: list[tuple[str, Figures]], lengths: tuple[float, ...]) -> None:
               + f" | {cell(f.triples)} |")
     print("\nAccuracy (one pass) and flicker (loops):\n")
     print("| --history | top-1 kept, score within 0.02 | made wrong | worst drop "
-          "| held clips that flicker | others over the limit |")
-    print("|---|---|---|---|---|---|")
+          "| first passes changing more than inf | held clips that flicker "
+          "| others over the limit |")
+    print("|---|---|---|---|---|---|---|")
     for name, f in rows:
         print(f"| {name} | {f.kept}/{f.clips} | {f.made_wrong} | {f.worst_drop:+.3f} | "
+              f"{', '.join(f.restless) or 'none'} | "
               f"{', '.join(f.unsteady) or 'none'} | {', '.join(f.over_limit) or 'none'} |")
     apart = rows[0][1].apart
     if apart:
@@ -436,7 +464,8 @@ def summary(name: str, f: Figures) -> str:
             f"(goal 0); three-action changes within {GOAL_EXCESS_S:g} s "
             f"{f.within(f.triples)}/{len(f.triples)}, over {WORST_EXCESS_S:g} s "
             f"{f.over(f.triples)}; one pass kept {f.kept}/{f.clips} (worst drop "
-            f"{f.worst_drop:+.3f}, made wrong {f.made_wrong}); held clips that flicker "
+            f"{f.worst_drop:+.3f}, made wrong {f.made_wrong}); first passes changing more "
+            f"than inf {len(f.restless)}; held clips that flicker "
             f"{len(f.unsteady)}, others over the limit {len(f.over_limit)}")
 
 
@@ -453,6 +482,8 @@ def main() -> None:
     ap.add_argument("--roi", choices=("auto",), default=None,
                     help="each stream (the oracle's too) reads its own --roi auto box "
                          "(default: the whole picture)")
+    ap.add_argument("--dump", type=Path, default=None,
+                    help="also write every item's outcome, per setting, to this JSON file")
     args = ap.parse_args()
     roi = args.roi == "auto"
     seen = " with --roi auto" if roi else ""
@@ -509,6 +540,9 @@ def main() -> None:
     if chosen:
         rows.append((f"auto, out-of-fold{seen}", figs(out_of_fold(whole, chosen, fold_of))))
     rows += [(f"inf (as exported){seen}", figs(plain)), (f"10 (a 10 s window){seen}", figs(window))]
+    if args.dump:
+        dump(args.dump, {describe(p): o for p, o in whole.items()}
+             | {"inf": plain, "10": window}, orc)
     report(rows, protocol.lengths)
     per_clip([("auto", whole[default]), ("inf", plain), ("10", window)], clips, labels)
     print("\n" + step_times(whole[default]))
