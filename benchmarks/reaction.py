@@ -483,8 +483,11 @@ def main() -> None:
                     help="each stream (the oracle's too) reads its own --roi auto box "
                          "(default: the whole picture)")
     ap.add_argument("--dump", type=Path, default=None,
-                    help="also write every item's outcome, per setting, to this JSON file")
+                    help="also write every item's outcome to this JSON file (the whole "
+                         "protocol's settings: the defaults, those the folds chose, inf, 10)")
     args = ap.parse_args()
+    if args.dump and not args.dump.parent.is_dir():
+        ap.error(f"--dump: no folder {args.dump.parent}")
     roi = args.roi == "auto"
     seen = " with --roi auto" if roi else ""
     model = SHARED / "models" / "movinet_a0_stream_int8.tflite"
@@ -540,15 +543,15 @@ def main() -> None:
     if chosen:
         rows.append((f"auto, out-of-fold{seen}", figs(out_of_fold(whole, chosen, fold_of))))
     rows += [(f"inf (as exported){seen}", figs(plain)), (f"10 (a 10 s window){seen}", figs(window))]
-    if args.dump:
-        dump(args.dump, {describe(p): o for p, o in whole.items()}
-             | {"inf": plain, "10": window}, orc)
     report(rows, protocol.lengths)
     per_clip([("auto", whole[default]), ("inf", plain), ("10", window)], clips, labels)
     print("\n" + step_times(whole[default]))
     print()
     for name, f in rows:
         print(summary(name, f))
+    if args.dump:
+        dump(args.dump, {describe(p): o for p, o in whole.items()}
+             | {"inf": plain, "10": window}, orc)
     print(f"[{time.perf_counter() - started:.0f} s]")
 
 

@@ -10,7 +10,6 @@ at the change would show it plus a second.
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +67,20 @@ def test_the_colour_histogram_counts_every_fourth_pixel_each_way() -> None:
     red, green = 7 * 64, 7 * 8  # bins of (r, g, b) at 8 levels a channel
     assert hist.sum() == pytest.approx(1.0)
     assert hist[green] == pytest.approx(22 / 43) and hist[red] == pytest.approx(21 / 43)
+
+
+@pytest.mark.parametrize("shape", [(172, 172), (224, 224), (170, 174), (173, 171)])
+def test_the_colour_histogram_is_the_same_whether_the_sides_divide_by_four_or_not(
+    shape: tuple[int, int]
+) -> None:
+    # Sides that divide by the step take a nearest-neighbour shrink, the others a strided
+    # copy: both must count exactly every fourth pixel each way.
+    picture = np.random.default_rng(7).integers(0, 256, (*shape, 3), np.uint8)
+    sampled = np.ascontiguousarray(picture[::4, ::4])
+    expected = np.histogramdd(sampled.reshape(-1, 3) // 32, bins=[np.arange(9)] * 3)[0]
+    hist = ColourMemory(horizon=5, sudden=0.45, novel=0.3).histogram(picture)
+    np.testing.assert_allclose(hist, expected.reshape(-1) / sampled.shape[0] / sampled.shape[1],
+                               rtol=1e-6)
 
 
 def test_a_gradual_change_of_light_is_not_a_new_place_but_a_place_unseen_for_long_is() -> None:
@@ -206,14 +219,31 @@ def test_a_near_tie_of_two_actions_does_not_swap_the_top_label_on_every_wobble(
     # goal: no more than either of them, on the same runtime.
     clip = list(sampled_rgb_frames(require_shared("videos", "playing_tennis.mp4")))
 
-    def swaps(history: HistoryPolicy) -> int:
+    runtime = ""
+
+    def answers(history: HistoryPolicy) -> tuple[list[np.ndarray], float]:
+        nonlocal runtime
         clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1, history=history)
-        shown = _shown(clf, kinetics_labels, _looped(clip, 120))
+        runtime = clf.runtime_name
+        return [clf.step(rgb).copy() for rgb in _looped(clip, 120)], clf.logit_step
+
+    def swaps(probs: list[np.ndarray], logit_step: float) -> int:
+        app = ShownList(kinetics_labels, 3, 0.1, logit_step=logit_step)
+        shown = [top[0].label if (top := app.update(p)) else "none" for p in probs]
         steady = shown[int(2.2 * FPS):]  # its settle time and 2 s, as the benchmark counts
         return sum(x != y for x, y in zip(steady, steady[1:]))
 
-    auto = swaps(AdaptiveHistory(FPS))
-    assert auto <= min(swaps(PlainHistory()), swaps(ExponentialHistory(10 * FPS)))
+    auto, step = answers(AdaptiveHistory(FPS))
+    held = swaps(auto, step)
+    assert held <= min(swaps(*answers(PlainHistory())),
+                       swaps(*answers(ExponentialHistory(10 * FPS))))
+    # and the hold is what does it: the same answers in a list without it swap as often or
+    # more; on ai-edge-litert, whose answers the near tie was found in, 8 times against 2
+    # (under tflite-runtime 2.14 the two wrong actions do not tie there: 4 either way)
+    unheld = swaps(auto, 0.0)
+    assert step > 0 and unheld >= held
+    if runtime == "ai-edge-litert":
+        assert unheld > held
 
 
 @pytest.mark.parametrize(("a", "b"), [("carving_ice", "arm_wrestling"),
@@ -256,9 +286,6 @@ def test_a_change_right_after_a_change_is_found_too(
         assert clf.history.changes > changes
 
 
-@pytest.mark.skipif(os.environ.get("MOVINET_PI_RUNTIME") == "tflite-runtime",
-                    reason="a trace of ai-edge-litert's answers: under tflite-runtime 2.14 the "
-                    "book shows after 4.8 s without the rule and 7.8 s with it")
 def test_a_change_during_an_open_question_gets_a_question_of_its_own(
     a0_model: Path, kinetics_labels: Labels, frames: dict
 ) -> None:
@@ -269,6 +296,9 @@ def test_a_change_during_an_open_question_gets_a_question_of_its_own(
     # it at once.
     clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1, history=(
         AdaptiveHistory(FPS, AutoSettings(sudden=1.01))))  # no colour jump is that big
+    if clf.runtime_name != "ai-edge-litert":  # whichever runtime was found, not asked for
+        pytest.skip("a trace of ai-edge-litert's answers: under tflite-runtime 2.14 the book "
+                    "shows after 4.8 s without the rule and 7.8 s with it")
     app = ShownList(kinetics_labels, 3, 0.1, logit_step=clf.logit_step)
     _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 10), app)
     assert clf.history._question is not None  # the premise: a question is open at the change

@@ -39,6 +39,7 @@ def test_out_of_fold_takes_each_folds_items_from_the_setting_chosen_without_it(
         out = reaction.Outcome()
         for clip in ("a", "b", "c", "d"):
             out.single[clip] = (0, tag)
+            out.first_pass[clip] = int(tag)
             out.flicker[clip] = int(tag)
             out.held_60s[clip] = True
         for a, b in (("a", "b"), ("b", "a"), ("c", "d"), ("d", "a")):
@@ -52,6 +53,7 @@ def test_out_of_fold_takes_each_folds_items_from_the_setting_chosen_without_it(
     got = reaction.out_of_fold(runs, {0: "one", 1: "two"}, fold_of)
     assert {k: v[1] for k, v in got.single.items()} == {"a": 1.0, "b": 1.0, "c": 2.0, "d": 2.0}
     assert got.flicker == {"a": 1, "b": 1, "c": 2, "d": 2}
+    assert got.first_pass == {"a": 1, "b": 1, "c": 2, "d": 2}
     # a pair belongs to the fold of its B, the clip whose reaction it times
     assert got.pairs == {("a", "b", 60.0): 1.0, ("b", "a", 60.0): 1.0,
                          ("c", "d", 60.0): 2.0, ("d", "a", 60.0): 1.0}
@@ -65,3 +67,33 @@ def test_the_objective_puts_accuracy_and_steadiness_before_speed(reaction) -> No
     assert slow_but_right.objective() < fast_but_wrong.objective()
     faster = reaction.Figures(kept=4, clips=4, reaction={60.0: [0.0] * 9 + [None]})
     assert faster.objective() < slow_but_right.objective()
+
+
+def test_a_first_pass_changing_its_label_more_often_than_the_plain_models_is_restless(
+        reaction) -> None:  # type: ignore[no-untyped-def]
+    # Cartwheeling at sudden=0.35: its first pass forked at its own cuts and named three other
+    # actions on the way (6 changes of the shown top-1, the plain model 4); loops did not see it.
+    labels = type("Labels", (), {"names": ["cartwheeling", "tiptoeing"]})()
+    clips = {n: reaction.Clip(n, "cartwheeling", 8.0, []) for n in ("fork", "calm", "same")}
+
+    def outcome(first_pass: dict[str, int]) -> object:
+        out = reaction.Outcome()
+        for name in clips:
+            out.single[name], out.flicker[name], out.held_60s[name] = (0, 0.9), 0, True
+        out.first_pass.update(first_pass)
+        return out
+
+    plain = outcome({"fork": 4, "calm": 4, "same": 4})
+    run = outcome({"fork": 6, "calm": 3, "same": 4})
+    orc = reaction.Oracle({}, {}, {})
+    names = set(clips)
+    f = reaction.figures(run, plain, plain, orc, labels, clips, names, names, names)
+    assert f.restless == ["fork"]
+    steady = reaction.figures(plain, plain, plain, orc, labels, clips, names, names, names)
+    assert steady.restless == []
+    # and it weighs with accuracy and steadiness, before any reaction time
+    assert steady.objective() < f.objective()
+    quick_but_restless = reaction.Figures(kept=4, clips=4, restless=["fork"],
+                                          reaction={60.0: [0.0] * 10})
+    slow = reaction.Figures(kept=4, clips=4, reaction={60.0: [2.0] * 10})
+    assert slow.objective() < quick_but_restless.objective()
