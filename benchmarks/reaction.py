@@ -16,7 +16,8 @@ the stream's own 5 fps clock, headless and as fast as the model runs:
   B's label is shown on top and stays to the end, minus the same for B alone from a fresh
   stream (the *oracle*: a reset exactly at the change). Every ordered pair of clips with
   different labels. Pairs whose B the plain model does not hold for its own last 10 s are
-  reported apart. Three-action runs: A (60 s) -> B (5 s) -> C (30 s), both changes count;
+  reported apart. Three-action runs: A (60 s) -> B (5 s) -> C (30 s), both changes count
+  (the change to B once for each A -> B, though a run is made for every third C);
 * step time: the wall clock of each model step of ``--history auto``, and its worst in the
   2 s after a change (no replay: a change costs no step of its own).
 
@@ -38,18 +39,18 @@ defaults, on every clip). The grid is chosen on a shorter protocol (A of 10 and 
     python benchmarks/reaction.py --quick            # the short protocol, the defaults only
     python benchmarks/reaction.py --quick --roi auto # the same, each stream with its own box
     python benchmarks/reaction.py --videos DIR --defaults-only   # the defaults on other clips
+    python benchmarks/reaction.py --dump run.json    # also every item's outcome, to trace
+    python benchmarks/reaction.py --from-dump run.json   # that run's report again, no measuring
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import multiprocessing
-import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
 
@@ -59,6 +60,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT / "tests"))
+from reaction_figures import (  # noqa: E402
+    FPS,
+    Clip,
+    Oracle,
+    Outcome,
+    Run,
+    changes,
+    dump,
+    figures,
+    load,
+    print_report,
+    settled_at,
+    step_times,
+)
 from reaction_roi import AutoBox, shrunk  # noqa: E402
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
@@ -67,10 +82,7 @@ from movinet_pi.model.adaptive import AdaptiveHistory, AutoSettings, history_pol
 from movinet_pi.model.classifier import StreamingClassifier  # noqa: E402
 from movinet_pi.model.labels import load_labels  # noqa: E402
 
-FPS = 5
 B_SECONDS = 30
-GOAL_EXCESS_S, WORST_EXCESS_S, GOAL_SHARE = 1.0, 3.0, 0.95
-GOAL_SCORE_DROP = 0.02
 Policy = Union[str, AutoSettings]  # "inf", seconds, or the settings of auto
 
 #: the settings cross-validated: the defaults, and each one moved either way
@@ -94,24 +106,23 @@ SHORT = Protocol((10.0, 60.0), 2.0, False)
 WHOLE = Protocol((5.0, 10.0, 60.0, 300.0, 1800.0), 10.0, True)
 
 
-@dataclass
-class Clip:
-    name: str
-    label: str
-    settle_s: float
-    frames: list[np.ndarray]
-
 
 def load_clips(folder: Path, size: tuple[int, int] = (172, 172), roi: bool = False
                ) -> list[Clip]:
     """Each clip of ``folder``'s MANIFEST.tsv at 5 fps, resized as the classifier resizes
     it (INTER_AREA), so that steps only copy; with ``roi``, at most 640 pixels wide (for
     the box to be cut from)."""
-    rows = csv.DictReader((folder / "MANIFEST.tsv").open(), delimiter="\t")
-    return [Clip(row["file"].rsplit(".", 1)[0], row["label"], float(row["settle_s"]),
-                 [shrunk(rgb) if roi else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-                  for rgb in sampled_rgb_frames(folder / row["file"], FPS)])
-            for row in rows]
+    for clip in (clips := manifest(folder)):
+        clip.frames = [shrunk(rgb) if roi else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                       for rgb in sampled_rgb_frames(folder / clip.file, FPS)]
+    return clips
+
+
+def manifest(folder: Path) -> list[Clip]:
+    """The clips of ``folder``'s MANIFEST.tsv, no frames read yet."""
+    with (folder / "MANIFEST.tsv").open() as f:
+        return [Clip(row["file"].rsplit(".", 1)[0], row["label"], float(row["settle_s"]), [],
+                     row["file"]) for row in csv.DictReader(f, delimiter="\t")]
 
 
 def describe(policy: Policy) -> str:
@@ -172,38 +183,8 @@ def looped(clip: Clip, steps: int, start: int = 0) -> Iterator[np.ndarray]:
     return (clip.frames[(start + i) % len(clip.frames)] for i in range(steps))
 
 
-def changes(shown: list[int]) -> int:
-    """How often the shown top-1 changes."""
-    return sum(x != y for x, y in zip(shown, shown[1:]))
-
-
-def settled_at(shown: list[int], label: int) -> float | None:
-    """Seconds until ``label`` is on top and stays to the end; None if it never does."""
-    last_wrong = max((i for i, s in enumerate(shown) if s != label), default=-1)
-    return None if last_wrong == len(shown) - 1 else (last_wrong + 1) / FPS
-
-
 # --- the measurements, per item ---------------------------------------------------------------
 
-@dataclass
-class Outcome:
-    """What one policy did on every item of a protocol."""
-
-    single: dict[str, tuple[int, float]] = field(default_factory=dict)
-    first_pass: dict[str, int] = field(default_factory=dict)  # shown top-1 changes
-    flicker: dict[str, int] = field(default_factory=dict)
-    held_60s: dict[str, bool] = field(default_factory=dict)
-    pairs: dict[tuple[str, str, float], float | None] = field(default_factory=dict)
-    triples: dict[tuple[str, str, str], tuple[float | None, float | None]] = field(
-        default_factory=dict)
-    step_ms: list[float] = field(default_factory=list)
-    change_ms: list[float] = field(default_factory=list)
-
-    def merge(self, other: Outcome) -> None:
-        for name in ("single", "first_pass", "flicker", "held_60s", "pairs", "triples"):
-            getattr(self, name).update(getattr(other, name))
-        self.step_ms += other.step_ms
-        self.change_ms += other.change_ms
 
 
 _WORKER: dict[str, Any] = {}
@@ -270,16 +251,6 @@ def measure(pool: Any, policy: Policy, protocol: Protocol, names: list[str]) -> 
     return out
 
 
-@dataclass
-class Oracle:
-    """B alone from a fresh stream with the plain model: when it settles (30 s and 5 s),
-    and whether it holds B for its own last 10 s."""
-
-    settles: dict[str, float | None]
-    settles_5s: dict[str, float | None]
-    holds: dict[str, bool]
-
-
 def _oracle_of(name: str) -> tuple[float | None, float | None, bool]:
     clip = _WORKER["clips"][name]
     stream = Stream(_WORKER["model"], _WORKER["labels"], "inf", _WORKER["roi"])
@@ -294,179 +265,6 @@ def oracle(pool: Any, names: list[str]) -> Oracle:
     return Oracle({n: v[0] for n, v in found.items()}, {n: v[1] for n, v in found.items()},
                   {n: v[2] for n, v in found.items()})
 
-
-# --- the goals' figures, for a set of clips ------------------------------------------------
-
-@dataclass
-class Figures:
-    kept: int = 0  # clips keeping the plain model's top-1 within the score drop
-    clips: int = 0
-    worst_drop: float = 0.0
-    made_wrong: int = 0  # clips the plain model gets right and this does not
-    unsteady: list[str] = field(default_factory=list)  # held by the plain model, flicker > 0
-    restless: list[str] = field(default_factory=list)  # a first pass changing more than plain
-    over_limit: list[str] = field(default_factory=list)  # others, over min(plain, 10 s)
-    reaction: dict[float, list[float | None]] = field(default_factory=dict)  # excess, by A
-    apart: dict[float, list[float | None]] = field(default_factory=dict)
-    triples: list[float | None] = field(default_factory=list)
-
-    def pairs(self) -> list[float | None]:
-        return [x for v in self.reaction.values() for x in v]
-
-    def within(self, values: list[float | None]) -> int:
-        return sum(v is not None and v <= GOAL_EXCESS_S for v in values)
-
-    def over(self, values: list[float | None]) -> int:
-        return sum(v is None or v > WORST_EXCESS_S for v in values)
-
-    def objective(self) -> tuple:
-        """Accuracy and steadiness first, then reaction (smaller is better)."""
-        pairs = self.pairs() + self.triples
-        share = self.within(pairs) / max(1, len(pairs))
-        return (self.clips - self.kept + self.made_wrong + len(self.unsteady)
-                + len(self.over_limit) + len(self.restless), -share, self.over(pairs))
-
-
-def figures(run: Outcome, plain: Outcome, window: Outcome, orc: Oracle, labels: Any,
-            clips: dict[str, Clip], single: set[str], pair_b: set[str],
-            triple_bc: set[str]) -> Figures:
-    """The figures of ``run`` on the items of these clips: passes and loops of ``single``,
-    pairs whose B is in ``pair_b``, three-action runs whose B or C is in ``triple_bc``."""
-    f = Figures()
-    for name in sorted(single & run.single.keys()):
-        top, score = run.single[name]
-        plain_top, plain_score = plain.single[name]
-        right = labels.names.index(clips[name].label)
-        f.clips += 1
-        drop = plain_score - score
-        f.worst_drop = max(f.worst_drop, drop)
-        f.kept += top == plain_top and drop <= GOAL_SCORE_DROP
-        f.made_wrong += plain_top == right and top != right
-        if run.first_pass[name] > plain.first_pass[name]:
-            f.restless.append(name)
-        if plain.held_60s.get(name):
-            if run.flicker[name]:
-                f.unsteady.append(name)
-        elif run.flicker[name] > min(plain.flicker[name], window.flicker[name]):
-            f.over_limit.append(name)
-    for (_a, b, length), settled in run.pairs.items():
-        if b not in pair_b:
-            continue
-        base = orc.settles[b]
-        excess = None if settled is None else settled - (base or 0.0)
-        (f.reaction if orc.holds[b] else f.apart).setdefault(length, []).append(excess)
-    for (_a, b, c), (b_at, c_at) in run.triples.items():
-        if b in triple_bc and orc.settles_5s[b] is not None:
-            f.triples.append(None if b_at is None else b_at - orc.settles_5s[b])
-        if c in triple_bc and orc.holds[c]:
-            f.triples.append(None if c_at is None else c_at - (orc.settles[c] or 0.0))
-    return f
-
-
-def out_of_fold(outcomes: dict[Policy, Outcome], chosen: dict[int, Policy],
-                fold_of: dict[str, int]) -> Outcome:
-    """Each fold's items from the setting the other folds chose."""
-    out = Outcome()
-    for fold, policy in chosen.items():
-        run = outcomes[policy]
-        mine = {n for n, f in fold_of.items() if f == fold}
-        out.single.update({k: v for k, v in run.single.items() if k in mine})
-        out.first_pass.update({k: v for k, v in run.first_pass.items() if k in mine})
-        out.flicker.update({k: v for k, v in run.flicker.items() if k in mine})
-        out.held_60s.update({k: v for k, v in run.held_60s.items() if k in mine})
-        out.pairs.update({k: v for k, v in run.pairs.items() if k[1] in mine})
-    # a three-action run's change to B from B's fold's setting, its change to C from C's
-    for key in next(iter(outcomes.values())).triples:
-        b_at = outcomes[chosen[fold_of[key[1]]]].triples[key][0]
-        c_at = outcomes[chosen[fold_of[key[2]]]].triples[key][1]
-        out.triples[key] = (b_at, c_at)
-    return out
-
-
-# --- the report ------------------------------------------------------------------------------
-
-def dump(path: Path, runs: dict[str, Outcome], orc: Oracle) -> None:
-    """Every item's outcome, for tracing the failures after a long run."""
-    def keyed(d: dict) -> dict:
-        return {" ".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in d.items()}
-    path.write_text(json.dumps({
-        "oracle": vars(orc),
-        "runs": {name: {k: keyed(getattr(o, k)) for k in
-                        ("single", "first_pass", "flicker", "held_60s", "pairs", "triples")}
-                 for name, o in runs.items()}}, indent=1))
-
-
-def cell(values: list[float | None]) -> str:
-    if not values:
-        return "-"
-    finite = [v for v in values if v is not None]
-    never = len(values) - len(finite)
-    within = sum(v <= GOAL_EXCESS_S for v in finite)
-    over = sum(v > WORST_EXCESS_S for v in finite) + never
-    median = f"{statistics.median(finite):.1f}" if finite else "-"
-    worst = "never" if never else f"{max(finite):.1f}"
-    return f"{within}/{len(values)} ({100 * within / len(values):.0f} %), >3 s: {over}, " \
-           f"median {median}, worst {worst}"
-
-
-def report(rows: list[tuple[str, Figures]], lengths: tuple[float, ...]) -> None:
-    print("\nReaction: excess over a reset at the change; pairs within 1 s (share), over "
-          "3 s or never, median and worst seconds.\n")
-    print("| --history | " + " | ".join(f"A ran {x:g} s" for x in lengths)
-          + " | A 60 s -> B 5 s -> C 30 s |")
-    print("|---|" + "---|" * (len(lengths) + 1))
-    for name, f in rows:
-        print(f"| {name} | " + " | ".join(cell(f.reaction.get(x, [])) for x in lengths)
-              + f" | {cell(f.triples)} |")
-    print("\nAccuracy (one pass) and flicker (loops):\n")
-    print("| --history | top-1 kept, score within 0.02 | made wrong | worst drop "
-          "| first passes changing more than inf | held clips that flicker "
-          "| others over the limit |")
-    print("|---|---|---|---|---|---|---|")
-    for name, f in rows:
-        print(f"| {name} | {f.kept}/{f.clips} | {f.made_wrong} | {f.worst_drop:+.3f} | "
-              f"{', '.join(f.restless) or 'none'} | "
-              f"{', '.join(f.unsteady) or 'none'} | {', '.join(f.over_limit) or 'none'} |")
-    apart = rows[0][1].apart
-    if apart:
-        print("\nReported apart (B not held by the plain model for its own last 10 s): "
-              + "; ".join(f"A {x:g} s: {cell(v)}" for x, v in sorted(apart.items())))
-
-
-def per_clip(runs: list[tuple[str, Outcome]], clips: list[Clip], labels: Any) -> None:
-    print("\nPer clip: flicker in the loops, and one pass's top-1 score ('!' another top-1):\n")
-    print("| clip | " + " | ".join(f"flicker {n}" for n, _ in runs) + " | "
-          + " | ".join(f"score {n}" for n, _ in runs) + " |")
-    print("|---|" + "---|" * (2 * len(runs)))
-    for c in clips:
-        right = labels.names.index(c.label)
-        flick = [str(r.flicker[c.name]) for _, r in runs]
-        score = [f"{r.single[c.name][1]:.3f}"
-                 + ("" if r.single[c.name][0] == right else f" !{labels[r.single[c.name][0]]}")
-                 for _, r in runs]
-        print(f"| {c.name} | " + " | ".join(flick) + " | " + " | ".join(score) + " |")
-
-
-def step_times(run: Outcome) -> str:
-    if not run.step_ms:
-        return ""
-    median = statistics.median(run.step_ms)
-    at_change = max(run.change_ms) if run.change_ms else float("nan")
-    return (f"step wall clock: median {median:.2f} ms, worst {max(run.step_ms):.2f} ms; "
-            f"worst in the 2 s after a change {at_change:.2f} ms")
-
-
-def summary(name: str, f: Figures) -> str:
-    pairs = f.pairs()
-    return (f"summary {name}: reaction within {GOAL_EXCESS_S:g} s on {f.within(pairs)}/"
-            f"{len(pairs)} pairs ({100 * f.within(pairs) / max(1, len(pairs)):.1f} %, goal "
-            f">= {100 * GOAL_SHARE:.0f} %), over {WORST_EXCESS_S:g} s or never {f.over(pairs)} "
-            f"(goal 0); three-action changes within {GOAL_EXCESS_S:g} s "
-            f"{f.within(f.triples)}/{len(f.triples)}, over {WORST_EXCESS_S:g} s "
-            f"{f.over(f.triples)}; one pass kept {f.kept}/{f.clips} (worst drop "
-            f"{f.worst_drop:+.3f}, made wrong {f.made_wrong}); first passes changing more "
-            f"than inf {len(f.restless)}; held clips that flicker "
-            f"{len(f.unsteady)}, others over the limit {len(f.over_limit)}")
 
 
 def main() -> None:
@@ -485,9 +283,16 @@ def main() -> None:
     ap.add_argument("--dump", type=Path, default=None,
                     help="also write every item's outcome to this JSON file (the whole "
                          "protocol's settings: the defaults, those the folds chose, inf, 10)")
+    ap.add_argument("--from-dump", type=Path, default=None, metavar="FILE",
+                    help="measure nothing: report a run --dump wrote (with this version's "
+                         "figures)")
     args = ap.parse_args()
     if args.dump and not args.dump.parent.is_dir():
         ap.error(f"--dump: no folder {args.dump.parent}")
+    if args.from_dump:
+        print_report(load(args.from_dump), manifest(args.videos),
+                     load_labels(SHARED / "labels" / "kinetics600_label_map.txt"))
+        return
     roi = args.roi == "auto"
     seen = " with --roi auto" if roi else ""
     model = SHARED / "models" / "movinet_a0_stream_int8.tflite"
@@ -534,24 +339,12 @@ def main() -> None:
         print("the whole protocol:" if protocol is WHOLE else "the short protocol:", flush=True)
         whole = {p: run(p, protocol) for p in {default, *chosen.values()}}
         plain, window = run("inf", protocol), run("10", protocol)
-    everyone = set(names)
-
-    def figs(out: Outcome) -> Figures:
-        return figures(out, plain, window, orc, labels, by_name, everyone, everyone, everyone)
-
-    rows = [(f"auto (the defaults, in-sample){seen}", figs(whole[default]))]
-    if chosen:
-        rows.append((f"auto, out-of-fold{seen}", figs(out_of_fold(whole, chosen, fold_of))))
-    rows += [(f"inf (as exported){seen}", figs(plain)), (f"10 (a 10 s window){seen}", figs(window))]
-    report(rows, protocol.lengths)
-    per_clip([("auto", whole[default]), ("inf", plain), ("10", window)], clips, labels)
-    print("\n" + step_times(whole[default]))
-    print()
-    for name, f in rows:
-        print(summary(name, f))
+    result = Run(protocol.lengths, {describe(p): o for p, o in whole.items()}, describe(default),
+                 {fold: describe(p) for fold, p in chosen.items()}, fold_of, plain, window, orc,
+                 step_times(whole[default]), seen)
+    print_report(result, clips, labels)
     if args.dump:
-        dump(args.dump, {describe(p): o for p, o in whole.items()}
-             | {"inf": plain, "10": window}, orc)
+        dump(args.dump, result)
     print(f"[{time.perf_counter() - started:.0f} s]")
 
 

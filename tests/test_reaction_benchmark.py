@@ -1,5 +1,6 @@
-"""``benchmarks/reaction.py``'s bookkeeping: its out-of-fold figures take each fold's items
-from the setting chosen without them, and a reaction is timed as the app shows it.
+"""``benchmarks/reaction.py``'s bookkeeping (``reaction_figures.py``): its out-of-fold
+figures take each fold's items from the setting chosen without them, and a reaction is timed
+as the app shows it.
 
 (The settings of ``--history auto`` were once tuned on the same clips they were scored on;
 issue 26's fifth failure. These tests keep the benchmark's cross-validation honest.)"""
@@ -23,7 +24,7 @@ def reaction():  # type: ignore[no-untyped-def]
     sys.path.insert(0, str(ROOT / "benchmarks"))  # as when run: its helpers beside it
     sys.modules["reaction"] = module
     spec.loader.exec_module(module)
-    return module
+    return sys.modules["reaction_figures"]  # its bookkeeping, as reaction.py imported it
 
 
 def test_a_reaction_is_when_the_label_comes_on_top_to_stay(reaction) -> None:  # type: ignore[no-untyped-def]
@@ -97,3 +98,38 @@ def test_a_first_pass_changing_its_label_more_often_than_the_plain_models_is_res
                                           reaction={60.0: [0.0] * 10})
     slow = reaction.Figures(kept=4, clips=4, reaction={60.0: [2.0] * 10})
     assert slow.objective() < quick_but_restless.objective()
+
+
+def test_a_dumped_run_reads_back_as_it_was_and_reports_the_same(
+        reaction, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # --dump, then --from-dump: a two-hour run's report made again without measuring again.
+    def outcome(tag: float) -> object:
+        out = reaction.Outcome()
+        for clip in ("a", "b"):
+            out.single[clip], out.first_pass[clip] = (1, tag), 2
+            out.flicker[clip], out.held_60s[clip] = 0, True
+        out.pairs[("a", "b", 60.0)] = tag
+        out.pairs[("b", "a", 5.0)] = None
+        out.triples[("a", "b", "a")] = (tag, None)
+        return out
+
+    run = reaction.Run((5.0, 60.0), {"auto": outcome(0.4), "auto (sudden=0.35)": outcome(0.2)},
+                       "auto", {0: "auto (sudden=0.35)", 1: "auto"}, {"a": 0, "b": 1},
+                       outcome(9.0), outcome(7.0),
+                       reaction.Oracle({"a": 0.2, "b": None}, {"a": 0.2, "b": 1.0},
+                                       {"a": True, "b": False}), "step wall clock: -")
+    reaction.dump(tmp_path / "run.json", run)
+    assert reaction.load(tmp_path / "run.json") == run
+
+
+def test_a_three_action_runs_change_to_b_counts_once_for_each_a_and_b(
+        reaction) -> None:  # type: ignore[no-untyped-def]
+    # A -> B is run once and then continued into several Cs: its change to B is one change.
+    labels = type("Labels", (), {"names": ["x"]})()
+    clips = {n: reaction.Clip(n, "x", 1.0, []) for n in ("a", "b", "c", "d")}
+    run = reaction.Outcome()
+    run.triples = {("a", "b", "c"): (4.6, 0.2), ("a", "b", "d"): (4.6, 0.4)}
+    orc = reaction.Oracle({n: 0.0 for n in clips}, {n: 0.2 for n in clips},
+                          {n: True for n in clips})
+    f = reaction.figures(run, run, run, orc, labels, clips, set(), set(), set(clips))
+    assert sorted(f.triples) == pytest.approx([0.2, 0.4, 4.4])  # B's 4.4 s once, not twice
