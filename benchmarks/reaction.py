@@ -106,7 +106,6 @@ SHORT = Protocol((10.0, 60.0), 2.0, False)
 WHOLE = Protocol((5.0, 10.0, 60.0, 300.0, 1800.0), 10.0, True)
 
 
-
 def load_clips(folder: Path, size: tuple[int, int] = (172, 172), roi: bool = False
                ) -> list[Clip]:
     """Each clip of ``folder``'s MANIFEST.tsv at 5 fps, resized as the classifier resizes
@@ -184,8 +183,6 @@ def looped(clip: Clip, steps: int, start: int = 0) -> Iterator[np.ndarray]:
 
 
 # --- the measurements, per item ---------------------------------------------------------------
-
-
 
 _WORKER: dict[str, Any] = {}
 

@@ -38,6 +38,11 @@ def settled_at(shown: list[int], label: int) -> float | None:
     return None if last_wrong == len(shown) - 1 else (last_wrong + 1) / FPS
 
 
+#: an Outcome's items of each clip alone (by its name), and all of them
+PER_CLIP = ("single", "first_pass", "flicker", "held_60s")
+ITEMS = (*PER_CLIP, "pairs", "triples")
+
+
 @dataclass
 class Outcome:
     """What one policy did on every item of a protocol."""
@@ -53,7 +58,7 @@ class Outcome:
     change_ms: list[float] = field(default_factory=list)
 
     def merge(self, other: Outcome) -> None:
-        for name in ("single", "first_pass", "flicker", "held_60s", "pairs", "triples"):
+        for name in ITEMS:
             getattr(self, name).update(getattr(other, name))
         self.step_ms += other.step_ms
         self.change_ms += other.change_ms
@@ -146,10 +151,9 @@ def out_of_fold(outcomes: dict[Any, Outcome], chosen: dict[int, Any],
     for fold, policy in chosen.items():
         run = outcomes[policy]
         mine = {n for n, f in fold_of.items() if f == fold}
-        out.single.update({k: v for k, v in run.single.items() if k in mine})
-        out.first_pass.update({k: v for k, v in run.first_pass.items() if k in mine})
-        out.flicker.update({k: v for k, v in run.flicker.items() if k in mine})
-        out.held_60s.update({k: v for k, v in run.held_60s.items() if k in mine})
+        for name in PER_CLIP:
+            getattr(out, name).update(
+                {k: v for k, v in getattr(run, name).items() if k in mine})
         out.pairs.update({k: v for k, v in run.pairs.items() if k[1] in mine})
     # a three-action run's change to B from B's fold's setting, its change to C from C's
     for key in next(iter(outcomes.values())).triples:
@@ -160,9 +164,6 @@ def out_of_fold(outcomes: dict[Any, Outcome], chosen: dict[int, Any],
 
 
 # --- the report ------------------------------------------------------------------------------
-
-ITEMS = ("single", "first_pass", "flicker", "held_60s", "pairs", "triples")
-
 
 @dataclass
 class Run:
