@@ -263,7 +263,6 @@ def oracle(pool: Any, names: list[str]) -> Oracle:
                   {n: v[2] for n, v in found.items()})
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=Path, default=SHARED / "videos",
