@@ -286,6 +286,8 @@ def main() -> None:
     if args.dump and not args.dump.parent.is_dir():
         ap.error(f"--dump: no folder {args.dump.parent}")
     if args.from_dump:
+        if not args.from_dump.is_file():
+            ap.error(f"--from-dump: no file {args.from_dump}")
         print_report(load(args.from_dump), manifest(args.videos),
                      load_labels(SHARED / "labels" / "kinetics600_label_map.txt"))
         return
