@@ -52,12 +52,13 @@ has the measurements and how each setting was chosen.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Sequence, Union
 
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.model.adaptive_state import Fork, Question, RecentStep, mean_of
 from movinet_pi.model.change import ColourMemory, NoveltyDetector, agreement
 from movinet_pi.model.history import (
     ExponentialHistory,
@@ -91,51 +92,6 @@ class AutoSettings:
         return replace(self, **values)
 
 
-@dataclass
-class _Fork:
-    """A fresh stream since a cut, and the memory from before it."""
-
-    old: Memory  # the pools' memory before the cut
-    before: np.ndarray  # what was shown just before it
-    frames: int = 0  # frames of the fresh stream so far
-    early: list[np.ndarray] = field(default_factory=list)  # its first frames' head addends
-    view: bool = False  # made by a new view (the crop moved), not by the pictures
-    disagreeing: int = 0  # (a view's) steps in a row its answer surely named another action
-
-
-def _mean(total: np.ndarray, count: float) -> np.ndarray:
-    """A pool's mean, flat, in float64."""
-    return total.reshape(-1).astype(np.float64) / max(1.0, count)
-
-
-@dataclass
-class _Step:
-    """One recent step, as it was read: kept cheaply, made into means only when asked
-    (a question or a cut looks back; most steps never are)."""
-
-    shown: np.ndarray | None  # the mean shown instead of the pool's, if any
-    pool: np.ndarray  # the head pool's sum (a copy)
-    count: float  # and its count
-    features: np.ndarray  # the frame's features (a copy)
-
-    def shown_mean(self) -> np.ndarray:
-        return _mean(self.pool, self.count) if self.shown is None else self.shown
-
-    def feature_vector(self) -> np.ndarray:
-        return self.features.reshape(-1).astype(np.float64)
-
-
-@dataclass
-class _Question:
-    """Frames since a change of features, scored on their own."""
-
-    before: np.ndarray  # what was shown just before them
-    features: np.ndarray  # their head features, summed
-    added: np.ndarray  # what they add to the head pool's sum, summed
-    frames: int
-    disagreeing: int = 0  # steps in a row their answer disagreed, surely
-
-
 class AdaptiveHistory(ExponentialHistory):
     """``--history auto``; see the module's docstring."""
 
@@ -165,9 +121,9 @@ class AdaptiveHistory(ExponentialHistory):
         super().reset()
         self.colours.reset()
         self.detector.reset()
-        self._fork: _Fork | None = None
-        self._question: _Question | None = None
-        self._recent: list[_Step] = []
+        self._fork: Fork | None = None
+        self._question: Question | None = None
+        self._recent: list[RecentStep] = []
         self._since_change = self._settle  # steps since the last change began
         self._view_moved = False  # the next frame is of another view (new_view)
         self._loaded: np.ndarray | None = None  # a head mean loaded this step, shown at once
@@ -206,15 +162,15 @@ class AdaptiveHistory(ExponentialHistory):
         if fork is not None:  # a cut while one is undecided: that one is part of the old
             old = [(a + b, m + n) for (a, m), (b, n) in zip(old, fork.old)]
         total, frames = old[self._head]
-        shown = self._recent[-1].shown_mean() if self._recent else _mean(total, frames)
+        shown = self._recent[-1].shown_mean() if self._recent else mean_of(total, frames)
         assert self.score is not None
-        self._fork = _Fork(old, self.score(shown).copy(), view=moved and not new_place)
+        self._fork = Fork(old, self.score(shown).copy(), view=moved and not new_place)
         self._question = None
         self._start_fresh()
         self.forks += 1
         return True
 
-    def _reframe(self, fork: _Fork) -> bool:
+    def _reframe(self, fork: Fork) -> bool:
         """A cut and a box move a few frames apart, while the first is undecided (a box
         follows a cut late; a cut comes right after a box moved): the fresh stream starts
         again on this frame, the memory from before the first stays aside, and a cut's rule
@@ -258,13 +214,14 @@ class AdaptiveHistory(ExponentialHistory):
         where the features put the change)."""
         shown = self.shown_mean
         slot = self.slots[self._head]
-        self._recent.append(_Step(None if shown is None else shown.copy(), slot.buffer_out.copy(),
-                                  float(slot.count_out.reshape(-1)[0]), features.copy()))
+        self._recent.append(RecentStep(None if shown is None else shown.copy(),
+                                       slot.buffer_out.copy(),
+                                       float(slot.count_out.reshape(-1)[0]), features.copy()))
         del self._recent[: -(self._settle + 1)]
 
     @staticmethod
     def _pool_mean(slot: PoolSlot) -> np.ndarray:
-        return _mean(slot.buffer_out, float(slot.count_out.reshape(-1)[0]))
+        return mean_of(slot.buffer_out, float(slot.count_out.reshape(-1)[0]))
 
     def _addend(self, features: np.ndarray) -> np.ndarray:
         """What ``features`` add to the head pool's sum, as the plain model adds them."""
@@ -297,13 +254,13 @@ class AdaptiveHistory(ExponentialHistory):
         self._changed(fork.frames if fork.old[self._head][1] >= self._settle else None)
         self._fork = None
 
-    def _fold_back(self, fork: _Fork) -> None:
+    def _fold_back(self, fork: Fork) -> None:
         """The same action: the old memory is back, with the fresh frames but the first."""
         self._load_and_show(self._folded(fork))
         self._fork = None
         self.folds += 1
 
-    def _follow_view(self, fork: _Fork, fresh: np.ndarray) -> None:
+    def _follow_view(self, fork: Fork, fresh: np.ndarray) -> None:
         """A crop that moved is no sign of another action, and a fresh stream's first
         answers are unsure and often of a neighbouring action: as at the same place, the
         fresh answer must be sure of another action ``same_place_s`` in a row to end the
@@ -327,7 +284,7 @@ class AdaptiveHistory(ExponentialHistory):
         top = int(answer.argmax())
         return top != int(before.argmax()) and float(answer[top]) >= self.settings.sure
 
-    def _folded(self, fork: _Fork) -> Memory:
+    def _folded(self, fork: Fork) -> Memory:
         """The old memory and the fresh stream's, but for its first frames."""
         early = np.sum(fork.early, axis=0) if fork.early else 0.0
         memory = []
@@ -370,7 +327,7 @@ class AdaptiveHistory(ExponentialHistory):
         before_mean = self._recent[-1 - back].shown_mean()
         frames = [step.feature_vector() for step in self._recent[len(self._recent) - back:]]
         frames.append(features.reshape(-1).astype(np.float64))
-        self._question = _Question(
+        self._question = Question(
             before=self.score(before_mean).copy(),
             features=np.sum(frames, axis=0),
             added=np.sum([self._addend(f) for f in frames], axis=0),
@@ -404,7 +361,7 @@ class AdaptiveHistory(ExponentialHistory):
         elif q.frames >= self._question_steps:
             self._question = None
 
-    def _restart_from(self, q: _Question) -> None:
+    def _restart_from(self, q: Question) -> None:
         """The memory is the question's frames now: the head pool's sum of them; the other
         pools (a float model's squeeze-excitation context) keep their means."""
         memory = [(total / max(1, frames) * q.frames, q.frames) for total, frames in self.memory()]
