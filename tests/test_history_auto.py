@@ -220,7 +220,7 @@ def test_a_loop_never_changes_what_is_shown_once_it_settled(
     # Short clips (a cut every 2-4 s), a broadcast's own cuts, a glitch: not changes of action.
     clf = _auto(a0_model, kinetics_labels)
     first = _shown(clf, kinetics_labels, frames[name])
-    # Carving ice begins with one frame of another shot: a change from a memory of that one
+    # Carving ice begins with a black frame: a change from a memory of that one
     # frame, which must leave it remembered, or every turn of the loop finds it new.
     changes = clf.history.changes
     shown = first + _shown(clf, kinetics_labels, _looped(frames[name], 90))
