@@ -127,6 +127,23 @@ def test_a_steady_scene_is_not_novel_and_a_new_one_is() -> None:
     assert detector.new_frames() == 3  # all three frames of the window belong to b
 
 
+def test_a_detector_told_the_threshold_finds_the_same_novel_windows_with_the_same_novelty(
+) -> None:
+    # Given the threshold it may stop at the newest past window when that is near enough:
+    # every window over it must still be found, with its novelty exact.
+    rng = np.random.default_rng(5)
+    centres = rng.random((6, 480)) * (rng.random((6, 480)) < 0.3)  # each its own features
+    frames = [f for centre in centres for f in _scene(rng, centre, 12)]
+    full, quick = NoveltyDetector(window=3, horizon=20), NoveltyDetector(window=3, horizon=20)
+    exact = [full.add(f) for f in frames]
+    told = [quick.add(f, novel=0.3) for f in frames]
+    assert sum(v is not None and v > 0.3 for v in exact) >= 5  # the premise: novel windows
+    for e, t in zip(exact, told):
+        assert (e is None) == (t is None)
+        if e is not None:
+            assert (e > 0.3) == (t > 0.3) and (t <= 0.3 or t == e)
+
+
 def test_a_reset_detector_behaves_as_a_new_one() -> None:
     rng = np.random.default_rng(4)
     frames = _scene(rng, rng.random(480), 12) + _scene(rng, rng.random(480), 6)

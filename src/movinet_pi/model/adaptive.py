@@ -196,8 +196,9 @@ class AdaptiveHistory(ExponentialHistory):
         self._loaded = None
         self._advance({self._head: features})
         self._since_change += 1
-        novelty = self.detector.add(features)
-        novel = novelty is not None and novelty > self.settings.features_novel
+        limit = self.settings.features_novel
+        novelty = self.detector.add(features, novel=limit)
+        novel = novelty is not None and novelty > limit
         if self._fork is not None:
             self._follow_fork(features)
         elif self._question is not None:

@@ -143,9 +143,12 @@ class NoveltyDetector:
         self._recent_units = np.zeros((self.window, size), np.float32)  # ring, by frame
         self._past = np.zeros((self.horizon, size), np.float32)
 
-    def add(self, features: np.ndarray) -> float | None:
+    def add(self, features: np.ndarray, novel: float | None = None) -> float | None:
         """Take one frame's features; the novelty of the window ending with it (None
-        until a whole window and one earlier window exist)."""
+        until a whole window and one earlier window exist). With ``novel``, a novelty of
+        at most that may come back as any value of at most that: the newest past window
+        is looked at first, and when it is that near the others need not be (the nearest
+        is nearer still), which in a steady scene is almost every step."""
         flat = features.reshape(-1)
         if self._frames is None or self._frames.shape[1] != flat.size:
             self._allocate(flat.size)
@@ -159,7 +162,10 @@ class NoveltyDetector:
         current = _unit(self._frames.sum(axis=0, out=self._current), out=self._current)
         novelty = None
         if self._count:
-            novelty = 1.0 - float((self._past[: self._count] @ current).max())
+            newest = self._past[(self._next - 1) % self.horizon]
+            novelty = 1.0 - float(newest @ current)
+            if novel is None or novelty > novel:
+                novelty = 1.0 - float((self._past[: self._count] @ current).max())
         # This window may be compared with once `window` newer frames have come.
         if self._waiting == self.window:
             np.copyto(self._past[self._next], self._recent_units[slot])
