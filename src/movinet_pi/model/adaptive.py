@@ -40,10 +40,11 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   frames are among those compared with) start a question of their own at that change.
 
 Both look 30 s back, so a loop or a cut back to an earlier shot is not news. At
-a change of action the colours forget the pictures before it, as the memory does:
-someone going back to what they did before a short interruption is at a place
-the memory no longer holds, and the cut's rule finds it (the features remember:
-an answer from a few frames after a change is too unsure to outvote a question). Without a head to
+a change of action the colours forget the pictures before it, as the memory has:
+someone going back to what they did before a short interruption is then at a
+place the memory no longer holds, and the cut's rule decides (a memory shorter
+than ``settle_s`` held no answer, and a change from it forgets nothing). The
+features keep their 30 s (forgetting theirs found no such return). Without a head to
 score answers with (:class:`~movinet_pi.model.head.HeadScorer`, or a taught
 head), the policy is the 30 s moving average alone. ``docs/live-fidelity.md``
 has the measurements and how each setting was chosen.
