@@ -39,12 +39,10 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   open (not disagreeing, and ``2 * settle_s`` after its own start, so that its first
   frames are among those compared with) start a question of their own at that change.
 
-Both look 30 s back, so a loop or a cut back to an earlier shot is not news. At
-a change of action the colours forget the pictures before it, as the memory has:
-someone going back to what they did before a short interruption is then at a
-place the memory no longer holds, and the cut's rule decides (a memory shorter
-than ``settle_s`` held no answer, and a change from it forgets nothing). The
-features keep their 30 s (forgetting theirs found no such return). Without a head to
+Both look 30 s back and forget nothing at a change, so a loop, a cut back to an
+earlier shot or a return to an earlier place is not news (going back to what came
+before a short interruption is not news either: see docs/live-fidelity.md, Limits).
+Without a head to
 score answers with (:class:`~movinet_pi.model.head.HeadScorer`, or a taught
 head), the policy is the 30 s moving average alone. ``docs/live-fidelity.md``
 has the measurements and how each setting was chosen.
@@ -250,11 +248,8 @@ class AdaptiveHistory(ExponentialHistory):
 
     def _keep_fresh(self) -> None:
         """Another action: the fork's fresh stream is the memory now."""
-        fork = self._fork
-        assert fork is not None
-        # A memory shorter than a feature window held no answer: nothing is left behind.
-        self._changed(fork.frames if fork.old[self._head][1] >= self._settle else None)
         self._fork = None
+        self.changes += 1
 
     def _fold_back(self, fork: Fork) -> None:
         """The same action: the old memory is back, with the fresh frames but the first."""
@@ -371,14 +366,6 @@ class AdaptiveHistory(ExponentialHistory):
         self._start_fresh()
         self._load_and_show(memory)
         self._question = None
-        self._changed(q.frames)
-
-    def _changed(self, frames: int | None) -> None:
-        """A change of action, decided, that began ``frames`` frames ago: the place of
-        what came before it is news from now on (someone goes back to it after a short
-        interruption), as the memory holds none of it (None: keep every place)."""
-        if frames is not None:
-            self.colours.changed(frames)
         self.changes += 1
 
     @property
