@@ -40,10 +40,9 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   frames are among those compared with) start a question of their own at that change.
 
 Both look 30 s back and forget nothing at a change, so a loop, a cut back to an
-earlier shot or a return to an earlier place is not news (going back to what came
-before a short interruption is not news either: see docs/live-fidelity.md, Limits).
-Without a head to
-score answers with (:class:`~movinet_pi.model.head.HeadScorer`, or a taught
+earlier shot or a return to an earlier place is not news (nor, so far, going back
+to an action after a short interruption: docs/live-fidelity.md, Limits). Without a
+head to score answers with (:class:`~movinet_pi.model.head.HeadScorer`, or a taught
 head), the policy is the 30 s moving average alone. ``docs/live-fidelity.md``
 has the measurements and how each setting was chosen.
 """
