@@ -60,16 +60,17 @@ def test_json_lines_over_a_real_clip(models_env: None, carving_ice: Path,
     assert [round(b - a, 1) for a, b in zip(memory[3:], memory[4:])] == [0.2] * 18
 
 
-def test_a_run_keeps_opencv_off_its_worker_threads(
-    models_env: None, carving_ice: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", [["--headless"], ["bench", "--steps", "3"]])
+def test_a_run_and_bench_keep_opencv_off_its_worker_threads(
+    models_env: None, carving_ice: Path, capsys: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
     # Each call handed to OpenCV's pool costs its workers ~0.2 ms of CPU, more than the
-    # small per-frame jobs of a run gain from it (issue #21).
+    # small per-frame jobs of a run gain from it (issue #21); bench times what a run spends.
     import cv2
 
     cv2.setNumThreads(-1)  # OpenCV's default: a worker per core
     try:
-        assert main(["--source", str(carving_ice), "--headless", "--json"]) == 0
+        assert main([*command, "--source", str(carving_ice), "--json"]) == 0
         assert cv2.getNumThreads() == 1
     finally:
         cv2.setNumThreads(-1)

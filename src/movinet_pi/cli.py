@@ -28,6 +28,7 @@ from movinet_pi.commands import (
     command_ha_remove,
     command_info,
     command_teach,
+    opencv_without_workers,
 )
 from movinet_pi.display.open import open_display
 from movinet_pi.errors import MovinetPiError
@@ -215,19 +216,6 @@ def quiet_libraries(debug: bool) -> None:
     if cv2 is not None:
         with contextlib.suppress(Exception):
             cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-
-
-def opencv_without_workers() -> None:
-    """Run OpenCV's operations on the thread that calls them, not on its worker pool.
-
-    A run calls OpenCV for small jobs many times a second (the overlay's blend, a
-    frame's copy or resize, the model's input) from threads of its own. The pool's
-    workers cost about 0.2 ms of CPU a call (waking, spinning for more work) whatever
-    its size, more than splitting such a job saves: on 2 cores, 0.6 ms of a windowed
-    frame's 2.7. The results are the same either way."""
-    import cv2
-
-    cv2.setNumThreads(0)  # 0: every function runs sequentially, in its caller
 
 
 def report_error(error: MovinetPiError, debug: bool) -> int:

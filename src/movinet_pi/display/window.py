@@ -215,7 +215,7 @@ def _window_process(conn: Any, title: str) -> None:
     from movinet_pi.display.x11 import screen_size
 
     # imshow's conversion on OpenCV's worker pool costs more CPU than it saves (see
-    # movinet_pi.cli.opencv_without_workers): this process draws on its own thread.
+    # movinet_pi.commands.opencv_without_workers): this process draws on its own thread.
     cv2.setNumThreads(0)
 
     try:
