@@ -39,12 +39,13 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   open (not disagreeing, and ``2 * settle_s`` after its own start, so that its first
   frames are among those compared with) start a question of their own at that change.
 
-Both look 30 s back and forget nothing at a change, so a loop, a cut back to an
-earlier shot or a return to an earlier place is not news (nor, so far, going back
-to an action after a short interruption: docs/live-fidelity.md, Limits). Without a
-head to score answers with (:class:`~movinet_pi.model.head.HeadScorer`, or a taught
-head), the policy is the 30 s moving average alone. ``docs/live-fidelity.md``
-has the measurements and how each setting was chosen.
+Both look 30 s back, so a loop or a cut back to an earlier shot is not news. At a
+change from an action held ``question_s`` or longer, the colours forget the
+pictures before it, as the memory does: going back to that action after a short
+interruption is then a cut. Without a head to score answers with
+(:class:`~movinet_pi.model.head.HeadScorer`, or a taught head), the policy is the
+30 s moving average alone. ``docs/live-fidelity.md`` has the measurements and how
+each setting was chosen.
 """
 
 from __future__ import annotations
@@ -247,8 +248,10 @@ class AdaptiveHistory(ExponentialHistory):
 
     def _keep_fresh(self) -> None:
         """Another action: the fork's fresh stream is the memory now."""
+        fork = self._fork
+        assert fork is not None
         self._fork = None
-        self.changes += 1
+        self._changed(began=fork.frames, after=fork.old[self._head][1])
 
     def _fold_back(self, fork: Fork) -> None:
         """The same action: the old memory is back, with the fresh frames but the first."""
@@ -360,11 +363,24 @@ class AdaptiveHistory(ExponentialHistory):
     def _restart_from(self, q: Question) -> None:
         """The memory is the question's frames now: the head pool's sum of them; the other
         pools (a float model's squeeze-excitation context) keep their means."""
-        memory = [(total / max(1, frames) * q.frames, q.frames) for total, frames in self.memory()]
+        before = self.memory()
+        memory = [(total / max(1, frames) * q.frames, q.frames) for total, frames in before]
         memory[self._head] = (q.added.reshape(memory[self._head][0].shape), q.frames)
         self._start_fresh()
         self._load_and_show(memory)
         self._question = None
+        self._changed(began=q.frames, after=before[self._head][1])
+
+    def _changed(self, *, began: int, after: int) -> None:
+        """A change of action, decided, that began ``began`` frames ago, after a memory of
+        ``after`` frames. If that memory spanned a Kinetics clip (``question_s``), it held
+        an action someone may go back to after a short interruption, at a place the memory
+        no longer holds: the colours forget the pictures before the change, so that going
+        back is a cut. A shorter memory (an interruption, or a change that was wrong)
+        leaves the pictures: a cut back to them is no news, and a wrong change at a cut
+        of a loop cannot set off another at the next."""
+        if after >= self._question_steps:
+            self.colours.changed(began)
         self.changes += 1
 
     @property

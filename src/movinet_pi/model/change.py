@@ -1,8 +1,7 @@
 """Has the scene changed? Tests on what each frame looks like, and how much two answers agree.
 
 Two tests, for two kinds of change, both against the last 30 s (the span of the
-memory), never forgotten at a change, so that a loop, a cut back to an earlier
-shot or a return to an earlier place is not news:
+memory), so that a loop or a cut back to an earlier shot is not news:
 
 * :class:`ColourMemory`: is this picture from another place? A new angle of the
   same place keeps most of its colours (walls, floor, clothes, light); a cut to
@@ -42,6 +41,10 @@ class ColourMemory:
     *new* against every picture of the last ``horizon`` (``novel`` of its mass lies
     where the nearest of them has none). Histograms ignore where colours are, so a new
     angle, a moving person or a moving camera in the same place change them little.
+
+    At a change of action (:meth:`changed`) the pictures before it are forgotten: the
+    memory holds none of them, so going back to the place of what came before a short
+    interruption is news again.
     """
 
     def __init__(self, horizon: int, *, sudden: float, novel: float, step: int = 4) -> None:
@@ -54,6 +57,12 @@ class ColourMemory:
     def reset(self) -> None:
         """Forget every picture."""
         self._count = 0
+        self._since = self.horizon  # pictures since the last change (all, at most horizon)
+
+    def changed(self, pictures: int) -> None:
+        """The action changed ``pictures`` pictures ago (the newest of them included):
+        forget the pictures before those."""
+        self._since = max(1, pictures)
 
     def histogram(self, picture: np.ndarray) -> np.ndarray:
         """The colour histogram of an HxWx3 uint8 picture, summing to 1 (a permutation of
@@ -78,14 +87,20 @@ class ColourMemory:
         new = self._count > 0 and self._is_new(hist)
         self._past[self._count % self.horizon] = hist
         self._count += 1
+        self._since = min(self._since + 1, self.horizon)
         return new
 
     def _is_new(self, hist: np.ndarray) -> bool:
         last = self._past[(self._count - 1) % self.horizon]
         if 1.0 - float(np.minimum(last, hist).sum()) < self.sudden:
             return False
-        seen = self._past[: min(self._count, self.horizon)]
-        return 1.0 - float(np.minimum(seen, hist).sum(axis=1).max()) >= self.novel
+        seen = min(self._count, self.horizon, self._since)
+        if seen == min(self._count, self.horizon):  # every picture in the ring
+            shared = np.minimum(self._past[:seen], hist).sum(axis=1)
+        else:  # the newest `seen` pictures
+            newest = (self._count - 1 - np.arange(seen)) % self.horizon
+            shared = np.minimum(self._past[newest], hist).sum(axis=1)
+        return 1.0 - float(shared.max()) >= self.novel
 
 
 def _unit(v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
