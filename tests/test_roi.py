@@ -273,6 +273,28 @@ def test_a_move_to_a_box_sharing_under_half_with_the_last_is_a_new_view() -> Non
                    for i, (x, y) in enumerate(path))
 
 
+def test_after_a_cut_the_box_finds_the_actor_as_a_fresh_box_would() -> None:
+    # A cut changes nearly every pixel at once: not motion to follow. Counted as motion, it
+    # held the box on the whole picture for hold_s, and an actor after a cut was found 2 s
+    # late (training dog after another clip, in benchmarks/reaction.py --roi auto).
+    def circling(cx: float, cy: float, step: int) -> tuple[float, float]:
+        return cx + 40 * np.cos(step / 5 * np.pi), cy + 30 * np.sin(step / 5 * np.pi)
+
+    first = [square_scene(*circling(200, 220, i), seed=i) for i in range(20)]
+    # another room: every pixel other than it was (the light, the walls), the actor elsewhere
+    second = [255 - square_scene(*circling(420, 300, i), seed=50 + i) for i in range(20)]
+    roi, fresh = AutoRoi(MODEL), AutoRoi(MODEL)
+    before = [roi.update(f, i / 5) for i, f in enumerate(first)]
+    assert not is_whole(before[-1])
+    after = [roi.update(second[0], 4.0)]
+    assert is_whole(after[0]) and roi.new_view  # the cut: back to the whole (new) picture
+    after += [roi.update(f, 4.0 + i / 5) for i, f in enumerate(second) if i]
+    assert after == [fresh.update(f, 4.0 + i / 5) for i, f in enumerate(second)]
+    found = [i for i, box in enumerate(after) if not is_whole(box)]
+    assert found and found[0] <= round(AutoRoiSettings().shrink_after_s * 5) + 2
+    assert inside(after[-1], *circling(420, 300, 19), 60)
+
+
 def test_when_everything_moves_the_box_is_the_whole_picture() -> None:
     roi = AutoRoi(MODEL)
     boxes = [roi.update(picture(seed=step), step / 5) for step in range(20)]

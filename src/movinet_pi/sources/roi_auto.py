@@ -25,7 +25,11 @@ every frame looks to it like a shaking camera, and to its memory like a cut):
   (under half its area) for ``shrink_after_s`` seconds, and then in one move;
 * a target that would cover ``whole_above`` of the picture's area or more is the whole
   picture: the action already fills the frame;
-* when nothing has moved for ``hold_s`` seconds, it goes back to the whole picture.
+* when nothing has moved for ``hold_s`` seconds, it goes back to the whole picture;
+* a frame that changed over ``whole_above`` of the picture at once is a cut (or the light
+  changed), not motion: it goes back to the whole picture and forgets what moved before,
+  as a new stream would (else the cut itself counts as motion everywhere for ``hold_s``,
+  and an actor after a cut is found that much later).
 
 A move to a box that shares less than ``new_view_below`` of the two boxes' union with the
 last one (the whole picture to a small box, a small box back to the whole picture, a box
@@ -147,11 +151,17 @@ class AutoRoi:
             self._age = np.full(grey.shape, 255, np.uint8)  # never moved
             self._age_carry = 0.0
             return None
+        now = cv2.compare(cv2.absdiff(grey, prev), self.settings.threshold, cv2.CMP_GT)
+        if cv2.countNonZero(now) >= self.settings.whole_above * now.size:
+            # Nearly the whole picture changed at once: a cut (or the light), not motion to
+            # follow. What moved before it is of another picture: start afresh from here.
+            self._age.fill(255)
+            self._age_carry = 0.0
+            return np.zeros_like(now)
         since = 0.0 if self._t_prev is None else t - self._t_prev
         elapsed = self._age_carry + since * AGE_HOLD / self.settings.hold_s
         ticks = int(elapsed)
         self._age_carry = elapsed - ticks
-        now = cv2.compare(cv2.absdiff(grey, prev), self.settings.threshold, cv2.CMP_GT)
         cv2.add(self._age, min(ticks, 255), dst=self._age)  # (saturates at 255)
         cv2.subtract(self._age, now, dst=self._age)  # moving now: 0
         return cv2.compare(self._age, AGE_HOLD, cv2.CMP_LE)
