@@ -144,8 +144,8 @@ class AutoRoi:
 
     def _moving(self, grey: np.ndarray, t: float) -> Optional[np.ndarray]:
         """Where it moved within ``hold_s`` (255 there, else 0; grey's shape); None before
-        two frames. Ages are bytes counted in 1/:data:`AGE_HOLD` of ``hold_s``: five
-        OpenCV calls on 5 kB, a few microseconds each even when the caches are cold."""
+        two frames; nowhere at a cut. Ages are bytes counted in 1/:data:`AGE_HOLD` of
+        ``hold_s``: a few OpenCV calls on 5 kB, microseconds each even with cold caches."""
         prev, self._prev = self._prev, grey
         if prev is None or prev.shape != grey.shape or self._age is None:
             self._age = np.full(grey.shape, 255, np.uint8)  # never moved
