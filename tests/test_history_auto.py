@@ -110,6 +110,48 @@ def test_a_gradual_change_of_light_is_not_a_new_place_but_a_place_unseen_for_lon
     assert colours.add(room.astype(np.uint8))  # last seen more than `horizon` pictures ago
 
 
+def _dimmed(picture: np.ndarray, light: float) -> np.ndarray:
+    return (picture * light).astype(np.uint8)
+
+
+def test_a_cut_between_two_dim_places_is_a_new_place() -> None:
+    # In a dim room every colour falls into the lowest levels, where two places share
+    # most of their mass: brightened first, as auto-exposure would, they do not.
+    for seed in (1, 3, 5, 7):
+        colours = ColourMemory(horizon=50, sudden=0.45, novel=0.3)
+        room, other = _dimmed(_room(seed), 0.2), _dimmed(_room(seed + 1), 0.2)
+        for _ in range(5):
+            assert not colours.add(room)
+        assert colours.add(other)
+
+
+def test_dimming_the_light_of_a_place_is_not_a_new_place() -> None:
+    # Below EXPOSURE_TARGET, as a camera's auto-exposure would, but before it has caught up.
+    colours = ColourMemory(horizon=50, sudden=0.45, novel=0.3)
+    room = _dimmed(_room(1), 0.85)
+    for _ in range(5):
+        colours.add(room)
+    assert not colours.add(_dimmed(room, 0.5))  # a lamp switched off: the same place
+    assert not colours.add(_dimmed(room, 0.3))
+
+
+def test_an_int8_models_flipped_picture_has_the_histogram_of_the_picture() -> None:
+    # The int8 models read v ^ 0x80; a dark picture flipped looks bright unless unflipped.
+    picture = _dimmed(_room(5), 0.4)
+    plain = ColourMemory(horizon=5, sudden=0.45, novel=0.3).histogram(picture)
+    flipped = ColourMemory(horizon=5, sudden=0.45, novel=0.3, flip=0x80).histogram(picture ^ 0x80)
+    np.testing.assert_array_equal(plain, flipped)
+
+
+def test_a_dark_picture_is_brightened_before_its_colours_are_counted() -> None:
+    # Mean 55 of 255: brought up to EXPOSURE_TARGET, every level twice as bright.
+    picture = np.full((172, 172, 3), 55, np.uint8)
+    hist = ColourMemory(horizon=5, sudden=0.45, novel=0.3).histogram(picture)
+    assert int(np.argmax(hist)) == 3 * 64 + 3 * 8 + 3  # 110 is in level 3 of 8 (96-127)
+    black = ColourMemory(horizon=5, sudden=0.45, novel=0.3).histogram(np.zeros_like(picture))
+    assert hist.sum() == pytest.approx(1.0) and black[0] == pytest.approx(1.0)
+
+
 def _scene(rng: np.random.Generator, centre: np.ndarray, n: int) -> list[np.ndarray]:
     return [np.clip(centre + 0.05 * rng.standard_normal(centre.size), 0, None) for _ in range(n)]
 

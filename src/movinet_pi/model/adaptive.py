@@ -110,11 +110,13 @@ class AdaptiveHistory(ExponentialHistory):
         self.colours = ColourMemory(horizon, sudden=s.sudden, novel=s.novel)
         self.detector = NoveltyDetector(steps, horizon)
 
-    def attach(self, slots: Sequence[PoolSlot], score: Scorer | None = None) -> None:
+    def attach(self, slots: Sequence[PoolSlot], score: Scorer | None = None, *,
+               picture_flip: int = 0) -> None:
         # The head pool's features describe the whole frame; it is the last pool.
         heads = [i for i, slot in enumerate(slots) if "head" in slot.name]
         self._head = heads[-1] if heads else len(slots) - 1
-        super().attach(slots, score)
+        self.colours.flip = picture_flip
+        super().attach(slots, score, picture_flip=picture_flip)
 
     def reset(self) -> None:
         super().reset()

@@ -118,10 +118,11 @@ class StreamingClassifier:
         ]
         self._head_scorer = head_scorer  # the model's own head, alone (history policies)
         scorer = self._score if head is not None or head_scorer is not None else None
-        self.history.attach([self._pool_slot(p) for p in live_pools], scorer)
+        self._byte_image = sig.image_dtype == np.int8
+        self.history.attach([self._pool_slot(p) for p in live_pools], scorer,
+                            picture_flip=0x80 if self._byte_image else 0)
         self._head_slot = self._find_head_slot() if head else None
         image = tensor_view(interpreter, sig.image_index)[0, 0]
-        self._byte_image = sig.image_dtype == np.int8
         # A byte image is written as uint8 and flipped to int8 in place (v ^ 0x80 = v - 128).
         self._image = image.view(np.uint8) if self._byte_image else image
         # A float image is resized here first; a byte image is resized in place.

@@ -52,11 +52,14 @@ class HistoryPolicy(ABC):
     #: a name for the overlay, logs and benchmarks
     label: str = ""
 
-    def attach(self, slots: Sequence[PoolSlot], score: Scorer | None = None) -> None:
+    def attach(self, slots: Sequence[PoolSlot], score: Scorer | None = None, *,
+               picture_flip: int = 0) -> None:
         """Take the classifier's pools; ``score``, where the classifier can give it, is
-        the model's answer for any head-pool mean."""
+        the model's answer for any head-pool mean; ``picture_flip``, what the pictures
+        :meth:`begin` sees are XORed with (0x80 for an int8 model's input, 0 for RGB)."""
         self.slots = list(slots)
         self.score = score
+        self.picture_flip = picture_flip
         self.reset()
 
     @abstractmethod
