@@ -31,6 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from camera_footage import in_a_dim_room  # noqa: E402
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
 FPS = 5
@@ -52,9 +53,7 @@ def camera(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def lowlight(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
-    dim = (rgb.astype(np.float32) / 255.0) ** 1.3 * 0.55 * 255
-    dim += rng.normal(0.0, 8.0, dim.shape)
-    return _to_bytes(dim)
+    return in_a_dim_room(rgb, rng)
 
 
 def exposure(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from camera_footage import in_a_dim_room
 from conftest import require_shared
 from reference_loop import sampled_rgb_frames
 
@@ -213,13 +214,9 @@ def frames() -> dict[str, list[np.ndarray]]:
 
 
 def _in_a_dim_room(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A frame as a camera in a dim room films it (gamma 1.3, 0.55 exposure, sensor noise),
-    at the model's input size."""
-    dim = (rgb.astype(np.float32) / 255.0) ** 1.3 * 0.55 * 255.0
-    dim += rng.normal(0.0, 8.0, dim.shape)
-    small = cv2.resize(np.clip(dim, 0, 255).astype(np.uint8), (172, 172),
-                       interpolation=cv2.INTER_AREA)
-    return small ^ 0x80  # as an int8 model reads it
+    """A frame as a camera in a dim room films it, as an int8 model reads it."""
+    small = cv2.resize(in_a_dim_room(rgb, rng), (172, 172), interpolation=cv2.INTER_AREA)
+    return small ^ 0x80
 
 
 def test_a_cut_between_two_clips_filmed_in_a_dim_room_is_another_place(

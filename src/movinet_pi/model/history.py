@@ -56,10 +56,10 @@ class HistoryPolicy(ABC):
                picture_flip: int = 0) -> None:
         """Take the classifier's pools; ``score``, where the classifier can give it, is
         the model's answer for any head-pool mean; ``picture_flip``, what the pictures
-        :meth:`begin` sees are XORed with (0x80 for an int8 model's input, 0 for RGB)."""
+        :meth:`begin` sees are XORed with (0x80 for an int8 model's input, 0 for RGB), for
+        a policy that reads their levels."""
         self.slots = list(slots)
         self.score = score
-        self.picture_flip = picture_flip
         self.reset()
 
     @abstractmethod

@@ -1,0 +1,13 @@
+"""Frames as a camera in a room films them: shared by the tests and benchmarks/camera_like.py."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def in_a_dim_room(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``rgb`` as a camera in a dim room films it: gamma 1.3, 0.55 exposure, sensor noise
+    (sigma 8 of 255), as uint8."""
+    dim = (rgb.astype(np.float32) / 255.0) ** 1.3 * 0.55 * 255.0
+    dim += rng.normal(0.0, 8.0, dim.shape)
+    return np.clip(dim, 0, 255).astype(np.uint8)
