@@ -31,7 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from camera_footage import in_a_dim_room  # noqa: E402
+from camera_footage import in_a_dim_room, while_exposure_hunts  # noqa: E402
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
 FPS = 5
@@ -57,8 +57,7 @@ def lowlight(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def exposure(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
-    gain = 1.0 + 0.25 * np.sin(2.0 * np.pi * i / (6.0 * FPS))
-    return _to_bytes(rgb.astype(np.float32) * gain)
+    return while_exposure_hunts(rgb, i, FPS)
 
 
 def framing(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:

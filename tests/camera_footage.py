@@ -11,3 +11,10 @@ def in_a_dim_room(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     dim = (rgb.astype(np.float32) / 255.0) ** 1.3 * 0.55 * 255.0
     dim += rng.normal(0.0, 8.0, dim.shape)
     return np.clip(dim, 0, 255).astype(np.uint8)
+
+
+def while_exposure_hunts(rgb: np.ndarray, i: int, fps: float = 5.0) -> np.ndarray:
+    """Frame ``i`` of a clip (at ``fps``) as a camera whose auto-exposure hunts films it: the
+    gain swinging +-25 % over 6 s, as uint8."""
+    gain = 1.0 + 0.25 * np.sin(2.0 * np.pi * i / (6.0 * fps))
+    return np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from camera_footage import in_a_dim_room
+from camera_footage import in_a_dim_room, while_exposure_hunts
 from conftest import require_shared
 from reference_loop import sampled_rgb_frames
 
@@ -309,6 +309,24 @@ def test_a_loop_never_changes_what_is_shown_once_it_settled(
     settled = _settled_at(shown, NAMES[name])
     assert settled is not None and settled <= 8.0, shown[::5]
     assert clf.history.changes == changes  # no loop starts the memory afresh
+
+
+def test_a_shot_read_as_another_action_for_one_step_does_not_end_the_memory(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    # Tai chi 2 (a broadcast) as a camera whose exposure hunts films it: at its cut to another
+    # shot, 9.8 s in, the fresh stream's answer names another action at one step (under 0.5
+    # sure), and no action surely after it. That one step ended the memory: "shaking hands"
+    # and "photobombing" were shown from 10.2 to 21 s, where the plain model holds tai chi.
+    clip = [while_exposure_hunts(rgb, i) for i, rgb in enumerate(frames["tai_chi_2"])]
+    plain = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1,
+                                          history=PlainHistory())
+    want = _settled_at(_shown(plain, kinetics_labels, _looped(clip, 30)), "tai chi")
+    clf = _auto(a0_model, kinetics_labels)
+    shown = _shown(clf, kinetics_labels, _looped(clip, 30))
+    got = _settled_at(shown, "tai chi")
+    assert want is not None and got is not None and got <= want + 1.0, (got, want, shown[::5])
+    assert clf.history.changes == 0
 
 
 def test_a_near_tie_of_two_actions_does_not_swap_the_top_label_on_every_wobble(

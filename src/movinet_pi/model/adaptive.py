@@ -15,10 +15,12 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   show, with the new frames added. Then the fresh stream's answer is compared
   with what was shown before the cut: if they agree less than ``agree``
   (:func:`~movinet_pi.model.change.agreement`), or the fresh answer is at least
-  ``sure`` of an action the old one did not put first, the action changed and the
-  old memory is dropped. If ``fold_s`` passes without that, the cut was another
-  angle on the same action: the old memory is folded back in (the pools' sums
-  and counts add), without the fresh stream's first frames.
+  ``sure`` of an action the old one did not put first, it names another action.
+  When it is at least ``sure`` of that action, or names the same one two steps
+  in a row, the action changed and the old memory is dropped: one unsure answer
+  alone may be a shot the model cannot read. If ``fold_s`` passes without that,
+  the cut was another angle on the same action: the old memory is folded back in
+  (the pools' sums and counts add), without the fresh stream's first frames.
 * **Another view.** When ``--roi auto``'s box moves to another part of the
   picture (:meth:`AdaptiveHistory.new_view`), the next frame is treated as a cut
   to another place, whatever its colours, but the old memory is dropped only when
@@ -243,10 +245,23 @@ class AdaptiveHistory(ExponentialHistory):
         fresh = self.score(self._pool_mean(self.slots[self._head]))
         if fork.view:
             self._follow_view(fork, fresh)
-        elif self._names_another_action(fork.before, fresh):
+        elif self._another_action_after_the_cut(fork, fresh):
             self._keep_fresh()
         elif fork.frames >= self._fold:
             self._fold_back(fork)
+
+    def _another_action_after_the_cut(self, fork: Fork, fresh: np.ndarray) -> bool:
+        """Whether the fresh answer names another action than was shown before the cut, and
+        means it: sure of it, or naming the same one two steps in a row. A fresh stream's
+        first answers are unsure, and one of them alone may be a shot the model cannot read
+        (a broadcast of tai chi, at a cut, read for one step as "playing dominoes" at 0.16);
+        a new action goes on being named."""
+        if not self._names_another_action(fork.before, fresh):
+            fork.named = None
+            return False
+        top = int(fresh.argmax())
+        again, fork.named = fork.named == top, top
+        return again or float(fresh[top]) >= self.settings.sure
 
     def _keep_fresh(self) -> None:
         """Another action: the fork's fresh stream is the memory now."""

@@ -21,6 +21,7 @@ class Fork:
     early: list[np.ndarray] = field(default_factory=list)  # its first frames' head addends
     view: bool = False  # made by a new view (the crop moved), not by the pictures
     disagreeing: int = 0  # (a view's) steps in a row its answer surely named another action
+    named: int | None = None  # the other action its answer named at the last step, if any
 
 
 def mean_of(total: np.ndarray, count: float) -> np.ndarray:
