@@ -31,15 +31,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from camera_footage import in_a_dim_room, while_exposure_hunts  # noqa: E402
+from camera_footage import as_bytes, in_a_dim_room, while_exposure_hunts  # noqa: E402
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
 FPS = 5
 Change = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
-
-
-def _to_bytes(picture: np.ndarray) -> np.ndarray:
-    return np.clip(picture, 0, 255).astype(np.uint8)
 
 
 def control(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
@@ -49,7 +45,7 @@ def control(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
 def camera(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
     soft = cv2.GaussianBlur(rgb, (3, 3), 0).astype(np.float32)
     warm = soft * np.array([1.08, 1.0, 0.85]) * 0.85
-    return _to_bytes(warm + rng.normal(0.0, 6.0, warm.shape))
+    return as_bytes(warm + rng.normal(0.0, 6.0, warm.shape))
 
 
 def lowlight(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:

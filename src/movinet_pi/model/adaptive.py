@@ -178,7 +178,7 @@ class AdaptiveHistory(ExponentialHistory):
         follows a cut late; a cut comes right after a box moved): the fresh stream starts
         again on this frame, the memory from before the first stays aside, and a cut's rule
         decides."""
-        fork.frames, fork.early = 0, []
+        fork.frames, fork.early, fork.named = 0, [], None
         self._start_fresh()
         return True
 
