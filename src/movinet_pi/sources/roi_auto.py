@@ -139,44 +139,62 @@ class AutoRoi:
         a few microseconds, where averaging the blocks takes a tenth of a millisecond), then
         a 3x3 mean against the noise that sampling keeps."""
         step = max(1, round(max(picture.shape[:2]) / WORK_SIZE))
-        plane = picture[step // 2::step, step // 2::step]
-        return cv2.blur(plane[..., 1] if plane.ndim == 3 else plane, (3, 3))
+        first = step // 2
+        if picture.ndim == 3:
+            return cv2.blur(picture[first::step, first::step, 1], (3, 3))
+        return cv2.blur(picture[first::step, first::step], (3, 3))
 
-    def _moving(self, grey: np.ndarray, t: float) -> Optional[np.ndarray]:
-        """Where it moved within ``hold_s`` (255 there, else 0; grey's shape); None before
-        two frames; nowhere at a cut. Ages are bytes counted in 1/:data:`AGE_HOLD` of
-        ``hold_s``: a few OpenCV calls on 5 kB, microseconds each even with cold caches."""
+    def _ages(self, grey: np.ndarray, t: float) -> Optional[np.ndarray]:
+        """How long ago each grey pixel last moved, in 1/:data:`AGE_HOLD` of ``hold_s``
+        (bytes: 255 is longer ago); None before two frames. A pixel moved when its grey
+        level changed by more than ``threshold`` since the last frame. At a cut, nothing
+        has moved yet. A handful of OpenCV calls on 5 kB: microseconds each, even with
+        cold caches."""
         prev, self._prev = self._prev, grey
         if prev is None or prev.shape != grey.shape or self._age is None:
             self._age = np.full(grey.shape, 255, np.uint8)  # never moved
             self._age_carry = 0.0
             return None
-        now = cv2.compare(cv2.absdiff(grey, prev), self.settings.threshold, cv2.CMP_GT)
+        now = cv2.threshold(cv2.absdiff(grey, prev), self.settings.threshold, 255,
+                            cv2.THRESH_BINARY)[1]  # 255 where it changed by more
         if cv2.countNonZero(now) >= self.settings.whole_above * now.size:
             # Nearly the whole picture changed at once: a cut (or the light), not motion to
             # follow. What moved before it is of another picture: start afresh from here.
             self._age.fill(255)
             self._age_carry = 0.0
-            return np.zeros_like(now)
+            return self._age
         since = 0.0 if self._t_prev is None else t - self._t_prev
         elapsed = self._age_carry + since * AGE_HOLD / self.settings.hold_s
         ticks = int(elapsed)
         self._age_carry = elapsed - ticks
-        cv2.add(self._age, min(ticks, 255), dst=self._age)  # (saturates at 255)
-        cv2.subtract(self._age, now, dst=self._age)  # moving now: 0
-        return cv2.compare(self._age, AGE_HOLD, cv2.CMP_LE)
+        # age + ticks (saturating at 255), and 0 where it moves now: -2 x 255 takes any
+        # age to 0 (one call where an add and a subtract take two; integers, so exact)
+        cv2.addWeighted(self._age, 1.0, now, -2.0, min(ticks, 255), dst=self._age)
+        return self._age
 
-    def _extent(self, moving: np.ndarray) -> Optional[Rect]:
-        """The part that moved, in pixels of the picture; None: too little. Places that
-        moved alone, smaller than 3x3 grey pixels, are left out (noise, not action)."""
-        moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, OPENING)
-        if cv2.countNonZero(moving) < self.settings.min_moving * moving.size:
+    def _extent(self, ages: np.ndarray) -> Optional[Rect]:
+        """The part that moved within ``hold_s``, in pixels of the picture; None: too
+        little. Places that moved alone, smaller than 3x3 grey pixels, are left out (noise,
+        not action).
+
+        That is a morphological opening (an erosion, then a dilation) of where it moved,
+        done the cheap way: the erosion is where the oldest age around a pixel is recent
+        (one dilation of the ages, one compare), and the opened region's extent is the
+        eroded one's grown by a pixel. Its size is at least the eroded one's, so only a
+        small eroded region needs the dilation done to be counted."""
+        least = self.settings.min_moving * ages.size
+        oldest_around = cv2.dilate(ages, OPENING)
+        core = cv2.threshold(oldest_around, AGE_HOLD, 255, cv2.THRESH_BINARY_INV)[1]  # <= AGE_HOLD
+        in_core = cv2.countNonZero(core)
+        if not in_core or (in_core < least
+                           and cv2.countNonZero(cv2.dilate(core, OPENING)) < least):
             return None
-        x0, y0, w, h = cv2.boundingRect(moving)
-        x1, y1 = x0 + w, y0 + h
+        x, y, w, h = cv2.boundingRect(core)
+        rows, cols = ages.shape
         width, height = self._picture
-        fx, fy = width / moving.shape[1], height / moving.shape[0]
-        return x0 * fx, y0 * fy, x1 * fx, y1 * fy
+        fx, fy = width / cols, height / rows
+        return (max(x - 1, 0) * fx, max(y - 1, 0) * fy,
+                min(x + w + 1, cols) * fx, min(y + h + 1, rows) * fy)
 
     # -- the box ------------------------------------------------------------------------------
     def _target(self, extent: Rect) -> Optional[Rect]:
@@ -253,10 +271,10 @@ class AutoRoi:
             self._picture = (width, height)
             self.new_view = cropped  # from a crop back to the whole (other) picture
         self._t_prev, self._t = self._t, t
-        moving = self._moving(self._grey(picture), t)
-        if moving is None:
+        ages = self._ages(self._grey(picture), t)
+        if ages is None:
             return self.box
-        extent = self._extent(moving)
+        extent = self._extent(ages)
         if extent is None:  # nothing moved for hold_s: the whole picture
             if self._rect is not None:
                 self._move(None)
