@@ -357,3 +357,37 @@ def test_a_picture_of_another_size_is_a_new_view_when_the_box_was_cropped() -> N
     fresh.update(picture(), 0.0)
     fresh.update(picture(320, 240), 0.2)
     assert not fresh.new_view
+
+
+def opened_extent(moving: np.ndarray, least: float) -> tuple[int, int, int, int] | None:
+    """What moved, as the textbook says: open the mask with a 3x3 square (an erosion, then
+    a dilation), count it and bound it (grey pixels: x0, y0, x1, y1)."""
+    opened = cv2.morphologyEx(moving, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    if cv2.countNonZero(opened) < least or not opened.any():
+        return None
+    x, y, w, h = cv2.boundingRect(opened)
+    return x, y, x + w, y + h
+
+
+def test_what_moved_is_the_opened_region_of_recent_motion() -> None:
+    # AutoRoi gets there the cheap way (a dilation of the ages; the opening itself only
+    # when the eroded region is too small to count alone): it must be the same region.
+    rng = np.random.default_rng(7)
+    roi = AutoRoi(MODEL)
+    roi._picture = (80, 60)  # a picture the size of its grey copy: extents in grey pixels
+    least = roi.settings.min_moving * 80 * 60  # 9.6 grey pixels
+    small_regions = 0
+    for trial in range(1000):
+        density = (0.002, 0.01, 0.05, 0.3, 0.7)[trial % 5]
+        recent = rng.random((60, 80)) < density
+        if trial % 2:  # blobs: small regions near the count's limit
+            recent = cv2.dilate(recent.astype(np.uint8), np.ones((2, 2), np.uint8)) > 0
+        ages = np.where(recent, rng.integers(0, 251, (60, 80)), rng.integers(251, 256, (60, 80)))
+        ages = ages.astype(np.uint8)
+        moving = np.where(ages <= 250, 255, 0).astype(np.uint8)
+        want = opened_extent(moving, least)
+        got = roi._extent(ages)
+        assert (None if got is None else tuple(round(v) for v in got)) == want
+        eroded = cv2.countNonZero(cv2.erode(moving, np.ones((3, 3), np.uint8)))
+        small_regions += 0 < eroded < least and want is not None
+    assert small_regions > 0  # the case where only the opening itself can tell was met
