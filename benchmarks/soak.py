@@ -5,7 +5,7 @@ to /dev/null; default stream history) and samples the process's resident
 memory, open file descriptors and threads after a warm-up and at the end.
 Goals: RSS growth < 5 MB, no fd or thread growth.
 
-    python benchmarks/soak.py [--steps 10000] [--video PATH]
+    python benchmarks/soak.py [--steps 10000] [--video PATH] [--roi auto]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -30,6 +31,7 @@ from movinet_pi.pipeline import Pipeline  # noqa: E402
 from movinet_pi.recognizer import Recognizer, RunConfig  # noqa: E402
 from movinet_pi.sources.base import Frame, Source  # noqa: E402
 from movinet_pi.sources.open import open_source  # noqa: E402
+from movinet_pi.sources.roi import AUTO  # noqa: E402
 
 
 class LoopedFile(Source):
@@ -82,10 +84,12 @@ def sample() -> dict[str, float]:
     }
 
 
-def run_steps(clf: StreamingClassifier, video: Path, steps: int, out) -> float:
+def run_steps(clf: StreamingClassifier, video: Path, steps: int, out,
+              roi: Optional[str] = None) -> float:
     started = time.perf_counter()
     source = LoopedFile(video, frames=steps * 6)  # a 30 fps clip gives a step every 6 frames
-    Pipeline(source, Recognizer(clf, RunConfig(top_k=3), [JsonLinesSink(out)])).run()
+    config = RunConfig(top_k=3, roi=roi)
+    Pipeline(source, Recognizer(clf, config, [JsonLinesSink(out)])).run()
     source.close()
     return time.perf_counter() - started
 
@@ -95,17 +99,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--warmup", type=int, default=500)
     ap.add_argument("--video", type=Path, default=SHARED / "videos" / "arm_wrestling.mp4")
+    ap.add_argument("--roi", choices=[AUTO], help="the model reads --roi auto's box")
     args = ap.parse_args()
     labels = load_labels(SHARED / "labels" / "kinetics600_label_map.txt")
     clf = StreamingClassifier.from_file(SHARED / "models" / "movinet_a0_stream_int8.tflite",
                                         labels, history=history_policy(DEFAULT_HISTORY, MODEL_FPS))
     with open(os.devnull, "w") as out:
-        run_steps(clf, args.video, args.warmup, out)
+        run_steps(clf, args.video, args.warmup, out, args.roi)
         before = sample()
-        seconds = run_steps(clf, args.video, args.steps, out)
+        seconds = run_steps(clf, args.video, args.steps, out, args.roi)
         after = sample()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"soak: {args.steps} steps of A0 int8 on {args.video.name} looped, headless, "
+    roi = " --roi auto," if args.roi else ""
+    print(f"soak: {args.steps} steps of A0 int8 on {args.video.name} looped, headless,{roi} "
           f"{seconds:.0f} s ({args.steps / seconds:.0f} steps/s)")
     print("| | after warm-up | after the soak | growth | goal |")
     print("|---|---|---|---|---|")
