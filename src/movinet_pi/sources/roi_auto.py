@@ -179,7 +179,7 @@ class AutoRoi:
 
         That is a morphological opening (an erosion, then a dilation) of where it moved,
         done the cheap way: the erosion is where the oldest age around a pixel is recent
-        (one dilation of the ages, one compare), and the opened region's extent is the
+        (one dilation of the ages, one threshold), and the opened region's extent is the
         eroded one's grown by a pixel. Its size is at least the eroded one's, so only a
         small eroded region needs the dilation done to be counted."""
         least = self.settings.min_moving * ages.size
