@@ -21,7 +21,7 @@ from movinet_pi.sources.roi import (
     pixel_rect,
     sensor_crop,
 )
-from movinet_pi.sources.roi_auto import AutoRoi, AutoRoiSettings
+from movinet_pi.sources.roi_auto import AGE_HOLD, AutoRoi, AutoRoiSettings
 
 MODEL = (172, 172)
 
@@ -382,9 +382,9 @@ def test_what_moved_is_the_opened_region_of_recent_motion() -> None:
         recent = rng.random((60, 80)) < density
         if trial % 2:  # blobs: small regions near the count's limit
             recent = cv2.dilate(recent.astype(np.uint8), np.ones((2, 2), np.uint8)) > 0
-        ages = np.where(recent, rng.integers(0, 251, (60, 80)), rng.integers(251, 256, (60, 80)))
-        ages = ages.astype(np.uint8)
-        moving = np.where(ages <= 250, 255, 0).astype(np.uint8)
+        ages = np.where(recent, rng.integers(0, AGE_HOLD + 1, (60, 80)),
+                        rng.integers(AGE_HOLD + 1, 256, (60, 80))).astype(np.uint8)
+        moving = np.where(ages <= AGE_HOLD, 255, 0).astype(np.uint8)
         want = opened_extent(moving, least)
         got = roi._extent(ages)
         assert (None if got is None else tuple(round(v) for v in got)) == want

@@ -139,10 +139,8 @@ class AutoRoi:
         a few microseconds, where averaging the blocks takes a tenth of a millisecond), then
         a 3x3 mean against the noise that sampling keeps."""
         step = max(1, round(max(picture.shape[:2]) / WORK_SIZE))
-        first = step // 2
-        if picture.ndim == 3:
-            return cv2.blur(picture[first::step, first::step, 1], (3, 3))
-        return cv2.blur(picture[first::step, first::step], (3, 3))
+        plane = picture[step // 2::step, step // 2::step]
+        return cv2.blur(plane[..., 1] if plane.ndim == 3 else plane, (3, 3))
 
     def _ages(self, grey: np.ndarray, t: float) -> Optional[np.ndarray]:
         """How long ago each grey pixel last moved, in 1/:data:`AGE_HOLD` of ``hold_s``
