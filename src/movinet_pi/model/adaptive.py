@@ -53,13 +53,12 @@ each setting was chosen.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 from typing import Sequence, Union
 
 import numpy as np
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.model.adaptive_state import Fork, Question, RecentStep, mean_of
+from movinet_pi.model.adaptive_state import AutoSettings, Fork, Question, RecentStep, mean_of
 from movinet_pi.model.change import ColourMemory, NoveltyDetector, agreement
 from movinet_pi.model.history import (
     ExponentialHistory,
@@ -72,25 +71,6 @@ from movinet_pi.model.history import (
 
 AUTO = "auto"
 HistorySpec = Union[float, str]  # seconds, inf, or "auto"
-
-
-@dataclass(frozen=True)
-class AutoSettings:
-    """The settings of ``--history auto``: times in seconds, the rest fractions."""
-
-    long_s: float = 30.0  # the moving average; how far back the scene tests look
-    settle_s: float = 0.6  # feature windows; a fresh stream's first frames
-    sudden: float = 0.45  # colour mass that must jump from the last picture
-    novel: float = 0.3  # colour mass unlike every picture of the last long_s
-    agree: float = 0.1  # below this agreement two answers name different actions
-    sure: float = 0.5  # a same-place answer must be at least this sure of one action
-    features_novel: float = 0.3  # feature novelty that asks the same-place question
-    same_place_s: float = 1.6  # how long a same-place disagreement must last
-    fold_s: float = 2.0  # how long a fresh stream at another place waits to be kept
-    question_s: float = 10.0  # how long a same-place question stays open
-
-    def with_values(self, **values: float) -> AutoSettings:
-        return replace(self, **values)
 
 
 class AdaptiveHistory(ExponentialHistory):

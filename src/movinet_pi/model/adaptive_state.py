@@ -1,14 +1,33 @@
-"""What ``--history auto`` keeps from step to step besides the pools
+"""``--history auto``'s settings, and what it keeps from step to step besides the pools
 (:mod:`movinet_pi.model.adaptive`): a fresh stream since a cut and the memory from
 before it, the last few steps as they were read, an open same-place question."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from movinet_pi.model.history import Memory
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    """The settings of ``--history auto``: times in seconds, the rest fractions."""
+
+    long_s: float = 30.0  # the moving average; how far back the scene tests look
+    settle_s: float = 0.6  # feature windows; a fresh stream's first frames
+    sudden: float = 0.45  # colour mass that must jump from the last picture
+    novel: float = 0.3  # colour mass unlike every picture of the last long_s
+    agree: float = 0.1  # below this agreement two answers name different actions
+    sure: float = 0.5  # a same-place answer must be at least this sure of one action
+    features_novel: float = 0.3  # feature novelty that asks the same-place question
+    same_place_s: float = 1.6  # how long a same-place disagreement must last
+    fold_s: float = 2.0  # how long a fresh stream at another place waits to be kept
+    question_s: float = 10.0  # how long a same-place question stays open
+
+    def with_values(self, **values: float) -> AutoSettings:
+        return replace(self, **values)
 
 
 @dataclass
