@@ -32,7 +32,9 @@ settings chosen on every clip are the defaults.
     python benchmarks/roi.py --clips paragliding squat         # a few clips, while developing
 
 (``--defaults-only`` scores the current defaults and chooses nothing: the check on clips the
-defaults were not chosen on. The rooms always come from ``../shared/videos``.)
+defaults were not chosen on. The rooms come from ``../shared/videos`` unless ``--rooms`` names
+another folder holding the same two clips: ``benchmarks/camera_like.py``'s folders do, so a
+dim clip can be pasted into a room filmed as dimly.)
 """
 
 from __future__ import annotations
@@ -303,9 +305,15 @@ def main() -> None:
                         help="score AutoRoiSettings() only (no cross-validation)")
     parser.add_argument("--history", default=HISTORY, choices=("inf", "auto"),
                         help="the model's memory (default inf, the plain model)")
+    parser.add_argument("--rooms", type=Path, default=SHARED / "videos",
+                        help=f"the folder whose {' and '.join(BACKGROUNDS)} are the rooms "
+                             "(default ../shared/videos)")
     parser.add_argument("--clips", nargs="+", metavar="NAME",
                         help="only these clips of --videos (names without .mp4)")
     args = parser.parse_args()
+    missing = [name for name in BACKGROUNDS if not (args.rooms / name).is_file()]
+    if missing:
+        parser.error(f"--rooms: {args.rooms} has no {', '.join(missing)}")
     started = time.perf_counter()
     cv2.setNumThreads(1)
     paths = sorted(args.videos.glob("*.mp4"))
@@ -317,7 +325,7 @@ def main() -> None:
                      f"({args.folds}), --defaults-only one")
     # each clip keeps its place among them all, so a subset's versions are the same
     clips = [load_clip(p, i) for i, p in enumerate(paths) if p.stem in wanted]
-    all_versions = versions(clips, rooms())
+    all_versions = versions(clips, rooms(args.rooms))
     scorer = Scorer(args.model, args.labels, args.threads, args.history)
     min_size = scorer.clf.input_size
     memory = "the plain model" if args.history == "inf" else "the default memory"
