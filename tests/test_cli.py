@@ -161,12 +161,13 @@ def test_top_k_above_class_count(models_env: None, carving_ice: Path,
 
 
 def test_missing_catalogue_model_names_the_download_command(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, carving_ice: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MOVINET_PI_MODELS", str(tmp_path / "empty"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    assert main(["--model", "a1", "--offline", "--headless", "--source", "x.mp4"]) == 2
+    assert main(["--model", "a1", "--offline", "--headless", "--source", str(carving_ice)]) == 2
     assert "movinet-pi download a1" in _one_line_error(capsys)
 
 

@@ -240,18 +240,41 @@ def test_a_file_shows_where_it_is_instead_of_machine_rates(
 
 
 # -- finding models and labels ---------------------------------------------------------------
-def test_a_failed_first_download_says_what_else_works(
-    nothing_found: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with socket.socket() as s:  # a port nobody listens on: "offline"
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Downloads go to a port nobody listens on."""
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("MOVINET_PI_DOWNLOAD_BASE", f"http://127.0.0.1:{port}")
-    assert main(["--source", "clip.mp4", "--headless"]) != 0
+
+
+def test_a_failed_first_download_says_what_else_works(
+    nothing_found: Path, carving_ice: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    _offline(monkeypatch)
+    assert main(["--source", str(carving_ice), "--headless"]) != 0
     error = _err_lines(capsys)[-1]
     for words in ("--model-path FILE", "$MOVINET_PI_MODELS", "movinet_a0_stream_int8.tflite",
                   str(nothing_found / "cache" / "movinet-pi")):
         assert words in error, error
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("clip.mp4", "no such file: clip.mp4"),
+    (".", "is a directory"),
+    ("ftp://camera/live", "unsupported source URL scheme ftp://"),
+])
+def test_a_source_that_cannot_open_is_said_before_the_first_download(
+    nothing_found: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    source: str, says: str
+) -> None:
+    # A mistyped file must not cost a model download first (or, offline, hide behind its error).
+    _offline(monkeypatch)
+    assert main(["--source", source, "--headless"]) == 2
+    lines = _err_lines(capsys)
+    assert len(lines) == 1 and says in lines[0], lines
+    assert not (nothing_found / "cache" / "movinet-pi").exists()  # nothing fetched
 
 
 def test_offline_without_a_model_says_what_else_works(

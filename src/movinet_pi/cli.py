@@ -61,7 +61,7 @@ def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.display.shown import LabelFilter
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.recognizer import Recognizer, RunConfig
-    from movinet_pi.sources.open import open_source
+    from movinet_pi.sources.open import check_source, open_source
 
     started = time.monotonic()
     log = say if args.verbose else (lambda message: None)
@@ -70,6 +70,7 @@ def command_run(args: argparse.Namespace) -> int:
         from movinet_pi.outputs.web import check_token
 
         check_token(args.web[0], args.web_token)
+    check_source(args.source)  # before a model download too: a mistyped file says so at once
     clf, title = load_classifier(args)
     if args.top_k > clf.num_classes:
         raise MovinetPiError(

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Optional
 
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.sources.base import Source
-from movinet_pi.sources.opencv import CameraSource, FileSource, StreamSource
+from movinet_pi.sources.opencv import (
+    CameraSource,
+    FileSource,
+    StreamSource,
+    check_video_file,
+)
 from movinet_pi.sources.picamera import PicameraSource
 from movinet_pi.sources.picamera_lib import picamera2_available
 from movinet_pi.sources.roi import Box
@@ -34,6 +40,34 @@ def parse_frame_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def check_source(spec: Optional[str]) -> str:
+    """What kind of source ``spec`` names ("picamera", "camera", "stream" or "file"), having
+    refused what cannot open without trying: an empty spec, a URL scheme OpenCV does not
+    read, a video file that is not there or is not a video. The app checks ``--source`` so
+    before anything slow (a model's first download); a camera or a stream is only found out
+    by opening it. ``None`` is the default source."""
+    if spec is None:
+        return "picamera" if default_source_spec() == "picamera" else "camera"
+    spec = spec.strip()
+    if not spec:
+        raise MovinetPiError(
+            "empty source: use `picamera`, a camera index like 0, a video file or an rtsp:// URL"
+        )
+    if _PICAMERA_RE.fullmatch(spec):
+        return "picamera"
+    if spec.isdigit() or _DEVICE_RE.fullmatch(spec):
+        return "camera"
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if scheme in URL_SCHEMES:
+        return "stream"
+    if scheme:
+        raise MovinetPiError(
+            f"unsupported source URL scheme {scheme}://: use rtsp://, http:// or https://"
+        )
+    check_video_file(Path(spec))
+    return "file"
+
+
 def open_source(
     spec: Optional[str],
     *,
@@ -58,25 +92,17 @@ def open_source(
     if not (fps > 0 and timeout > 0 and min(frame_size) > 0):
         raise MovinetPiError("fps, timeout and the frame size must be positive")
     spec = default_source_spec() if spec is None else spec.strip()
-    if not spec:
-        raise MovinetPiError(
-            "empty source: use `picamera`, a camera index like 0, a video file or an rtsp:// URL"
-        )
-    picamera = _PICAMERA_RE.fullmatch(spec)
-    if picamera:
-        number = int(picamera.group(1) or 0)
+    kind = check_source(spec)
+    if kind == "picamera":
+        match = _PICAMERA_RE.fullmatch(spec)
+        number = int(match.group(1) or 0) if match else 0
         return PicameraSource(number, frame_size=frame_size, fps=fps, timeout=timeout,
                               model_size=model_size, roi=roi)
-    device = _DEVICE_RE.fullmatch(spec)
-    if spec.isdigit() or device:
+    if kind == "camera":
+        device = _DEVICE_RE.fullmatch(spec)
         index = int(device.group(1)) if device else int(spec)
         return CameraSource(index, frame_size=frame_size, fps=fps)
-    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
-    if scheme in URL_SCHEMES:
+    if kind == "stream":
         return StreamSource(spec, timeout=timeout)
-    if scheme:
-        raise MovinetPiError(
-            f"unsupported source URL scheme {scheme}://: use rtsp://, http:// or https://"
-        )
     return FileSource(spec, loop=loop)
 

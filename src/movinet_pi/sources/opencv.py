@@ -155,7 +155,7 @@ class FileSource(_CaptureSource):
         self.loop = loop
         self.duration: Optional[float] = None  # seconds, when the file says
         self._pass_starts = [0.0]  # the timestamp each play of a looping file began at
-        _check_file(self.path)
+        check_video_file(self.path)
         cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             raise MovinetPiError(
@@ -256,7 +256,8 @@ class _Restarted(Timeline):
         return self.offset + super().stamp(raw)
 
 
-def _check_file(path: Path) -> None:
+def check_video_file(path: Path) -> None:
+    """Refuse a path that is no video file: missing, a directory, empty, or text."""
     if not path.exists():
         raise MovinetPiError(
             f"no such file: {path} (a source is `picamera`, a camera index like 0, "
