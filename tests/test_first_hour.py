@@ -277,6 +277,18 @@ def test_a_source_that_cannot_open_is_said_before_the_first_download(
     assert not (nothing_found / "cache" / "movinet-pi").exists()  # nothing fetched
 
 
+@pytest.mark.parametrize("command", [["eval"], ["teach", "-o", "taught.tflite"]])
+def test_a_clip_folder_that_is_not_there_is_said_before_the_first_download(
+    nothing_found: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    command: list[str]
+) -> None:
+    _offline(monkeypatch)
+    assert main([command[0], "no-such-clips", "--model", "a0", *command[1:]]) == 2
+    lines = _err_lines(capsys)
+    assert lines == ["movinet-pi: error: clip folder not found: no-such-clips"], lines
+    assert not (nothing_found / "cache" / "movinet-pi").exists()  # nothing fetched
+
+
 def test_offline_without_a_model_says_what_else_works(
     nothing_found: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -90,8 +90,10 @@ def say_health(when: str) -> None:
 
 
 def command_eval(args: argparse.Namespace) -> int:
+    from movinet_pi.tools.clip_folders import find_class_folders
     from movinet_pi.tools.eval import run_eval
 
+    find_class_folders(args.clip_dir)  # before a model download: a mistyped folder says so
     paths = [catalogue_model(name, args.quant, offline=False)[0] for name in args.models]
     paths += args.model_paths
     if not paths:
@@ -103,6 +105,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
 
 def command_teach(args: argparse.Namespace) -> int:
+    from movinet_pi.tools.clip_folders import find_class_folders
     from movinet_pi.tools.teach import record_clip, run_teach
 
     if args.record is not None:
@@ -115,6 +118,7 @@ def command_teach(args: argparse.Namespace) -> int:
     if args.labels is not None:
         raise MovinetPiError("teach takes its labels from the class folders' names: "
                              "drop --labels")
+    find_class_folders(args.clip_dir)  # before a model download: a mistyped folder says so
     base, _ = resolve_model(args)
     return run_teach(args.clip_dir, base, args.output, force=args.force, reject=args.reject,
                      threads=args.threads, history=args.history, out=sys.stdout)
