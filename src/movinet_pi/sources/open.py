@@ -43,9 +43,9 @@ def parse_frame_size(text: str) -> tuple[int, int]:
 def check_source(spec: Optional[str]) -> str:
     """What kind of source ``spec`` names ("picamera", "camera", "stream" or "file"), having
     refused what cannot open without trying: an empty spec, a URL scheme OpenCV does not
-    read, a video file that is not there or is not a video. The app checks ``--source`` so
-    before anything slow (a model's first download); a camera or a stream is only found out
-    by opening it. ``None`` is the default source."""
+    read, a video file that is not there or is not a video. The app checks ``--source`` this
+    way before anything slow (the model's first download); a camera or a stream is only found
+    out by opening it. ``None`` is the default source."""
     if spec is None:
         return "picamera" if default_source_spec() == "picamera" else "camera"
     spec = spec.strip()
