@@ -40,15 +40,18 @@ def parse_frame_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def check_source(spec: Optional[str]) -> str:
-    """What kind of source ``spec`` names ("picamera", "camera", "stream" or "file"), having
-    refused what cannot open without trying: an empty spec, a URL scheme OpenCV does not
-    read, a video file that is not there or is not a video. The app checks ``--source`` this
-    way before anything slow (the model's first download); a camera or a stream is only found
-    out by opening it. ``None`` is the default source."""
-    if spec is None:
-        return "picamera" if default_source_spec() == "picamera" else "camera"
-    spec = spec.strip()
+def check_source(spec: Optional[str]) -> None:
+    """Refuse a source that cannot open, without trying: an empty spec, a URL scheme OpenCV
+    does not read, a video file that is not there or is not a video. The app checks
+    ``--source`` this way before anything slow (the model's first download); a camera or a
+    stream is only found out by opening it. ``None`` (the default source) passes."""
+    if spec is not None and _kind(spec := spec.strip()) == "file":
+        check_video_file(Path(spec))
+
+
+def _kind(spec: str) -> str:
+    """What kind of source ``spec`` names: "picamera", "camera", "stream" or "file"; an
+    empty spec or an unknown URL scheme is refused."""
     if not spec:
         raise MovinetPiError(
             "empty source: use `picamera`, a camera index like 0, a video file or an rtsp:// URL"
@@ -64,7 +67,6 @@ def check_source(spec: Optional[str]) -> str:
         raise MovinetPiError(
             f"unsupported source URL scheme {scheme}://: use rtsp://, http:// or https://"
         )
-    check_video_file(Path(spec))
     return "file"
 
 
@@ -92,7 +94,7 @@ def open_source(
     if not (fps > 0 and timeout > 0 and min(frame_size) > 0):
         raise MovinetPiError("fps, timeout and the frame size must be positive")
     spec = default_source_spec() if spec is None else spec.strip()
-    kind = check_source(spec)
+    kind = _kind(spec)  # (a file is checked as the FileSource opens it)
     if kind == "picamera":
         match = _PICAMERA_RE.fullmatch(spec)
         number = int(match.group(1) or 0) if match else 0
