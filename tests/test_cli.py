@@ -137,6 +137,9 @@ def test_threshold_and_deny(models_env: None, carving_ice: Path,
         (["--record-max-mb", "0"], "--record-max-mb: must be more than 0"),
         (["bench", "--steps", "0"], "--steps: must be 1 or more"),
         (["eval"], "required"),
+        (["--roi", "-0.1,0,0.5,0.5"], "goes as --roi=VALUE"),
+        (["--threshold", "0.2", "--leave-threshold", "0.5"],
+         "--leave-threshold 0.5 is above --threshold 0.2"),
     ],
 )
 def test_bad_flags_get_one_line_and_exit_2(args: list[str], words: str) -> None:
@@ -160,6 +163,24 @@ def test_top_k_above_class_count(models_env: None, carving_ice: Path,
     assert "more than the model's 600 classes" in _one_line_error(capsys)
 
 
+def test_flags_that_could_never_act_are_refused_before_the_run(
+        models_env: None, carving_ice: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    run = ["--source", str(carving_ice), "--headless"]
+    record = tmp_path / "clips"
+    assert main([*run, "--record", str(record), "--record-labels", "Carving_Ice"]) == 2
+    assert "unknown label 'Carving_Ice' in --record-labels" in _one_line_error(capsys)
+    assert not record.exists()  # refused before any output was opened
+    assert main([*run, "--labels", str(tmp_path)]) == 2
+    assert "is a folder: give the label file itself" in _one_line_error(capsys)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x\n")
+    assert main([*run, "--record", str(a_file)]) == 2
+    assert "is a file, not a folder" in _one_line_error(capsys)
+    # the recorder matches labels whatever their case: so does the check
+    assert main([*run, "--record", str(record), "--record-labels", "Carving Ice"]) == 0
+
+
 def test_missing_catalogue_model_names_the_download_command(
     tmp_path: Path, carving_ice: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
@@ -169,6 +190,22 @@ def test_missing_catalogue_model_names_the_download_command(
     monkeypatch.chdir(tmp_path)
     assert main(["--model", "a1", "--offline", "--headless", "--source", str(carving_ice)]) == 2
     assert "movinet-pi download a1" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("command", [["info", "--model", "a1"],
+                                     ["eval", "CLIPS", "--model", "a1"]])
+def test_info_and_eval_take_offline_as_their_hint_says(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MOVINET_PI_MODELS", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "CLIPS" / "squat").mkdir(parents=True)
+    (tmp_path / "CLIPS" / "squat" / "a.mp4").write_bytes(b"\0" * 64)
+    assert main([*command, "--offline"]) == 2
+    assert "movinet-pi download a1" in _one_line_error(capsys)
+    assert not (tmp_path / "cache").exists()  # nothing fetched, nothing made
 
 
 def test_missing_source_file(models_env: None, capsys: pytest.CaptureFixture[str]) -> None:

@@ -116,6 +116,31 @@ def test_a_missing_model_keeps_the_old_one_and_says_how_to_get_it(
     assert "keeping the current model" in pipeline.current_message
 
 
+def test_a_switch_looks_in_the_model_path_folder_first(
+    monkeypatch: pytest.MonkeyPatch, shared: Path, tmp_path: Path
+) -> None:
+    """`--model-path FOLDER`: a switch finds the catalogue file there, as the start did
+    (nowhere else holds A1 here)."""
+    monkeypatch.setenv("MOVINET_PI_MODELS", os.pathsep.join(
+        [str(shared / "models"), str(shared / "labels")]))  # A0 only
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    folder = shared / "models" / "untrained"
+    pipeline, controls = _running(_args(model="a2", model_path=folder))
+    assert len(pipeline.recognizer.classifier.signature.states) == 73  # A2, from the folder
+    pipeline.handle_key(ord("2"))
+    assert controls.loading is not None
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    new = pipeline.recognizer.classifier
+    assert len(new.signature.states) == 67 and Path(new.model_path).parent == folder
+    pipeline.handle_key(ord("1"))  # not in the folder: where the catalogue's files go
+    assert controls.loading is not None
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    assert len(pipeline.recognizer.classifier.signature.states) == 43
+
+
 def test_plus_adds_an_interpreter_thread_the_runtime_really_runs(catalogue: None) -> None:
     pipeline, controls = _running(_args(threads=1))
     _step(pipeline)

@@ -307,6 +307,16 @@ def test_model_path_may_be_a_folder(
     assert json.loads(out.splitlines()[-1])["top"][0]["label"] == "carving ice"
 
 
+def test_a_folder_without_the_model_asked_for_says_which_it_uses(
+    models_env: None, shared: Path, carving_ice: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = shared / "models" / "untrained"  # A1 and A2 int8, no A0 int8
+    assert main(["--model-path", str(folder), "--model", "a0", "--source", str(carving_ice),
+                 "--headless", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"{folder} has no movinet_a0_stream_int8.tflite: using its movinet_a1_" in err
+
+
 def test_a_folder_without_a_model_is_one_line(
     models_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

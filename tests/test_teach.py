@@ -131,6 +131,27 @@ def test_a_run_shows_the_taught_labels(taught: Path, tmp_path: Path,
     assert lines[-1]["top"][0]["label"] == "squat"
 
 
+def test_a_two_class_model_runs_with_the_default_flags(clips: Path, a0_model: Path,
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """Fewer classes than the default --top-k: the run shows them all (as `teach` says to
+    run it), and only a --top-k asked for beyond them is refused."""
+    two = tmp_path / "two"
+    two.mkdir()
+    for name in ("arm_wrestling", "squat"):
+        (two / name).symlink_to(clips / name, target_is_directory=True)
+    out = tmp_path / "two.tflite"
+    assert main(["teach", str(two), "--model-path", str(a0_model), "-o", str(out)]) == 0
+    clip = clips / "squat" / "a.mp4"
+    capsys.readouterr()
+    assert main(["--model-path", str(out), "--source", str(clip), "--headless", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines and lines[-1]["top"][0]["label"] == "squat"
+    assert main(["--model-path", str(out), "--source", str(clip), "--headless",
+                 "--top-k", "3"]) == 2
+    assert "--top-k 3 is more than the model's 2 classes" in capsys.readouterr().err
+
+
 def test_a_taught_heads_answer_has_no_grid_to_hold_on(taught: Path) -> None:
     # its scores are floats of its own: the shown list keeps only exact ties
     assert StreamingClassifier.from_file(taught, threads=1).logit_step == 0.0
@@ -240,6 +261,11 @@ def test_bad_input(clips: Path, taught: Path, a0_model: Path, tmp_path: Path,
         teach_error(capsys, short, DATA / model, out)
     assert "already a taught model" in teach_error(capsys, clips, taught, out)
     assert not out.exists()
+    # a file that could not be written is refused before any teaching (nothing is read)
+    nowhere = tmp_path / "no-such-folder" / "out.tflite"
+    assert "is not a folder: make it first" in teach_error(capsys, clips, a0_model, nowhere)
+    assert "is a folder: give -o a file name" in teach_error(capsys, clips, a0_model, tmp_path)
+    assert not nowhere.parent.exists()
 
 
 def test_a_clip_too_short_is_skipped_and_named_like_an_unreadable_one(

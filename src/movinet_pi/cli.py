@@ -33,6 +33,7 @@ from movinet_pi.commands import (
 from movinet_pi.display.open import open_display
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.flags import (
+    DEFAULT_TOP_K,
     SERVICE_USAGE,
     build_bench_parser,
     build_download_parser,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:  # imported for real where used: `--help` stays fast
 
 def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.controls import Controls, signals_stop, start_terminal_controls
-    from movinet_pi.display.shown import LabelFilter
+    from movinet_pi.display.shown import LabelFilter, require_known
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.recognizer import Recognizer, RunConfig
     from movinet_pi.sources.open import check_source, open_source
@@ -71,12 +72,15 @@ def command_run(args: argparse.Namespace) -> int:
 
         check_token(args.web[0], args.web_token)
     check_source(args.source)  # before a model download too: a mistyped file says so at once
+    if args.leave_threshold is not None and args.leave_threshold > args.threshold:
+        raise MovinetPiError(f"--leave-threshold {args.leave_threshold:g} is above --threshold "
+                             f"{args.threshold:g}: an action is kept until it falls below the "
+                             "leave level, so give one at or below the show level")
     clf, title = load_classifier(args)
-    if args.top_k > clf.num_classes:
-        raise MovinetPiError(
-            f"--top-k {args.top_k} is more than the model's {clf.num_classes} classes"
-        )
+    top_k = shown_count(args.top_k, clf.num_classes)
     label_filter = LabelFilter(clf.labels, args.allow, args.deny)
+    # clips are recorded by label, whatever its case (outputs.recording)
+    require_known(clf.labels, args.record_labels, "--record-labels", ignore_case=True)
     log(f"model {title}: {Path(clf.model_path).name}, input {clf.input_size[0]}x"
         f"{clf.input_size[1]}, {counted(clf.num_classes, 'class', 'classes')}, "
         f"{counted(len(clf.signature.states), 'state')}, {clf.runtime_name}, "
@@ -93,7 +97,7 @@ def command_run(args: argparse.Namespace) -> int:
         say_small_roi(args.roi, source.frame_size, clf.input_size)
         display = open_display(args, source)
         realtime = play_at_own_speed(args, display is not None)
-        config = RunConfig(top_k=args.top_k, threshold=args.threshold,
+        config = RunConfig(top_k=top_k, threshold=args.threshold,
                            leave_threshold=args.leave_threshold, label_filter=label_filter,
                            model_fps=MODEL_FPS, mirror=args.mirror, realtime=realtime,
                            pace_headless=realtime, model_name=title,
@@ -117,6 +121,17 @@ def command_run(args: argparse.Namespace) -> int:
                 source.close()
     say(run_summary(stats, pipeline, args.verbose, started))
     return 0
+
+
+def shown_count(asked: int | None, classes: int) -> int:
+    """How many actions a run shows: ``--top-k`` if given (no more than the model has), else
+    :data:`DEFAULT_TOP_K`, or every class of a taught model with fewer."""
+    if asked is None:
+        return min(DEFAULT_TOP_K, classes)
+    if asked > classes:
+        raise MovinetPiError(f"--top-k {asked} is more than the model's {classes} classes: "
+                             f"give {classes} or fewer")
+    return asked
 
 
 def say_small_roi(roi: object, frame_size: tuple[int, int], input_size: tuple[int, int]) -> None:
@@ -155,8 +170,10 @@ def run_summary(stats, pipeline: Pipeline, verbose: bool, started: float) -> str
         return (f"done: {counted(stats.frames_read, 'frame')} read, {stats.frames_shown} "
                 f"shown, {counted(stats.steps, 'model step')} ({stats.steps_skipped} skipped), "
                 f"first prediction after {first_s}; last shown: {final}")
+    skipped = f" ({stats.steps_skipped} skipped: the model fell behind)" \
+        if stats.steps_skipped else ""
     return (f"done: {counted(stats.frames_read, 'frame')}, "
-            f"{counted(stats.steps, 'model step')}; last shown: {final}")
+            f"{counted(stats.steps, 'model step')}{skipped}; last shown: {final}")
 
 
 def command_service(argv: list[str]) -> int:

@@ -35,7 +35,7 @@ def command_info(args: argparse.Namespace) -> int:
                              "`movinet-pi info --model a0|a1|a2`")
     path = args.model
     if path is None:
-        path, _ = catalogue_model(args.catalogue_model, args.quant, offline=False)
+        path, _ = catalogue_model(args.catalogue_model, args.quant, offline=args.offline)
     info = describe_model(path, args.labels)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -94,7 +94,7 @@ def command_eval(args: argparse.Namespace) -> int:
     from movinet_pi.tools.eval import run_eval
 
     find_class_folders(args.clip_dir)  # before a model download: a mistyped folder says so
-    paths = [catalogue_model(name, args.quant, offline=False)[0] for name in args.models]
+    paths = [catalogue_model(name, args.quant, offline=args.offline)[0] for name in args.models]
     paths += args.model_paths
     if not paths:
         raise MovinetPiError("give a model: --model a0|a1|a2 or --model-path FILE "
@@ -106,7 +106,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
 def command_teach(args: argparse.Namespace) -> int:
     from movinet_pi.tools.clip_folders import find_class_folders
-    from movinet_pi.tools.teach import record_clip, run_teach
+    from movinet_pi.tools.teach import check_output, record_clip, run_teach
 
     if args.record is not None:
         record_clip(args.clip_dir, args.record, args.seconds, args.source,
@@ -119,6 +119,7 @@ def command_teach(args: argparse.Namespace) -> int:
         raise MovinetPiError("teach takes its labels from the class folders' names: "
                              "drop --labels")
     find_class_folders(args.clip_dir)  # before a model download: a mistyped folder says so
+    check_output(args.output, force=args.force)  # and a file that could not be written
     base, _ = resolve_model(args)
     return run_teach(args.clip_dir, base, args.output, force=args.force, reject=args.reject,
                      threads=args.threads, history=args.history, out=sys.stdout)

@@ -33,6 +33,7 @@ from movinet_pi.model.catalogue import MODEL_NAMES, QUANTS
 from movinet_pi.version import __version__
 
 DEFAULT_THRESHOLD = 0.1
+DEFAULT_TOP_K = 3  # actions shown
 DEFAULT_EVENT_MIN_S = 1.0  # no published event is shorter (issue #29: noise at the start)
 WEB_TOKEN_ENV = "MOVINET_PI_WEB_TOKEN"
 DEFAULT_HISTORY = "auto"  # benchmarks/reaction.py and the README's "Live fidelity"
@@ -75,7 +76,12 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}{hint} (see `{self.prog} --help`)\n")
 
     def suggestion(self, message: str) -> str:
-        """``: did you mean `--source`?`` for a mistyped flag in ``message``, else ""."""
+        """``: did you mean `--source`?`` for a mistyped flag in ``message``; how to give a
+        value that starts with '-' (argparse takes it for a flag); else ""."""
+        missing = re.match(r"argument (--[\w-]+)(?:/\S+)?: expected one argument", message)
+        if missing:
+            flag = missing.group(1)
+            return f" (a value that starts with '-' goes as {flag}=VALUE)"
         match = re.match(r"unrecognized arguments: (.*)", message)
         if not match:
             return ""
@@ -150,7 +156,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    "inside the model, else the Kinetics-600 list)")
     g.add_argument("--threads", type=positive_int, metavar="N",
                    help="interpreter threads (default: all cores)")
-    g.add_argument("--offline", action="store_true",
+    _add_offline_option(g)
+
+
+def _add_offline_option(p: argparse._ActionsContainer) -> None:
+    p.add_argument("--offline", action="store_true",
                    help="never download: fail if the model or labels are missing")
 
 
@@ -176,15 +186,17 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="camera frame rate to ask for (default: 30)")
     g.add_argument("--speed", default="auto", type=str.lower, choices=SPEEDS,
                    help="how fast to play a file: 1 = its own speed, max = as fast as "
-                   "possible (default: auto: its own speed with a window, --web, --mqtt or "
-                   "--loop, else max)")
+                   "possible (headless, every model step is taken; with a window the model "
+                   "keeps up as with a camera, and skips steps when behind) (default: auto: "
+                   "its own speed with a window, --web, --mqtt or --loop, else max)")
     g.add_argument("--loop", action="store_true",
                    help="play a file again and again (until q, Ctrl-C or `kill`)")
     _add_roi_option(g)
 
     g = p.add_argument_group("predictions")
-    g.add_argument("--top-k", type=positive_int, default=3, metavar="K",
-                   help="how many actions to show (default: 3)")
+    g.add_argument("--top-k", type=positive_int, default=None, metavar="K",
+                   help=f"how many actions to show (default: {DEFAULT_TOP_K}, or all of a "
+                   "taught model's classes if it has fewer)")
     g.add_argument("--threshold", type=probability, default=DEFAULT_THRESHOLD, metavar="P",
                    help="show an action once its probability reaches P, 0..1; with nothing "
                    f"above it the overlay says 'no action' (default: {DEFAULT_THRESHOLD})")
@@ -204,7 +216,8 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    "desktop, else the Pi camera's DRM preview on HDMI, else headless; the Pi "
                    "camera in a desktop: its QTGL preview, else an OpenCV window)")
     g.add_argument("--headless", action="store_true",
-                   help="no window (same as --display none); files run as fast as possible")
+                   help="no window (same as --display none); a file runs as fast as possible "
+                   "unless --loop, --web or --mqtt play it at its own speed (see --speed)")
     g.add_argument("--window-size", type=frame_size, metavar="WxH",
                    help="show the picture scaled to fit WxH (the window; the screen area of "
                    "the Pi camera's previews) (default: what fits the screen it opens on)")
@@ -286,6 +299,7 @@ def build_info_parser() -> argparse.ArgumentParser:
     p.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
                    help="catalogue quantization with --model (default: int8)")
     p.add_argument("--labels", type=Path, metavar="FILE", help="label file to check against it")
+    _add_offline_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
@@ -330,6 +344,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
                    "mixed with --model-path")
     p.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
                    help="catalogue quantization for --model (default: int8)")
+    _add_offline_option(p)
     p.add_argument("--labels", type=Path, metavar="FILE",
                    help="label file, one class a line in model order (default: the labels "
                    "inside the model, else the Kinetics-600 map for 600 classes)")

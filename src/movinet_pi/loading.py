@@ -47,7 +47,8 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
         if path.is_dir():
             path = find_in_folder(path, get_spec(args.model, args.quant))
         elif not path.exists():
-            raise MovinetPiError(f"model file not found: {args.model_path}")
+            raise MovinetPiError(f"model file not found: {args.model_path} (check the path; "
+                                 "`movinet-pi download` fetches the catalogue's models)")
         return path, path.stem
     return catalogue_model(args.model, args.quant, args.offline,
                            hints=not getattr(args, "switching", False))
@@ -83,6 +84,17 @@ def load_classifier(args: argparse.Namespace):
     return clf, title
 
 
+def _in_model_folder(model_path: Path | None, name: str, quant: str) -> Path | None:
+    """A catalogue model's file in the ``--model-path`` folder, if it holds that one (a live
+    switch looks there first, as the start did; else where the catalogue's files go)."""
+    from movinet_pi.model.catalogue import get_spec
+
+    if model_path is None or not model_path.expanduser().is_dir():
+        return None
+    path = model_path.expanduser() / get_spec(name, quant).filename
+    return path if path.is_file() else None
+
+
 def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
     """How a live switch (keys 1/2/3, +/-) loads a model: as at start, but never
     downloading (that would stall the switch); a missing model says what to run."""
@@ -91,7 +103,8 @@ def make_loader(args: argparse.Namespace) -> Callable[..., tuple]:
         overrides: dict[str, object] = {"threads": threads, "offline": True, "quiet": False,
                                         "switching": True}
         if name is not None:  # a catalogue model: its own (Kinetics) labels
-            overrides.update(model=name, model_path=None, labels=None)
+            overrides.update(model=name, labels=None,
+                             model_path=_in_model_folder(args.model_path, name, args.quant))
         return load_classifier(argparse.Namespace(**{**vars(args), **overrides}))
 
     return load

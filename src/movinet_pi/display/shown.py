@@ -17,6 +17,18 @@ from movinet_pi.model.labels import Labels
 from movinet_pi.model.predictions import Prediction, top_k_indices
 
 
+def require_known(labels: Labels, names: Sequence[str], flag: str, *,
+                  ignore_case: bool = False) -> None:
+    """A one-line error for the first of ``names`` that is not one of the model's labels."""
+    known = set(labels.names)
+    if ignore_case:
+        known = {name.lower() for name in known}
+    for name in names:
+        if (name.lower() if ignore_case else name) not in known:
+            raise MovinetPiError(f"unknown label {name!r} in {flag}: use names from "
+                                 f"{labels.source}")
+
+
 class LabelFilter:
     """Which classes may be reported: an allow list, a deny list, or both."""
 
@@ -24,12 +36,7 @@ class LabelFilter:
         self, labels: Labels, allow: Sequence[str] = (), deny: Sequence[str] = ()
     ) -> None:
         known = {name: i for i, name in enumerate(labels.names)}
-        unknown = [n for n in (*allow, *deny) if n not in known]
-        if unknown:
-            raise MovinetPiError(
-                f"unknown label {unknown[0]!r} in --allow/--deny: "
-                f"use names from {labels.source}"
-            )
+        require_known(labels, (*allow, *deny), "--allow/--deny")
         mask = np.zeros(len(labels), dtype=bool)
         if allow:
             mask[[known[n] for n in allow]] = True

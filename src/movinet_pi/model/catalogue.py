@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.log import say
 
 KAGGLE_BASE = "https://www.kaggle.com/api/v1/models/google/movinet/tfLite"
 KAGGLE_URL = KAGGLE_BASE + "/{variation}/1/download"
@@ -177,10 +178,12 @@ def other_ways(spec: ModelSpec) -> str:
 def find_in_folder(folder: Path, preferred: ModelSpec) -> Path:
     """The model in ``folder`` (``--model-path DIR``): ``preferred``'s file, else another
     catalogue file, else the folder's only .tflite; else a one-line error."""
-    names = [preferred.filename, *(s.filename for s in CATALOGUE.values())]
-    for name in names:
-        if (folder / name).is_file():
-            return folder / name
+    if (folder / preferred.filename).is_file():
+        return folder / preferred.filename
+    for spec in CATALOGUE.values():
+        if (folder / spec.filename).is_file():
+            say(f"{folder} has no {preferred.filename}: using its {spec.filename}")
+            return folder / spec.filename
     others = sorted(p for p in folder.glob("*.tflite") if p.is_file())
     if len(others) == 1:
         return others[0]

@@ -65,15 +65,19 @@ def parse_labels(data: bytes, source: str) -> Labels:
     while lines and not lines[-1]:
         lines.pop()
     if not lines:
-        raise MovinetPiError(f"label file is empty: {source}")
+        raise MovinetPiError(f"label file is empty: {source} (it needs one class name a "
+                             "line, in the model's order)")
     return Labels(tuple(lines), source)
 
 
 def load_labels(path: str | Path) -> Labels:
     """Read a label file from disk."""
     p = Path(path)
+    if p.is_dir():
+        raise MovinetPiError(f"--labels {p} is a folder: give the label file itself")
     if not p.is_file():
-        raise MovinetPiError(f"label file not found: {p}")
+        raise MovinetPiError(f"label file not found: {p} (check the path, or leave out "
+                             "--labels to use the model's own)")
     try:
         data = p.read_bytes()
     except OSError as e:

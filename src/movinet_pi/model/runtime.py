@@ -182,7 +182,8 @@ def check_model_file(path: Path) -> bytes:
     """The model file's bytes; refuse, with a one-line message, what is not a whole
     TFLite model file."""
     if not path.is_file():
-        raise MovinetPiError(f"model file not found: {path}")
+        raise MovinetPiError(f"model file not found: {path} (check the path; `movinet-pi "
+                             "download` fetches the catalogue's models)")
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -249,6 +249,9 @@ def prepare_directory(directory: Path, min_free_bytes: int, log: Callable[[str],
     unfinished files a crash left there (:func:`remove_unfinished`). MovinetPiError when it
     cannot be written."""
     where = f"--record {directory}"
+    if directory.exists() and not directory.is_dir():
+        raise MovinetPiError(f"{where}: is a file, not a folder: give --record a folder "
+                             "for the clips")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:

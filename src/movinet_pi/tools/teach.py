@@ -157,14 +157,27 @@ def fit_best(x: np.ndarray, y: np.ndarray, clip: np.ndarray, labels: list[str],
     return head, scores, how
 
 
+def check_output(out_path: Path, *, force: bool = False) -> None:
+    """Refuse, before any teaching, a taught model's file that could not be written: in a
+    folder that is not there, a folder itself, or a file there already (without ``force``)."""
+    folder = out_path.parent
+    if not folder.is_dir():
+        raise MovinetPiError(f"{folder} is not a folder: make it first, or give -o a file "
+                             "in a folder that exists")
+    if out_path.is_dir():
+        raise MovinetPiError(f"{out_path} is a folder: give -o a file name, such as "
+                             f"{out_path / 'mine.tflite'}")
+    if out_path.exists() and not force:
+        raise MovinetPiError(f"{out_path} exists: pass --force to replace it")
+
+
 def teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = False,
           reject: bool = False, threads: int | None = None, history: HistorySpec = AUTO,
           progress: bool = False, err: TextIO | None = None) -> TeachResult:
     """Teach the classes in ``clip_dir`` on ``model_path``; write the taught model."""
     err = err if err is not None else sys.stderr
     started = time.monotonic()
-    if out_path.exists() and not force:
-        raise MovinetPiError(f"{out_path} exists: pass --force to replace it")
+    check_output(out_path, force=force)
     if out_path.exists() and out_path.resolve() == model_path.resolve():
         raise MovinetPiError(f"{out_path} is the base model: write the taught model elsewhere")
     folders = class_folders(clip_dir, err)
