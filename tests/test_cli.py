@@ -138,6 +138,10 @@ def test_threshold_and_deny(models_env: None, carving_ice: Path,
         (["bench", "--steps", "0"], "--steps: must be 1 or more"),
         (["eval"], "required"),
         (["--roi", "-0.1,0,0.5,0.5"], "goes as --roi=VALUE"),
+        (["--ha-prefix", "ha"], "--ha-prefix goes with --mqtt"),
+        (["--name", "porch"], "--name goes with --mqtt"),
+        (["--mqtt-ca", "ca.pem"], "--mqtt-ca goes with --mqtt"),
+        (["--web-token", "a-long-enough-token"], "--web-token goes with --web"),
         (["--threshold", "0.2", "--leave-threshold", "0.5"],
          "--leave-threshold 0.5 is above --threshold 0.2"),
     ],
@@ -190,6 +194,14 @@ def test_missing_catalogue_model_names_the_download_command(
     monkeypatch.chdir(tmp_path)
     assert main(["--model", "a1", "--offline", "--headless", "--source", str(carving_ice)]) == 2
     assert "movinet-pi download a1" in _one_line_error(capsys)
+
+
+def test_a_web_token_in_the_environment_is_no_flag_given(
+        models_env: None, carving_ice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service's environment may hold the token for every run; only a --web-token typed
+    without --web is refused."""
+    monkeypatch.setenv("MOVINET_PI_WEB_TOKEN", "a-long-enough-token")
+    assert main(["--source", str(carving_ice), "--headless"]) == 0
 
 
 @pytest.mark.parametrize("command", [["info", "--model", "a1"],

@@ -565,6 +565,7 @@ def test_mqtt_ca_problems_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_mqtt_ca_flag_reaches_the_sink(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from movinet_pi.cli import refuse_flags_without_their_output
     from movinet_pi.flags import build_run_parser
     from movinet_pi.outputs.open import build_outputs, close_all
 
@@ -585,4 +586,4 @@ def test_mqtt_ca_flag_reaches_the_sink(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert seen["url"] == "mqtts://b/cam" and seen["ca_file"] == Path("ca.pem")
     alone = build_run_parser().parse_args(["--mqtt-ca", "ca.pem"])
     with pytest.raises(MovinetPiError, match="--mqtt-ca goes with --mqtt"):
-        build_outputs(alone, "t")
+        refuse_flags_without_their_output(alone)

@@ -35,6 +35,7 @@ from movinet_pi.errors import MovinetPiError
 from movinet_pi.flags import (
     DEFAULT_TOP_K,
     SERVICE_USAGE,
+    WEB_TOKEN_ENV,
     build_bench_parser,
     build_download_parser,
     build_eval_parser,
@@ -72,6 +73,7 @@ def command_run(args: argparse.Namespace) -> int:
 
         check_token(args.web[0], args.web_token)
     check_source(args.source)  # before a model download too: a mistyped file says so at once
+    refuse_flags_without_their_output(args)
     if args.leave_threshold is not None and args.leave_threshold > args.threshold:
         raise MovinetPiError(f"--leave-threshold {args.leave_threshold:g} is above --threshold "
                              f"{args.threshold:g}: an action is kept until it falls below the "
@@ -121,6 +123,22 @@ def command_run(args: argparse.Namespace) -> int:
                 source.close()
     say(run_summary(stats, pipeline, args.verbose, started))
     return 0
+
+
+def refuse_flags_without_their_output(args: argparse.Namespace) -> None:
+    """A flag of an output that was not asked for would do nothing: say so, before the run."""
+    from movinet_pi.outputs.home_assistant import DEFAULT_HA_PREFIX
+
+    if args.mqtt is None:
+        lone = [flag for flag, given in (("--mqtt-ca", args.mqtt_ca is not None),
+                                         ("--ha-prefix", args.ha_prefix != DEFAULT_HA_PREFIX),
+                                         ("--name", args.name is not None)) if given]
+        if lone:
+            raise MovinetPiError(f"{lone[0]} goes with --mqtt mqtt[s]://host/prefix: add it, "
+                                 f"or drop {lone[0]}")
+    if args.web is None and args.web_token not in (None, os.environ.get(WEB_TOKEN_ENV)):
+        raise MovinetPiError("--web-token goes with --web [HOST:]PORT: add it, or drop "
+                             "--web-token")
 
 
 def shown_count(asked: int | None, classes: int) -> int:

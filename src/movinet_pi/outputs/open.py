@@ -8,7 +8,6 @@ import argparse
 import contextlib
 from typing import TYPE_CHECKING, Sequence
 
-from movinet_pi.errors import MovinetPiError
 from movinet_pi.log import say
 
 if TYPE_CHECKING:  # imported for real where used: the CLI's `--help` stays fast
@@ -40,8 +39,6 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
             sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say,
                                            health=health, riders=riders,
                                            event_min_s=args.event_min_s))
-        elif args.mqtt_ca is not None:
-            raise MovinetPiError("--mqtt-ca goes with --mqtt mqtts://...")
         if args.web is not None:
             from movinet_pi.outputs.web import WebSink
 
