@@ -38,6 +38,7 @@ defaults, on every clip). The grid is chosen on a shorter protocol (A of 10 and 
     python benchmarks/reaction.py                    # the whole protocol, ~2 h on 2 cores
     python benchmarks/reaction.py --quick            # the short protocol, the defaults only
     python benchmarks/reaction.py --quick --roi auto # the same, each stream with its own box
+    python benchmarks/reaction.py --quick --one-room # no cuts: changes a camera in one room sees
     python benchmarks/reaction.py --videos DIR --defaults-only   # the defaults on other clips
     python benchmarks/reaction.py --dump run.json    # also every item's outcome, to trace
     python benchmarks/reaction.py --from-dump run.json   # that run's report again, no measuring
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import multiprocessing
 import sys
 import time
@@ -276,6 +278,9 @@ def main() -> None:
     ap.add_argument("--roi", choices=("auto",), default=None,
                     help="each stream (the oracle's too) reads its own --roi auto box "
                          "(default: the whole picture)")
+    ap.add_argument("--one-room", action="store_true",
+                    help="no change comes with a cut: --history auto's colour test off, as "
+                         "for a camera that sees one room (with --quick or --defaults-only)")
     ap.add_argument("--dump", type=Path, default=None,
                     help="also write every item's outcome to this JSON file (the whole "
                          "protocol's settings: the defaults, those the folds chose, inf, 10)")
@@ -283,6 +288,8 @@ def main() -> None:
                     help="measure nothing: report a run --dump wrote (with this version's "
                          "figures)")
     args = ap.parse_args()
+    if args.one_room and not (args.quick or args.defaults_only):
+        ap.error("--one-room: no grid is chosen without cuts; add --quick or --defaults-only")
     if args.dump and not args.dump.parent.is_dir():
         ap.error(f"--dump: no folder {args.dump.parent}")
     if args.from_dump:
@@ -306,6 +313,7 @@ def main() -> None:
         orc = oracle(pool, names)
         print(f"{len(clips)} clips; A0 int8; {args.folds} folds; "
               + ("--roi auto (each stream's own box)" if roi else "the whole picture")
+              + ("; one room: auto's colour test off, no change is a cut" if args.one_room else "")
               + f"; oracle (B alone, afresh, --history inf{seen}) settles: "
               + ", ".join(f"{n} {'never' if v is None else f'{v:.1f} s'}"
                           for n, v in orc.settles.items()), flush=True)
@@ -316,7 +324,8 @@ def main() -> None:
             print(f"  {describe(policy)}: {time.perf_counter() - t0:.0f} s", flush=True)
             return out
 
-        default = AutoSettings()
+        # One room: no picture jumps to another place, so every change is the features'.
+        default = AutoSettings(sudden=math.inf) if args.one_room else AutoSettings()
         chosen: dict[int, Policy] = {}
         fold_of = {n: i % args.folds for i, n in enumerate(names)}
         if not (args.quick or args.defaults_only):

@@ -621,3 +621,22 @@ def test_a_cut_right_after_a_box_move_is_decided_by_the_cuts_rule(
     assert policy.forks == forks and policy._fork is not None and not policy._fork.view
     shown = _shown(clf, kinetics_labels, wrestling[1:])
     assert policy.changes == changes + 1 and shown[-1] == "arm wrestling"
+
+
+def test_in_one_room_a_change_is_found_by_the_features_alone(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    """`reaction.py --one-room`'s premise: with the colour test off (no cut), a change is no
+    fork, and the features' question finds it, later than a cut's fork would (1.6 s of sure
+    disagreement after its first 0.6 s)."""
+    policy = AdaptiveHistory(FPS, AutoSettings(sudden=float("inf")))
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1, history=policy)
+    _shown(clf, kinetics_labels, _looped(frames["juggling_soccer_ball"], 10))
+    assert policy.changes == 0
+    shown = _shown(clf, kinetics_labels, _looped(frames["arm_wrestling"], 4))
+    assert policy.forks == 0 and policy.changes == 1
+    assert shown[-1] == "arm wrestling"
+    # not before a question that starts at the change can decide: its first answer at its
+    # 3rd frame (index 2), then 8 steps of sure disagreement (index 9), where a fork at a cut
+    # decides at once at index 2
+    assert shown.index("arm wrestling") >= 2 + 8 - 1
