@@ -47,8 +47,9 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
         if path.is_dir():
             path = find_in_folder(path, get_spec(args.model, args.quant))
         elif not path.exists():
-            raise MovinetPiError(f"model file not found: {args.model_path} (check the path; "
-                                 "`movinet-pi download` fetches the catalogue's models)")
+            from movinet_pi.model.runtime import model_not_found
+
+            raise model_not_found(args.model_path)
         return path, path.stem
     return catalogue_model(args.model, args.quant, args.offline,
                            hints=not getattr(args, "switching", False))

@@ -178,12 +178,17 @@ def _flatbuffer_reaches(data: bytes) -> None:
                 raise _Truncated
 
 
+def model_not_found(path: Path | str) -> MovinetPiError:
+    """The one error for a model file that is not there, and what to do about it."""
+    return MovinetPiError(f"model file not found: {path} (check the path; `movinet-pi "
+                          "download` fetches the catalogue's models)")
+
+
 def check_model_file(path: Path) -> bytes:
     """The model file's bytes; refuse, with a one-line message, what is not a whole
     TFLite model file."""
     if not path.is_file():
-        raise MovinetPiError(f"model file not found: {path} (check the path; `movinet-pi "
-                             "download` fetches the catalogue's models)")
+        raise model_not_found(path)
     try:
         data = path.read_bytes()
     except OSError as e:

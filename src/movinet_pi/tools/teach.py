@@ -34,7 +34,7 @@ from movinet_pi.errors import MovinetPiError
 from movinet_pi.model.adaptive import AUTO, HistorySpec, history_policy
 from movinet_pi.model.catalogue import MODEL_FPS, STREAM_WARMUP_STEPS
 from movinet_pi.model.classifier import StreamingClassifier
-from movinet_pi.model.runtime import default_threads
+from movinet_pi.model.runtime import default_threads, model_not_found
 from movinet_pi.model.taught import (
     TaughtHead,
     cross_validate,
@@ -61,7 +61,7 @@ def load_base(model_path: Path, threads: int | None = None,
               history: HistorySpec = AUTO) -> StreamingClassifier:
     """The stock model to teach on; a model that already carries a taught head is refused."""
     if not model_path.is_file():
-        raise MovinetPiError(f"model file not found: {model_path}")
+        raise model_not_found(model_path)
     if read_taught(model_path) is not None:
         raise MovinetPiError(f"{model_path} is already a taught model: teach from the model "
                              "it was taught on")
