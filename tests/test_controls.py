@@ -14,7 +14,7 @@ import pytest
 
 from movinet_pi.controls import COMMAND_HELP, Controls, read_commands
 from movinet_pi.display.overlay import status_line
-from movinet_pi.loading import make_loader
+from movinet_pi.loading import load_classifier, make_loader
 from movinet_pi.pipeline import Pipeline
 from movinet_pi.recognizer import Recognizer, RunConfig
 from movinet_pi.sources.base import Frame, Source
@@ -251,3 +251,20 @@ def test_terminal_bytes_that_are_not_text_end_commands_not_the_run() -> None:
     replies: list[str] = []
     read_commands(FakeControls(), BadTerminal(), replies.append)  # type: ignore[arg-type]
     assert len(replies) == 1 and "terminal commands stopped" in replies[0]
+
+
+def test_quant_with_a_model_file_is_said_to_pick_the_switches_model(
+    catalogue: None, a0_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--model-path FILE --quant float16`: the file is loaded as it is, and the run says so;
+    --quant is not ignored, it picks what a switch loads (float16 A2, not downloaded here)."""
+    args = _args(model_path=a0_model, quant="float16")
+    load_classifier(args)  # as the run starts
+    assert "--quant float16 only picks the catalogue model that keys 1/2/3 switch to" in (
+        capsys.readouterr().err)
+    pipeline, controls = _running(args)
+    pipeline.handle_key(ord("3"))
+    assert controls.loading is not None
+    controls.loading.join(timeout=60)
+    _step(pipeline)
+    assert "float16" in pipeline.current_message and "download a2" in pipeline.current_message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -72,7 +73,8 @@ def test_threads_and_top_k_are_whole_and_positive_or_refused(value: str) -> None
             number = int(value)
         except ValueError:
             number = None
-        if number is not None and number >= 1:
+        most = (os.cpu_count() or 1) if flag == "--threads" else math.inf
+        if number is not None and 1 <= number <= most:
             assert getattr(_parse(flag, value), dest) == number
         else:
             assert flag in _refused(flag, value)
@@ -105,3 +107,10 @@ def test_the_history_placeholder_lists_every_kind_of_value() -> None:
 
     for build in (build_run_parser, build_bench_parser, build_eval_parser, build_teach_parser):
         assert "--history auto|SECONDS|inf" in build().format_help()
+
+
+def test_threads_beyond_the_machines_cores_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More threads than cores only queue for the same cores: refused, as the live + key does."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert _parse("--threads", "4").threads == 4
+    assert "--threads: must be 1 to 4 (this machine's cores), got 5" in _refused("--threads", "5")

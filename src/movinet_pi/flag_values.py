@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import Callable, TypeVar
 
 from movinet_pi.errors import MovinetPiError
@@ -29,6 +30,14 @@ def _number(
 
 def positive_int(text: str) -> int:
     return _number(text, int, "a whole number", lambda v: v >= 1, "1 or more")
+
+
+def thread_count(text: str) -> int:
+    """Interpreter threads: 1 up to this machine's cores (more only queue for the same cores,
+    the same rule as the live ``+`` key)."""
+    cores = os.cpu_count() or 1
+    return _number(text, int, "a whole number", lambda v: 1 <= v <= cores,
+                   f"1 to {cores} (this machine's cores)")
 
 
 def positive_float(text: str) -> float:

@@ -26,6 +26,7 @@ from movinet_pi.flag_values import (
     positive_int,
     probability,
     roi,
+    thread_count,
     web_address,
 )
 from movinet_pi.log import PROG
@@ -154,8 +155,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--labels", metavar="FILE", type=Path,
                    help="label file, one class a line in model order (default: the labels "
                    "inside the model, else the Kinetics-600 list)")
-    g.add_argument("--threads", type=positive_int, metavar="N",
-                   help="interpreter threads (default: all cores)")
+    g.add_argument("--threads", type=thread_count, metavar="N",
+                   help="interpreter threads, up to the number of cores (default: all cores)")
     _add_offline_option(g)
 
 
@@ -348,8 +349,8 @@ def build_eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, metavar="FILE",
                    help="label file, one class a line in model order (default: the labels "
                    "inside the model, else the Kinetics-600 map for 600 classes)")
-    p.add_argument("--threads", type=positive_int, metavar="N",
-                   help="interpreter threads (default: all cores)")
+    p.add_argument("--threads", type=thread_count, metavar="N",
+                   help="interpreter threads, up to the number of cores (default: all cores)")
     _add_history_option(p)
     _add_roi_option(p)
     p.add_argument("--plot", type=Path, metavar="FILE",

@@ -50,6 +50,9 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
             from movinet_pi.model.runtime import model_not_found
 
             raise model_not_found(args.model_path)
+        elif args.quant != "int8" and not getattr(args, "switching", False):
+            say(f"{path.name} is loaded as it is: --quant {args.quant} only picks the "
+                "catalogue model that keys 1/2/3 switch to")
         return path, path.stem
     return catalogue_model(args.model, args.quant, args.offline,
                            hints=not getattr(args, "switching", False))
