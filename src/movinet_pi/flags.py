@@ -148,16 +148,21 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="a0", type=str.lower, choices=MODEL_NAMES,
                    help="catalogue model: a0 (fastest), a1, a2 (most accurate) (default: a0)")
     g.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
-                   help="catalogue quantization (default: int8)")
+                   help="catalogue quantization (default: int8); with --model-path FILE, of "
+                   "the model keys 1/2/3 switch to")
     g.add_argument("--model-path", metavar="FILE", type=Path,
                    help="any streaming MoViNet .tflite, e.g. your fine-tuned model, or a "
                    "folder holding the catalogue's files (overrides --model)")
     g.add_argument("--labels", metavar="FILE", type=Path,
                    help="label file, one class a line in model order (default: the labels "
                    "inside the model, else the Kinetics-600 list)")
-    g.add_argument("--threads", type=thread_count, metavar="N",
-                   help="interpreter threads, up to the number of cores (default: all cores)")
+    _add_threads_option(g)
     _add_offline_option(g)
+
+
+def _add_threads_option(p: argparse._ActionsContainer) -> None:
+    p.add_argument("--threads", type=thread_count, metavar="N",
+                   help="interpreter threads, up to the number of cores (default: all cores)")
 
 
 def _add_offline_option(p: argparse._ActionsContainer) -> None:
@@ -349,8 +354,7 @@ def build_eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, metavar="FILE",
                    help="label file, one class a line in model order (default: the labels "
                    "inside the model, else the Kinetics-600 map for 600 classes)")
-    p.add_argument("--threads", type=thread_count, metavar="N",
-                   help="interpreter threads, up to the number of cores (default: all cores)")
+    _add_threads_option(p)
     _add_history_option(p)
     _add_roi_option(p)
     p.add_argument("--plot", type=Path, metavar="FILE",
