@@ -302,3 +302,26 @@ def test_service_print_says_how_to_make_the_token_file(
     assert "SECRET" not in out and "SECRET" not in err
     assert "EnvironmentFile=" in out
     assert "web-token.env" in err and "umask 077" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--model-path", "/no/such/mine.tflite"], "model file not found: /no/such/mine.tflite"),
+        (["/no/such/clip.mp4"], "/no/such/clip.mp4"),
+        (["--labels", "/no/such/labels.txt"], "label file not found: /no/such/labels.txt"),
+        (["--pre-seconds", "5"], "--pre-seconds goes with --record"),
+        (["--threshold", "0.2", "--leave-threshold", "0.5"], "is above --threshold"),
+    ],
+)
+def test_service_print_writes_no_unit_whose_run_would_be_refused(
+    flags: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The unit restarts on failure but not on exit 2 (a usage error): a unit whose run is
+    refused at once would stay dead, with the reason only in the journal. Said now instead."""
+    from movinet_pi.cli import main
+
+    assert main(["service", "--print", "--headless", *flags]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert says in err and len(err.strip().splitlines()) == 1

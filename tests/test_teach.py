@@ -266,6 +266,23 @@ def test_bad_input(clips: Path, taught: Path, a0_model: Path, tmp_path: Path,
     assert "is not a folder: make it first" in teach_error(capsys, clips, a0_model, nowhere)
     assert "is a folder: give -o a file name" in teach_error(capsys, clips, a0_model, tmp_path)
     assert not nowhere.parent.exists()
+    # a folder that takes no file (even for root): said before teaching, not as an
+    # "unexpected error" after it
+    assert "cannot write in /proc" in teach_error(capsys, clips, a0_model, Path("/proc/x.tflite"))
+
+
+def test_record_is_refused_flags_of_teaching_and_a_folder_it_cannot_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    clip = str(require_shared("videos", "paragliding.mp4"))
+    for extra in (["-o", str(tmp_path / "x.tflite")], ["--reject"]):
+        assert main(["teach", str(tmp_path / "mine"), "--record", "gliding", "--source", clip,
+                     *extra]) == 2
+        assert "is for teaching; --record LABEL only records" in capsys.readouterr().err
+    assert not (tmp_path / "mine").exists() and not (tmp_path / "x.tflite").exists()
+    assert main(["teach", "/proc/mine", "--record", "gliding", "--source", clip]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot make /proc/mine/gliding" in err[0]
 
 
 def test_a_clip_too_short_is_skipped_and_named_like_an_unreadable_one(

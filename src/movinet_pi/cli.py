@@ -33,6 +33,8 @@ from movinet_pi.commands import (
 from movinet_pi.display.open import open_display
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.flags import (
+    DEFAULT_POST_S,
+    DEFAULT_PRE_S,
     DEFAULT_TOP_K,
     SERVICE_USAGE,
     WEB_TOKEN_ENV,
@@ -63,21 +65,12 @@ def command_run(args: argparse.Namespace) -> int:
     from movinet_pi.display.shown import LabelFilter, require_known
     from movinet_pi.pipeline import Pipeline
     from movinet_pi.recognizer import Recognizer, RunConfig
-    from movinet_pi.sources.open import check_source, open_source
+    from movinet_pi.sources.open import open_source
 
     started = time.monotonic()
     log = say if args.verbose else (lambda message: None)
     opencv_without_workers()
-    if args.web is not None:  # before a model download: a bad token is a usage error
-        from movinet_pi.outputs.web import check_token
-
-        check_token(args.web[0], args.web_token)
-    check_source(args.source)  # before a model download too: a mistyped file says so at once
-    refuse_flags_without_their_output(args)
-    if args.leave_threshold is not None and args.leave_threshold > args.threshold:
-        raise MovinetPiError(f"--leave-threshold {args.leave_threshold:g} is above --threshold "
-                             f"{args.threshold:g}: an action is kept until it falls below the "
-                             "leave level, so give one at or below the show level")
+    check_run_flags(args)
     clf, title = load_classifier(args)
     top_k = shown_count(args.top_k, clf.num_classes)
     label_filter = LabelFilter(clf.labels, args.allow, args.deny)
@@ -125,6 +118,31 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_run_flags(args: argparse.Namespace) -> None:
+    """What a run's flags alone can tell is wrong, before a model loads or downloads: a bad
+    web token, a mistyped source, a model or label file that is not there, a flag that
+    could never act. ``service --print`` checks the same before it writes a unit (a unit
+    that fails at start with exit 2 is not restarted: the user would find it in the log)."""
+    from movinet_pi.model.labels import load_labels
+    from movinet_pi.model.runtime import model_not_found
+    from movinet_pi.sources.open import check_source
+
+    if args.web is not None:
+        from movinet_pi.outputs.web import check_token
+
+        check_token(args.web[0], args.web_token)
+    check_source(args.source)
+    if args.model_path is not None and not args.model_path.expanduser().exists():
+        raise model_not_found(args.model_path)
+    if args.labels is not None:
+        load_labels(args.labels.expanduser())
+    refuse_flags_without_their_output(args)
+    if args.leave_threshold is not None and args.leave_threshold > args.threshold:
+        raise MovinetPiError(f"--leave-threshold {args.leave_threshold:g} is above --threshold "
+                             f"{args.threshold:g}: an action is kept until it falls below the "
+                             "leave level, so give one at or below the show level")
+
+
 def refuse_flags_without_their_output(args: argparse.Namespace) -> None:
     """A flag of an output that was not asked for would do nothing: say so, before the run."""
     from movinet_pi.outputs.home_assistant import DEFAULT_HA_PREFIX
@@ -136,6 +154,14 @@ def refuse_flags_without_their_output(args: argparse.Namespace) -> None:
         if lone:
             raise MovinetPiError(f"{lone[0]} goes with --mqtt mqtt[s]://host/prefix: add it, "
                                  f"or drop {lone[0]}")
+    if args.record is None:
+        lone = [flag for flag, given in (
+            ("--record-labels", bool(args.record_labels)),
+            ("--pre-seconds", args.pre_seconds != DEFAULT_PRE_S),
+            ("--post-seconds", args.post_seconds != DEFAULT_POST_S),
+            ("--record-max-mb", args.record_max_mb is not None)) if given]
+        if lone:
+            raise MovinetPiError(f"{lone[0]} goes with --record DIR: add it, or drop {lone[0]}")
     if args.web is None and args.web_token not in (None, os.environ.get(WEB_TOKEN_ENV)):
         raise MovinetPiError("--web-token goes with --web [HOST:]PORT: add it, or drop "
                              "--web-token")
@@ -214,7 +240,11 @@ def command_service(argv: list[str]) -> int:
         return 2
     run = run_args(argv)
     args = build_run_parser(f"{PROG} service --print").parse_args(run)  # refuse bad flags
+    status = take_source_argument(args)
+    if status:
+        return status
     try:
+        check_run_flags(args)  # a unit whose run would be refused at once is not written
         user_unit = "--user-unit" in argv
         user = invoking_user()
         sys.stdout.write(systemd_unit(argv, user=user, executable=current_executable(),

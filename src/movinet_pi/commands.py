@@ -109,6 +109,11 @@ def command_teach(args: argparse.Namespace) -> int:
     from movinet_pi.tools.teach import check_output, record_clip, run_teach
 
     if args.record is not None:
+        given = [flag for flag, on in (("-o", args.output is not None), ("--reject", args.reject),
+                                       ("--force", args.force)) if on]
+        if given:
+            raise MovinetPiError(f"{given[0]} is for teaching; --record LABEL only records an "
+                                 f"example: drop {given[0]}, and teach in a second run")
         record_clip(args.clip_dir, args.record, args.seconds, args.source,
                     countdown=max(0, args.countdown))
         return 0

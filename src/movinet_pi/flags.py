@@ -148,8 +148,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="a0", type=str.lower, choices=MODEL_NAMES,
                    help="catalogue model: a0 (fastest), a1, a2 (most accurate) (default: a0)")
     g.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
-                   help="catalogue quantization (default: int8); with --model-path FILE, of "
-                   "the model keys 1/2/3 switch to")
+                   help="catalogue quantization (default: int8)")
     g.add_argument("--model-path", metavar="FILE", type=Path,
                    help="any streaming MoViNet .tflite, e.g. your fine-tuned model, or a "
                    "folder holding the catalogue's files (overrides --model)")
@@ -171,6 +170,7 @@ def _add_offline_option(p: argparse._ActionsContainer) -> None:
 
 
 SPEEDS = ("auto", "1", "max")
+DEFAULT_PRE_S, DEFAULT_POST_S = 3.0, 2.0  # --record's seconds around an event
 
 
 def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
@@ -265,9 +265,10 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    "action event into DIR")
     g.add_argument("--record-labels", type=label_list, default=[], metavar="LABELS",
                    help="only record these actions (comma-separated; default: any event)")
-    g.add_argument("--pre-seconds", type=non_negative_float, default=3.0, metavar="S",
+    g.add_argument("--pre-seconds", type=non_negative_float, default=DEFAULT_PRE_S, metavar="S",
                    help="seconds of picture before an event to keep in its clip (default: 3)")
-    g.add_argument("--post-seconds", type=non_negative_float, default=2.0, metavar="S",
+    g.add_argument("--post-seconds", type=non_negative_float, default=DEFAULT_POST_S,
+                   metavar="S",
                    help="seconds after an event ends to keep recording (default: 2)")
     g.add_argument("--record-max-mb", type=positive_float, metavar="MB",
                    help="keep the clips under this size, deleting the oldest first")

@@ -23,6 +23,7 @@ import glob
 import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,13 @@ def check_output(out_path: Path, *, force: bool = False) -> None:
                              f"{out_path / 'mine.tflite'}")
     if out_path.exists() and not force:
         raise MovinetPiError(f"{out_path} exists: pass --force to replace it")
+    try:  # teaching can take minutes on a Pi: find out now that the folder takes a file
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise MovinetPiError(f"cannot write in {folder} ({e.strerror or e}): give -o a file "
+                             "in a folder you can write to") from None
 
 
 def teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = False,
@@ -281,7 +289,11 @@ def record_clip(clip_dir: Path, label: str, seconds: float, source_spec: str | N
     if not label.strip() or "/" in label or label.startswith("."):
         raise MovinetPiError(f"--record {label!r}: give the new action's name, e.g. waving")
     folder = clip_dir / label.strip()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MovinetPiError(f"cannot make {folder} ({e.strerror or e}): record into a "
+                             "folder you can write to") from None
     with open_source(source_spec) as source:
         if source.live:
             start = None
