@@ -187,10 +187,13 @@ def test_unknown_folder_names_the_closest_label(tmp_path: Path) -> None:
     assert "'gren'" in str(e) and "closest: 'green'" in str(e)
 
 
-def test_two_folders_of_one_label(tmp_path: Path) -> None:
+def test_two_folders_of_one_label_are_one_class_scored_on_both(tmp_path: Path) -> None:
+    """As `teach` reads the same folders (case, '_' and spaces do not matter)."""
     clips = make_clips(tmp_path, {"red": [("red", False)], "Red": [("red", False)]})
-    e = error_of(clips, [RGB])
-    assert e.exit_code == 2 and "same label 'red'" in str(e)
+    err = io.StringIO()
+    (r,) = [json.loads(x) for x in _json_out(clips, [RGB], RGB_LABELS, err).splitlines()]
+    assert list(r["per_class"]) == ["red"] and r["clips"] == 2
+    assert "the folders 'Red' and 'red' are one class, 'red'" in err.getvalue()
 
 
 @pytest.mark.parametrize("layout", ["missing", "file", "empty", "loose clips", "no clips"])

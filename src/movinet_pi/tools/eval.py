@@ -285,22 +285,25 @@ def evaluate(
 def _classes(folders: dict[str, list[Path]], runs: Sequence[ModelRun], clip_dir: Path,
              warn: Callable[[str], None]) -> list[ClassInfo]:
     """Match every folder to a class of every model; order them as the first model's
-    classes. Folders without clips are skipped with a warning."""
-    by_label: dict[int, str] = {}
-    classes = []
+    classes. Folders whose names read as one label are one class, scored on the clips of
+    all (as ``teach`` teaches them), said in one line. Classes without clips are skipped
+    with a warning."""
+    grouped: dict[int, tuple[list[str], list[Path], tuple[int, ...]]] = {}
     for folder, clips in folders.items():
         indices = tuple(match_label(folder, run.clf.labels) for run in runs)
-        first = indices[0]
-        if first in by_label:
-            raise MovinetPiError(
-                f"clip folders {by_label[first]!r} and {folder!r} are the same label "
-                f"{runs[0].clf.labels[first]!r}: merge them"
-            )
-        by_label[first] = folder
+        names, all_clips, _ = grouped.setdefault(indices[0], ([], [], indices))
+        names.append(folder)
+        all_clips.extend(clips)
+    classes = []
+    for first, (names, clips, indices) in grouped.items():
+        label = runs[0].clf.labels[first]
+        if len(names) > 1:
+            warn(f"the folders {' and '.join(map(repr, names))} are one class, {label!r}: "
+                 "scoring the clips of both")
         if not clips:
-            warn(f"no clips in {folder}/ (looked for {CLIP_KINDS}): class left out")
+            warn(f"no clips in {names[0]}/ (looked for {CLIP_KINDS}): class left out")
             continue
-        classes.append(ClassInfo(folder, runs[0].clf.labels[first], tuple(clips), indices))
+        classes.append(ClassInfo(names[0], label, tuple(clips), indices))
     if not classes:
         raise MovinetPiError(
             f"no video clips in the class folders of {clip_dir} (looked for {CLIP_KINDS})"

@@ -50,7 +50,7 @@ from movinet_pi.model.taught import (
 from movinet_pi.progress import ProgressBar, counted, size_text
 from movinet_pi.sources.opencv import FileSource
 from movinet_pi.timing import FrameSampler
-from movinet_pi.tools.clip_folders import CLIP_KINDS, find_class_folders
+from movinet_pi.tools.clip_folders import CLIP_KINDS, find_class_folders, normalise_label
 
 PROG = "movinet-pi teach"
 KINDS = ("logistic", "prototypes")
@@ -104,8 +104,9 @@ def class_folders(clip_dir: Path, err: TextIO) -> dict[str, list[Path]]:
     from all their clips; that is said in one line, never done silently."""
     classes: dict[str, list[Path]] = {}
     folders: dict[str, list[str]] = {}
+    labels: dict[str, str] = {}  # compared as eval compares them; named as the first folder
     for folder, clips in find_class_folders(clip_dir).items():
-        label = class_label(folder)
+        label = labels.setdefault(normalise_label(folder), class_label(folder))
         classes.setdefault(label, []).extend(clips)
         folders.setdefault(label, []).append(folder)
     for label, names in folders.items():
