@@ -59,10 +59,14 @@ def opencv_without_workers() -> None:
 
 def command_bench(args: argparse.Namespace) -> int:
     from movinet_pi.model.runtime import load_interpreter
+    from movinet_pi.sources.opencv import check_video_file
     from movinet_pi.tools.bench import file_frames, print_result, run_bench, synthetic_frames
 
-    if args.source is not None and not args.source.is_file():
-        raise MovinetPiError(f"video file not found: {args.source}")
+    if args.source is not None:
+        if not args.source.exists():
+            raise MovinetPiError(f"video file not found: {args.source} (bench reads a video "
+                                 "file, or synthetic frames without --source; not a camera)")
+        check_video_file(args.source)  # a folder, an empty or a text file
     opencv_without_workers()  # as a run calls it: the stages time what a run spends
     clf, title = load_classifier(args)
     bare, _ = load_interpreter(clf.model_path, clf.threads)

@@ -187,6 +187,8 @@ def model_not_found(path: Path | str) -> MovinetPiError:
 def check_model_file(path: Path) -> bytes:
     """The model file's bytes; refuse, with a one-line message, what is not a whole
     TFLite model file."""
+    if path.is_dir():  # the run takes a folder of the catalogue's files; this needs the file
+        raise MovinetPiError(f"{path} is a folder: give the .tflite model file itself")
     if not path.is_file():
         raise model_not_found(path)
     try:
