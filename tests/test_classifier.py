@@ -148,6 +148,9 @@ def test_top_k_threshold_and_filters(a0: StreamingClassifier) -> None:
 def test_unknown_filter_label_is_refused(a0: StreamingClassifier) -> None:
     with pytest.raises(MovinetPiError, match="unknown label 'flying'"):
         LabelFilter(a0.labels, allow=["flying"])
+    with pytest.raises(MovinetPiError, match="'carving ise' in --allow/--deny "
+                       "\\(closest: 'carving ice'\\)"):
+        LabelFilter(a0.labels, allow=["carving ise"])
 
 
 def test_label_count_must_match_the_logits(a0_model: Path) -> None:

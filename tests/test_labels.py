@@ -26,7 +26,8 @@ def test_bom_crlf_and_trailing_blank_lines_are_handled() -> None:
 @pytest.mark.parametrize(
     ("data", "words"),
     [(b"", "empty"), (b"\n\n", "empty"), (b"\x00\x01\x02abc", "not text"),
-     (b"\xff\xfe\xfa", "not UTF-8")],
+     (b"\xff\xfe\xfa", "not UTF-8"),
+     (b"run\n\nwalk\nsit\n", "line 2 is empty: remove it")],
 )
 def test_bad_label_files(data: bytes, words: str) -> None:
     with pytest.raises(MovinetPiError, match=words):

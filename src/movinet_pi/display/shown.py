@@ -7,6 +7,7 @@ draws and events follow (``--top-k``, ``--threshold``, ``--leave-threshold``);
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Sequence
 
@@ -25,7 +26,9 @@ def require_known(labels: Labels, names: Sequence[str], flag: str, *,
         known = {name.lower() for name in known}
     for name in names:
         if (name.lower() if ignore_case else name) not in known:
-            raise MovinetPiError(f"unknown label {name!r} in {flag}: use names from "
+            closest = difflib.get_close_matches(name, labels.names, n=1, cutoff=0.6)
+            hint = f" (closest: {closest[0]!r})" if closest else ""
+            raise MovinetPiError(f"unknown label {name!r} in {flag}{hint}: use names from "
                                  f"{labels.source}")
 
 

@@ -103,8 +103,8 @@ def get_spec(name: str, quant: str = "int8") -> ModelSpec:
     key = (name.lower(), quant.lower())
     if key[0] not in MODEL_NAMES:
         raise MovinetPiError(
-            f"unknown model {name!r}: choose one of {', '.join(MODEL_NAMES)} "
-            "or give a file with --model-path"
+            f"unknown model {name!r}: choose one of {', '.join(MODEL_NAMES)} (a model of "
+            "your own runs with --model-path FILE)"
         )
     if key[1] not in QUANTS:
         raise MovinetPiError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")

@@ -64,6 +64,9 @@ def parse_labels(data: bytes, source: str) -> Labels:
     lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
+    if "" in lines:  # a blank line inside would be a class with no name, shifting the rest
+        raise MovinetPiError(f"label file {source}: line {lines.index('') + 1} is empty: "
+                             "remove it (one class name a line, in the model's order)")
     if not lines:
         raise MovinetPiError(f"label file is empty: {source} (it needs one class name a "
                              "line, in the model's order)")
