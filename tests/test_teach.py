@@ -24,6 +24,7 @@ from movinet_pi.model.taught import (
     read_taught,
     write_taught_model,
 )
+from movinet_pi.tools.teach import TeachResult, format_summary
 
 DATA = Path(__file__).resolve().parent / "data"
 CLASSES = ("carving_ice", "arm_wrestling", "squat")
@@ -373,3 +374,20 @@ def test_record_writes_clips_teach_can_read(tmp_path: Path, a0_model: Path,
     assert read_taught(out).labels == ("bending", "pushing")  # type: ignore[union-attr]
     assert main(["teach", str(clip_dir)]) == 2
     assert "-o FILE" in capsys.readouterr().err
+
+
+def test_the_summary_warns_of_classes_recognised_less_often_than_chance(
+    taught: Path
+) -> None:
+    """A taught model is written whatever its scores, but a class the held-out clips find
+    less often than chance (1 / classes) is named, with what to do."""
+    head = read_taught(taught)
+    assert head is not None and len(head.labels) == 3  # chance: 0.33
+    scores = {kind: [0.38, 0.11, 0.9] for kind in ("logistic", "prototypes")}
+    weak = TeachResult(head, scores, [2, 2, 2], [12, 12, 12], "by clip", 1.0, [])
+    text = format_summary(weak, taught)
+    assert (f"warning: {head.labels[1]!r} 0.11: recognised less often than chance (0.33) "
+            "on clips the fit did not see") in text
+    good = TeachResult(head, {kind: [0.38, 0.5, 0.9] for kind in scores}, [2, 2, 2],
+                       [12, 12, 12], "by clip", 1.0, [])
+    assert "warning" not in format_summary(good, taught)

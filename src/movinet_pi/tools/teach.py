@@ -259,6 +259,13 @@ def format_summary(result: TeachResult, out_path: Path) -> str:
     lines.append(f"kept: {head.kind}; {reject}")
     if result.skipped:
         lines.append(f"skipped {len(result.skipped)} clips (unreadable or too short)")
+    chance = 1.0 / len(head.labels)
+    weak = [f"{name!r} {score:.2f}" for name, score in zip(head.labels, result.scores[head.kind])
+            if score < chance]
+    if weak:
+        lines.append(f"warning: {', '.join(weak)}: recognised less often than chance "
+                     f"({chance:.2f}) on clips the fit did not see: add more clips of them, "
+                     "or more varied ones")
     lines.append(f"wrote {out_path} ({size_text(out_path.stat().st_size)}) in "
                  f"{result.seconds:.1f} s (fitting {result.fit_seconds:.1f} s): "
                  f"run it with --model-path {out_path}")
