@@ -110,7 +110,8 @@ def command_eval(args: argparse.Namespace) -> int:
 
 def command_teach(args: argparse.Namespace) -> int:
     from movinet_pi.tools.clip_folders import find_class_folders
-    from movinet_pi.tools.teach import check_output, record_clip, run_teach
+    from movinet_pi.tools.teach import check_output, run_teach
+    from movinet_pi.tools.teach_record import record_clip
 
     if args.record is not None:
         given = [flag for flag, on in (("-o", args.output is not None), ("--reject", args.reject),

@@ -13,21 +13,19 @@ Two heads are fitted in numpy (:mod:`movinet_pi.model.taught`): a multinomial lo
 regression and class prototypes (cosine similarity). Both are cross-validated by clip,
 never scoring a frame of a clip the fit saw; the better one (mean recall over the
 classes) is fitted on everything and written with the labels into one file: the base
-model's bytes with a zip appended, which any runtime loads as the base model.
+model's bytes with a zip appended, which any runtime loads as the base model. Examples
+are recorded by :mod:`movinet_pi.tools.teach_record`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
-import re
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -47,12 +45,12 @@ from movinet_pi.model.taught import (
     thin,
     write_taught_model,
 )
-from movinet_pi.progress import ProgressBar, counted, size_text
+from movinet_pi.progress import ProgressBar, size_text
 from movinet_pi.sources.opencv import FileSource
 from movinet_pi.timing import FrameSampler
 from movinet_pi.tools.clip_folders import CLIP_KINDS, find_class_folders, normalise_label
+from movinet_pi.tools.teach_record import PROG  # the prefix of teach's messages
 
-PROG = "movinet-pi teach"
 KINDS = ("logistic", "prototypes")
 #: the final fit's examples a class, at most (evenly spread over them)
 FIT_PER_CLASS = 1000
@@ -272,129 +270,6 @@ def format_summary(result: TeachResult, out_path: Path) -> str:
     return "\n".join(lines)
 
 
-RECORD_FPS = 15.0
-#: A take from a file is named after the stretch it holds: ``squat@4.00-8.00s.mp4`` (to
-#: 0.01 s: a frame of a 60 fps file is 0.017 s long).
-_TAKE_RE = re.compile(r"@(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)s\.mp4$")
-
-
-def next_stretch(clip_dir: Path, file_stem: str) -> float:
-    """Where the next take from a file starts: where the takes from it so far (in any
-    class folder of ``clip_dir``) end, else at its start."""
-    ends = [float(m.group(2)) for p in clip_dir.glob(f"*/{glob.escape(file_stem)}@*s.mp4")
-            if (m := _TAKE_RE.search(p.name))]
-    return max(ends, default=0.0)
-
-
-def record_clip(clip_dir: Path, label: str, seconds: float, source_spec: str | None = None,
-                *, countdown: int = 3, err: TextIO | None = None) -> Path:
-    """Record ``seconds`` of the camera (or any source) into ``clip_dir/label/`` as an
-    example of ``label``; the clip's path. A camera gets a countdown on ``err`` first; a
-    file gives each take the next stretch of it (``name@START-ENDs.mp4``)."""
-    from movinet_pi.sources.open import open_source
-
-    err = err if err is not None else sys.stderr
-    if not label.strip() or "/" in label or label.startswith("."):
-        raise MovinetPiError(f"--record {label!r}: give the new action's name, e.g. waving")
-    folder = clip_dir / label.strip()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise MovinetPiError(f"cannot make {folder} ({e.strerror or e}): record into a "
-                             "folder you can write to") from None
-    with open_source(source_spec) as source:
-        if source.live:
-            start = None
-            for n in range(countdown, 0, -1):
-                err.write(f"{PROG}: recording {label!r} in {n}...\n")
-                err.flush()
-                time.sleep(1.0)
-            err.write(f"{PROG}: recording {label!r} for {seconds:g} s: do it now\n")
-        else:
-            start = _file_start(clip_dir, source, seconds, label, err)
-        err.flush()
-        part = folder / f".recording-{os.getpid()}.mp4"
-        try:
-            length = _write_take(source, part, seconds, start)
-            path = _take_path(folder, source, start, length)
-            os.replace(part, path)
-        finally:
-            with contextlib.suppress(OSError):
-                part.unlink()
-    clips = sum(1 for _ in folder.glob("*.mp4"))
-    err.write(f"{PROG}: saved {path} ({counted(clips, 'clip')} of {label!r} now)\n")
-    return path
-
-
-def _file_start(clip_dir: Path, source: Any, seconds: float, label: str, err: TextIO) -> float:
-    """Where a take from a file starts (after the takes before it), said on ``err``."""
-    name = Path(source.path).name
-    start = next_stretch(clip_dir, Path(source.path).stem)
-    half_frame = 0.5 / (source.fps or RECORD_FPS)
-    if source.duration is not None and start >= source.duration - half_frame:
-        raise MovinetPiError(
-            f"every stretch of {name} is taken already (it is {source.duration:.1f} s long): "
-            f"record from another file, or move its takes out of {clip_dir}"
-        )
-    err.write(f"{PROG}: recording {label!r} from {name}, {start:.1f} s to "
-              f"{start + seconds:.1f} s\n")
-    return start
-
-
-def _take_path(folder: Path, source: Any, start: float | None, length: float) -> Path:
-    """A free name for a take: the time it was recorded (a camera), else the file's name and
-    the stretch it holds."""
-    stem = (time.strftime("%Y%m%d-%H%M%S") if start is None
-            else f"{Path(source.path).stem}@{start:.2f}-{start + length:.2f}s")
-    path, n = folder / f"{stem}.mp4", 1
-    while path.exists():
-        n += 1
-        path = folder / f"{stem}-{n}.mp4"
-    return path
-
-
-def _write_take(source: Any, path: Path, seconds: float, start: float | None) -> float:
-    """Write ``seconds`` of ``source`` (from ``start`` s into a file, else from now) to
-    ``path`` at RECORD_FPS; the seconds of the source it holds. A camera that stops early
-    has its last picture held to the end; a file's take ends with the file."""
-    import cv2
-
-    writer = None
-    first = None if start is None else start
-    tick = 0  # the clip is written at RECORD_FPS: frames dropped or held to match
-    bgr = None
-    length = seconds  # (unless the file ends first)
-    try:
-        frame = source.read() if start is None else source.read_from(start)[0]
-        while frame is not None:
-            first = frame.timestamp if first is None else first
-            t = frame.timestamp - first
-            if t >= seconds:
-                break
-            length = t + 1.0 / (source.fps or RECORD_FPS)
-            if writer is None:
-                h, w = frame.rgb.shape[:2]
-                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"),
-                                         RECORD_FPS, (w, h))
-                if not writer.isOpened():
-                    raise MovinetPiError(f"cannot write {path}", exit_code=1)
-            bgr = None
-            while tick / RECORD_FPS <= t:
-                bgr = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR) if bgr is None else bgr
-                writer.write(bgr)
-                tick += 1
-            frame = source.read()
-        while start is None and tick / RECORD_FPS < seconds and bgr is not None:
-            writer.write(bgr)  # (a camera that stopped: hold its last picture to the end)
-            tick += 1
-    finally:
-        if writer is not None:
-            writer.release()
-    if writer is None:
-        raise MovinetPiError("the source gave no frames to record", exit_code=1)
-    return seconds if frame is not None else min(seconds, length)
-
-
 def run_teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool = False,
               reject: bool = False, threads: int | None = None, history: HistorySpec = AUTO,
               out: TextIO | None = None, progress: bool = True) -> int:
@@ -406,4 +281,4 @@ def run_teach(clip_dir: Path, model_path: Path, out_path: Path, *, force: bool =
     return 0
 
 
-__all__ = ["clip_features", "record_clip", "run_teach", "teach"]
+__all__ = ["clip_features", "run_teach", "teach"]
