@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import require_shared
 
 from movinet_pi import MovinetPiError
 from movinet_pi.tools.service import (
@@ -325,3 +326,18 @@ def test_service_print_writes_no_unit_whose_run_would_be_refused(
     out, err = capsys.readouterr()
     assert out == ""
     assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_service_print_notes_that_a_video_file_plays_once(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from movinet_pi.cli import main
+
+    clip = str(require_shared("videos", "carving_ice.mp4"))
+    assert main(["service", "--print", "--headless", clip]) == 0
+    out, err = capsys.readouterr()
+    assert "ExecStart=" in out and "plays once, and the service then stops: add --loop" in err
+    assert main(["service", "--print", "--headless", "--loop", clip]) == 0
+    assert "plays once" not in capsys.readouterr().err
+    assert main(["service", "--print", "--headless", "--source", "0"]) == 0  # a camera
+    assert "plays once" not in capsys.readouterr().err

@@ -221,6 +221,7 @@ def run_summary(stats, pipeline: Pipeline, verbose: bool, started: float) -> str
 
 
 def command_service(argv: list[str]) -> int:
+    from movinet_pi.sources.open import is_video_file
     from movinet_pi.tools.service import (
         current_executable,
         install_hint,
@@ -245,6 +246,9 @@ def command_service(argv: list[str]) -> int:
         return status
     try:
         check_run_flags(args)  # a unit whose run would be refused at once is not written
+        if is_video_file(args.source) and not args.loop:
+            say(f"note: {args.source} plays once, and the service then stops: add --loop to "
+                "play it over and over")
         user_unit = "--user-unit" in argv
         user = invoking_user()
         sys.stdout.write(systemd_unit(argv, user=user, executable=current_executable(),

@@ -49,6 +49,11 @@ def check_source(spec: Optional[str]) -> None:
         check_video_file(Path(spec))
 
 
+def is_video_file(spec: Optional[str]) -> bool:
+    """Whether ``spec`` names a video file (it ends), not a camera or a stream."""
+    return spec is not None and _kind(spec.strip()) == "file"
+
+
 def _kind(spec: str) -> str:
     """What kind of source ``spec`` names: "picamera", "camera", "stream" or "file"; an
     empty spec or an unknown URL scheme is refused."""
