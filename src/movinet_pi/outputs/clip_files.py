@@ -244,6 +244,14 @@ def remove_unfinished(directory: Path, log: Callable[[str], None]) -> None:
             claim.unlink()
 
 
+def check_takes_files(folder: Path) -> None:
+    """Make and remove a file in ``folder``: OSError if it takes none (no permission, a
+    read-only or pseudo file system), found before any work whose result would go there."""
+    fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def prepare_directory(directory: Path, min_free_bytes: int, log: Callable[[str], None]) -> None:
     """Make ``directory``, check it takes files, warn when it is nearly full, and remove the
     unfinished files a crash left there (:func:`remove_unfinished`). MovinetPiError when it
@@ -260,9 +268,7 @@ def prepare_directory(directory: Path, min_free_bytes: int, log: Callable[[str],
     if not directory.is_dir():
         raise MovinetPiError(f"{where}: not a directory")
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=directory)
-        os.close(fd)
-        os.unlink(probe)
+        check_takes_files(directory)
     except OSError as e:
         raise MovinetPiError(f"{where}: cannot write there: {e.strerror or e}") from None
     free = shutil.disk_usage(directory).free

@@ -19,9 +19,7 @@ are recorded by :mod:`movinet_pi.tools.teach_record`.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ from movinet_pi.model.taught import (
     thin,
     write_taught_model,
 )
+from movinet_pi.outputs.clip_files import check_takes_files
 from movinet_pi.progress import ProgressBar, size_text
 from movinet_pi.sources.opencv import FileSource
 from movinet_pi.timing import FrameSampler
@@ -170,9 +169,7 @@ def check_output(out_path: Path, *, force: bool = False) -> None:
     if out_path.exists() and not force:
         raise MovinetPiError(f"{out_path} exists: pass --force to replace it")
     try:  # teaching can take minutes on a Pi: find out now that the folder takes a file
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        check_takes_files(folder)
     except OSError as e:
         raise MovinetPiError(f"cannot write in {folder} ({e.strerror or e}): give -o a file "
                              "in a folder you can write to") from None
