@@ -25,6 +25,7 @@ from movinet_pi.display.overlay import (
     wrap_text,
 )
 from movinet_pi.flags import build_run_parser
+from movinet_pi.loading import catalogue_model
 from movinet_pi.model.catalogue import identify
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.labels import Labels
@@ -381,6 +382,12 @@ def test_eval_takes_a_catalogue_model(models_env: None, carving_ice: Path, tmp_p
     capsys.readouterr()
     assert main(["eval", str(clips.parent), "--model", "a0", "--threads", "1"]) == 0
     assert capsys.readouterr().out.startswith("1 clip in 1 class from ")  # not "1 clips"
+    # one model twice would be scored twice, the same, under made-up names ("#1", "#2")
+    a0 = catalogue_model("a0", "int8", offline=True)[0]
+    assert main(["eval", str(clips.parent), "--model", "a0", "--model-path", str(a0)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"movinet-pi: error: --model a0 and --model-path {a0} are the same model ({a0}): give "
+        "each model once")
 
 
 def test_one_thread_is_one_thread(models_env: None, carving_ice: Path,

@@ -27,7 +27,8 @@ def test_bom_crlf_and_trailing_blank_lines_are_handled() -> None:
     ("data", "words"),
     [(b"", "empty"), (b"\n\n", "empty"), (b"\x00\x01\x02abc", "not text"),
      (b"\xff\xfe\xfa", "not UTF-8"),
-     (b"run\n\nwalk\nsit\n", "line 2 is empty: remove it")],
+     (b"run\n\nwalk\nsit\n", "line 2 is empty: remove it"),
+     (b"run\nwalk\nsit\nwalk\n", r"line 4 repeats line 2 \('walk'\): give each class its own")],
 )
 def test_bad_label_files(data: bytes, words: str) -> None:
     with pytest.raises(MovinetPiError, match=words):
@@ -42,7 +43,7 @@ def test_missing_label_file(tmp_path: Path) -> None:
 names = st.lists(
     st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1,
             max_size=20).map(str.strip).filter(bool),
-    min_size=1, max_size=30,
+    min_size=1, max_size=30, unique=True,  # (a repeated name is refused: test_bad_label_files)
 )
 
 

@@ -286,6 +286,19 @@ def test_record_is_refused_flags_of_teaching_and_a_folder_it_cannot_make(
     assert len(err) == 1 and "cannot make /proc/mine/gliding" in err[0]
 
 
+@pytest.mark.parametrize("flag", [["--seconds", "4"], ["--countdown", "0"], ["--source", "x.mp4"]])
+def test_flags_of_recording_are_refused_when_teaching(
+    flag: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "clips" / "waving").mkdir(parents=True)
+    out = tmp_path / "mine.tflite"
+    assert main(["teach", str(tmp_path / "clips"), "-o", str(out), *flag]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"movinet-pi: error: {flag[0]} is for recording: it goes with --record LABEL (or drop "
+        f"{flag[0]} to teach)")
+    assert not out.exists()
+
+
 def test_a_clip_too_short_is_skipped_and_named_like_an_unreadable_one(
         clips: Path, a0_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "mixed"
@@ -331,26 +344,68 @@ def _first_frame(path: Path) -> np.ndarray:
 def test_record_from_a_file_takes_its_next_stretch_each_time_with_no_countdown(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    clip = require_shared("videos", "paragliding.mp4")  # 2.3 s
+    clip = require_shared("videos", "carving_ice.mp4")  # 4.43 s
     clip_dir = tmp_path / "mine"
-    for _ in range(2):
-        assert main(["teach", str(clip_dir), "--record", "gliding", "--seconds", "1.5",
-                     "--source", str(clip)]) == 0
+    assert main(["teach", str(clip_dir), "--record", "carving", "--seconds", "2",
+                 "--source", str(clip)]) == 0
+    assert main(["teach", str(clip_dir), "--record", "carving", "--source", str(clip)]) == 0
     err = capsys.readouterr().err
     assert "in 3..." not in err and "do it now" not in err
-    takes = sorted(p.name for p in (clip_dir / "gliding").iterdir())
-    assert takes == ["paragliding@0.00-1.50s.mp4", "paragliding@1.50-2.33s.mp4"]
-    second = _first_frame(clip_dir / "gliding" / takes[1])
+    takes = sorted(p.name for p in (clip_dir / "carving").iterdir())
+    # (its frames end at 4.37 s, where its header's frame rate says 4.43 s)
+    assert takes == ["carving_ice@0.00-2.00s.mp4", "carving_ice@2.00-4.37s.mp4"]
+    # the second take asked for 8 s and got what was left: said, not left to be found out
+    assert "(2 clips of 'carving' now; 2.4 s, where the file ends)" in err
+    assert "where the file ends" not in err.split("2.00-4.37s")[0]  # the whole first take
+    second = _first_frame(clip_dir / "carving" / takes[1])
     cap = cv2.VideoCapture(str(clip))
-    cap.set(cv2.CAP_PROP_POS_MSEC, 1500)
-    ok, at_1_5 = cap.read()
+    cap.set(cv2.CAP_PROP_POS_MSEC, 2000)
+    ok, at_2 = cap.read()
     cap.release()
     assert ok
-    # the second take starts 1.5 s in, not at the file's first picture again
-    assert np.abs(second - at_1_5.astype(np.int16)).mean() < 8
-    assert np.abs(second - _first_frame(clip_dir / "gliding" / takes[0])).mean() > 8
-    assert main(["teach", str(clip_dir), "--record", "gliding", "--source", str(clip)]) == 2
-    assert "every stretch of paragliding.mp4 is taken already" in capsys.readouterr().err
+    # the second take starts 2 s in, not at the file's first picture again
+    assert np.abs(second - at_2.astype(np.int16)).mean() < 8
+    assert np.abs(second - _first_frame(clip_dir / "carving" / takes[0])).mean() > 8
+    assert main(["teach", str(clip_dir), "--record", "carving", "--source", str(clip)]) == 2
+    assert ("the takes from carving_ice.mp4 hold it up to 4.4 s of its 4.4 s, and what is left "
+            "is too short to teach from (at least 2 s)") in capsys.readouterr().err
+
+
+def test_record_refuses_a_stretch_left_too_short_to_teach_from_and_keeps_no_part(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    clip = require_shared("videos", "paragliding.mp4")  # 2.33 s: 0.33 s after a 2 s take
+    clip_dir = tmp_path / "mine"
+    record = ["teach", str(clip_dir), "--record", "gliding", "--seconds", "2",
+              "--source", str(clip)]
+    assert main(record) == 0
+    capsys.readouterr()
+    assert main(record) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == ("movinet-pi: error: the takes from paragliding.mp4 hold it up to "
+                       "2.0 s of its 2.3 s, and what is left is too short to teach from (at "
+                       f"least 2 s): record from another file, or move its takes out of {clip_dir}")
+    assert [p.name for p in (clip_dir / "gliding").iterdir()] == ["paragliding@0.00-2.00s.mp4"]
+    other = ["teach", str(tmp_path / "other"), "--record", "gliding", "--source", str(clip)]
+    shorter = tmp_path / "short.mp4"
+    cut(clip, shorter, 1.5)
+    other[-1] = str(shorter)
+    assert main(other) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "short.mp4 is 1.5 s long, too short to teach from (at least 2 s): record from a longer "
+        "file")
+    assert not (tmp_path / "other" / "gliding").exists() or not any(
+        (tmp_path / "other" / "gliding").iterdir())
+
+
+def test_record_takes_last_at_least_two_seconds(capsys: pytest.CaptureFixture,
+                                                 tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["teach", str(tmp_path), "--record", "wave", "--seconds", "1.5"])
+    assert exit_.value.code == 2
+    assert "--seconds: must be 2 or more (teach leaves out each clip's first second), " \
+           "got 1.5" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
 
 
 def test_record_writes_clips_teach_can_read(tmp_path: Path, a0_model: Path,
@@ -358,17 +413,17 @@ def test_record_writes_clips_teach_can_read(tmp_path: Path, a0_model: Path,
     clip_dir = tmp_path / "mine"
     for name, label in (("squat.mp4", "bending"), ("arm_wrestling.mp4", "pushing")):
         for _ in range(2):
-            assert main(["teach", str(clip_dir), "--record", label, "--seconds", "1.5",
+            assert main(["teach", str(clip_dir), "--record", label, "--seconds", "2",
                          "--source", str(require_shared("videos", name))]) == 0
     err = capsys.readouterr().err
-    assert "recording 'bending' from squat.mp4, 1.5 s to 3.0 s" in err
+    assert "recording 'bending' from squat.mp4, 2.0 s to 4.0 s" in err
     assert "2 clips of 'pushing' now" in err
     clips = sorted(clip_dir.rglob("*.mp4"))
     assert len(clips) == 4
     cap = cv2.VideoCapture(str(clips[0]))
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()
-    assert 20 <= frames <= 23  # 1.5 s at 15 fps
+    assert 28 <= frames <= 31  # 2 s at 15 fps
     out = tmp_path / "mine.tflite"
     assert main(["teach", str(clip_dir), "--model-path", str(a0_model), "-o", str(out)]) == 0
     assert read_taught(out).labels == ("bending", "pushing")  # type: ignore[union-attr]
@@ -391,3 +446,27 @@ def test_the_summary_warns_of_classes_recognised_less_often_than_chance(
     good = TeachResult(head, {kind: [0.38, 0.5, 0.9] for kind in scores}, [2, 2, 2],
                        [12, 12, 12], "by clip", 1.0, [])
     assert "warning" not in format_summary(good, taught)
+
+
+def test_ctrl_c_while_teaching_says_so_and_leaves_no_model(
+    clips: Path, a0_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movinet_pi.tools import teach as teach_module
+
+    real = teach_module.clip_features
+    read: list[Path] = []
+
+    def interrupted_at_the_second_clip(clf: StreamingClassifier, path: Path) -> np.ndarray:
+        read.append(path)
+        if len(read) == 2:
+            raise KeyboardInterrupt
+        return real(clf, path)
+
+    monkeypatch.setattr(teach_module, "clip_features", interrupted_at_the_second_clip)
+    out = tmp_path / "mine.tflite"
+    assert main(["teach", str(clips), "--model-path", str(a0_model), "-o", str(out)]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "movinet-pi: teach: stopped (Ctrl-C); nothing was left half-written")
+    assert len(read) == 2
+    assert list(tmp_path.iterdir()) == []  # no model, no part of one

@@ -342,7 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args)
     except MovinetPiError as e:
         return report_error(e, args.debug)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # (a run stops on its own at Ctrl-C, and says so)
+        if name != "run":  # every file a command writes is renamed into place when whole
+            say(f"{name}: stopped (Ctrl-C); nothing was left half-written")
         return 130
     except BrokenPipeError:  # `movinet-pi --json | head`: the reader has gone, so do we
         with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.loading import catalogue_model, load_classifier, resolve_model
@@ -93,6 +94,17 @@ def say_health(when: str) -> None:
         say(f"health {when}: {health.describe()}")
 
 
+def check_distinct_models(paths: list[Path], given: list[str]) -> None:
+    """One model given twice would be scored twice, the same: say so instead."""
+    seen: dict[Path, str] = {}
+    for path, flag in zip(paths, given):
+        key = path.resolve()
+        if key in seen:
+            raise MovinetPiError(f"{seen[key]} and {flag} are the same model ({path}): give "
+                                 "each model once")
+        seen[key] = flag
+
+
 def command_eval(args: argparse.Namespace) -> int:
     from movinet_pi.tools.clip_folders import find_class_folders
     from movinet_pi.tools.eval import run_eval
@@ -103,6 +115,9 @@ def command_eval(args: argparse.Namespace) -> int:
     if not paths:
         raise MovinetPiError("give a model: --model a0|a1|a2 or --model-path FILE "
                              "(either may be repeated to compare models)")
+    given = [f"--model {name}" for name in args.models]
+    given += [f"--model-path {path}" for path in args.model_paths]
+    check_distinct_models(paths, given)
     return run_eval(args.clip_dir, paths, args.labels, threads=args.threads,
                     history=args.history, roi=args.roi,
                     plot=args.plot, as_json=args.json, out=sys.stdout, progress=True)
@@ -111,7 +126,7 @@ def command_eval(args: argparse.Namespace) -> int:
 def command_teach(args: argparse.Namespace) -> int:
     from movinet_pi.tools.clip_folders import find_class_folders
     from movinet_pi.tools.teach import check_output, run_teach
-    from movinet_pi.tools.teach_record import record_clip
+    from movinet_pi.tools.teach_record import DEFAULT_COUNTDOWN, DEFAULT_TAKE_S, record_clip
 
     if args.record is not None:
         given = [flag for flag, on in (("-o", args.output is not None), ("--reject", args.reject),
@@ -119,9 +134,15 @@ def command_teach(args: argparse.Namespace) -> int:
         if given:
             raise MovinetPiError(f"{given[0]} is for teaching; --record LABEL only records an "
                                  f"example: drop {given[0]}, and teach in a second run")
-        record_clip(args.clip_dir, args.record, args.seconds, args.source,
-                    countdown=max(0, args.countdown))
+        record_clip(args.clip_dir, args.record, args.seconds or DEFAULT_TAKE_S, args.source,
+                    countdown=max(0, DEFAULT_COUNTDOWN if args.countdown is None
+                                  else args.countdown))
         return 0
+    for flag, value in (("--seconds", args.seconds), ("--countdown", args.countdown),
+                        ("--source", args.source)):
+        if value is not None:
+            raise MovinetPiError(f"{flag} is for recording: it goes with --record LABEL (or "
+                                 f"drop {flag} to teach)")
     if args.output is None:
         raise MovinetPiError("give the taught model's file: -o FILE (or --record LABEL to "
                              "record examples)")

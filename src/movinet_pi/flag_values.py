@@ -11,6 +11,7 @@ import os
 from typing import Callable, TypeVar
 
 from movinet_pi.errors import MovinetPiError
+from movinet_pi.tools.teach_record import SHORTEST_TAKE_S
 
 T = TypeVar("T", int, float)
 
@@ -42,6 +43,12 @@ def thread_count(text: str) -> int:
 
 def positive_float(text: str) -> float:
     return _number(text, float, "a number", lambda v: 0 < v < math.inf, "more than 0")
+
+
+def take_seconds(text: str) -> float:
+    return _number(text, float, "a number of seconds",
+                   lambda v: SHORTEST_TAKE_S <= v < math.inf,
+                   f"{SHORTEST_TAKE_S:g} or more (teach leaves out each clip's first second)")
 
 
 def probability(text: str) -> float:

@@ -26,6 +26,7 @@ from movinet_pi.flag_values import (
     positive_int,
     probability,
     roi,
+    take_seconds,
     thread_count,
     web_address,
 )
@@ -385,9 +386,9 @@ def build_teach_parser() -> argparse.ArgumentParser:
                    help="record one clip of LABEL from the camera into DIR/LABEL/, after a "
                    "countdown, and stop (run it a few times per action, then teach); from a "
                    "--source file, each take is the next stretch of it")
-    g.add_argument("--seconds", type=positive_float, default=8.0, metavar="S",
-                   help="how long --record records (default: 8)")
-    g.add_argument("--countdown", type=int, default=3, metavar="N",
+    g.add_argument("--seconds", type=take_seconds, metavar="S",
+                   help="how long --record records (default: 8, at least 2)")
+    g.add_argument("--countdown", type=int, metavar="N",
                    help="seconds counted down before --record starts from a camera "
                    "(default: 3)")
     g.add_argument("--source", metavar="SRC",

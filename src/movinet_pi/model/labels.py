@@ -70,7 +70,20 @@ def parse_labels(data: bytes, source: str) -> Labels:
     if not lines:
         raise MovinetPiError(f"label file is empty: {source} (it needs one class name a "
                              "line, in the model's order)")
+    _check_unique(lines, source)
     return Labels(tuple(lines), source)
+
+
+def _check_unique(lines: list[str], source: str) -> None:
+    """Two classes of one name could not be told apart (on the screen, in --allow, in events):
+    a repeated name is most often a line pasted twice, which also shifts every name after it."""
+    first: dict[str, int] = {}
+    for number, name in enumerate(lines, 1):
+        if name in first:
+            raise MovinetPiError(f"label file {source}: line {number} repeats line "
+                                 f"{first[name]} ({name!r}): give each class its own name "
+                                 "(one a line, in the model's order)")
+        first[name] = number
 
 
 def load_labels(path: str | Path) -> Labels:

@@ -23,6 +23,11 @@ PROG = "movinet-pi teach"  # the prefix of its messages, and of teach's
 
 
 RECORD_FPS = 15.0
+#: The shortest take: teach leaves each clip's first second out (the stream settling), so a
+#: take needs a second more to give any examples.
+SHORTEST_TAKE_S = 2.0
+DEFAULT_TAKE_S = 8.0  # long enough for a few repeats of most actions
+DEFAULT_COUNTDOWN = 3  # seconds to step in front of the camera
 #: A take from a file is named after the stretch it holds: ``squat@4.00-8.00s.mp4`` (to
 #: 0.01 s: a frame of a 60 fps file is 0.017 s long).
 _TAKE_RE = re.compile(r"@(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)s\.mp4$")
@@ -37,7 +42,7 @@ def next_stretch(clip_dir: Path, file_stem: str) -> float:
 
 
 def record_clip(clip_dir: Path, label: str, seconds: float, source_spec: str | None = None,
-                *, countdown: int = 3, err: TextIO | None = None) -> Path:
+                *, countdown: int = DEFAULT_COUNTDOWN, err: TextIO | None = None) -> Path:
     """Record ``seconds`` of the camera (or any source) into ``clip_dir/label/`` as an
     example of ``label``; the clip's path. A camera gets a countdown on ``err`` first; a
     file gives each take the next stretch of it (``name@START-ENDs.mp4``)."""
@@ -66,29 +71,42 @@ def record_clip(clip_dir: Path, label: str, seconds: float, source_spec: str | N
         part = folder / f".recording-{os.getpid()}.mp4"
         try:
             length = _write_take(source, part, seconds, start)
+            short = start is not None and length < seconds - 0.5 / (source.fps or RECORD_FPS)
+            if short and length < SHORTEST_TAKE_S:  # (the file's own length was wrong)
+                raise _too_short(Path(source.path).name, start or 0.0, start + length,
+                                 clip_dir)
             path = _take_path(folder, source, start, length)
             os.replace(part, path)
         finally:
             with contextlib.suppress(OSError):
                 part.unlink()
     clips = sum(1 for _ in folder.glob("*.mp4"))
-    err.write(f"{PROG}: saved {path} ({counted(clips, 'clip')} of {label!r} now)\n")
+    held = f"; {length:.1f} s, where the file ends" if short else ""
+    err.write(f"{PROG}: saved {path} ({counted(clips, 'clip')} of {label!r} now{held})\n")
     return path
 
 
 def _file_start(clip_dir: Path, source: Any, seconds: float, label: str, err: TextIO) -> float:
-    """Where a take from a file starts (after the takes before it), said on ``err``."""
+    """Where a take from a file starts (after the takes before it), said on ``err``; a file
+    with less than :data:`SHORTEST_TAKE_S` left after them is refused."""
     name = Path(source.path).name
     start = next_stretch(clip_dir, Path(source.path).stem)
-    half_frame = 0.5 / (source.fps or RECORD_FPS)
-    if source.duration is not None and start >= source.duration - half_frame:
-        raise MovinetPiError(
-            f"every stretch of {name} is taken already (it is {source.duration:.1f} s long): "
-            f"record from another file, or move its takes out of {clip_dir}"
-        )
+    if source.duration is not None and source.duration - start < SHORTEST_TAKE_S:
+        raise _too_short(name, start, source.duration, clip_dir)
     err.write(f"{PROG}: recording {label!r} from {name}, {start:.1f} s to "
               f"{start + seconds:.1f} s\n")
     return start
+
+
+def _too_short(name: str, start: float, length: float, clip_dir: Path) -> MovinetPiError:
+    """What is left of a file after its takes is too short to teach from."""
+    least = f"too short to teach from (at least {SHORTEST_TAKE_S:g} s)"
+    if start <= 0.0:
+        return MovinetPiError(f"{name} is {length:.1f} s long, {least}: record from a longer "
+                              "file")
+    return MovinetPiError(f"the takes from {name} hold it up to {start:.1f} s of its "
+                          f"{length:.1f} s, and what is left is {least}: record from another "
+                          f"file, or move its takes out of {clip_dir}")
 
 
 def _take_path(folder: Path, source: Any, start: float | None, length: float) -> Path:
