@@ -144,7 +144,9 @@ def test_threshold_and_deny(models_env: None, carving_ice: Path,
         (["--web-token", "a-long-enough-token"], "--web-token goes with --web"),
         (["bench", "--source", "/"], "/ is a directory: pass a video file"),
         (["bench", "--source", "0"], "bench reads a video file, or synthetic frames"),
-        (["info", "/"], "/ is a folder: give the .tflite model file itself"),
+        (["info", "/"], "no model in folder /: looked for movinet_a0_stream_int8.tflite"),
+        (["info", "x.tflite", "--model", "a0"], ", not a file and --model"),
+        (["info", "--model-path", "x.tflite", "--model", "a0"], ", not --model-path and --model"),
         (["--pre-seconds", "2"], "--pre-seconds goes with --record"),
         (["--post-seconds", "5"], "--post-seconds goes with --record"),
         (["--record-max-mb", "5"], "--record-max-mb goes with --record"),
@@ -367,6 +369,19 @@ def test_eval_on_the_shared_clips(models_env: None, a0_model: Path, kinetics_lab
                  "--labels", str(kinetics_labels_path), "--json"]) == 0
     (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert result["top1"] == 1.0 and result["top5"] == 1.0 and result["clips"] == 2
+
+
+def test_every_command_takes_a_folder_of_the_catalogues_files_as_a_run_does(
+        a0_model: Path, carving_ice: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folder = a0_model.parent  # as `--model-path DIR` in a run, which the hints suggest
+    (tmp_path / "clips" / "carving ice").mkdir(parents=True)
+    (tmp_path / "clips" / "carving ice" / carving_ice.name).symlink_to(carving_ice)
+    assert main(["eval", str(tmp_path / "clips"), "--model-path", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "MoViNet-A0 stream int8"
+    for info in (["info", str(folder)], ["info", "--model-path", str(folder)]):
+        assert main([*info, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["path"] == str(a0_model)
 
 
 def test_display_auto_without_desktop_uses_the_camera_drm_preview(

@@ -4,6 +4,8 @@ round trip (info, eval, a run, a stock runtime), the head's numbers, and bad inp
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import cv2
@@ -246,6 +248,11 @@ def test_bad_input(clips: Path, taught: Path, a0_model: Path, tmp_path: Path,
                    capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out.tflite"
     assert "exists: pass --force" in teach_error(capsys, clips, a0_model, taught)
+    device = tmp_path / "device"  # as /dev/null is: --force must not replace it with a model
+    os.mkfifo(device)
+    assert f"{device} is not a regular file: give -o a file name" in teach_error(
+        capsys, clips, a0_model, device, "--force")
+    assert stat.S_ISFIFO(device.stat().st_mode)
     one = tmp_path / "one"
     cut(clips / "squat" / "a.mp4", one / "squat" / "a.mp4", 1.0)
     assert "at least two classes" in teach_error(capsys, one, a0_model, out)
@@ -394,8 +401,21 @@ def test_record_refuses_a_stretch_left_too_short_to_teach_from_and_keeps_no_part
     assert capsys.readouterr().err.strip().endswith(
         "short.mp4 is 1.5 s long, too short to teach from (at least 2 s): record from a longer "
         "file")
-    assert not (tmp_path / "other" / "gliding").exists() or not any(
-        (tmp_path / "other" / "gliding").iterdir())
+    assert not (tmp_path / "other").exists()  # no empty class folder to stop the next teach
+
+
+def test_a_recording_that_fails_leaves_no_empty_class_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "rec" / "wave").mkdir(parents=True)  # a class folder there already stays
+    for label in ("clap", "wave"):
+        assert main(["teach", str(tmp_path / "rec"), "--record", label, "--source",
+                     str(tmp_path / "none.mp4")]) == 2
+        assert "error: no such file: " in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "rec").iterdir()] == ["wave"]
+    assert main(["teach", str(tmp_path / "new" / "clips"), "--record", "clap", "--source",
+                 str(tmp_path / "none.mp4")]) == 2
+    assert not (tmp_path / "new").exists()
 
 
 def test_record_takes_last_at_least_two_seconds(capsys: pytest.CaptureFixture,

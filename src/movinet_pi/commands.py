@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from movinet_pi.errors import MovinetPiError
-from movinet_pi.loading import catalogue_model, load_classifier, resolve_model
+from movinet_pi.loading import catalogue_model, load_classifier, model_file, resolve_model
 from movinet_pi.log import say
 
 
@@ -31,12 +31,17 @@ def command_info(args: argparse.Namespace) -> int:
 
     from movinet_pi.tools.info import describe_model, format_info
 
-    if (args.model is None) == (args.catalogue_model is None):
-        raise MovinetPiError("give a model: `movinet-pi info FILE.tflite` or "
-                             "`movinet-pi info --model a0|a1|a2`")
-    path = args.model
-    if path is None:
+    given = [flag for flag, value in (("a file", args.model), ("--model-path", args.model_path),
+                                      ("--model", args.catalogue_model)) if value is not None]
+    if len(given) != 1:
+        how = "give one model" if given else "give a model"
+        raise MovinetPiError(f"{how}: `movinet-pi info FILE.tflite` (or --model-path FILE) or "
+                             "`movinet-pi info --model a0|a1|a2`"
+                             + (f", not {' and '.join(given)}" if given else ""))
+    if args.catalogue_model is not None:
         path, _ = catalogue_model(args.catalogue_model, args.quant, offline=args.offline)
+    else:
+        path = model_file(args.model or args.model_path, quant=args.quant)
     info = describe_model(path, args.labels)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -111,7 +116,7 @@ def command_eval(args: argparse.Namespace) -> int:
 
     find_class_folders(args.clip_dir)  # before a model download: a mistyped folder says so
     paths = [catalogue_model(name, args.quant, offline=args.offline)[0] for name in args.models]
-    paths += args.model_paths
+    paths += [model_file(path, quant=args.quant) for path in args.model_paths]
     if not paths:
         raise MovinetPiError("give a model: --model a0|a1|a2 or --model-path FILE "
                              "(either may be repeated to compare models)")

@@ -144,7 +144,7 @@ def _add_ha_options(g: argparse._ActionsContainer) -> None:
                    help="this device's name in Home Assistant (default: movinet-pi <host>)")
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser, labels: bool = True) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="a0", type=str.lower, choices=MODEL_NAMES,
                    help="catalogue model: a0 (fastest), a1, a2 (most accurate) (default: a0)")
@@ -155,7 +155,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    "folder holding the catalogue's files (overrides --model)")
     g.add_argument("--labels", metavar="FILE", type=Path,
                    help="label file, one class a line in model order (default: the labels "
-                   "inside the model, else the Kinetics-600 list)")
+                   "inside the model, else the Kinetics-600 list)" if labels
+                   else argparse.SUPPRESS)  # (still taken, to say why it does not apply)
     _add_threads_option(g)
     _add_offline_option(g)
 
@@ -301,7 +302,10 @@ def build_info_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=f"{PROG} info",
                       description="Describe a streaming MoViNet .tflite: input, classes, states, "
                       "labels, runtime.")
-    p.add_argument("model", type=Path, nargs="?", help="the .tflite file (or give --model)")
+    p.add_argument("model", type=Path, nargs="?",
+                   help="the .tflite file, or a folder of the catalogue's files (or give --model)")
+    p.add_argument("--model-path", type=Path, metavar="FILE",
+                   help="the same as FILE, as the other commands take it")
     p.add_argument("--model", dest="catalogue_model", type=str.lower, choices=MODEL_NAMES,
                    help="a catalogue model instead of a file: a0, a1 or a2")
     p.add_argument("--quant", default="int8", type=str.lower, choices=QUANTS,
@@ -345,7 +349,8 @@ def build_eval_parser() -> argparse.ArgumentParser:
                    help="folder with one sub-folder of clips per class, named after its label")
     p.add_argument("--model-path", dest="model_paths", action="append", type=Path,
                    metavar="FILE", default=[],
-                   help="a streaming MoViNet .tflite; repeat it to compare models side by side")
+                   help="a streaming MoViNet .tflite (or a folder of the catalogue's files); "
+                   "repeat it to compare models side by side")
     p.add_argument("--model", dest="models", action="append", type=str.lower,
                    choices=MODEL_NAMES, default=[],
                    help="a catalogue model (a0, a1, a2), as in `run`; may be repeated and "
@@ -393,7 +398,7 @@ def build_teach_parser() -> argparse.ArgumentParser:
                    "(default: 3)")
     g.add_argument("--source", metavar="SRC",
                    help="what --record records: as for a run (default: the camera)")
-    _add_model_options(p)
+    _add_model_options(p, labels=False)  # teach's labels are its folders' names
     _add_history_option(p)
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p

@@ -37,20 +37,29 @@ def catalogue_model(
     return find_model(spec), spec.title
 
 
+def model_file(given: Path, name: str = "a0", quant: str = "int8") -> Path:
+    """The model file that ``--model-path`` names, in every command alike: the file, or in a
+    folder the catalogue's file of ``name`` and ``quant`` (else another one, else its only
+    .tflite); a one-line error when there is none."""
+    from movinet_pi.model.catalogue import find_in_folder, get_spec
+
+    path = given.expanduser()
+    if path.is_dir():
+        return find_in_folder(path, get_spec(name, quant))
+    if not path.exists():
+        from movinet_pi.model.runtime import model_not_found
+
+        raise model_not_found(given)
+    return path
+
+
 def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
     """The model file to load and the name to show for it (for ``--model-path``, the file's
     stem until :func:`load_classifier` recognises a catalogue model)."""
-    from movinet_pi.model.catalogue import find_in_folder, get_spec
-
     if args.model_path is not None:
-        path = args.model_path.expanduser()
-        if path.is_dir():
-            path = find_in_folder(path, get_spec(args.model, args.quant))
-        elif not path.exists():
-            from movinet_pi.model.runtime import model_not_found
-
-            raise model_not_found(args.model_path)
-        elif args.quant != "int8" and not getattr(args, "switching", False):
+        path = model_file(args.model_path, args.model, args.quant)
+        if (args.quant != "int8" and not args.model_path.is_dir()
+                and not getattr(args, "switching", False)):
             say(f"{path.name} is loaded as it is: --quant {args.quant} only picks the "
                 "catalogue model that keys 1/2/3 switch to")
         return path, path.stem

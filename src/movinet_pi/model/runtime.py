@@ -196,7 +196,7 @@ def check_model_file(path: Path) -> bytes:
     except OSError as e:
         raise MovinetPiError(f"cannot read model file {path}: {e.strerror}") from None
     if not data:
-        raise MovinetPiError(f"model file is empty: {path} (download it again)")
+        raise MovinetPiError(f"model file is empty: {path} (fetch or copy it again)")
     # A TFLite flatbuffer carries the identifier "TFL3" at byte 4.
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise MovinetPiError(f"not a TFLite model: {path} (expected a .tflite flatbuffer)")

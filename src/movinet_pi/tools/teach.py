@@ -158,7 +158,8 @@ def fit_best(x: np.ndarray, y: np.ndarray, clip: np.ndarray, labels: list[str],
 
 def check_output(out_path: Path, *, force: bool = False) -> None:
     """Refuse, before any teaching, a taught model's file that could not be written: in a
-    folder that is not there, a folder itself, or a file there already (without ``force``)."""
+    folder that is not there, a folder or a device itself, or a file there already (without
+    ``force``)."""
     folder = out_path.parent
     if not folder.is_dir():
         raise MovinetPiError(f"{folder} is not a folder: make it first, or give -o a file "
@@ -166,6 +167,9 @@ def check_output(out_path: Path, *, force: bool = False) -> None:
     if out_path.is_dir():
         raise MovinetPiError(f"{out_path} is a folder: give -o a file name, such as "
                              f"{out_path / 'mine.tflite'}")
+    if out_path.exists() and not out_path.is_file():  # /dev/null: --force must not replace it
+        raise MovinetPiError(f"{out_path} is not a regular file: give -o a file name, such "
+                             f"as {folder / 'mine.tflite'}")
     if out_path.exists() and not force:
         raise MovinetPiError(f"{out_path} exists: pass --force to replace it")
     try:  # teaching can take minutes on a Pi: find out now that the folder takes a file

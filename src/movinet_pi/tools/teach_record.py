@@ -45,18 +45,44 @@ def record_clip(clip_dir: Path, label: str, seconds: float, source_spec: str | N
                 *, countdown: int = DEFAULT_COUNTDOWN, err: TextIO | None = None) -> Path:
     """Record ``seconds`` of the camera (or any source) into ``clip_dir/label/`` as an
     example of ``label``; the clip's path. A camera gets a countdown on ``err`` first; a
-    file gives each take the next stretch of it (``name@START-ENDs.mp4``)."""
-    from movinet_pi.sources.open import open_source
-
+    file gives each take the next stretch of it (``name@START-ENDs.mp4``). A take that
+    fails leaves no folder it made behind."""
     err = err if err is not None else sys.stderr
     if not label.strip() or "/" in label or label.startswith("."):
         raise MovinetPiError(f"--record {label!r}: give the new action's name, e.g. waving")
     folder = clip_dir / label.strip()
+    made = _make_folders(folder)
+    try:
+        path, length, short = _record(clip_dir, folder, label, seconds, source_spec,
+                                      countdown, err)
+    except BaseException:  # no clip: an empty class folder would stop the next teach
+        for created in made:
+            with contextlib.suppress(OSError):
+                created.rmdir()  # (only when empty)
+        raise
+    clips = sum(1 for _ in folder.glob("*.mp4"))
+    held = f"; {length:.1f} s, where the file ends" if short else ""
+    err.write(f"{PROG}: saved {path} ({counted(clips, 'clip')} of {label!r} now{held})\n")
+    return path
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` (and its parents); the ones made, innermost first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MovinetPiError(f"cannot make {folder} ({e.strerror or e}): record into a "
                              "folder you can write to") from None
+    return missing
+
+
+def _record(clip_dir: Path, folder: Path, label: str, seconds: float,
+            source_spec: str | None, countdown: int, err: TextIO) -> tuple[Path, float, bool]:
+    """Record one take into ``folder``: its path, its length, and whether the file ended
+    before ``seconds``."""
+    from movinet_pi.sources.open import open_source
+
     with open_source(source_spec) as source:
         if source.live:
             start = None
@@ -80,10 +106,7 @@ def record_clip(clip_dir: Path, label: str, seconds: float, source_spec: str | N
         finally:
             with contextlib.suppress(OSError):
                 part.unlink()
-    clips = sum(1 for _ in folder.glob("*.mp4"))
-    held = f"; {length:.1f} s, where the file ends" if short else ""
-    err.write(f"{PROG}: saved {path} ({counted(clips, 'clip')} of {label!r} now{held})\n")
-    return path
+    return path, length, short
 
 
 def _file_start(clip_dir: Path, source: Any, seconds: float, label: str, err: TextIO) -> float:
