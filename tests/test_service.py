@@ -341,3 +341,26 @@ def test_service_print_notes_that_a_video_file_plays_once(
     assert "plays once" not in capsys.readouterr().err
     assert main(["service", "--print", "--headless", "--source", "0"]) == 0  # a camera
     assert "plays once" not in capsys.readouterr().err
+
+
+def test_a_unit_that_cannot_be_written_out_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`service --print > /dev/full`, or into a pipe already closed."""
+    import errno
+    import sys
+
+    from movinet_pi.cli import main
+
+    class Full:
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert main(["service", "--print", "--headless"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("movinet-pi: error: cannot write: No space left on device (output): free "
+                   "some space or choose another place\n")

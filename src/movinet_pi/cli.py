@@ -323,7 +323,7 @@ def take_source_argument(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "service":
-        return command_service(argv[1:])
+        return guarded("service", lambda: command_service(argv[1:]), "--debug" in argv)
     name = argv[0] if argv and argv[0] in COMMANDS else "run"
     if argv and argv[0] == name:
         argv = argv[1:]
@@ -338,10 +338,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if status:
             return status
     quiet_libraries(args.debug)
+    return guarded(name, lambda: command(args), args.debug)
+
+
+def guarded(name: str, call: Callable[[], int], debug: bool) -> int:
+    """Run a command; whatever goes wrong, one line on stderr (with ``debug``, the
+    traceback too) and an exit code, never a traceback alone."""
     try:
-        return command(args)
+        return call()
     except MovinetPiError as e:
-        return report_error(e, args.debug)
+        return report_error(e, debug)
     except KeyboardInterrupt:  # (a run stops on its own at Ctrl-C, and says so)
         if name != "run":  # every file a command writes is renamed into place when whole
             say(f"{name}: stopped (Ctrl-C); nothing was left half-written")
@@ -351,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
         return 0
     except OSError as e:
-        if args.debug:
+        if debug:
             traceback.print_exc()
         if e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
             say(f"error: cannot write: {e.strerror} ({e.filename or 'output'}): "
@@ -360,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"unexpected error: {type(e).__name__}: {e} (run with --debug for details)")
         return 1
     except Exception as e:  # a bug or an unforeseen failure: still one line by default
-        if args.debug:
+        if debug:
             traceback.print_exc()
         say(f"unexpected error: {type(e).__name__}: {e} (run with --debug for details)")
         return 1

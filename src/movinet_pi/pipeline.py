@@ -101,11 +101,12 @@ class Pipeline(PresenterMixin):
                 self._run_inline()
             else:
                 self._run_threaded()
-        except BaseException:
+        except BaseException as error:
             try:
                 self.recognizer.close()
             except Exception as close_error:  # the run's own error matters more
-                self.log(f"closing the outputs failed too: {one_line(close_error)}")
+                if not _same_os_error(error, close_error):  # (a closed pipe, a full disk)
+                    self.log(f"closing the outputs failed too: {one_line(close_error)}")
             raise
         else:
             self.recognizer.close()
@@ -300,3 +301,10 @@ class Pipeline(PresenterMixin):
                     break
             if self.config.hold_at_end and self._last_frame is not None:
                 self._hold(self._last_frame)
+
+
+def _same_os_error(first: BaseException, then: BaseException) -> bool:
+    """Whether closing failed as the run did (stdout's reader gone, the disk full): the
+    run's error says it already."""
+    return (isinstance(first, OSError) and isinstance(then, OSError)
+            and first.errno == then.errno)
