@@ -232,6 +232,23 @@ def test_reject_answers_nothing_below_the_threshold(tmp_path: Path) -> None:
     assert np.allclose(back.probs(x[0]), head.probs(x[0]))
 
 
+def test_the_reject_threshold_keeps_95_percent_of_right_answers_and_never_nears_certainty(
+) -> None:
+    from movinet_pi.model.taught import reject_threshold
+
+    y = np.repeat([0, 1], 50)
+    best = np.linspace(0.5, 1.0, 100)
+    pred = y.copy()
+    pred[::10] = 1 - y[::10]  # wrong answers do not count
+    right = best[pred == y]
+    assert reject_threshold(pred, best, y) == pytest.approx(np.percentile(right, 5))
+    # held-out answers all near-certain (clips much alike): a threshold at 0.9997 would
+    # reject the taught actions themselves at the least change, so it stops at 0.99
+    saturated = np.full(100, 0.9997)
+    assert reject_threshold(y, saturated, y) == 0.99
+    assert reject_threshold(1 - y, best, y) == 0.0  # no right answer: nothing rejected
+
+
 # --- bad input: one line, exit 2 ------------------------------------------------------------
 
 

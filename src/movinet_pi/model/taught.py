@@ -295,7 +295,14 @@ def per_class_accuracy(pred: np.ndarray, y: np.ndarray, n: int) -> list[float]:
     return [float(np.mean(pred[y == c] == c)) if np.any(y == c) else 0.0 for c in range(n)]
 
 
+#: The highest reject threshold. Held-out answers that are nearly all certain (0.9997) say the
+#: clips are much alike, not how sure new footage will be: a threshold there rejects the
+#: taught actions themselves at the first small difference (a clip's last seconds).
+REJECT_AT_MOST = 0.99
+
+
 def reject_threshold(pred: np.ndarray, best: np.ndarray, y: np.ndarray) -> float:
-    """The best-class probability that 95 % of the correct held-out answers reach."""
+    """The best-class probability that 95 % of the correct held-out answers reach, at most
+    :data:`REJECT_AT_MOST`."""
     right = best[pred == y]
-    return float(np.percentile(right, 5)) if len(right) else 0.0
+    return min(float(np.percentile(right, 5)), REJECT_AT_MOST) if len(right) else 0.0

@@ -33,6 +33,7 @@ from movinet_pi.model.catalogue import MODEL_FPS, STREAM_WARMUP_STEPS
 from movinet_pi.model.classifier import StreamingClassifier
 from movinet_pi.model.runtime import default_threads, model_not_found
 from movinet_pi.model.taught import (
+    REJECT_AT_MOST,
     TaughtHead,
     cross_validate,
     fit,
@@ -256,6 +257,10 @@ def format_summary(result: TeachResult, out_path: Path) -> str:
     reject = (f"below {head.threshold:.2f} it answers nothing (--reject)" if head.reject
               else f"a best score below {head.threshold:.2f} is unsure (--reject to hide it)")
     lines.append(f"kept: {head.kind}; {reject}")
+    if head.reject and head.threshold >= REJECT_AT_MOST:
+        lines.append("note: the clips the fit did not see were all answered near-certainly: "
+                     "the clips may be much alike; teach from more varied ones to learn how "
+                     "sure new footage is")
     if result.skipped:
         lines.append(f"skipped {len(result.skipped)} clips (unreadable or too short)")
     chance = 1.0 / len(head.labels)
