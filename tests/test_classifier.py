@@ -153,6 +153,14 @@ def test_unknown_filter_label_is_refused(a0: StreamingClassifier) -> None:
         LabelFilter(a0.labels, allow=["carving ise"])
 
 
+def test_a_label_both_allowed_and_denied_is_refused(a0: StreamingClassifier) -> None:
+    with pytest.raises(MovinetPiError, match="'yoga' is in both --allow and --deny: give it "
+                       "to one"):
+        LabelFilter(a0.labels, allow=["squat", "yoga"], deny=["yoga"])
+    both = LabelFilter(a0.labels, allow=["squat", "yoga"], deny=["tai chi"])  # no overlap
+    assert both.mask.sum() == 2
+
+
 def test_label_count_must_match_the_logits(a0_model: Path) -> None:
     with pytest.raises(MovinetPiError, match="has 3 labels but the model has 600 classes"):
         StreamingClassifier.from_file(a0_model, Labels(("a", "b", "c"), "three.txt"))

@@ -151,6 +151,17 @@ def test_threshold_and_deny(models_env: None, carving_ice: Path,
         (["--post-seconds", "5"], "--post-seconds goes with --record"),
         (["--record-max-mb", "5"], "--record-max-mb goes with --record"),
         (["--record-labels", "yoga"], "--record-labels goes with --record"),
+        (["--no-ha-discovery"], "--no-ha-discovery goes with --mqtt"),
+        (["a.mp4", "b.mp4"], "'b.mp4' would be a second source; a run reads one"),
+        (["--window-size", "10"], "--window-size: bad size '10': use WIDTHxHEIGHT"),
+        (["--event-min-s", "2"], "--event-min-s goes with an output of events (--events, "),
+        (["--headless", "--window-size", "300x300"],
+         "--window-size is for the window, and --headless shows none: drop one of them"),
+        (["--display", "none", "--exit-at-end"],
+         "--exit-at-end is for the window, and --display none shows none"),
+        (["--headless", "--mirror"], "--mirror is for the window, and --headless shows none"),
+        (["http://cam/video.mjpg", "--camera-fps", "5"], "--camera-fps is asked of a camera"),
+        (["rtsp://cam/stream", "--frame-size", "320x240"], "--frame-size is asked of a camera"),
         (["--threshold", "0.2", "--leave-threshold", "0.5"],
          "--leave-threshold 0.5 is above --threshold 0.2"),
     ],
@@ -168,6 +179,20 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     assert len(err) == 1, err
     assert "Traceback" not in err[0]
     return err[0]
+
+
+def test_camera_flags_are_refused_with_a_video_file_and_taken_with_a_camera(
+        carving_ice: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from movinet_pi.cli import check_run_flags
+    from movinet_pi.flags import build_run_parser
+
+    assert main([str(carving_ice), "--headless", "--frame-size", "1280x720"]) == 2
+    assert "--frame-size is asked of a camera" in _one_line_error(capsys)
+    for source in ("0", "/dev/video1", "picamera", None):
+        args = build_run_parser().parse_args(
+            [*(["--source", source] if source else []), "--frame-size", "1280x720",
+             "--camera-fps", "15"])
+        check_run_flags(args)  # no error: a camera is asked for that size and rate
 
 
 def test_top_k_above_class_count(models_env: None, carving_ice: Path,
@@ -402,7 +427,7 @@ def test_display_auto_without_desktop_uses_the_camera_drm_preview(
     install(monkeypatch, frames=pattern_frames((640, 480)))
     source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
     try:
-        args = argparse.Namespace(headless=False, display="auto", window_size=None)
+        args = argparse.Namespace(headless=False, display="auto", window_size=None, web=None)
         assert isinstance(open_display(args, source), DrmDisplay)
         assert "using the camera's DRM preview on HDMI" in capsys.readouterr().err
     finally:
@@ -426,13 +451,13 @@ def test_display_auto_falls_back_to_headless_when_drm_is_taken(
     install(monkeypatch, frames=pattern_frames((640, 480)), desktop=True)
     source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
     try:
-        auto = argparse.Namespace(headless=False, display="auto", window_size=None)
+        auto = argparse.Namespace(headless=False, display="auto", window_size=None, web=None)
         assert open_display(auto, source) is None
         err = capsys.readouterr().err
         assert "running headless" in err and "add --web PORT" in err
         with pytest.raises(MovinetPiError, match="desktop session"):
-            open_display(argparse.Namespace(headless=False, display="drm", window_size=None),
-                         source)
+            drm = argparse.Namespace(headless=False, display="drm", window_size=None, web=None)
+            open_display(drm, source)
     finally:
         source.close()
 

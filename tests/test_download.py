@@ -556,6 +556,37 @@ def test_download_models_fills_the_cache_where_find_model_and_find_labels_look(
     assert sorted(os.listdir(cache)) == sorted([A0.filename, KINETICS600_LABELS_FILE])
 
 
+def test_download_keeps_to_a_copy_a_run_already_finds_elsewhere(
+    server: Server, cache: Path, tmp_path: Path, a0_bytes: bytes, labels_bytes: bytes,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the model in $MOVINET_PI_MODELS (and the labels beside it), `download a0` is done
+    already: nothing is fetched into the cache, where a run would not look first anyway."""
+    mine = tmp_path / "mine" / "models"
+    mine.mkdir(parents=True)
+    (mine / A0.filename).write_bytes(a0_bytes)
+    (mine.parent / "labels").mkdir()
+    (mine.parent / "labels" / KINETICS600_LABELS_FILE).write_bytes(labels_bytes)
+    monkeypatch.setenv("MOVINET_PI_MODELS", str(mine))
+    assert download_models(["a0"]) == [mine / A0.filename,
+                                       mine.parent / "labels" / KINETICS600_LABELS_FILE]
+    assert server.requests == [] and not any(cache.iterdir())
+    err = capsys.readouterr().err
+    assert f"a0 int8: already present at {mine / A0.filename}" in err
+    (mine / A0.filename).write_bytes(_corrupt(a0_bytes))  # a damaged copy is not kept to
+    with pytest.raises(MovinetPiError, match="download of MoViNet-A0 stream int8 failed"):
+        download_models(["a0"], progress=False)  # (the test server has no model to give)
+
+
+def test_download_into_a_file_says_to_give_a_folder(dest: Path) -> None:
+    afile = dest / "models"
+    afile.write_text("")
+    with pytest.raises(MovinetPiError) as error:
+        download_models(["a0"], dest_dir=afile, progress=False)
+    assert str(error.value) == f"{afile} is a file, not a folder: choose a folder to download into"
+    assert error.value.exit_code == 2  # the user's input, not the network
+
+
 def test_download_models_skips_what_is_present_unless_forced(
     server: Server,
     dest: Path,

@@ -30,6 +30,10 @@ def test_auto_over_ssh_without_desktop_uses_drm_with_the_pi_camera(no_desktop: P
 def test_auto_without_desktop_or_pi_camera_is_headless(no_desktop: Path) -> None:
     choice = choose_display("auto", {}, picamera=False, socket_dir=no_desktop)
     assert choice.kind == "none" and "headless" in choice.reason
+    assert "add --web PORT" in choice.reason
+    with_web = choose_display("auto", {}, picamera=False, socket_dir=no_desktop, web=True)
+    assert with_web.kind == "none" and "add --web" not in with_web.reason
+    assert "the picture is on the --web page" in with_web.reason
 
 
 def test_a_display_or_desktop_wins_over_drm(no_desktop: Path) -> None:

@@ -179,7 +179,7 @@ def test_a_qt_thread_that_dies_is_given_up_on_and_the_camera_goes_on(
 
 def _run_args(**overrides: Any) -> argparse.Namespace:
     return argparse.Namespace(**{"headless": False, "display": "auto", "window_size": None,
-                                 **overrides})
+                                 "web": None, **overrides})
 
 
 class _Window:

@@ -33,6 +33,9 @@ from movinet_pi.commands import (
 from movinet_pi.display.open import open_display
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.flags import (
+    DEFAULT_CAMERA_FPS,
+    DEFAULT_EVENT_MIN_S,
+    DEFAULT_FRAME_SIZE,
     DEFAULT_POST_S,
     DEFAULT_PRE_S,
     DEFAULT_TOP_K,
@@ -144,27 +147,44 @@ def check_run_flags(args: argparse.Namespace) -> None:
 
 
 def refuse_flags_without_their_output(args: argparse.Namespace) -> None:
-    """A flag of an output that was not asked for would do nothing: say so, before the run."""
+    """A flag of an output (or a display, or a camera) that was not asked for would do
+    nothing: say so, before the run."""
     from movinet_pi.outputs.home_assistant import DEFAULT_HA_PREFIX
+    from movinet_pi.sources.open import is_camera
 
-    if args.mqtt is None:
-        lone = [flag for flag, given in (("--mqtt-ca", args.mqtt_ca is not None),
-                                         ("--ha-prefix", args.ha_prefix != DEFAULT_HA_PREFIX),
-                                         ("--name", args.name is not None)) if given]
-        if lone:
-            raise MovinetPiError(f"{lone[0]} goes with --mqtt mqtt[s]://host/prefix: add it, "
-                                 f"or drop {lone[0]}")
-    if args.record is None:
-        lone = [flag for flag, given in (
-            ("--record-labels", bool(args.record_labels)),
-            ("--pre-seconds", args.pre_seconds != DEFAULT_PRE_S),
-            ("--post-seconds", args.post_seconds != DEFAULT_POST_S),
-            ("--record-max-mb", args.record_max_mb is not None)) if given]
-        if lone:
-            raise MovinetPiError(f"{lone[0]} goes with --record DIR: add it, or drop {lone[0]}")
-    if args.web is None and args.web_token not in (None, os.environ.get(WEB_TOKEN_ENV)):
-        raise MovinetPiError("--web-token goes with --web [HOST:]PORT: add it, or drop "
-                             "--web-token")
+    goes_with = "{flag} goes with %s: add it, or drop {flag}"
+    _refuse_lone(goes_with % "--mqtt mqtt[s]://host/prefix", args.mqtt is None,
+                 ("--mqtt-ca", args.mqtt_ca is not None),
+                 ("--ha-prefix", args.ha_prefix != DEFAULT_HA_PREFIX),
+                 ("--name", args.name is not None), ("--no-ha-discovery", not args.ha_discovery))
+    _refuse_lone(goes_with % "--record DIR", args.record is None,
+                 ("--record-labels", bool(args.record_labels)),
+                 ("--pre-seconds", args.pre_seconds != DEFAULT_PRE_S),
+                 ("--post-seconds", args.post_seconds != DEFAULT_POST_S),
+                 ("--record-max-mb", args.record_max_mb is not None))
+    _refuse_lone(goes_with % "--web [HOST:]PORT", args.web is None,
+                 ("--web-token", args.web_token not in (None, os.environ.get(WEB_TOKEN_ENV))))
+    no_events = not (args.events or args.mqtt or args.web is not None or args.record)
+    _refuse_lone(goes_with % "an output of events (--events, --mqtt, --web or --record)",
+                 no_events, ("--event-min-s", args.event_min_s != DEFAULT_EVENT_MIN_S))
+    headless = "--headless" if args.headless else "--display none"
+    _refuse_lone(f"{{flag}} is for the window, and {headless} shows none: drop one of them",
+                 args.headless or args.display == "none",
+                 ("--window-size", args.window_size is not None),
+                 ("--exit-at-end", args.exit_at_end),
+                 ("--mirror", args.mirror and args.web is None and args.record is None))
+    _refuse_lone("{flag} is asked of a camera, and a video file or stream comes at its own "
+                 "size and rate: drop {flag}", not is_camera(args.source),
+                 ("--frame-size", args.frame_size != DEFAULT_FRAME_SIZE),
+                 ("--camera-fps", args.camera_fps != DEFAULT_CAMERA_FPS))
+
+
+def _refuse_lone(message: str, missing: bool, *flags: tuple[str, bool]) -> None:
+    """Refuse the first of ``flags`` given (its bool) when what it goes with is ``missing``;
+    ``message`` says so, with ``{flag}`` for the flag."""
+    given = [flag for flag, on in flags if on]
+    if missing and given:
+        raise MovinetPiError(message.format(flag=given[0]))
 
 
 def shown_count(asked: int | None, classes: int) -> int:

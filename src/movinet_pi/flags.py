@@ -36,6 +36,7 @@ from movinet_pi.version import __version__
 
 DEFAULT_THRESHOLD = 0.1
 DEFAULT_TOP_K = 3  # actions shown
+DEFAULT_FRAME_SIZE, DEFAULT_CAMERA_FPS = (640, 480), 30.0  # what a camera is asked for
 DEFAULT_EVENT_MIN_S = 1.0  # no published event is shorter (issue #29: noise at the start)
 WEB_TOKEN_ENV = "MOVINET_PI_WEB_TOKEN"
 DEFAULT_HISTORY = "auto"  # benchmarks/reaction.py and the README's "Live fidelity"
@@ -87,6 +88,9 @@ class OneLineParser(argparse.ArgumentParser):
         match = re.match(r"unrecognized arguments: (.*)", message)
         if not match:
             return ""
+        words = [w for w in match.group(1).split() if not w.startswith("-")]
+        if words and any(a.dest == "source_arg" for a in self._actions):
+            return f": {words[0]!r} would be a second source; a run reads one"
         options = [o for o in self._option_string_actions if o.startswith("--")]
         unknown = [w.split("=", 1)[0] for w in match.group(1).split() if w.startswith("-")]
         pairs = [(w, difflib.get_close_matches(w, options, n=1, cutoff=0.6)) for w in unknown]
@@ -188,9 +192,10 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     g.add_argument("--source", metavar="SRC",
                    help="`picamera`, a camera index (0) or /dev/videoN, a video or GIF file, "
                    "or an rtsp/http URL (default: picamera if picamera2 is installed, else 0)")
-    g.add_argument("--frame-size", type=frame_size, default=(640, 480), metavar="WxH",
+    g.add_argument("--frame-size", type=frame_size, default=DEFAULT_FRAME_SIZE, metavar="WxH",
                    help="camera picture size (default: 640x480)")
-    g.add_argument("--camera-fps", type=positive_float, default=30.0, metavar="FPS",
+    g.add_argument("--camera-fps", type=positive_float, default=DEFAULT_CAMERA_FPS,
+                   metavar="FPS",
                    help="camera frame rate to ask for (default: 30)")
     g.add_argument("--speed", default="auto", type=str.lower, choices=SPEEDS,
                    help="how fast to play a file: 1 = its own speed, max = as fast as "

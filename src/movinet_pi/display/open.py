@@ -30,7 +30,7 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
 
     mode = "none" if args.headless else args.display
     picamera = isinstance(source, PicameraSource)
-    choice = choose_display(mode, picamera=picamera)
+    choice = choose_display(mode, picamera=picamera, web=args.web is not None)
     os.environ.update(choice.env)
     size = args.window_size
     if choice.kind == "window":
@@ -44,7 +44,8 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
         except MovinetPiError as e:
             if mode == "drm":
                 raise
-            say(f"display: {e}; running headless ({WEB_HINT})")
+            see = "the picture is on the --web page" if args.web is not None else WEB_HINT
+            say(f"display: {e}; running headless ({see})")
             return None
         say(f"display: {choice.reason}")
         return display

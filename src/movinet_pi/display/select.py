@@ -56,10 +56,12 @@ def choose_display(
     *,
     picamera: bool = False,
     socket_dir: Path | None = None,
+    web: bool = False,
 ) -> DisplayChoice:
     """Decide where to show the picture (see the module docstring).
 
     ``picamera``: the source is the Pi camera, so its QTGL and DRM previews are possible.
+    ``web``: the picture is on a ``--web`` page already (no hint to add one).
     """
     env = os.environ if env is None else env
     if mode not in DISPLAY_MODES:
@@ -101,9 +103,10 @@ def choose_display(
             "(start the desktop or use `ssh -X` for a window)",
             {},
         )
+    see = "the picture is on the --web page" if web else WEB_HINT
     return DisplayChoice(
         "none",
-        f"no display found (no $DISPLAY, no desktop session): running headless; {WEB_HINT}, "
+        f"no display found (no $DISPLAY, no desktop session): running headless; {see}, "
         "or start the Pi's desktop or use `ssh -X` for a window",
         {},
     )

@@ -40,6 +40,9 @@ class LabelFilter:
     ) -> None:
         known = {name: i for i, name in enumerate(labels.names)}
         require_known(labels, (*allow, *deny), "--allow/--deny")
+        both = [name for name in allow if name in deny]
+        if both:  # it could never be shown: a slip, not a wish
+            raise MovinetPiError(f"{both[0]!r} is in both --allow and --deny: give it to one")
         mask = np.zeros(len(labels), dtype=bool)
         if allow:
             mask[[known[n] for n in allow]] = True

@@ -29,6 +29,8 @@ from movinet_pi.model.catalogue import (
     ModelSpec,
     cache_dir,
     copy_instead,
+    find_labels_file,
+    find_model,
     get_spec,
     labels_url,
     model_url,
@@ -120,6 +122,9 @@ def _check_model(spec: ModelSpec, path: Path) -> None:
 
 def _target_dir(dest_dir: Path | str | None) -> Path:
     folder = Path(dest_dir) if dest_dir is not None else cache_dir()
+    if folder.exists() and not folder.is_dir():
+        raise MovinetPiError(f"{folder} is a file, not a folder: choose a folder to download "
+                             "into")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -252,6 +257,15 @@ def _model_problem(spec: ModelSpec, path: Path) -> str | None:
     return None
 
 
+def _found_elsewhere(spec: ModelSpec) -> Path | None:
+    """A valid copy of ``spec`` where a run looks for it, outside the cache; else None."""
+    try:
+        found = find_model(spec)
+    except MovinetPiError:
+        return None
+    return found if found.parent != cache_dir() and _model_problem(spec, found) is None else None
+
+
 def download_models(
     names: Iterable[str],
     quant: str = "int8",
@@ -273,6 +287,11 @@ def download_models(
     for spec in specs:
         path = folder / spec.filename
         label = f"{spec.name} {spec.quant}"
+        found = _found_elsewhere(spec) if dest_dir is None and not force else None
+        if found is not None:  # where a run finds it ($MOVINET_PI_MODELS, ./models)
+            _say(progress, f"{label}: already present at {found}")
+            paths.append(found)
+            continue
         if path.is_file() and not force:
             problem = _model_problem(spec, path)
             if problem is None:
@@ -281,5 +300,11 @@ def download_models(
                 continue
             _say(progress, f"{label}: {path} is not valid ({problem}), downloading again")
         paths.append(download_model(spec, folder, progress=progress, timeout=timeout))
+    labels = (find_labels_file(near=paths[0] if paths else None)
+              if dest_dir is None and not force else None)
+    if labels is not None and _labels_valid(labels):
+        _say(progress, f"labels: already present at {labels}")
+        paths.append(labels)
+        return paths
     paths.append(download_labels(folder, progress=progress, timeout=timeout))
     return paths

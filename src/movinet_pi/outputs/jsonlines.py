@@ -35,7 +35,7 @@ class HumanSink:
         if label == self._last:
             return
         self._last = label
-        score = f" {result.top[0].score * 100:5.1f}%" if result.top else ""
+        score = f" {result.top[0].score * 100:5.1f} %" if result.top else ""
         self.stream.write(f"{result.t:8.2f}s  step {result.step:5d}  {label}{score}\n")
         self.stream.flush()
 

@@ -36,7 +36,7 @@ def parse_frame_size(text: str) -> tuple[int, int]:
     match = _FRAME_SIZE_RE.fullmatch(text or "")
     width, height = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
     if not (0 < width <= 16384 and 0 < height <= 16384):
-        raise MovinetPiError(f"bad frame size {text!r}: use WIDTHxHEIGHT, e.g. 640x480")
+        raise MovinetPiError(f"bad size {text!r}: use WIDTHxHEIGHT, e.g. 640x480")
     return width, height
 
 
@@ -52,6 +52,11 @@ def check_source(spec: Optional[str]) -> None:
 def is_video_file(spec: Optional[str]) -> bool:
     """Whether ``spec`` names a video file (it ends), not a camera or a stream."""
     return spec is not None and _kind(spec.strip()) == "file"
+
+
+def is_camera(spec: Optional[str]) -> bool:
+    """Whether ``spec`` names a camera (the default source is one), not a file or a stream."""
+    return spec is None or _kind(spec.strip()) in ("picamera", "camera")
 
 
 def _kind(spec: str) -> str:
