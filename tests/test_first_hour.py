@@ -489,7 +489,7 @@ def test_a_file_given_alone_is_the_source(
     ("dowload", False), ("a0", False), ("teach2", False),
 ])
 def test_a_positional_word_is_a_source_when_it_looks_like_one(word: str, source: bool) -> None:
-    from movinet_pi.flags import looks_like_source
+    from movinet_pi.parser import looks_like_source
 
     assert looks_like_source(word) is source
 

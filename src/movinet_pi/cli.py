@@ -48,13 +48,12 @@ from movinet_pi.flags import (
     build_info_parser,
     build_run_parser,
     build_teach_parser,
-    looks_like_source,
-    suggest_command,
 )
 from movinet_pi.loading import load_classifier, make_loader
 from movinet_pi.log import PROG, say
 from movinet_pi.model.catalogue import MODEL_FPS
 from movinet_pi.outputs.open import build_outputs, close_all
+from movinet_pi.parser import looks_like_source, suggest_command
 from movinet_pi.progress import counted
 
 if TYPE_CHECKING:  # imported for real where used: `--help` stays fast

@@ -2,18 +2,15 @@
 
 Each value check (an argparse ``type=``, :mod:`movinet_pi.flag_values`) turns a bad
 value into one line that says what was expected; :class:`OneLineParser` makes every
-usage error one line too.
+usage error one line too (:mod:`movinet_pi.parser`).
 Nothing here imports more than the catalogue: ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
-import re
 from pathlib import Path
-from typing import NoReturn
 
 from movinet_pi.flag_values import (
     frame_size,
@@ -32,6 +29,7 @@ from movinet_pi.flag_values import (
 )
 from movinet_pi.log import PROG
 from movinet_pi.model.catalogue import MODEL_NAMES, QUANTS
+from movinet_pi.parser import OneLineParser
 from movinet_pi.version import __version__
 
 DEFAULT_THRESHOLD = 0.1
@@ -69,51 +67,6 @@ keys in the window: 1/2/3 switch to A0/A1/A2, +/- change threads, r resets the
 stream, h shows the keys, q or Esc quits. In a headless run, type the same as
 commands into the terminal (a2, +, -, threads 3, r, q, help) and press Enter.
 """
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line saying what to do (and exit 2)."""
-
-    def error(self, message: str) -> NoReturn:
-        hint = self.suggestion(message)
-        self.exit(2, f"{self.prog}: error: {message}{hint} (see `{self.prog} --help`)\n")
-
-    def suggestion(self, message: str) -> str:
-        """``: did you mean `--source`?`` for a mistyped flag in ``message``; how to give a
-        value that starts with '-' (argparse takes it for a flag); else ""."""
-        missing = re.match(r"argument (--[\w-]+)(?:/\S+)?: expected one argument", message)
-        if missing:
-            flag = missing.group(1)
-            return f" (a value that starts with '-' goes as {flag}=VALUE)"
-        match = re.match(r"unrecognized arguments: (.*)", message)
-        if not match:
-            return ""
-        words = [w for w in match.group(1).split() if not w.startswith("-")]
-        if words and any(a.dest == "source_arg" for a in self._actions):
-            return f": {words[0]!r} would be a second source; a run reads one"
-        options = [o for o in self._option_string_actions if o.startswith("--")]
-        unknown = [w.split("=", 1)[0] for w in match.group(1).split() if w.startswith("-")]
-        pairs = [(w, difflib.get_close_matches(w, options, n=1, cutoff=0.6)) for w in unknown]
-        guesses = [(w, close[0]) for w, close in pairs if close]
-        if not guesses:
-            return ""
-        if len(unknown) == 1:
-            return f": did you mean `{guesses[0][1]}`?"
-        return ": did you mean " + ", ".join(f"`{g}` for `{w}`" for w, g in guesses) + "?"
-
-
-def suggest_command(word: str, commands: list[str]) -> str:
-    """``did you mean `download`?`` for a mistyped subcommand, else ""."""
-    close = difflib.get_close_matches(word.lower(), commands, n=1, cutoff=0.6)
-    return f": did you mean `{close[0]}`?" if close else ""
-
-
-def looks_like_source(word: str) -> bool:
-    """Whether a run's positional word is what to classify (``movinet-pi clip.mp4``, as
-    with mpv or ffplay) rather than a mistyped command: a URL, a device or camera index,
-    the Pi camera, or a path (one that exists, or has a folder or a file ending)."""
-    return ("://" in word or "/" in word or word.isdigit() or bool(Path(word).suffix)
-            or word.lower().startswith("picamera") or os.path.exists(word))
 
 
 # -- value parsers (argparse `type=`): each raises ArgumentTypeError with the fix ----------
