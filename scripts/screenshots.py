@@ -114,8 +114,7 @@ def browser_picture(clip: Path, model: Path, labels: Path, at: float, out: Path)
         sys.exit("chromium is not installed (Debian package: chromium)")
     app = subprocess.Popen(
         [sys.executable, "-m", "movinet_pi", "--source", str(clip), "--web", "0", "--headless",
-         "--model-path", str(model), "--labels", str(labels), "--threshold", "0.05",
-         "--exit-at-end"],
+         "--model-path", str(model), "--labels", str(labels), "--threshold", "0.05"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
