@@ -195,14 +195,56 @@ def test_live_run_survives_a_lost_camera(a0: StreamingClassifier) -> None:
     assert source.reopened == 1
     assert stats.reconnects == 1
     assert stats.frames_read == 60
-    assert any("lost" in m for m in messages)
+    assert [m for m in messages if "lost" in m] == ["scripted camera lost: reconnecting "
+                                                    "(camera unplugged)"]
+    assert any(m.startswith("scripted camera is back after ") for m in messages)
+    # the outputs heard of the loss at once: "no action" (open events end), dated at the
+    # last step before it; the stream starts afresh after it
+    lost = [i for i, r in enumerate(sink.results) if not r.top]
+    assert len(lost) == 1
+    before, notice, after = sink.results[lost[0] - 1:lost[0] + 2]
+    assert (notice.t, notice.frame, notice.step) == (before.t, before.frame, before.step)
+    assert after.step == 0 and after.frame >= 20
     # 60 frames at 30 fps are 10 ticks of the 5 fps grid (frames 0, 6, ... 54): each one
     # stepped, or skipped when the model was busy (a reconnect does not lose one)
-    due = [r.frame for r in sink.results]
+    due = [r.frame for i, r in enumerate(sink.results) if i != lost[0]]
     assert len(due) == stats.steps == 10 - stats.steps_skipped
     assert set(due) <= set(range(0, 60, 6)) and due == sorted(due)
     assert stats.steps_skipped <= 2  # A0 takes far less than a tick (0.2 s) a step
     assert sink.closed
+
+
+class DeadSource(ScriptedLiveSource):
+    """A live source that is lost after a few frames and never comes back."""
+
+    def read(self) -> Frame | None:
+        if self.index >= (self.lose_at or 0):
+            raise SourceLost("camera unplugged")
+        return super().read()
+
+    def reopen(self) -> None:
+        self.reopened += 1
+        raise SourceLost("no answer")
+
+
+def test_a_long_outage_is_said_once_then_at_growing_intervals(a0: StreamingClassifier) -> None:
+    a0.reset()
+    source = DeadSource(frames=60, lose_at=6)
+    messages: list[str] = []
+    config = RunConfig(reconnect_max_s=0.01)
+    pipeline = Pipeline(source, Recognizer(a0, config, [ListSink()]), None, log=messages.append)
+    runner = threading.Thread(target=pipeline.run)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while source.reopened < 40 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pipeline.stop()
+    runner.join(timeout=10)
+    assert source.reopened >= 40
+    lost = [m for m in messages if "lost" in m]
+    assert lost[0] == "scripted camera lost: reconnecting (camera unplugged)"
+    tries = [int(m.split(" after ")[1].split(" ")[0]) for m in lost[1:]]
+    assert tries == [1, 2, 4, 8, 16, 32][:len(tries)] and len(tries) >= 5  # not one a try
 
 
 def test_reset_request_applies_before_the_next_step(a0: StreamingClassifier) -> None:

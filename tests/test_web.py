@@ -31,6 +31,7 @@ from movinet_pi.outputs import web, web_access, web_gate
 from movinet_pi.outputs.base import FrameSink, StepResult
 from movinet_pi.outputs.web import WebSink
 from movinet_pi.outputs.web_access import parse_web_address
+from movinet_pi.outputs.web_state import STALE_AFTER_S
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "build" / "web.png"
@@ -227,6 +228,35 @@ def test_healthz(sink: WebSink) -> None:
     sink.on_step(step(0.0, ARM))
     health = get_json(sink.url + "healthz")
     assert isinstance(health["last_step_age_s"], float) and health["last_step_age_s"] >= 0
+
+
+def test_healthz_is_503_once_the_model_has_not_stepped_for_a_while(
+        sink: WebSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost camera or a stuck model: a monitor polling /healthz must see it."""
+    import movinet_pi.outputs.web_state as web_state
+
+    sink.on_step(step(0.0, ARM))
+    real = time.monotonic
+    monkeypatch.setattr(web_state.time, "monotonic", lambda: real() + STALE_AFTER_S + 1)
+    status, ctype, body = get(sink.url + "healthz")
+    health = json.loads(body)
+    assert status == 503 and ctype == "application/json"
+    assert health["status"] == "stale" and health["last_step_age_s"] > STALE_AFTER_S
+    monkeypatch.setattr(web_state.time, "monotonic", real)
+    assert get(sink.url + "healthz")[0] == 200
+
+
+def test_head_answers_as_get_without_a_body(sink: WebSink) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
+    try:
+        for path, status in (("/healthz", 200), ("/api/state", 200), ("/", 200),
+                             ("/stream.mjpg", 405)):
+            conn.request("HEAD", path)
+            r = conn.getresponse()
+            assert (r.status, r.read()) == (status, b""), path
+            assert int(r.getheader("Content-Length")) > 0
+    finally:
+        conn.close()
 
 
 def test_page_is_self_contained(sink: WebSink) -> None:

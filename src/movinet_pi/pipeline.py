@@ -34,6 +34,7 @@ from typing import Callable, Iterator
 from movinet_pi.display.base import Display
 from movinet_pi.errors import one_line
 from movinet_pi.presenter import PresenterMixin
+from movinet_pi.progress import counted
 from movinet_pi.recognizer import Recognizer
 from movinet_pi.sources.base import Frame, Source, SourceLost
 from movinet_pi.timing import FrameSampler, Mailbox
@@ -217,26 +218,37 @@ class Pipeline(PresenterMixin):
             raise self._failure
 
     def _read_live(self) -> Frame | None:
-        """Read from the source; on a lost live source, reconnect with backoff."""
-        delay = 0.5
+        """Read from the source; on a lost live source, reconnect with backoff. The loss is
+        said once, and the outputs told (:meth:`Recognizer.source_lost`); a longer outage
+        is said again after 2, 4, 8... tries, and its end once a frame comes."""
+        delay, tries, lost_at = 0.5, 0, None
         while not self._stop.is_set():
             try:
-                return self.source.read()
+                frame = self.source.read()
             except SourceLost as e:
                 if not self.source.live:
                     raise
-                self.message = f"{self.source.name} lost: reconnecting ({e})"
-                self.log(self.message)
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    self.message = f"{self.source.name} lost: reconnecting ({e})"
+                    self.log(self.message)
+                    self.recognizer.source_lost()
+                elif tries & (tries - 1) == 0:  # a power of two: the log is not flooded
+                    self.log(f"{self.source.name} still lost after "
+                             f"{counted(tries, 'attempt')} ({time.monotonic() - lost_at:.0f} s): "
+                             f"{e}")
+                tries += 1
                 if self._stop.wait(delay):
                     return None
                 delay = min(delay * 2, self.config.reconnect_max_s)
-                try:
+                with contextlib.suppress(SourceLost):
                     self.source.reopen()
                     self.stats.reconnects += 1
-                    self.message = ""
-                    self.log(f"{self.source.name} is back")
-                except SourceLost:
-                    continue
+                continue
+            if lost_at is not None and frame is not None:
+                self.message = ""
+                self.log(f"{self.source.name} is back after {time.monotonic() - lost_at:.0f} s")
+            return frame
         return None
 
     def _capture_loop(self) -> None:

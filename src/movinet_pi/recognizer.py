@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -83,6 +83,20 @@ class Recognizer:
 
     def request_reset(self) -> None:
         self._reset_requested.set()
+
+    def source_lost(self) -> None:
+        """The live source stopped delivering (any thread): the outputs hear at once that
+        nothing is seen now (open events end, the state says "no action") rather than
+        holding the last action through the outage, and the stream starts afresh with the
+        next frame (the frames before the gap are not the ones before it)."""
+        self.request_reset()
+        with self._deliver_lock:
+            latest = self.latest
+            if self.closed or latest is None or not latest.top:
+                return
+            self.latest = replace(latest, top=[], infer_ms=0.0)
+            for sink in self.sinks:
+                sink.on_step(self.latest)
 
     def request_swap(self, classifier: StreamingClassifier, title: str) -> None:
         """Use another (loaded) classifier from the next step on, from a fresh stream.

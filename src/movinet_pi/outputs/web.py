@@ -9,7 +9,8 @@ thread, within a few seconds, and hands complete ones to a few handler threads
 * ``/stream.mjpg``  the picture as shown (overlay drawn), ``multipart/x-mixed-replace``;
 * ``/snapshot.jpg`` one current picture;
 * ``/api/state``    the latest step's JSON, the recent events and rates (the page polls it);
-* ``/healthz``      ``{"status": "ok", ...}`` with uptime and the age of the last model step.
+* ``/healthz``      ``{"status": "ok", ...}``, uptime, the last step's age ("stale" and 503
+  when the model has not stepped for a while); HEAD answers as GET without the body.
 
 Why it cannot slow the pipeline, however many viewers there are: the display
 thread's :meth:`WebSink.on_frame` only copies the newest picture into a
@@ -21,20 +22,18 @@ picture is encoded at most once whatever the number of viewers. A slow viewer
 blocks only its own handler thread and simply misses generations.
 
 With ``token`` set, every request must carry ``?token=...`` (exactly one) or an
-``Authorization: Bearer ...`` header (403 otherwise; 400 for several ``token=``);
-the page passes the token it was opened with on to its own requests. An address
-that fails ``failure_limit`` times within ``failure_window`` seconds gets 429
-until the window has passed. Served beyond loopback, a token must be at least
-:data:`~movinet_pi.outputs.web_access.MIN_TOKEN_LENGTH` characters (the rules live in
-:mod:`movinet_pi.outputs.web_access`).
+``Authorization: Bearer ...`` header (403 otherwise; 400 for several ``token=``); the page
+passes its token on to its own requests. An address that fails ``failure_limit`` times within
+``failure_window`` seconds gets 429 until the window has passed. Served beyond loopback, a
+token must be at least :data:`~movinet_pi.outputs.web_access.MIN_TOKEN_LENGTH` characters.
 
-Without a token, the ``Host`` header must name this server (its bound host, the
-address the request came in on, an IPv4-mapped one as the IPv4 address it is, this
-machine's name, localhost, 127.0.0.1 or [::1], with the port; no Host header at all
-passes, browsers always send one): a page on another site that re-points its DNS
-name at this machine (DNS rebinding) gets 421. At most ``max_streams`` streams play
-at once (503 beyond). Every answer says ``Cache-Control: no-store`` and may not be
-framed by another page (``X-Frame-Options: DENY``, CSP ``frame-ancestors 'none'``).
+Without a token, the ``Host`` header must name this server (its bound host, the address the
+request came in on, an IPv4-mapped one as the IPv4 address it is, this machine's name,
+localhost, 127.0.0.1 or [::1], with the port; no Host header at all passes, browsers always
+send one): a page on another site that re-points its DNS name at this machine (DNS
+rebinding) gets 421. At most ``max_streams`` streams play at once (503 beyond). Every answer
+says ``Cache-Control: no-store`` and may not be framed by another page (``X-Frame-Options:
+DENY``, CSP ``frame-ancestors 'none'``).
 """
 
 from __future__ import annotations
@@ -127,7 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif route == "/api/state":
                 self._send_json(web.state.snapshot(web.hub))
             elif route == "/healthz":
-                self._send_json(web.state.health())
+                health = web.state.health()
+                self._send_json(health, HTTPStatus.OK if health["status"] == "ok"
+                                else HTTPStatus.SERVICE_UNAVAILABLE)
             elif route == "/stream.mjpg":
                 if web.open_stream():
                     try:
@@ -189,10 +190,17 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-    def _send_json(self, obj: object) -> None:
-        self._send(HTTPStatus.OK, (json.dumps(obj) + "\n").encode(), "application/json")
+    def do_HEAD(self) -> None:  # (an uptime monitor's check)
+        if urlsplit(self.path).path == "/stream.mjpg":
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "GET the stream", [("Allow", "GET")])
+        else:
+            self.do_GET()
+
+    def _send_json(self, obj: object, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send(status, (json.dumps(obj) + "\n").encode(), "application/json")
 
     def _snapshot(self) -> None:
         web = self.server.web

@@ -21,6 +21,9 @@ from movinet_pi.outputs.base import StepResult
 from movinet_pi.outputs.events import EventTracker
 from movinet_pi.timing import RateMeter
 
+#: With no model step for this long (50 steps at 5 a second), ``/healthz`` says "stale".
+STALE_AFTER_S = 10.0
+
 
 class FrameHub:
     """The newest picture, shared by every viewer and JPEG-encoded lazily, once.
@@ -177,10 +180,16 @@ class LiveState:
         return None if last is None else round(time.monotonic() - last, 3)
 
     def health(self) -> dict[str, object]:
+        """``status`` is "ok" while the model steps, "stale" once it has not for
+        :data:`STALE_AFTER_S` (a lost camera, a stuck model): a monitor sees it (503)."""
+        uptime = time.monotonic() - self.started
+        age = self.last_step_age()
+        stale = (uptime if age is None else age) > STALE_AFTER_S
         return {
-            "status": "ok",
-            "uptime_s": round(time.monotonic() - self.started, 3),
-            "last_step_age_s": self.last_step_age(),
+            "status": "stale" if stale else "ok",
+            "uptime_s": round(uptime, 3),
+            "last_step_age_s": age,
+            "stale_after_s": STALE_AFTER_S,
             "steps": self._steps,
         }
 
