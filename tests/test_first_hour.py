@@ -435,7 +435,7 @@ def test_no_camera_is_our_one_line_not_opencvs_warnings(shared: Path, tmp_path: 
     for name in ("OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL"):
         env[name] = ""
     quiet = _run("--source", "7", "--headless", env=env)
-    assert quiet.returncode == 2
+    assert quiet.returncode == 1  # a camera may come: a service restarts on 1, not on 2
     assert quiet.stderr.strip().splitlines() == [
         "movinet-pi: error: no camera at index 7: check the cable / `ls /dev/video*`"]
     loud = _run("--source", "7", "--headless", "--debug", env=env)

@@ -214,7 +214,7 @@ def test_camera_index_without_camera(spec: str) -> None:
         pytest.skip("this machine has a /dev/video7")
     with pytest.raises(MovinetPiError) as info:
         open_source(spec)
-    assert_one_line_error(info.value, 2, "no camera at index 7", "ls /dev/video*")
+    assert_one_line_error(info.value, 1, "no camera at index 7", "ls /dev/video*")
 
 
 def test_unreachable_url_fails_fast_without_showing_the_password() -> None:
@@ -468,7 +468,7 @@ def test_opencv_camera_that_delivers_nothing(scripted_camera: type[ScriptedCaptu
     scripted_camera.good = 0
     with pytest.raises(MovinetPiError) as info:
         open_source("2")
-    assert_one_line_error(info.value, 2, "camera 2 opened but delivered no frame")
+    assert_one_line_error(info.value, 1, "camera 2 opened but delivered no frame")
 
 
 # --- The Pi camera (fake picamera2) ---------------------------------------------------------

@@ -32,8 +32,11 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         if args.mqtt:
             from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant
             from movinet_pi.outputs.mqtt import MqttSink
+            from movinet_pi.outputs.mqtt_target import parse_mqtt_url
 
-            riders = ([HomeAssistant.rider(HaDevice.detect(args.name, args.ha_prefix), health,
+            topics = parse_mqtt_url(args.mqtt).prefix
+            device = HaDevice.detect(args.name, args.ha_prefix, topics=topics)
+            riders = ([HomeAssistant.rider(device, health,
                                            event_min_s=args.event_min_s)]
                       if args.ha_discovery else [])
             sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say,

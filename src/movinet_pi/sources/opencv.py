@@ -284,14 +284,16 @@ class CameraSource(_CaptureSource):
         super().__init__(f"camera {index}", live=True, step=1.0 / fps)
         self.index = index
         self._requested = (frame_size, fps)
-        if not self._connect():
-            if not self._opened_once:
+        if not self._connect():  # exit 1: a camera plugged in late or busy may come (a
+            if not self._opened_once:  # service restarts on it), as a Pi camera or a stream
                 raise MovinetPiError(
-                    f"no camera at index {index}: check the cable / `ls /dev/video*`"
+                    f"no camera at index {index}: check the cable / `ls /dev/video*`",
+                    exit_code=1,
                 )
             raise MovinetPiError(
                 f"camera {index} opened but delivered no frame: it may be busy in another "
-                "program, or not a capture device (try another index, see `ls /dev/video*`)"
+                "program, or not a capture device (try another index, see `ls /dev/video*`)",
+                exit_code=1,
             )
 
     def _connect(self) -> bool:
