@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import textwrap
 import threading
 from pathlib import Path
@@ -252,6 +253,56 @@ def test_max_mb_deletes_the_oldest_clips_first(tmp_path: Path) -> None:
     assert rec.clips[0].exists() and rec.clips[0].with_suffix(".json").exists()
     assert rec.stats.clips_deleted == 1
     assert any("deleted 20200101-000000_old-a" in line for line in logs)
+
+
+def noise(i: int) -> np.ndarray:
+    """A picture that does not compress: a clip of them grows by tens of kB a frame."""
+    return np.random.default_rng(i).integers(0, 255, (H, W, 3), np.uint8)
+
+
+def test_max_mb_bounds_the_folder_even_for_one_long_event(tmp_path: Path) -> None:
+    """One event going on for minutes must not make one clip of any size: a clip ends (kept)
+    at half the cap, the next goes on, and the oldest are deleted, so the folder stays within
+    the cap with the clip being written."""
+    logs: list[str] = []
+    cap_mb = 1.0
+    rec = recorder(tmp_path, logs, max_mb=cap_mb)
+    feed(rec, range(200), [(ARM, 1.0, 19.0)], make=noise)
+    rec.close()
+    assert rec.stats.clips_written >= 3 and rec.stats.clips_deleted >= 1
+    assert any("half of --record-max-mb" in line for line in logs)
+    for clip in [c for c in rec.clips if c.exists()][:-1]:  # (the last is what was left)
+        # looked at once a second: at most a second's frames over half the cap
+        frames = json.loads(clip.with_suffix(".json").read_text())["frames"]
+        per_frame = clip.stat().st_size / frames
+        assert cap_mb * 1e6 / 2 <= clip.stat().st_size <= cap_mb * 1e6 / 2 + 11 * per_frame
+    kept = list(tmp_path.glob("*.mp4"))
+    assert sum(p.stat().st_size for p in kept) <= cap_mb * 1e6
+    assert rec.clips[-1] in kept and leftovers(tmp_path) == []
+
+
+def test_a_clip_ends_kept_when_the_disk_gets_nearly_full(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not written on until the disk is full and then lost: it ends where the free space
+    falls under the guard, whole, and no new clip is begun on that disk."""
+    from movinet_pi.outputs import clip_writer
+
+    real = shutil.disk_usage
+    free = {"bytes": 10**10}
+    monkeypatch.setattr(clip_writer.shutil, "disk_usage",
+                        lambda path: real(path)._replace(free=free["bytes"]))
+    logs: list[str] = []
+    rec = recorder(tmp_path, logs, min_free_mb=50)
+    feed(rec, range(0, 60), [(ARM, 1.0, 15.0)])
+    free["bytes"] = 10 * 2**20  # (the writer thread may be behind: it ends by then at least)
+    feed(rec, range(60, 160), [(ARM, 1.0, 15.0)])
+    rec.close()
+    (clip,) = rec.clips
+    assert clip.exists() and read_levels(clip)  # kept, and readable
+    assert json.loads(clip.with_suffix(".json").read_text())["frames"] < 100
+    assert any("ends here: only 10 MB free" in line for line in logs), logs
+    assert any("not recording 'arm wrestling': only 10 MB free" in line for line in logs)
+    assert rec.stats.clips_failed == 1 and leftovers(tmp_path) == []
 
 
 def test_max_mb_never_deletes_files_the_recorder_did_not_write(tmp_path: Path) -> None:

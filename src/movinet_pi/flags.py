@@ -231,7 +231,8 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    metavar="S",
                    help="seconds after an event ends to keep recording (default: 2)")
     g.add_argument("--record-max-mb", type=positive_float, metavar="MB",
-                   help="keep the clips under this size, deleting the oldest first")
+                   help="keep the folder's clips under this size: the oldest are deleted, and a "
+                   "long event goes on in a new clip at half of it")
 
     g = p.add_argument_group("diagnostics")
     g.add_argument("-v", "--verbose", action="store_true",

@@ -112,6 +112,7 @@ class Clip:
     waiting: bool = False  # begun before any picture: the writer opens once two give size and fps
     pending: list = field(default_factory=list)  # pictures held until then
     stamp: str = ""  # the wall-clock part of its name
+    checked_t: float = float("-inf")  # when its size and the disk's free space were looked at
 
     def top_event(self) -> EventSnapshot:
         """The event with the highest peak (the first one on a tie): the clip's name."""

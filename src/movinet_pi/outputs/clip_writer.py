@@ -10,7 +10,8 @@ Timing is on the source's clock (the ``t`` of frames and steps), so a clip holds
 pictures from ``pre_seconds`` before the first step that showed the label to
 ``post_seconds`` after the step on which it was gone. Another recorded event starting
 meanwhile (or during the post-roll) extends the same clip; a clip longer than
-``max_clip_seconds`` is closed and a new one begun.
+``max_clip_seconds``, or half of ``max_bytes``, is closed and a new one begun; on a disk
+under ``min_free_bytes`` free, it is closed (kept) and none begun.
 
 A failing clip (a write that raises or that OpenCV reports as failed, a finished file that
 cannot be read back: a full disk truncates an MP4 silently on OpenCV builds whose ``write``
@@ -130,15 +131,38 @@ class ClipWriter:
             return
         if clip.stop_after is not None and picture.t > clip.stop_after + EPS:
             self.finish()
-        elif clip.stop_after is None and picture.t - clip.first_t > self.max_clip_seconds + EPS:
-            # Too long: close it and go on in a new clip (no pre-roll: it is in this one).
-            # (Only while events last: a post-roll always ends its own clip.)
+        elif self._ends_here(clip, picture.t):
+            # Close it, kept, and go on in a new clip while its events last (no pre-roll: it
+            # is in this one; a new clip is not begun on a nearly full disk).
             active = [clip.events[i] for i in sorted(clip.active)]
             self.finish()
             if active:
                 self._start_clip(active, picture.t, [picture])
         else:
             self._write(clip, picture)
+
+    def _ends_here(self, clip: Clip, t: float) -> bool:
+        """Whether the clip must end at ``t``: longer than ``max_clip_seconds`` (while its
+        events last: a post-roll always ends its own clip), or, looked at once a second, as
+        big as half of ``max_bytes`` (so that the clip being written and those kept stay
+        within the cap), or the disk under ``min_free_bytes`` free (what is written is kept,
+        rather than lost to a full disk)."""
+        if clip.stop_after is None and t - clip.first_t > self.max_clip_seconds + EPS:
+            return True
+        if clip.failed or clip.waiting or t - clip.checked_t < 1.0:
+            return False
+        clip.checked_t = t
+        with contextlib.suppress(OSError):
+            if self.max_bytes is not None and clip.part.stat().st_size >= self.max_bytes / 2:
+                self.log(f"record: {clip.name} is half of --record-max-mb: going on in a new "
+                         "clip")
+                return True
+            free = shutil.disk_usage(self.directory).free
+            if free < self.min_free_bytes:
+                self.log(f"record: {clip.name} ends here: only {free // MB} MB free on "
+                         f"{self.directory}")
+                return True
+        return False
 
     def on_change(self, change: Change) -> None:
         event = change.event
