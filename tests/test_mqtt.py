@@ -279,7 +279,9 @@ def test_events_state_and_availability_reach_a_subscriber(
         lambda ms: any(m.topic == "cam/availability" and m.payload == "offline" for m in ms),
         "offline on close")
     assert has_event("end", "jump")(got)  # close() ended the open event
-    assert payloads(got, "cam/state")[-1]["top"] == []  # and cleared the state
+    last, idle = payloads(got, "cam/state")[-2:]
+    assert idle["top"] == []  # and cleared the state, in the same form as every other
+    assert set(idle) == set(last) and (idle["t"], idle["step"]) == (last["t"], last["step"])
     assert [m.payload for m in got if m.topic == "cam/availability"] == ["online", "offline"]
     assert logs == [f"mqtt: connected to mqtt://127.0.0.1:{broker.port}/cam"]
     assert sink.dropped == 0

@@ -305,6 +305,23 @@ def test_service_print_says_how_to_make_the_token_file(
     assert "web-token.env" in err and "umask 077" in err and err.count("\n") == 1
 
 
+def test_service_print_says_how_to_give_the_unit_the_mqtt_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from movinet_pi.cli import main
+
+    monkeypatch.setenv("MOVINET_PI_MQTT_PASSWORD", "SECRET-pw")
+    monkeypatch.delenv("MOVINET_PI_MQTT_PASSWORD_FILE", raising=False)
+    assert main(["service", "--print", "--headless", "--mqtt", "mqtt://broker/cam"]) == 0
+    out, err = capsys.readouterr()
+    assert "SECRET" not in out and "SECRET" not in err
+    assert "# Environment=MOVINET_PI_MQTT_PASSWORD_FILE=" in out
+    assert "the unit cannot carry $MOVINET_PI_MQTT_PASSWORD" in err and "umask 077" in err
+    monkeypatch.setenv("MOVINET_PI_MQTT_PASSWORD_FILE", "/home/pi/pw")  # given: nothing to say
+    assert main(["service", "--print", "--headless", "--mqtt", "mqtt://broker/cam"]) == 0
+    assert "cannot carry" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("flags", "says"),
     [

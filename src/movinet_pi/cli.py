@@ -246,6 +246,7 @@ def command_service(argv: list[str]) -> int:
         install_hint,
         invoking_user,
         needs_token_file,
+        password_file_hint,
         run_args,
         systemd_unit,
         token_file_hint,
@@ -274,6 +275,9 @@ def command_service(argv: list[str]) -> int:
                                       workdir=os.getcwd(), env=os.environ, user_unit=user_unit))
         if needs_token_file(argv, os.environ):
             say(token_file_hint(user))
+        if ("MOVINET_PI_MQTT_PASSWORD" in os.environ
+                and "MOVINET_PI_MQTT_PASSWORD_FILE" not in os.environ):
+            say(password_file_hint(user))
         if sys.stdout.isatty():
             say(install_hint(user_unit))
     except MovinetPiError as e:

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from movinet_pi.errors import MovinetPiError
@@ -131,6 +131,7 @@ class MqttSink:
         self._state_latest: _Message | None = None
         self._state_labels: tuple[str, ...] | None = None
         self._state_t = 0.0
+        self._last_step: StepResult | None = None
         self._unacked = 0  # handed to paho, not yet acknowledged by the broker
         self._connected = False
         self._announce = False  # send "online" + the newest state on the next round
@@ -173,6 +174,7 @@ class MqttSink:
 
     # -- the pipeline's side: quick, no network --------------------------------------------
     def on_step(self, result: StepResult) -> None:
+        self._last_step = result
         now = round(time.time(), 3)
         events = [
             _Message(self.target.events_topic, {**c.to_json(), "time": now})
@@ -205,8 +207,10 @@ class MqttSink:
         now = round(time.time(), 3)
         ends = [_Message(self.target.events_topic, {**c.to_json(), "time": now})
                 for c in self.feed.finish()]
-        idle = _Message(self.target.state_topic, {"t": self._state_t, "top": [], "time": now},
-                        retain=True)
+        last = self._last_step  # the retained state says nothing is seen, as a step would
+        idle = _Message(self.target.state_topic,
+                        {**(replace(last, top=[]).to_json() if last is not None else
+                            {"t": self._state_t, "top": []}), "time": now}, retain=True)
         self._enqueue(ends, idle)
         with self._cond:
             self._stopping = True

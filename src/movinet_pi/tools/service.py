@@ -152,6 +152,21 @@ def token_file_hint(user: str) -> str:
             f"printf 'MOVINET_PI_WEB_TOKEN=%s\\n' YOUR_TOKEN > {shlex.quote(path)})")
 
 
+def mqtt_password_file(user: str) -> str:
+    """Where the unit's advice puts the MQTT password."""
+    return f"{_home(user)}/.config/movinet-pi/mqtt-password"
+
+
+def password_file_hint(user: str) -> str:
+    """How to give the unit the MQTT password that is in this shell only (for stderr)."""
+    path = mqtt_password_file(user)
+    folder = shlex.quote(str(Path(path).parent))
+    return (f"the unit cannot carry $MOVINET_PI_MQTT_PASSWORD: put it in {path}, readable "
+            f"only by {user or 'you'} ((umask 077 && mkdir -p {folder} && printf '%s' "
+            f"YOUR_PASSWORD > {shlex.quote(path)})), and uncomment the unit's "
+            "MOVINET_PI_MQTT_PASSWORD_FILE line")
+
+
 def needs_token_file(argv: Sequence[str], env: Mapping[str, str]) -> bool:
     """Whether the unit for these flags reads the token from :func:`web_token_file`."""
     return without_secrets(run_args(argv))[1] or "MOVINET_PI_WEB_TOKEN" in env
@@ -296,8 +311,7 @@ def systemd_unit(
         lines += [
             "# $MOVINET_PI_MQTT_PASSWORD is not written here (anyone can read unit files):",
             "# put the password in a file only you can read (chmod 600) and name it:",
-            f"# Environment=MOVINET_PI_MQTT_PASSWORD_FILE={_home(user)}/.config/movinet-pi/"
-            "mqtt-password",
+            f"# Environment=MOVINET_PI_MQTT_PASSWORD_FILE={mqtt_password_file(user)}",
         ]
     lines.append("ExecStart=" + " ".join(systemd_quote(a) for a in command))
     lines += [
