@@ -459,3 +459,29 @@ def test_the_model_gets_the_same_pixels_from_a_bgr_frame(a0: StreamingClassifier
     np.testing.assert_array_equal(small, cv2.resize(rgb, (172, 172), interpolation=cv2.INTER_AREA))
     frame = Frame.from_bgr(bgr, 0.0, 0)
     np.testing.assert_array_equal(frame.rgb, rgb)  # made when asked for
+
+
+def test_a_step_in_the_model_when_the_source_is_lost_is_not_told(
+        a0: StreamingClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The capture thread finds the loss while the inference thread has a frame from before
+    it in the model: that step must not follow the "no action" notice (the outputs would
+    show the old action through the whole outage)."""
+    a0.reset()
+    sink = ListSink()
+    recognizer = Recognizer(a0, RunConfig(), [sink])
+    frame = Frame(np.full((172, 172, 3), 90, np.uint8), 0.0, 0)
+    recognizer.process(frame)
+    real_step = a0.step
+
+    def lost_meanwhile(rgb: np.ndarray) -> np.ndarray:
+        probs = real_step(rgb)
+        recognizer.source_lost()  # (as the capture thread would, mid-step)
+        return probs
+
+    monkeypatch.setattr(a0, "step", lost_meanwhile)
+    recognizer.process(Frame(frame.rgb, 0.2, 6))
+    assert [bool(r.top) for r in sink.results] == [True, False]
+    assert recognizer.latest is not None and recognizer.latest.top == []
+    monkeypatch.setattr(a0, "step", real_step)
+    after = recognizer.process(Frame(frame.rgb, 0.4, 12))  # the next frame: a fresh stream
+    assert sink.results[-1] is after and after.step == 0

@@ -120,11 +120,11 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_run_flags(args: argparse.Namespace) -> None:
+def check_run_flags(args: argparse.Namespace, strict: bool = False) -> None:
     """What a run's flags alone can tell is wrong, before a model loads or downloads: a bad
     web token, a mistyped source, a model or label file that is not there, a flag that
-    could never act. ``service --print`` checks the same before it writes a unit (a unit
-    that fails at start with exit 2 is not restarted: the user would find it in the log)."""
+    could never act. ``service --print`` checks the same, ``strict`` (a unit that fails at
+    start with exit 2 is not restarted: the user would find it in the log)."""
     from movinet_pi.model.labels import load_labels
     from movinet_pi.model.runtime import model_not_found
     from movinet_pi.sources.open import check_source
@@ -138,51 +138,59 @@ def check_run_flags(args: argparse.Namespace) -> None:
         raise model_not_found(args.model_path)
     if args.labels is not None:
         load_labels(args.labels.expanduser())
-    refuse_flags_without_their_output(args)
+    refuse_flags_without_their_output(args, strict)
     if args.leave_threshold is not None and args.leave_threshold > args.threshold:
         raise MovinetPiError(f"--leave-threshold {args.leave_threshold:g} is above --threshold "
                              f"{args.threshold:g}: an action is kept until it falls below the "
                              "leave level, so give one at or below the show level")
 
 
-def refuse_flags_without_their_output(args: argparse.Namespace) -> None:
+def refuse_flags_without_their_output(args: argparse.Namespace, strict: bool = False) -> None:
     """A flag of an output (or a display, or a camera) that was not asked for would do
-    nothing: say so, before the run."""
+    nothing: say so, before the run. The flags refused since this version (a display's, a
+    camera's, ``--no-ha-discovery``, ``--event-min-s``) are only noted in a run, so that a
+    service unit written before goes on starting; ``strict`` (``service --print``) refuses
+    them too."""
     from movinet_pi.outputs.home_assistant import DEFAULT_HA_PREFIX
     from movinet_pi.sources.open import is_camera
 
     goes_with = "{flag} goes with %s: add it, or drop {flag}"
-    _refuse_lone(goes_with % "--mqtt mqtt[s]://host/prefix", args.mqtt is None,
+    _refuse_lone(goes_with % "--mqtt mqtt[s]://host/prefix", args.mqtt is None, True,
                  ("--mqtt-ca", args.mqtt_ca is not None),
                  ("--ha-prefix", args.ha_prefix != DEFAULT_HA_PREFIX),
-                 ("--name", args.name is not None), ("--no-ha-discovery", not args.ha_discovery))
-    _refuse_lone(goes_with % "--record DIR", args.record is None,
+                 ("--name", args.name is not None))
+    _refuse_lone(goes_with % "--record DIR", args.record is None, True,
                  ("--record-labels", bool(args.record_labels)),
                  ("--pre-seconds", args.pre_seconds != DEFAULT_PRE_S),
                  ("--post-seconds", args.post_seconds != DEFAULT_POST_S),
                  ("--record-max-mb", args.record_max_mb is not None))
-    _refuse_lone(goes_with % "--web [HOST:]PORT", args.web is None,
+    _refuse_lone(goes_with % "--web [HOST:]PORT", args.web is None, True,
                  ("--web-token", args.web_token not in (None, os.environ.get(WEB_TOKEN_ENV))))
+    _refuse_lone(goes_with % "--mqtt mqtt[s]://host/prefix", args.mqtt is None, strict,
+                 ("--no-ha-discovery", not args.ha_discovery))
     no_events = not (args.events or args.mqtt or args.web is not None or args.record)
     _refuse_lone(goes_with % "an output of events (--events, --mqtt, --web or --record)",
-                 no_events, ("--event-min-s", args.event_min_s != DEFAULT_EVENT_MIN_S))
+                 no_events, strict, ("--event-min-s", args.event_min_s != DEFAULT_EVENT_MIN_S))
     headless = "--headless" if args.headless else "--display none"
     _refuse_lone(f"{{flag}} is for the window, and {headless} shows none: drop one of them",
-                 args.headless or args.display == "none",
+                 args.headless or args.display == "none", strict,
                  ("--window-size", args.window_size is not None),
                  ("--exit-at-end", args.exit_at_end),
                  ("--mirror", args.mirror and args.web is None and args.record is None))
     _refuse_lone("{flag} is asked of a camera, and a video file or stream comes at its own "
-                 "size and rate: drop {flag}", not is_camera(args.source),
+                 "size and rate: drop {flag}", not is_camera(args.source), strict,
                  ("--frame-size", args.frame_size != DEFAULT_FRAME_SIZE),
                  ("--camera-fps", args.camera_fps != DEFAULT_CAMERA_FPS))
 
 
-def _refuse_lone(message: str, missing: bool, *flags: tuple[str, bool]) -> None:
-    """Refuse the first of ``flags`` given (its bool) when what it goes with is ``missing``;
-    ``message`` says so, with ``{flag}`` for the flag."""
+def _refuse_lone(message: str, missing: bool, refuse: bool, *flags: tuple[str, bool]) -> None:
+    """When what ``flags`` go with is ``missing``, the first of them given (its bool) is
+    refused (``refuse``), else noted; ``message`` says why, with ``{flag}`` for the flag."""
     given = [flag for flag, on in flags if on]
     if missing and given:
+        if not refuse:
+            say(f"note: {message.format(flag=given[0])}")
+            return
         raise MovinetPiError(message.format(flag=given[0]))
 
 
@@ -265,7 +273,7 @@ def command_service(argv: list[str]) -> int:
     if status:
         return status
     try:
-        check_run_flags(args)  # a unit whose run would be refused at once is not written
+        check_run_flags(args, strict=True)  # no unit whose run would be refused at once
         if is_video_file(args.source) and not args.loop:
             say(f"note: {args.source} plays once, and the service then stops: add --loop to "
                 "play it over and over")
@@ -275,7 +283,7 @@ def command_service(argv: list[str]) -> int:
                                       workdir=os.getcwd(), env=os.environ, user_unit=user_unit))
         if needs_token_file(argv, os.environ):
             say(token_file_hint(user))
-        if ("MOVINET_PI_MQTT_PASSWORD" in os.environ
+        if (args.mqtt and "MOVINET_PI_MQTT_PASSWORD" in os.environ
                 and "MOVINET_PI_MQTT_PASSWORD_FILE" not in os.environ):
             say(password_file_hint(user))
         if sys.stdout.isatty():

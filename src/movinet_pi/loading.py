@@ -58,7 +58,7 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
     stem until :func:`load_classifier` recognises a catalogue model)."""
     if args.model_path is not None:
         path = model_file(args.model_path, args.model, args.quant)
-        if (args.quant != "int8" and not args.model_path.is_dir()
+        if (args.quant != "int8" and not args.model_path.expanduser().is_dir()
                 and not getattr(args, "switching", False)):
             say(f"{path.name} is loaded as it is: --quant {args.quant} only picks the "
                 "catalogue model that keys 1/2/3 switch to")

@@ -34,8 +34,9 @@ class OneLineParser(argparse.ArgumentParser):
         match = re.match(r"unrecognized arguments: (.*)", message)
         if not match:
             return ""
-        words = [w for w in match.group(1).split() if not w.startswith("-")]
-        if words and any(a.dest == "source_arg" for a in self._actions):
+        words = match.group(1).split()
+        if (words and not any(w.startswith("-") for w in words)  # (`--treshold 0.5`: a flag)
+                and any(a.dest == "source_arg" for a in self._actions)):
             return f": {words[0]!r} would be a second source; a run reads one"
         options = [o for o in self._option_string_actions if o.startswith("--")]
         unknown = [w.split("=", 1)[0] for w in match.group(1).split() if w.startswith("-")]

@@ -219,8 +219,9 @@ class Pipeline(PresenterMixin):
 
     def _read_live(self) -> Frame | None:
         """Read from the source; on a lost live source, reconnect with backoff. The loss is
-        said once, and the outputs told (:meth:`Recognizer.source_lost`); a longer outage
-        is said again after 2, 4, 8... tries, and its end once a frame comes."""
+        said once, and the outputs told (:meth:`Recognizer.source_lost`; a frame from before
+        it still waiting for the model is dropped); a longer outage is said again after 1,
+        2, 4, 8... attempts, and its end once a frame comes."""
         delay, tries, lost_at = 0.5, 0, None
         while not self._stop.is_set():
             try:
@@ -232,6 +233,7 @@ class Pipeline(PresenterMixin):
                     lost_at = time.monotonic()
                     self.message = f"{self.source.name} lost: reconnecting ({e})"
                     self.log(self.message)
+                    self._due.get(timeout=0)  # (of before the loss)
                     self.recognizer.source_lost()
                 elif tries & (tries - 1) == 0:  # a power of two: the log is not flooded
                     self.log(f"{self.source.name} still lost after "

@@ -69,6 +69,7 @@ class Recognizer:
         self._pending: tuple[StreamingClassifier, str] | None = None
         self._deliver_lock = threading.Lock()  # a step telling the sinks, or close()
         self.closed = False
+        self._losses = 0  # source_lost() calls: a step begun before one is not told
         #: --roi auto: where the action is, frame by frame
         self.auto_roi = (AutoRoi(classifier.input_size, fps=config.model_fps)
                          if config.roi == AUTO else None)
@@ -91,6 +92,7 @@ class Recognizer:
         next frame (the frames before the gap are not the ones before it)."""
         self.request_reset()
         with self._deliver_lock:
+            self._losses += 1  # a step still in the model now is of before: not told
             latest = self.latest
             if self.closed or latest is None or not latest.top:
                 return
@@ -134,6 +136,7 @@ class Recognizer:
     def process(self, frame: Frame) -> StepResult:
         if self._pending is not None:
             self._apply_pending()
+        losses = self._losses
         if self._reset_requested.is_set():
             self._reset_requested.clear()
             self.classifier.reset()
@@ -151,7 +154,8 @@ class Recognizer:
         result = StepResult(frame.timestamp, frame.index, self.classifier.steps - 1, top,
                             infer_ms, self.config.model_name, memory_s, box)
         with self._deliver_lock:
-            if self.closed:  # the run ended while this step was in the model: drop it
+            # the run ended, or the source was lost, while this step was in the model
+            if self.closed or self._losses != losses:
                 return result
             self.latest = result
             self.model_rate.tick()

@@ -11,7 +11,7 @@ pictures from ``pre_seconds`` before the first step that showed the label to
 ``post_seconds`` after the step on which it was gone. Another recorded event starting
 meanwhile (or during the post-roll) extends the same clip; a clip longer than
 ``max_clip_seconds``, or half of ``max_bytes``, is closed and a new one begun; on a disk
-under ``min_free_bytes`` free, it is closed (kept) and none begun.
+under ``min_free_bytes`` free, it is closed (kept) and none begun until the next event.
 
 A failing clip (a write that raises or that OpenCV reports as failed, a finished file that
 cannot be read back: a full disk truncates an MP4 silently on OpenCV builds whose ``write``
@@ -131,38 +131,41 @@ class ClipWriter:
             return
         if clip.stop_after is not None and picture.t > clip.stop_after + EPS:
             self.finish()
-        elif self._ends_here(clip, picture.t):
+        elif (ending := self._ends_here(clip, picture.t)) is not None:
             # Close it, kept, and go on in a new clip while its events last (no pre-roll: it
-            # is in this one; a new clip is not begun on a nearly full disk).
+            # is in this one), but not on a nearly full disk.
             active = [clip.events[i] for i in sorted(clip.active)]
             self.finish()
-            if active:
+            if active and ending != "disk":
                 self._start_clip(active, picture.t, [picture])
         else:
             self._write(clip, picture)
 
-    def _ends_here(self, clip: Clip, t: float) -> bool:
-        """Whether the clip must end at ``t``: longer than ``max_clip_seconds`` (while its
-        events last: a post-roll always ends its own clip), or, looked at once a second, as
-        big as half of ``max_bytes`` (so that the clip being written and those kept stay
-        within the cap), or the disk under ``min_free_bytes`` free (what is written is kept,
-        rather than lost to a full disk)."""
+    def _ends_here(self, clip: Clip, t: float) -> str | None:
+        """Why the clip must end at ``t``, if it must: "long", over ``max_clip_seconds``
+        (while its events last: a post-roll always ends its own clip); looked at once a
+        second, "big", half of ``max_bytes`` (the oldest clips are deleted meanwhile, so
+        that those kept and the one being written stay within the cap), or "disk", under
+        ``min_free_bytes`` free (what is written is kept, rather than lost to a full disk)."""
         if clip.stop_after is None and t - clip.first_t > self.max_clip_seconds + EPS:
-            return True
+            return "long"
         if clip.failed or clip.waiting or t - clip.checked_t < 1.0:
-            return False
+            return None
         clip.checked_t = t
         with contextlib.suppress(OSError):
-            if self.max_bytes is not None and clip.part.stat().st_size >= self.max_bytes / 2:
-                self.log(f"record: {clip.name} is half of --record-max-mb: going on in a new "
-                         "clip")
-                return True
+            if self.max_bytes is not None:
+                size = clip.part.stat().st_size
+                if size >= self.max_bytes / 2:
+                    self.log(f"record: {clip.name} is half of --record-max-mb: it ends here")
+                    return "big"
+                self.stats.clips_deleted += enforce_max_bytes(
+                    self.directory, self.max_bytes - size, clip.final, self.log)
             free = shutil.disk_usage(self.directory).free
             if free < self.min_free_bytes:
                 self.log(f"record: {clip.name} ends here: only {free // MB} MB free on "
                          f"{self.directory}")
-                return True
-        return False
+                return "disk"
+        return None
 
     def on_change(self, change: Change) -> None:
         event = change.event

@@ -194,10 +194,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_HEAD(self) -> None:  # (an uptime monitor's check)
-        if urlsplit(self.path).path == "/stream.mjpg":
-            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "GET the stream", [("Allow", "GET")])
-        else:
+        parts = urlsplit(self.path)
+        if parts.path != "/stream.mjpg":
             self.do_GET()
+        elif self._admitted(self.server.web, parts.query):
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, "GET the stream", [("Allow", "GET")])
 
     def _send_json(self, obj: object, status: HTTPStatus = HTTPStatus.OK) -> None:
         self._send(status, (json.dumps(obj) + "\n").encode(), "application/json")
