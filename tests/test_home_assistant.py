@@ -93,15 +93,12 @@ def test_device_ids_are_stable_and_differ_per_pi(tmp_path: Path) -> None:
     assert machine_id(tmp_path / "nothing")  # the host name, never a failure
 
 
-def test_each_topic_prefix_is_a_device_of_its_own(tmp_path: Path) -> None:
-    """Two cameras on one Pi (`--mqtt .../garden`, `--mqtt .../door`) are two devices in Home
-    Assistant, each the same across restarts; without a prefix, the machine's own id."""
+def test_the_device_is_the_machines_whatever_the_topic_prefix(tmp_path: Path) -> None:
+    """An upgrade must not make a prefixed device a new one beside the old in Home Assistant."""
     root = fake_pi(tmp_path, "serial-2")
-    garden, door = (HaDevice.detect(root=root, topics=t) for t in ("garden", "door"))
-    assert garden.id != door.id and garden.config_topic != door.config_topic
-    assert garden.id == HaDevice.detect("Another name", root=root, topics="garden").id
-    assert garden.id.startswith(device_id(root) + "_")
-    assert HaDevice.detect(root=root).id == device_id(root)
+    assert HaDevice.detect("Garden", root=root).id == device_id(root)
+    topic = HaDevice.detect(root=root).config_topic
+    assert topic == f"homeassistant/device/{device_id(root)}/config"
 
 
 def test_discovery_config_has_the_required_keys(tmp_path: Path) -> None:
@@ -275,7 +272,7 @@ def test_two_pis_with_the_same_flags_have_their_own_topics_and_last_will(
 def make_sink(port: int, root: Path, name: str = "Kitchen", url: str | None = None
               ) -> MqttSink:
     target = parse_mqtt_url(url or f"mqtt://127.0.0.1:{port}/cam")
-    device = HaDevice.detect(name, root=root, topics=target.prefix)  # as a run makes it
+    device = HaDevice.detect(name, root=root)
     health = HealthMonitor(root)
     return MqttSink(target, log=lambda _: None,
                     device_id=device.id,
@@ -287,7 +284,7 @@ def test_home_assistant_online_causes_a_reannounce(broker: Broker, tmp_path: Pat
     root = fake_pi(tmp_path, "serial-x")
     subscriber = Subscriber(broker.port)
     sink = make_sink(broker.port, root)
-    topic = HaDevice.detect(root=root, topics="cam").config_topic
+    topic = HaDevice.detect(root=root).config_topic
     try:
         subscriber.wait_for(lambda ms: len(configs(ms).get(topic, [])) == 1, "the announce")
         sink.on_step(StepResult(0.0, 0, 0, [Prediction("run", 0.9, 1)], 2.0))
@@ -316,7 +313,7 @@ def test_ha_remove_empties_the_retained_config(broker: Broker, tmp_path: Path,
     root = fake_pi(tmp_path, "serial-r")
     monkeypatch.setenv(SYSFS_ENV, str(root))  # this machine is that Pi
     prefix = "cam" if path else f"movinet-pi/{device_id(root)}"
-    topic = HaDevice.detect(root=root, topics="cam" if path else None).config_topic
+    topic = HaDevice.detect(root=root).config_topic
     url = f"mqtt://127.0.0.1:{broker.port}{path}"
     sink = make_sink(broker.port, root, url=url)
     try:

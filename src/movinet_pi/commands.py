@@ -166,7 +166,7 @@ def command_ha_remove(args: argparse.Namespace) -> int:
     from movinet_pi.outputs.mqtt_target import mqtt_password, parse_mqtt_url
 
     target = parse_mqtt_url(args.mqtt)
-    device = HaDevice.detect(prefix=args.ha_prefix, topics=target.prefix)
+    device = HaDevice.detect(prefix=args.ha_prefix)
     remove_device(target, device, password=mqtt_password(),
                   ca_file=args.mqtt_ca)
     say(f"home assistant: removed {device.id} ({device.config_topic} emptied)")

@@ -13,7 +13,6 @@ every connect and again whenever Home Assistant says ``online`` on
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 import os
 import socket
@@ -47,15 +46,11 @@ class HaDevice:
 
     @classmethod
     def detect(cls, name: str | None = None, prefix: str = DEFAULT_HA_PREFIX,
-               root: str | os.PathLike[str] | None = None,
-               topics: str | None = None) -> HaDevice:
-        """This machine's device; ``topics``, the ``--mqtt`` URL's topic prefix if it names
-        one: each prefix is a device of its own, so that two cameras on one Pi are two
-        devices (a run without one is the machine's own device)."""
-        own = device_id(root)
-        if topics is not None:
-            own += "_" + hashlib.sha256(topics.encode()).hexdigest()[:6]
-        return cls(id=own, name=name or f"movinet-pi {socket.gethostname()}",
+               root: str | os.PathLike[str] | None = None) -> HaDevice:
+        """This machine's device. (Its id is the machine's alone: a second run with --mqtt
+        on the same Pi is the same device; an id of each topic prefix would have made every
+        prefixed device a new one at an upgrade, beside the old.)"""
+        return cls(id=device_id(root), name=name or f"movinet-pi {socket.gethostname()}",
                    hw=hardware_model(root), prefix=prefix)
 
     @property

@@ -32,10 +32,8 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
         if args.mqtt:
             from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant
             from movinet_pi.outputs.mqtt import MqttSink
-            from movinet_pi.outputs.mqtt_target import parse_mqtt_url
 
-            topics = parse_mqtt_url(args.mqtt).prefix
-            device = HaDevice.detect(args.name, args.ha_prefix, topics=topics)
+            device = HaDevice.detect(args.name, args.ha_prefix)
             riders = ([HomeAssistant.rider(device, health,
                                            event_min_s=args.event_min_s)]
                       if args.ha_discovery else [])
