@@ -214,6 +214,7 @@ class FakeCameraSystem:
         drm_failure: str = "start",
         qt: bool = True,
         qt_failure: Optional[str] = None,
+        qt_shared_thread: bool = False,
         lores_adjust: Optional[tuple[int, int]] = None,
         lores_refused: bool = False,
     ) -> None:
@@ -228,10 +229,16 @@ class FakeCameraSystem:
         if qt_failure not in (None, "egl"):
             raise ValueError(f"qt_failure must be None or 'egl', not {qt_failure!r}")
         self.qt_failure = qt_failure
+        #: newer picamera2: every Qt window runs on one thread that outlives them (a closed
+        #: window only detaches its preview from the camera)
+        self.qt_shared_thread = qt_shared_thread
+        self._qt_thread: Optional[threading.Thread] = None
         self.lores_adjust = lores_adjust
         self.lores_refused = lores_refused
         #: why the real process would have been aborted (by Qt), if it would
         self.aborted: Optional[str] = None
+        #: why the real process would have hung (a call that never returns), if it would
+        self.hung: Optional[str] = None
         self.clock_ns = BOOT_CLOCK_START_NS
         self.delivered = 0
         self.unplugged = False
@@ -253,6 +260,14 @@ class FakeCameraSystem:
         self._unplug_at = self.delivered + after
         self.unplug_mode = mode
         self._check_unplug()
+
+    def qt_thread(self) -> threading.Thread:
+        """The one Qt thread of newer picamera2, alive as long as the process."""
+        if self._qt_thread is None:
+            self._qt_thread = threading.Thread(target=threading.Event().wait, name="Qt",
+                                               daemon=True)
+            self._qt_thread.start()
+        return self._qt_thread
 
     def close_window(self) -> None:
         """The user closes the QTGL preview's window (its Qt thread then ends)."""
@@ -320,14 +335,17 @@ class QtGlPreview(_NullPreview):
         super().__init__(Preview.QTGL, x=x, y=y, width=width, height=height)
         self.width, self.height = width, height
         self.picam2: Optional[FakePicamera2] = None
-        self.thread: Optional[threading.Thread] = None
+        self.thread: Optional[threading.Thread] = None  # the window's Qt thread
+        self._window: Optional[threading.Thread] = None  # this window's own (the same, or not)
         self._quit = threading.Event()
 
     def start(self, picam2: FakePicamera2) -> None:
         shown = threading.Event()
-        self.thread = threading.Thread(target=self._thread_func, args=(picam2, shown),
-                                       name="QtGlPreview", daemon=True)
-        self.thread.start()
+        self._window = threading.Thread(target=self._thread_func, args=(picam2, shown),
+                                        name="QtGlPreview", daemon=True)
+        self._window.start()
+        system = picam2._system
+        self.thread = system.qt_thread() if system.qt_shared_thread else self._window
         if not shown.wait(HANG_S):  # the real one waits forever
             raise RuntimeError("fake picamera2: the QTGL preview's thread died before showing "
                                "its window; the real start_preview() would block forever")
@@ -357,8 +375,8 @@ class QtGlPreview(_NullPreview):
 
     def stop(self) -> None:
         self.quit()
-        if self.thread is not None:
-            self.thread.join()
+        if self._window is not None:
+            self._window.join()
 
     def set_overlay(self, overlay: Optional[np.ndarray]) -> None:
         camera = self.picam2
@@ -706,6 +724,12 @@ class FakePicamera2:
         thread.join()
 
     def stop(self) -> None:
+        if self.started and self._preview is not None and self.preview_error is not None:
+            # The real stop() hands its work to the preview's thread and waits for it with no
+            # timeout: a dead thread never answers. Said here instead of hanging the test.
+            self._system.hung = f"stop() waits forever on a dead preview thread " \
+                                f"({self.preview_error})"
+            raise RuntimeError(self._system.hung)
         if self.started:
             self.started = False
             self.stop_count += 1
@@ -868,7 +892,8 @@ def install(
     """Make ``import picamera2`` return a fake for this test; returns its "hardware".
 
     ``options`` go to :class:`FakeCameraSystem` (``cameras``, ``platform``, ``desktop``,
-    ``drm_failure``, ``qt``, ``qt_failure``, ``lores_adjust``, ``lores_refused``). ``qt``
+    ``drm_failure``, ``qt``, ``qt_failure``, ``qt_shared_thread``, ``lores_adjust``,
+    ``lores_refused``). ``qt``
     (default True) also makes ``PyQt5`` and ``OpenGL`` findable (stand-ins that do nothing)
     or not, for code that checks before starting the QTGL preview.
     """

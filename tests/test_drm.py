@@ -132,3 +132,4 @@ def test_drm_failing_in_the_preview_thread_is_caught_and_frames_come_back(
         assert source.read() is not None  # the model still gets its frames
     finally:
         source.close()
+    assert system.hung is None  # (stop() before stop_preview() would wait on the dead thread)

@@ -88,8 +88,14 @@ class CameraPreviewDisplay(Display):
         raise NotImplementedError
 
     def after_start(self, camera: Any) -> None:
+        """The overlay back after a (re)connect. Some picamera2 versions take an overlay only
+        once a frame has been shown: then the next :meth:`update` sends it (a failed overlay
+        must not fail the reconnect)."""
         if self._overlay is not None:
-            camera.set_overlay(self._overlay)
+            try:
+                camera.set_overlay(self._overlay)
+            except Exception:
+                self._last_text = None  # the next update draws and sends it again
 
     # -- Display ----------------------------------------------------------------------------------
     def update(self, state: OverlayState) -> int | None:
@@ -117,7 +123,12 @@ class CameraPreviewDisplay(Display):
 
 
 def _restore_null_preview(camera: Any) -> None:
-    """Back to frames without a preview after a preview failed."""
-    for step in (camera.stop, camera.stop_preview, camera.start):
+    """Back to frames without a preview after a preview failed: the preview first (stop()
+    waits on a preview's thread, forever if it died), a timed-out capture's job dropped (it
+    would take a frame later and never give it back), then a NULL preview's frames."""
+    steps = [camera.stop_preview, camera.stop, camera.start]
+    if hasattr(camera, "cancel_all_and_flush"):  # (picamera2 0.3.17 and later)
+        steps.insert(0, camera.cancel_all_and_flush)
+    for step in steps:
         with contextlib.suppress(Exception):
             step()

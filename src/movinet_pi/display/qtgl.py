@@ -114,7 +114,10 @@ class QtGlDisplay(CameraPreviewDisplay):
         thread = getattr(preview, "thread", None)
         if thread is None:
             return
-        thread.join()
+        # Newer picamera2 runs every Qt window on one thread that outlives them: there, a
+        # closed window shows as the camera's preview being detached.
+        while thread.is_alive() and getattr(camera, "_preview", preview) is preview:
+            thread.join(WATCH_S)
         if self._closing or preview.stopped_by_camera:
             return
         self.window_closed = True
@@ -130,6 +133,9 @@ class QtGlDisplay(CameraPreviewDisplay):
     def close(self) -> None:
         self._closing = True
         super().close()
+
+
+WATCH_S = 0.5  # how often the window's watch looks
 
 
 def _stop_noting(preview_class: type) -> type:

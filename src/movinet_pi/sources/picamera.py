@@ -276,8 +276,10 @@ class PicameraSource(Source):
         camera, self._camera = self._camera, None
         if camera is None:
             return
-        # After an unplug, stop/close may fail as well; the camera is gone either way.
-        for method in ("stop", "close"):
+        # The preview first, as picamera2's own close() does: with a preview attached, stop()
+        # runs on the preview's thread and waits for it, forever if that thread has died (a
+        # DRM render error). After an unplug these may fail too; the camera is gone anyway.
+        for method in ("stop_preview", "stop", "close"):
             with contextlib.suppress(Exception):
                 getattr(camera, method)()
 
