@@ -533,6 +533,7 @@ class FakePicamera2:
         display: Optional[str],
         encode: Optional[str],
         queue: bool,
+        sensor: Optional[dict] = None,
     ) -> dict[str, Any]:
         if not self.is_open:
             raise RuntimeError("Camera not opened")
@@ -555,6 +556,7 @@ class FakePicamera2:
             "controls": {**default_controls, **controls},
             "display": display,
             "encode": encode,
+            "sensor": dict(sensor or {}),
         }
         for stream in (display, encode):
             if stream is not None and config.get(stream) is None:
@@ -565,39 +567,39 @@ class FakePicamera2:
         self, main: Optional[dict] = None, lores: Optional[dict] = None, raw: Any = None,
         transform: Any = None, colour_space: Any = None, buffer_count: int = 4,
         controls: Optional[dict] = None, display: Optional[str] = "main",
-        encode: Optional[str] = "main", queue: bool = True,
+        encode: Optional[str] = "main", queue: bool = True, sensor: Optional[dict] = None,
     ) -> dict[str, Any]:  # fmt: skip
         return self._create(
             "preview", {"format": "XBGR8888", "size": (640, 480), "preserve_ar": True},
             main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (100, 83333)},
-            display, encode, queue,
+            display, encode, queue, sensor,
         )  # fmt: skip
 
     def create_video_configuration(
         self, main: Optional[dict] = None, lores: Optional[dict] = None, raw: Any = None,
         transform: Any = None, colour_space: Any = None, buffer_count: int = 6,
         controls: Optional[dict] = None, display: Optional[str] = "main",
-        encode: Optional[str] = "main", queue: bool = True,
+        encode: Optional[str] = "main", queue: bool = True, sensor: Optional[dict] = None,
     ) -> dict[str, Any]:  # fmt: skip
         return self._create(
             "video", {"format": "XBGR8888", "size": (1280, 720), "preserve_ar": True},
             main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (33333, 33333)},
-            display, encode, queue,
+            display, encode, queue, sensor,
         )  # fmt: skip
 
     def create_still_configuration(
         self, main: Optional[dict] = None, lores: Optional[dict] = None, raw: Any = None,
         transform: Any = None, colour_space: Any = None, buffer_count: int = 1,
         controls: Optional[dict] = None, display: Optional[str] = None,
-        encode: Optional[str] = None, queue: bool = True,
+        encode: Optional[str] = None, queue: bool = True, sensor: Optional[dict] = None,
     ) -> dict[str, Any]:  # fmt: skip
         return self._create(
             "still", {"format": "BGR888", "size": self.sensor_resolution, "preserve_ar": True},
             main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (100, 1000000000)},
-            display, encode, queue,
+            display, encode, queue, sensor,
         )  # fmt: skip
 
     def _check_stream(self, stream: Any, name: str) -> None:
@@ -649,7 +651,9 @@ class FakePicamera2:
                 stream["framesize"] = stream["stride"] * (rows or stream["size"][1])
         self.camera_config = config
         model = self._system.models[self.camera_idx]
-        self.isp = IspCrops(model, outputs_of(config), per_output=self._system.platform == "pisp")
+        wanted = (config.get("sensor") or {}).get("output_size")  # else main's size
+        self.isp = IspCrops(model, outputs_of(config), per_output=self._system.platform == "pisp",
+                            raw=None if wanted is None else tuple(wanted))
         self.camera_properties["ScalerCropMaximum"] = self.isp.analog
         self.camera_controls = self.isp.controls()
         self._pending = [(0, dict(config.get("controls", {})))]

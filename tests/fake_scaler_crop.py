@@ -30,12 +30,30 @@ import numpy as np
 Rect = tuple[int, int, int, int]  # x, y, width, height
 Size = tuple[int, int]
 
-#: Per sensor: its pixel array, and the full-field 2x2 binned mode the fake always runs in.
+#: Per sensor: its pixel array, and its full-field 2x2 binned mode.
 SENSORS: dict[str, tuple[Size, Size]] = {
     "imx708": ((4608, 2592), (2304, 1296)),  # Camera Module 3 (16:9)
     "imx219": ((3280, 2464), (1640, 1232)),  # Camera Module 2 (4:3)
     "imx477": ((4056, 3040), (2028, 1520)),  # HQ camera (4:3)
 }
+#: Per sensor: its smaller modes that read only the middle of the array (mode size, analogue
+#: crop), as the kernel drivers list them: what libcamera picks for a small raw stream.
+CROPPED_MODES: dict[str, list[tuple[Size, Rect]]] = {
+    "imx708": [((1536, 864), (768, 432, 3072, 1728))],
+    "imx219": [((640, 480), (1000, 752, 1280, 960))],
+    "imx477": [((1332, 990), (696, 528, 2664, 1980))],
+}
+
+
+def sensor_mode(model: str, wanted: Size) -> tuple[Size, Rect]:
+    """The mode libcamera's Raspberry Pi pipeline picks for a raw size of ``wanted`` (the
+    sensor configuration's ``output_size``, else main's size): the smallest mode holding
+    it, else the largest (the full array is always one). (Size, analogue crop.)"""
+    pixel_array, binned = SENSORS.get(model, SENSORS["imx708"])
+    full: Rect = (0, 0, *pixel_array)
+    modes = [*CROPPED_MODES.get(model, []), (binned, full), (pixel_array, full)]
+    holding = [m for m in modes if m[0][0] >= wanted[0] and m[0][1] >= wanted[1]]
+    return min(holding, key=lambda m: m[0][0] * m[0][1]) if holding else modes[-1]
 ISP_MIN_CROP: Size = (32, 32)
 
 
@@ -77,9 +95,9 @@ def scaled(rect: Rect, numerator: Size, denominator: Size) -> Rect:
 class IspCrops:
     """The crops of one configured camera: per output on PiSP, one for all on VC4."""
 
-    def __init__(self, model: str, outputs: Sequence[Size], per_output: bool) -> None:
-        pixel_array, self.mode = SENSORS.get(model, SENSORS["imx708"])
-        self.analog: Rect = (0, 0, *pixel_array)
+    def __init__(self, model: str, outputs: Sequence[Size], per_output: bool,
+                 raw: Optional[Size] = None) -> None:
+        self.mode, self.analog = sensor_mode(model, raw or outputs[0])  # (raw: main's size)
         self.per_output = per_output
         # VC4 crops once, for its largest output; PiSP once per output, in stream order
         sources = list(outputs) if per_output else [max(outputs, key=lambda s: s[0] * s[1])]

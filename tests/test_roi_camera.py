@@ -20,6 +20,9 @@ from movinet_pi.sources.picamera import PicameraSource
 from movinet_pi.sources.roi import crop, model_input
 
 BOX = (0.25, 0.25, 0.5, 0.5)
+#: The sensor configuration PicameraSource asks for: the 2x2 binned mode, the whole field.
+FULL_FIELD = {"imx708": {"output_size": (2304, 1296)}, "imx219": {"output_size": (1640, 1232)},
+              "imx477": {"output_size": (2028, 1520)}}
 
 
 def scene(width: int = 640, height: int = 480) -> np.ndarray:
@@ -41,7 +44,7 @@ def camera(monkeypatch: pytest.MonkeyPatch, platform: str, lores: bool = True,
     cam = system.module.Picamera2()
     cam.configure(cam.create_video_configuration(
         main={"format": "RGB888", "size": (640, 480)},
-        lores={"size": (172, 172)} if lores else None, **config))
+        lores={"size": (172, 172)} if lores else None, sensor=FULL_FIELD[model], **config))
     return cam
 
 
@@ -59,13 +62,54 @@ def test_crops_are_in_sensor_pixels_within_the_maximum(monkeypatch: pytest.Monke
     system = install(monkeypatch, platform=platform)
     cam = system.module.Picamera2()
     assert cam.camera_properties["ScalerCropMaximum"] == (0, 0, 0, 0)  # until configured
-    cam.configure(cam.create_video_configuration(main={"size": (640, 480)}))
+    cam.configure(cam.create_video_configuration(main={"size": (640, 480)},
+                                                 sensor=FULL_FIELD["imx708"]))
     assert cam.camera_properties["ScalerCropMaximum"] == (0, 0, 4608, 2592)  # imx708
     minimum, maximum, default = cam.camera_controls["ScalerCrop"]
     assert maximum == (0, 0, 4608, 2592) and minimum == (0, 0, 64, 64)  # 32x32 ISP pixels
     assert default == (576, 0, 3456, 2592)  # a 4:3 picture: the middle of a 16:9 sensor
     cam.start()
     assert cam.capture_metadata()["ScalerCrop"] == default
+
+
+@pytest.mark.parametrize(("model", "middle"), [("imx708", (768, 432, 3072, 1728)),
+                                              ("imx219", (1000, 752, 1280, 960)),
+                                              ("imx477", (696, 528, 2664, 1980))])
+def test_left_to_itself_a_small_picture_reads_the_middle_of_the_sensor_and_ours_does_not(
+        monkeypatch: pytest.MonkeyPatch, model: str, middle: tuple[int, ...]) -> None:
+    """libcamera picks the sensor mode nearest the raw size, main's by default: for 640x480,
+    a mode that reads only the middle of the array (a narrower view of the room). The Pi
+    camera source asks for the 2x2 binned mode, which sees the whole field."""
+    system = install(monkeypatch, frames=scenes(), model=model)
+    cam = system.module.Picamera2()
+    cam.configure(cam.create_video_configuration(main={"size": (640, 480)}))
+    assert cam.camera_properties["ScalerCropMaximum"] == middle
+    cam.close()
+    source = PicameraSource(frame_size=(640, 480), model_size=(172, 172))
+    try:
+        whole = (0, 0, *system.instances[-1].camera_properties["PixelArraySize"])
+        assert system.instances[-1].camera_properties["ScalerCropMaximum"] == whole
+        assert system.instances[-1].camera_config["sensor"] == FULL_FIELD[model]
+    finally:
+        source.close()
+
+
+def test_a_picamera2_without_the_sensor_configuration_still_opens(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """picamera2 before 0.3.13 has no ``sensor=``: the camera opens with libcamera's mode."""
+    system = install(monkeypatch, frames=scenes(), model="imx219")
+    real = system.module.Picamera2.create_video_configuration
+
+    def older(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if "sensor" in kwargs:
+            raise TypeError("create_video_configuration() got an unexpected keyword 'sensor'")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(system.module.Picamera2, "create_video_configuration", older)
+    with PicameraSource(frame_size=(640, 480), model_size=(172, 172)) as source:
+        assert source.read() is not None
+        assert system.instances[-1].camera_properties["ScalerCropMaximum"] == (1000, 752, 1280,
+                                                                                960)
 
 
 def test_a_pi5_crops_each_output_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,7 +187,8 @@ def test_a_new_configuration_resets_the_crops(monkeypatch: pytest.MonkeyPatch) -
     main = cam.camera_controls["ScalerCrops"][0]
     cam.set_controls({"ScalerCrops": [main, (1440, 648, 1728, 1296)]})
     cam.configure(cam.create_video_configuration(main={"size": (640, 480)},
-                                                 lores={"size": (172, 172)}))
+                                                 lores={"size": (172, 172)},
+                                                 sensor=FULL_FIELD["imx708"]))
     cam.start()
     assert cam.capture_metadata()["ScalerCrops"] == [main, main]
 

@@ -75,12 +75,16 @@ class CameraStreams:
         lores = None
         if self.lores_size is not None:
             lores = {"size": self.lores_size, "format": self.formats["lores"]}
-        return camera.create_video_configuration(
-            main=main,
-            lores=lores,
-            controls={"FrameRate": float(self.fps or 30.0)},
-            buffer_count=self.buffer_count,
-        )
+        options = dict(main=main, lores=lores, controls={"FrameRate": float(self.fps or 30.0)},
+                       buffer_count=self.buffer_count)
+        full_field = _full_field_mode(camera)
+        if full_field is not None:
+            try:
+                return camera.create_video_configuration(**options,
+                                                         sensor={"output_size": full_field})
+            except TypeError:  # a picamera2 older than its sensor configuration (0.3.13)
+                pass
+        return camera.create_video_configuration(**options)
 
     def configure(self, camera: Any) -> None:
         """Configure ``camera`` (a ``Picamera2``); if it refuses the model's lores stream,
@@ -160,3 +164,15 @@ class CameraStreams:
         if not crops or len(crops) < 2:
             return self.roi
         return box_in(tuple(crops[1]), tuple(crops[0]))
+
+
+def _full_field_mode(camera: Any) -> tuple[int, int] | None:
+    """The sensor mode to ask for: half the pixel array, the 2x2 binned mode every Pi
+    camera has, which sees the whole field. Left to itself, libcamera picks the mode
+    nearest the main stream's size, and for 640x480 that reads only the middle of the
+    sensor (Camera Module 2: 39 % of its width; Camera Module 3: 67 %): the room seen
+    through a narrower lens. The ISP scales it down at no CPU cost."""
+    size = (getattr(camera, "camera_properties", None) or {}).get("PixelArraySize")
+    if not size or len(size) != 2:
+        return None
+    return int(size[0]) // 2, int(size[1]) // 2
