@@ -215,11 +215,14 @@ class FakeCameraSystem:
         qt: bool = True,
         qt_failure: Optional[str] = None,
         qt_shared_thread: bool = False,
+        usb_cameras: int = 0,
         lores_adjust: Optional[tuple[int, int]] = None,
         lores_refused: bool = False,
     ) -> None:
         self.frames: Iterator[np.ndarray] = iter(frames if frames is not None else pattern_frames())
         self.models = [model] * cameras
+        #: USB webcams libcamera also lists (after the Pi's own, as the real one sorts them)
+        self.usb_cameras = usb_cameras
         self.platform = platform  # "vc4" (Pi 4 and earlier: lores must be YUV) or "pisp" (Pi 5)
         self.desktop = desktop  # True: a desktop is DRM master and the DRM preview fails
         if drm_failure not in ("start", "render"):
@@ -299,6 +302,15 @@ class FakeCameraSystem:
                 "Num": num,
             }
             for num, model in enumerate(self.models)
+        ] + [
+            {
+                "Model": "HD Pro Webcam C920",
+                "Location": 2,
+                "Rotation": 0,
+                "Id": f"/base/scb/pcie@7d500000/pci@0,0/usb@0,0-{n + 1}:1.0-046d:082d",
+                "Num": len(self.models) + n,
+            }
+            for n in range(self.usb_cameras)
         ]
 
     def next_scene(self) -> Optional[np.ndarray]:
@@ -896,8 +908,8 @@ def install(
     """Make ``import picamera2`` return a fake for this test; returns its "hardware".
 
     ``options`` go to :class:`FakeCameraSystem` (``cameras``, ``platform``, ``desktop``,
-    ``drm_failure``, ``qt``, ``qt_failure``, ``qt_shared_thread``, ``lores_adjust``,
-    ``lores_refused``). ``qt``
+    ``drm_failure``, ``qt``, ``qt_failure``, ``qt_shared_thread``, ``usb_cameras``,
+    ``lores_adjust``, ``lores_refused``). ``qt``
     (default True) also makes ``PyQt5`` and ``OpenGL`` findable (stand-ins that do nothing)
     or not, for code that checks before starting the QTGL preview.
     """

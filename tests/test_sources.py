@@ -273,6 +273,26 @@ def test_default_source_is_picamera_when_picamera2_imports(
         assert isinstance(source, PicameraSource)
 
 
+def test_a_usb_webcam_that_libcamera_lists_is_read_through_opencv(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libcamera lists USB webcams too, after the Pi's cameras: they would give YUYV or MJPEG
+    where the Pi camera source asks for RGB. A Pi with only a webcam defaults to OpenCV's
+    camera 0; a webcam named as a Pi camera is refused, saying what to give instead."""
+    install(monkeypatch, cameras=0, usb_cameras=1)
+    assert default_source_spec() == "0"
+    with pytest.raises(MovinetPiError) as info:
+        open_source("picamera")
+    assert_one_line_error(info.value, 2, "camera 0 is a USB camera (HD Pro Webcam C920), "
+                          "not a Pi camera: read it with --source 0")
+    install(monkeypatch, cameras=1, usb_cameras=1)  # a Pi camera and a webcam
+    assert default_source_spec() == "picamera"
+    with open_source("picamera:0", frame_size=(64, 48)) as source:
+        assert isinstance(source, PicameraSource)
+    with pytest.raises(MovinetPiError, match="camera 1 is a USB camera"):
+        open_source("picamera:1")
+
+
 @pytest.mark.parametrize(
     ("spec", "needle"),
     [("", "empty source"), ("   ", "empty source"), ("ftp://host/clip.mp4", "ftp://")],

@@ -15,15 +15,16 @@ from movinet_pi.sources.opencv import (
     check_video_file,
 )
 from movinet_pi.sources.picamera import PicameraSource
-from movinet_pi.sources.picamera_lib import picamera2_available
+from movinet_pi.sources.picamera_lib import has_only_usb_cameras, picamera2_available
 from movinet_pi.sources.roi import Box
 
 URL_SCHEMES = ("rtsp", "http", "https")
 
 
 def default_source_spec() -> str:
-    """``"picamera"`` where picamera2 imports, otherwise OpenCV camera ``"0"``."""
-    return "picamera" if picamera2_available() else "0"
+    """``"picamera"`` where picamera2 imports (but for a Pi whose only camera is a USB
+    one), otherwise OpenCV camera ``"0"``."""
+    return "picamera" if picamera2_available() and not has_only_usb_cameras() else "0"
 
 
 _FRAME_SIZE_RE = re.compile(r"\s*(\d+)\s*[xX\u00d7]\s*(\d+)\s*")

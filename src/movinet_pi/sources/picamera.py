@@ -24,7 +24,12 @@ import numpy as np
 from movinet_pi.errors import MovinetPiError
 from movinet_pi.log import say
 from movinet_pi.sources.base import Frame, Source, SourceLost, Timeline
-from movinet_pi.sources.picamera_lib import import_picamera2, reason, rgb_from_picamera
+from movinet_pi.sources.picamera_lib import (
+    import_picamera2,
+    is_usb_camera,
+    reason,
+    rgb_from_picamera,
+)
 from movinet_pi.sources.picamera_streams import CameraStreams
 from movinet_pi.sources.roi import Box
 
@@ -95,6 +100,7 @@ class PicameraSource(Source):
         self.preview: Optional[CameraPreview] = None
         #: The picamera2 module (its ``Preview`` kinds are what a preview starts).
         self.picamera2 = import_picamera2()
+        self._refuse_a_usb_camera()
         self._connect(on_failure=self._open_error)
 
     @property
@@ -150,6 +156,18 @@ class PicameraSource(Source):
         return self._timeout
 
     # -- opening -----------------------------------------------------------------------------
+
+    def _refuse_a_usb_camera(self) -> None:
+        """libcamera lists USB cameras too (after the Pi's): they give YUYV or MJPEG where
+        this source asks for RGB, so they are read through OpenCV instead."""
+        try:
+            info = self.picamera2.Picamera2.global_camera_info()[self.camera_num]
+        except Exception:  # no such camera: opening it says so
+            return
+        if is_usb_camera(info):
+            raise MovinetPiError(
+                f"camera {self.camera_num} is a USB camera ({info.get('Model', '?')}), not a "
+                "Pi camera: read it with --source 0 (or its /dev/videoN)")
 
     def _open_error(self, stage: str, error: BaseException) -> MovinetPiError:
         if stage == "open":  # absent, or busy in another program: may pass, so exit 1

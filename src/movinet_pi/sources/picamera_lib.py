@@ -64,6 +64,22 @@ def import_picamera2() -> Any:
         ) from error
 
 
+def is_usb_camera(info: dict) -> bool:
+    """Whether a ``Picamera2.global_camera_info()`` entry is a USB (UVC) camera: libcamera
+    lists them too, after the Pi's own, but they give YUYV or MJPEG where the Pi camera
+    source asks for RGB, and OpenCV reads them as they are."""
+    return "/usb" in str(info.get("Id", ""))
+
+
+def has_only_usb_cameras() -> bool:
+    """Whether libcamera sees cameras, and every one is a USB camera (no Pi camera)."""
+    try:
+        cameras = importlib.import_module("picamera2").Picamera2.global_camera_info()
+    except Exception:
+        return False
+    return bool(cameras) and all(is_usb_camera(info) for info in cameras)
+
+
 def picamera2_available() -> bool:
     """True if picamera2 imports (it only exists on Raspberry Pi OS)."""
     try:
