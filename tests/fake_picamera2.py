@@ -546,6 +546,7 @@ class FakePicamera2:
         encode: Optional[str],
         queue: bool,
         sensor: Optional[dict] = None,
+        colour_space: Any = None,
     ) -> dict[str, Any]:
         if not self.is_open:
             raise RuntimeError("Camera not opened")
@@ -559,7 +560,7 @@ class FakePicamera2:
         config = {
             "use_case": use_case,
             "transform": None,
-            "colour_space": None,
+            "colour_space": colour_space,  # (None: picamera2 chooses by the main size)
             "buffer_count": buffer_count,
             "queue": queue,
             "main": main_cfg,
@@ -585,7 +586,7 @@ class FakePicamera2:
             "preview", {"format": "XBGR8888", "size": (640, 480), "preserve_ar": True},
             main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (100, 83333)},
-            display, encode, queue, sensor,
+            display, encode, queue, sensor, colour_space,
         )  # fmt: skip
 
     def create_video_configuration(
@@ -598,7 +599,7 @@ class FakePicamera2:
             "video", {"format": "XBGR8888", "size": (1280, 720), "preserve_ar": True},
             main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (33333, 33333)},
-            display, encode, queue, sensor,
+            display, encode, queue, sensor, colour_space,
         )  # fmt: skip
 
     def create_still_configuration(
@@ -611,7 +612,7 @@ class FakePicamera2:
             "still", {"format": "BGR888", "size": self.sensor_resolution, "preserve_ar": True},
             main or {}, lores,
             buffer_count, controls or {}, {"FrameDurationLimits": (100, 1000000000)},
-            display, encode, queue, sensor,
+            display, encode, queue, sensor, colour_space,
         )  # fmt: skip
 
     def _check_stream(self, stream: Any, name: str) -> None:

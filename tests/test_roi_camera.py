@@ -112,6 +112,24 @@ def test_a_picamera2_without_the_sensor_configuration_still_opens(
                                                                                 960)
 
 
+def test_the_lores_stream_is_asked_in_the_colour_space_its_conversion_assumes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenCV turns the lores YUV420 into RGB with BT.601's matrix: the camera is asked for
+    libcamera's Smpte170m, where picamera2 would pick Rec709 for a 1280x720 main stream."""
+    import sys
+    import types
+
+    smpte170m = object()
+    libcamera = types.ModuleType("libcamera")
+    libcamera.ColorSpace = types.SimpleNamespace(  # type: ignore[attr-defined]
+        Smpte170m=lambda: smpte170m)
+    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
+    system = install(monkeypatch, frames=scenes())
+    with PicameraSource(frame_size=(1280, 720), model_size=(172, 172)) as source:
+        assert source.read() is not None
+        assert system.instances[-1].camera_config["colour_space"] is smpte170m
+
+
 def test_a_pi5_crops_each_output_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     cam = camera(monkeypatch, "pisp")
     main, lores, _ = cam.camera_controls["ScalerCrops"]  # the two default crops (min, max)

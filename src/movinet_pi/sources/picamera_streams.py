@@ -10,6 +10,7 @@ The crop maths (a box on the sensor, a lores size large enough for a box) is
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, Optional
 
 from movinet_pi.sources.picamera_lib import reason
@@ -77,6 +78,9 @@ class CameraStreams:
             lores = {"size": self.lores_size, "format": self.formats["lores"]}
         options = dict(main=main, lores=lores, controls={"FrameRate": float(self.fps or 30.0)},
                        buffer_count=self.buffer_count)
+        colour_space = _bt601()
+        if colour_space is not None:
+            options["colour_space"] = colour_space
         full_field = _full_field_mode(camera)
         if full_field is not None:
             try:
@@ -176,3 +180,13 @@ def _full_field_mode(camera: Any) -> tuple[int, int] | None:
     if not size or len(size) != 2:
         return None
     return int(size[0]) // 2, int(size[1]) // 2
+
+
+def _bt601() -> Any:
+    """libcamera's Smpte170m (BT.601) colour space, the one OpenCV's YUV to RGB conversion
+    of the lores stream assumes; picamera2 would choose Rec709 for a main stream of 1280x720
+    or more, and the model's colours would shift. None without libcamera (off the Pi)."""
+    try:
+        return importlib.import_module("libcamera").ColorSpace.Smpte170m()
+    except Exception:
+        return None
