@@ -344,7 +344,7 @@ class QtGlPreview(_NullPreview):
 
     def __init__(self, x: Optional[int] = None, y: Optional[int] = None, width: int = 640,
                  height: int = 480, transform: Any = None) -> None:
-        super().__init__(Preview.QTGL, x=x, y=y, width=width, height=height)
+        super().__init__(Preview.QTGL, x=x, y=y, width=width, height=height, transform=transform)
         self.width, self.height = width, height
         self.picam2: Optional[FakePicamera2] = None
         self.thread: Optional[threading.Thread] = None  # the window's Qt thread

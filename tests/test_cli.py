@@ -452,7 +452,8 @@ def test_display_auto_without_desktop_uses_the_camera_drm_preview(
     install(monkeypatch, frames=pattern_frames((640, 480)))
     source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
     try:
-        args = argparse.Namespace(headless=False, display="auto", window_size=None, web=None)
+        args = argparse.Namespace(headless=False, display="auto", window_size=None, web=None,
+                                  mirror=False)
         assert isinstance(open_display(args, source), DrmDisplay)
         assert "using the camera's DRM preview on HDMI" in capsys.readouterr().err
     finally:
@@ -476,12 +477,14 @@ def test_display_auto_falls_back_to_headless_when_drm_is_taken(
     install(monkeypatch, frames=pattern_frames((640, 480)), desktop=True)
     source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
     try:
-        auto = argparse.Namespace(headless=False, display="auto", window_size=None, web=None)
+        auto = argparse.Namespace(headless=False, display="auto", window_size=None, web=None,
+                                  mirror=False)
         assert open_display(auto, source) is None
         err = capsys.readouterr().err
         assert "running headless" in err and "add --web PORT" in err
         with pytest.raises(MovinetPiError, match="desktop session"):
-            drm = argparse.Namespace(headless=False, display="drm", window_size=None, web=None)
+            drm = argparse.Namespace(headless=False, display="drm", window_size=None, web=None,
+                                     mirror=False)
             open_display(drm, source)
     finally:
         source.close()

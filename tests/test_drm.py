@@ -133,3 +133,42 @@ def test_drm_failing_in_the_preview_thread_is_caught_and_frames_come_back(
     finally:
         source.close()
     assert system.hung is None  # (stop() before stop_preview() would wait on the dead thread)
+
+
+def _libcamera(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in for libcamera's ``Transform`` (the real one comes with picamera2)."""
+    import sys
+    import types
+
+    libcamera = types.ModuleType("libcamera")
+    libcamera.Transform = lambda hflip=0, vflip=0: types.SimpleNamespace(  # type: ignore
+        hflip=hflip, vflip=vflip)
+    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
+
+
+@pytest.mark.parametrize("with_libcamera", [True, False])
+def test_mirror_flips_the_drm_picture_and_the_box_but_not_the_text(
+        monkeypatch: pytest.MonkeyPatch, with_libcamera: bool) -> None:
+    if with_libcamera:
+        _libcamera(monkeypatch)
+    system = install(monkeypatch, frames=pattern_frames((640, 480)))
+    source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
+    try:
+        display = DrmDisplay(source, (640, 480), max_fps=1000.0, mirror=True)
+        camera = system.instances[-1]
+        transform = camera._preview.options.get("transform")
+        assert display.mirrored is with_libcamera  # (no libcamera: the picture is not flipped)
+        assert (transform is not None and transform.hflip == 1) is with_libcamera
+        state = OverlayState([Prediction("arm wrestling", 0.9, 6)], "M",
+                             roi=(0.0, 0.4, 0.2, 0.2))  # a box on the picture's left
+        display.update(state)
+        overlay = camera.overlay
+        assert overlay is not None
+        band = overlay[int(0.45 * 480):int(0.55 * 480)]  # the box's middle rows
+        left, right = band[:, :64, 3].max(), band[:, -64:, 3].max()
+        # over a flipped picture, the box is drawn on the right; the text stays readable
+        assert (right > 0 and left == 0) if with_libcamera else (left > 0 and right == 0)
+        assert np.array_equal(overlay[:60, :, 3] > 0,
+                              render_overlay_rgba((640, 480), state)[:60, :, 3] > 0)
+    finally:
+        source.close()

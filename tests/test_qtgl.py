@@ -182,7 +182,7 @@ def test_a_qt_thread_that_dies_is_given_up_on_and_the_camera_goes_on(
 
 def _run_args(**overrides: Any) -> argparse.Namespace:
     return argparse.Namespace(**{"headless": False, "display": "auto", "window_size": None,
-                                 "web": None, **overrides})
+                                 "web": None, "mirror": False, **overrides})
 
 
 class _Window:
@@ -262,5 +262,23 @@ def test_under_qtgl_the_main_picture_is_converted_only_when_wanted(
         assert frame.rgb[0, 0].tolist() == list(RED)  # made when asked for (web, clips)
         assert frame.bgr is not None and frame.bgr[0, 0].tolist() == list(RED[::-1])
         assert conversions == [cv2.COLOR_BGRA2BGR, cv2.COLOR_BGR2RGB]
+    finally:
+        source.close()
+
+
+def test_mirror_flips_the_qtgl_picture_where_the_preview_takes_a_transform(
+        monkeypatch: pytest.MonkeyPatch, desktop: Path) -> None:
+    import sys
+    import types
+
+    libcamera = types.ModuleType("libcamera")
+    libcamera.Transform = lambda hflip=0, vflip=0: types.SimpleNamespace(  # type: ignore
+        hflip=hflip, vflip=vflip)
+    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
+    system, source = _camera(monkeypatch)
+    try:
+        display = QtGlDisplay(source, source.frame_size, max_fps=5.0, mirror=True)
+        preview = system.instances[-1]._preview
+        assert display.mirrored and preview.options["transform"].hflip == 1
     finally:
         source.close()

@@ -11,6 +11,7 @@ back on every reconnect) and redraws the overlay only when what it says changed.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import time
 from typing import Any, Optional
@@ -42,9 +43,11 @@ class CameraPreviewDisplay(Display):
     shows_picture = False
 
     def __init__(self, source: PicameraSource, size: tuple[int, int],
-                 max_fps: float = 10.0) -> None:
+                 max_fps: float = 10.0, mirror: bool = False) -> None:
         self.source = source
         self.size = size
+        self.mirror = mirror  # asked for (--mirror)...
+        self.mirrored = False  # ...and done by the preview (the overlay's box then is too)
         self.min_interval = 1.0 / max_fps
         self._last_text: tuple[object, ...] | None = None
         self._last_time = -math.inf
@@ -72,6 +75,17 @@ class CameraPreviewDisplay(Display):
             _restore_null_preview(camera)
             raise self.start_error(one_line(error, limit=REASON_LIMIT)) from error
         self.source.preview = self
+
+    def mirror_transform(self) -> Any:
+        """libcamera's left-right flip for the preview when ``--mirror`` asks for it (the
+        camera stack flips the picture, the overlay's text stays as it is); None if not
+        asked or libcamera is not there."""
+        if not self.mirror:
+            return None
+        try:
+            return importlib.import_module("libcamera").Transform(hflip=1)
+        except Exception:
+            return None
 
     # -- what subclasses say ----------------------------------------------------------------------
     def prepare(self, camera: Any) -> None:
@@ -107,7 +121,7 @@ class CameraPreviewDisplay(Display):
         if text == self._last_text or now - self._last_time < self.min_interval:
             return None
         self._last_text, self._last_time = text, now
-        self._set_overlay(render_overlay_rgba(self.size, state))
+        self._set_overlay(render_overlay_rgba(self.size, state, mirror=self.mirrored))
         return None
 
     def close(self) -> None:

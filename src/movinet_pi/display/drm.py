@@ -48,17 +48,21 @@ class DrmDisplay(CameraPreviewDisplay):
     """
 
     def __init__(self, source: PicameraSource, size: tuple[int, int],
-                 max_fps: float = 10.0, screen: tuple[int, int] | None = None) -> None:
+                 max_fps: float = 10.0, screen: tuple[int, int] | None = None,
+                 mirror: bool = False) -> None:
         """``size``: the camera's picture; ``screen``: the area the preview fills (default:
-        the screen's mode, else picamera2's 640x480)."""
+        the screen's mode, else picamera2's 640x480); ``mirror``: flipped left-right."""
         self.screen = screen or drm_mode_size() or (640, 480)
         fits = size[0] <= self.screen[0] and size[1] <= self.screen[1]
-        super().__init__(source, size if fits else fit(size, self.screen), max_fps)
+        super().__init__(source, size if fits else fit(size, self.screen), max_fps, mirror)
 
     def before_start(self, camera: Any) -> None:
         width, height = self.screen  # (the picture is letter-boxed in it, as is the overlay)
+        transform = self.mirror_transform()  # (the DRM plane's rotation property)
+        extra = {} if transform is None else {"transform": transform}
         camera.start_preview(self.source.picamera2.Preview.DRM, x=0, y=0, width=width,
-                             height=height)
+                             height=height, **extra)
+        self.mirrored = transform is not None
 
     def start_error(self, reason: str) -> MovinetPiError:
         return MovinetPiError(

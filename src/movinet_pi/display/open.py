@@ -37,10 +37,11 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
         say(f"display: {choice.reason}")
         return WindowDisplay(size=size)
     if choice.kind == "qtgl":
-        return _open_qtgl(source, choice.reason, forced=mode == "qtgl", size=size)
+        return say_if_not_mirrored(_open_qtgl(source, choice.reason, forced=mode == "qtgl",
+                                              size=size, mirror=args.mirror))
     if choice.kind == "drm":
         try:
-            display = DrmDisplay(source, source.frame_size, screen=size)
+            display = DrmDisplay(source, source.frame_size, screen=size, mirror=args.mirror)
         except MovinetPiError as e:
             if mode == "drm":
                 raise
@@ -48,14 +49,24 @@ def open_display(args: argparse.Namespace, source: Source) -> Display | None:
             say(f"display: {e}; running headless ({see})")
             return None
         say(f"display: {choice.reason}")
-        return display
+        return say_if_not_mirrored(display)
     if mode == "auto":
         say(f"display: {choice.reason}")
     return None
 
 
+def say_if_not_mirrored(display: Display) -> Display:
+    """One line when ``--mirror`` was asked of a camera preview that cannot flip."""
+    from movinet_pi.display.camera_preview import CameraPreviewDisplay
+
+    if isinstance(display, CameraPreviewDisplay) and display.mirror and not display.mirrored:
+        say("note: --mirror: this picamera2's preview cannot flip the picture (the web page "
+            "and event clips are flipped)")
+    return display
+
+
 def _open_qtgl(source: Source, reason: str, forced: bool,
-               size: tuple[int, int] | None) -> Display:
+               size: tuple[int, int] | None, mirror: bool = False) -> Display:
     """The Pi camera's QTGL preview, else (unless forced) the OpenCV window, saying why."""
     from movinet_pi.display.qtgl import QtGlDisplay
     from movinet_pi.display.window import WindowDisplay
@@ -63,7 +74,8 @@ def _open_qtgl(source: Source, reason: str, forced: bool,
 
     assert isinstance(source, PicameraSource)  # (choose_display offers QTGL only for it)
     try:
-        display = QtGlDisplay(source, source.frame_size, max_fps=MODEL_FPS, window_size=size)
+        display = QtGlDisplay(source, source.frame_size, max_fps=MODEL_FPS, window_size=size,
+                              mirror=mirror)
     except MovinetPiError as e:
         if forced:
             raise

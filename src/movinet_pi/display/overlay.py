@@ -270,17 +270,19 @@ def _help_card(image: np.ndarray, scale: float, panel: PanelFn) -> None:
 PANEL_ALPHA = 150  # of 255: the picture shows through the panels of an RGBA overlay
 
 
-def render_overlay_rgba(size: tuple[int, int], state: OverlayState) -> np.ndarray:
+def render_overlay_rgba(size: tuple[int, int], state: OverlayState,
+                        mirror: bool = False) -> np.ndarray:
     """The overlay alone as an RGBA image of ``size`` (w, h): transparent but for the
     panels (translucent black) and what is drawn on them (opaque).
 
     For previews that composite it over the camera picture themselves
-    (picamera2's ``set_overlay`` on the DRM preview).
+    (picamera2's ``set_overlay`` on the DRM preview). ``mirror``: the picture under it is
+    mirrored, so the box of ``--roi`` is too (the text is not).
     """
     width, height = size
     bgr = np.zeros((height, width, 3), dtype=np.uint8)
     alpha = np.zeros((height, width), dtype=np.uint8)
-    draw_roi(bgr, state.roi)
+    draw_roi(bgr, state.roi, mirror)
 
     def mark_panel(image: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> None:
         alpha[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = PANEL_ALPHA

@@ -66,9 +66,9 @@ class QtGlDisplay(CameraPreviewDisplay):
 
     def __init__(self, source: PicameraSource, size: tuple[int, int], max_fps: float = 5.0,
                  start_timeout: float = QTGL_START_S, socket_dir: Optional[Path] = None,
-                 window_size: Optional[tuple[int, int]] = None) -> None:
+                 window_size: Optional[tuple[int, int]] = None, mirror: bool = False) -> None:
         """``window_size``: the box the picture is fitted to (``--window-size``); else
-        the X screen's size, as for the OpenCV window."""
+        the X screen's size, as for the OpenCV window; ``mirror``: flipped left-right."""
         reason = qtgl_unavailable(socket_dir=socket_dir)
         if reason:
             raise self.start_error(reason)
@@ -78,7 +78,7 @@ class QtGlDisplay(CameraPreviewDisplay):
         self._closing = False
         self._preview: Any = None
         self._main_format = source.main_format
-        super().__init__(source, size, max_fps)
+        super().__init__(source, size, max_fps, mirror)
 
     def start_error(self, reason: str) -> MovinetPiError:
         return MovinetPiError(f"the QTGL preview cannot start ({reason})", exit_code=1)
@@ -99,8 +99,14 @@ class QtGlDisplay(CameraPreviewDisplay):
 
     def before_start(self, camera: Any) -> None:
         width, height = self.size
-        preview = _stop_noting(importlib.import_module("picamera2.previews").QtGlPreview)(
-            width=width, height=height)
+        preview_class = _stop_noting(importlib.import_module("picamera2.previews").QtGlPreview)
+        transform = self.mirror_transform()
+        try:  # (a picamera2 older than its previews' transform takes none)
+            preview = preview_class(width=width, height=height,
+                                    **({} if transform is None else {"transform": transform}))
+        except TypeError:
+            preview, transform = preview_class(width=width, height=height), None
+        self.mirrored = transform is not None
         _call_within(lambda: camera.start_preview(preview), self.start_timeout,
                      "the QTGL window did not open")
         self._preview = preview
