@@ -141,7 +141,7 @@ def _restore_null_preview(camera: Any) -> None:
     waits on a preview's thread, forever if it died), a timed-out capture's job dropped (it
     would take a frame later and never give it back), then a NULL preview's frames."""
     steps = [camera.stop_preview, camera.stop, camera.start]
-    if hasattr(camera, "cancel_all_and_flush"):  # (picamera2 0.3.17 and later)
+    if hasattr(camera, "cancel_all_and_flush"):  # (picamera2 0.3.20 and later)
         steps.insert(0, camera.cancel_all_and_flush)
     for step in steps:
         with contextlib.suppress(Exception):

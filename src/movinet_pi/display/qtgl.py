@@ -101,7 +101,7 @@ class QtGlDisplay(CameraPreviewDisplay):
         width, height = self.size
         preview_class = _stop_noting(importlib.import_module("picamera2.previews").QtGlPreview)
         transform = self.mirror_transform()
-        try:  # (a picamera2 older than its previews' transform takes none)
+        try:  # (every picamera2 since 0.3.2 takes one; a stand-in may not)
             preview = preview_class(width=width, height=height,
                                     **({} if transform is None else {"transform": transform}))
         except TypeError:
