@@ -256,9 +256,10 @@ class FakeCameraSystem:
     def unplug(self, after: int = 0, mode: str = "error") -> None:
         """Lose the camera after ``after`` more frames.
 
-        ``mode="error"``: capture raises ``RuntimeError``; ``"stall"``: frames just
-        stop, as after a pulled ribbon cable (``TimeoutError`` with a numeric wait).
-        New ``Picamera2()`` calls find no camera until :meth:`plug`.
+        ``mode="error"``: capture raises ``RuntimeError``, and new ``Picamera2()`` calls
+        find no camera until :meth:`plug`; ``"stall"``: frames just stop, as after a pulled
+        ribbon cable (``TimeoutError`` with a numeric wait), while the sensor stays listed:
+        a new ``Picamera2()`` opens and starts, and delivers nothing until :meth:`plug`.
         """
         self._unplug_at = self.delivered + after
         self.unplug_mode = mode
@@ -291,8 +292,8 @@ class FakeCameraSystem:
             self.unplugged = True
 
     def camera_info(self) -> list[dict[str, Any]]:
-        if self.unplugged:
-            return []
+        if self.unplugged and self.unplug_mode == "error":
+            return []  # (a stalled CSI sensor stays listed: libcamera found it at boot)
         return [
             {
                 "Model": model,

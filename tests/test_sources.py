@@ -614,6 +614,28 @@ def test_picamera_stalled_camera_times_out_into_source_lost(
             source.read()
 
 
+def test_a_stalled_pi_camera_stays_listed_and_reopens_silent_until_it_comes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pulled ribbon cable: libcamera still lists the sensor, so reopening succeeds, and
+    only the next read finds that nothing comes (the reconnect goes on, with backoff)."""
+    camera = install(monkeypatch, frames=pattern_frames())
+    source = PicameraSource(frame_size=(64, 48), timeout=0.3)
+    try:
+        source.read()
+        camera.unplug(mode="stall")
+        with pytest.raises(SourceLost):
+            source.read()
+        source.reopen()  # opens and starts...
+        with pytest.raises(SourceLost, match="stopped delivering frames"):
+            source.read()  # ...and delivers nothing
+        camera.plug()
+        source.reopen()
+        assert source.read() is not None
+    finally:
+        source.close()
+
+
 def test_picamera_close_stops_and_closes_once(monkeypatch: pytest.MonkeyPatch) -> None:
     camera = install(monkeypatch)
     source = open_source("picamera", frame_size=(64, 48))
