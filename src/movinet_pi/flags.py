@@ -190,7 +190,7 @@ def build_run_parser(prog: str = PROG) -> argparse.ArgumentParser:
     g.add_argument("--mirror", action="store_true", help="flip the picture left-right")
     g.add_argument("--exit-at-end", action="store_true",
                    help="close the window when a file ends (default: keep its last picture "
-                   "up until a key is pressed)")
+                   "up until q or Esc is pressed)")
     stdout = g.add_mutually_exclusive_group()
     stdout.add_argument("--json", action="store_true",
                         help="print one JSON object per model step on stdout")
