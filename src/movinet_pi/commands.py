@@ -165,9 +165,8 @@ def command_ha_remove(args: argparse.Namespace) -> int:
     from movinet_pi.outputs.home_assistant import HaDevice, remove_device
     from movinet_pi.outputs.mqtt_target import mqtt_password, parse_mqtt_url
 
-    target = parse_mqtt_url(args.mqtt)
     device = HaDevice.detect(prefix=args.ha_prefix)
-    remove_device(target, device, password=mqtt_password(),
+    remove_device(parse_mqtt_url(args.mqtt), device, password=mqtt_password(),
                   ca_file=args.mqtt_ca)
     say(f"home assistant: removed {device.id} ({device.config_topic} emptied)")
     return 0

@@ -58,8 +58,8 @@ def resolve_model(args: argparse.Namespace) -> tuple[Path, str]:
     stem until :func:`load_classifier` recognises a catalogue model)."""
     if args.model_path is not None:
         path = model_file(args.model_path, args.model, args.quant)
-        if (args.quant != "int8" and not args.model_path.expanduser().is_dir()
-                and not getattr(args, "switching", False)):
+        given_a_file = path == args.model_path.expanduser()  # (not a folder's file)
+        if args.quant != "int8" and given_a_file and not getattr(args, "switching", False):
             say(f"{path.name} is loaded as it is: --quant {args.quant} only picks the "
                 "catalogue model that keys 1/2/3 switch to")
         return path, path.stem

@@ -47,9 +47,8 @@ class HaDevice:
     @classmethod
     def detect(cls, name: str | None = None, prefix: str = DEFAULT_HA_PREFIX,
                root: str | os.PathLike[str] | None = None) -> HaDevice:
-        """This machine's device. (Its id is the machine's alone: a second run with --mqtt
-        on the same Pi is the same device; an id of each topic prefix would have made every
-        prefixed device a new one at an upgrade, beside the old.)"""
+        """This machine's device: one per machine, whatever the MQTT topic prefix (so an
+        upgrade never makes an existing device a new one)."""
         return cls(id=device_id(root), name=name or f"movinet-pi {socket.gethostname()}",
                    hw=hardware_model(root), prefix=prefix)
 

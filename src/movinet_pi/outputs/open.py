@@ -33,8 +33,7 @@ def build_outputs(args: argparse.Namespace, title: str) -> list[Sink]:
             from movinet_pi.outputs.home_assistant import HaDevice, HomeAssistant
             from movinet_pi.outputs.mqtt import MqttSink
 
-            device = HaDevice.detect(args.name, args.ha_prefix)
-            riders = ([HomeAssistant.rider(device, health,
+            riders = ([HomeAssistant.rider(HaDevice.detect(args.name, args.ha_prefix), health,
                                            event_min_s=args.event_min_s)]
                       if args.ha_discovery else [])
             sinks.append(MqttSink.from_url(args.mqtt, ca_file=args.mqtt_ca, log=say,

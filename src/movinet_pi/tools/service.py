@@ -138,32 +138,42 @@ def without_secrets(args: Sequence[str]) -> tuple[list[str], bool]:
     return kept, found
 
 
+def _config_file(user: str, name: str) -> str:
+    """A file of ours in ``user``'s config folder (where the unit's secrets are read from)."""
+    return f"{_home(user)}/.config/movinet-pi/{name}"
+
+
+def _private_file_command(path: str, printf: str) -> str:
+    """A shell command that writes ``printf``'s output to ``path``, readable only by its
+    owner, making its folder first."""
+    folder = shlex.quote(str(Path(path).parent))
+    return f"(umask 077 && mkdir -p {folder} && printf {printf} > {shlex.quote(path)})"
+
+
 def web_token_file(user: str) -> str:
     """Where the unit reads ``MOVINET_PI_WEB_TOKEN`` from (``EnvironmentFile=``)."""
-    return f"{_home(user)}/.config/movinet-pi/web-token.env"
+    return _config_file(user, "web-token.env")
 
 
 def token_file_hint(user: str) -> str:
     """How to make the token file the unit names (for stderr)."""
     path = web_token_file(user)
-    folder = shlex.quote(str(Path(path).parent))
+    command = _private_file_command(path, "'MOVINET_PI_WEB_TOKEN=%s\\n' YOUR_TOKEN")
     return (f"the unit reads the web token from {path}, not from its command line: create it, "
-            f"readable only by {user or 'you'}: (umask 077 && mkdir -p {folder} && "
-            f"printf 'MOVINET_PI_WEB_TOKEN=%s\\n' YOUR_TOKEN > {shlex.quote(path)})")
+            f"readable only by {user or 'you'}: {command}")
 
 
 def mqtt_password_file(user: str) -> str:
     """Where the unit's advice puts the MQTT password."""
-    return f"{_home(user)}/.config/movinet-pi/mqtt-password"
+    return _config_file(user, "mqtt-password")
 
 
 def password_file_hint(user: str) -> str:
     """How to give the unit the MQTT password that is in this shell only (for stderr)."""
     path = mqtt_password_file(user)
-    folder = shlex.quote(str(Path(path).parent))
+    command = _private_file_command(path, "'%s' YOUR_PASSWORD")
     return (f"the unit cannot carry $MOVINET_PI_MQTT_PASSWORD: put it in {path}, readable "
-            f"only by {user or 'you'} ((umask 077 && mkdir -p {folder} && printf '%s' "
-            f"YOUR_PASSWORD > {shlex.quote(path)})), and uncomment the unit's "
+            f"only by {user or 'you'} ({command}), and uncomment the unit's "
             "MOVINET_PI_MQTT_PASSWORD_FILE line")
 
 
