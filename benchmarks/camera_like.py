@@ -10,6 +10,9 @@ versions of every clip of ``--videos`` into ``--out/KIND/`` (with the manifest, 
 * ``lowlight``: a dim room: gamma 1.3, 0.55 exposure, more noise (sigma 8);
 * ``exposure``: auto-exposure hunting, the gain swinging +-25 % over 6 s;
 * ``framing``:  mirrored, and the middle 80 % of the picture (another camera position).
+* ``stream``:   an IP camera or a USB webcam's MJPEG at a low bitrate: every frame
+  halved, JPEG-compressed at quality 20 (blocks, ringing, colour smeared) and brought
+  back to the clip's size.
 
 Frames are taken at the model's 5 fps and written at 5 fps (mp4v), at the clip's own size;
 the noise is seeded (once a kind), so a run writes the same footage every time.
@@ -35,6 +38,8 @@ from camera_footage import as_bytes, in_a_dim_room, while_exposure_hunts  # noqa
 from reference_loop import sampled_rgb_frames  # noqa: E402
 
 FPS = 5
+#: what a low-bitrate camera stream looks like (OpenCV's default is 95)
+STREAM_JPEG_QUALITY = 20
 Change = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 
@@ -62,7 +67,18 @@ def framing(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(middle[:, ::-1])
 
 
-KINDS: dict[str, Change] = {f.__name__: f for f in (control, camera, lowlight, exposure, framing)}
+def stream(rgb: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    half = cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(half, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, STREAM_JPEG_QUALITY])
+    assert ok
+    blocky = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return cv2.resize(blocky, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+KINDS: dict[str, Change] = {
+    f.__name__: f for f in (control, camera, lowlight, exposure, framing, stream)}
 
 
 def write_kind(videos: Path, out: Path, kind: str) -> None:
