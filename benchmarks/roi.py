@@ -61,6 +61,7 @@ from movinet_pi.sources.opencv import FileSource  # noqa: E402
 from movinet_pi.sources.roi import WHOLE, Box, crop, is_whole  # noqa: E402
 from movinet_pi.sources.roi_auto import AutoRoi, AutoRoiSettings  # noqa: E402
 from movinet_pi.timing import FrameSampler  # noqa: E402
+from movinet_pi.tools.clip_folders import is_clip  # noqa: E402
 
 HISTORY = "inf"  # the plain model: the baseline memory for these figures (--history)
 ROOM = (640, 480)
@@ -309,14 +310,14 @@ def main() -> None:
                         help=f"the folder whose {' and '.join(BACKGROUNDS)} are the rooms "
                              "(default ../shared/videos)")
     parser.add_argument("--clips", nargs="+", metavar="NAME",
-                        help="only these clips of --videos (names without .mp4)")
+                        help="only these clips of --videos (names without the extension)")
     args = parser.parse_args()
     missing = [name for name in BACKGROUNDS if not (args.rooms / name).is_file()]
     if missing:
         parser.error(f"--rooms: {args.rooms} has no {', '.join(missing)}")
     started = time.perf_counter()
     cv2.setNumThreads(1)
-    paths = sorted(args.videos.glob("*.mp4"))
+    paths = sorted(p for p in args.videos.iterdir() if is_clip(p))  # .mp4, .mkv, .webm...
     wanted = set(args.clips or (p.stem for p in paths))
     if wanted - {p.stem for p in paths}:
         parser.error(f"--clips: {sorted(wanted - {p.stem for p in paths})} not in {args.videos}")
