@@ -76,7 +76,7 @@ def _add_history_option(g: argparse._ActionsContainer) -> None:
                    help="how far back the model's memory reaches on an endless stream: "
                    "'auto' remembers up to 30 s and starts afresh when the action changes "
                    "(the model's own answer decides, not a new camera angle); SECONDS is a "
-                   "fixed moving window; 'inf' averages everything "
+                   "moving average over about that long; 'inf' averages everything "
                    "since the start, as the model was exported, and reacts ever more slowly "
                    f"(default: {DEFAULT_HISTORY})")
 

@@ -11,9 +11,10 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   video. Before the model runs on that frame, the stream starts afresh (every
   state zeroed, as a reset at that moment would: no replay, no stall) and the
   memory from before is kept aside. While the fresh stream's first frames
-  settle (0.6 s: they see only black before them), the old memory stays on
-  show, with the new frames added. Then the fresh stream's answer is compared
-  with what was shown before the cut: if they agree less than ``agree``
+  settle (0.6 s: they see only black before them), the old memory alone stays
+  on show; from then on, with the new frames added, but not those first ones.
+  Then the fresh stream's answer is compared with what was shown before the
+  cut: if they agree less than ``agree``
   (:func:`~movinet_pi.model.change.agreement`), or the fresh answer is at least
   ``sure`` of an action the old one did not put first, it names another action.
   When it is at least ``sure`` of that action, or names the same one two steps
@@ -23,13 +24,14 @@ moment to ask (:mod:`movinet_pi.model.change`); the model's own head answers:
   (the pools' sums and counts add), without the fresh stream's first frames.
 * **Another view.** When ``--roi auto``'s box moves to another part of the
   picture (:meth:`AdaptiveHistory.new_view`), the next frame is treated as a cut
-  to another place, whatever its colours, but the old memory is dropped only when
-  the fresh answer is at least ``sure`` of another action ``same_place_s`` in a
-  row, as at the same place: a box that finds a small
-  actor, or follows one, is no sign of a new action and must not cost the memory
-  of one that goes on. A cut and a box move a few frames apart (a box follows a cut
-  late, a cut comes right after a box moved) are one change, decided by the cut's
-  rule on a fresh stream from the later of the two.
+  to another place, but the old memory is dropped only when the fresh answer is
+  at least ``sure`` of an action the old one did not put first (or agrees less
+  than ``agree`` with it) ``same_place_s`` in a row; from ``fold_s`` on it is
+  folded back at the first step that is not so, by ``question_s`` at the latest:
+  a box that finds a small actor, or follows one, is no sign of a new action and
+  must not cost the memory of one that goes on. A cut and a box move a few frames
+  apart (a box follows a cut late, a cut comes right after a box moved) are one
+  change, decided by the cut's rule on a fresh stream from the later of the two.
 * **The same place, another action.** The features of the last 0.6 s are
   unlike any of the last 30 s (:class:`~movinet_pi.model.change.NoveltyDetector`):
   the frames since then are scored through the head on their own. When that

@@ -17,14 +17,14 @@ class AutoSettings:
 
     long_s: float = 30.0  # the moving average; how far back the scene tests look
     settle_s: float = 0.6  # feature windows; a fresh stream's first frames
-    sudden: float = 0.45  # colour mass that must jump from the last picture
-    novel: float = 0.3  # colour mass unlike every picture of the last long_s
+    sudden: float = 0.45  # colour mass that must not be shared with the last picture
+    novel: float = 0.3  # colour mass not shared with the nearest picture of the last long_s
     agree: float = 0.1  # below this agreement two answers name different actions
-    sure: float = 0.5  # a same-place answer must be at least this sure of one action
+    sure: float = 0.5  # an answer that ends the memory must be at least this sure of one action
     features_novel: float = 0.3  # feature novelty that asks the same-place question
     same_place_s: float = 1.6  # how long a same-place disagreement must last
-    fold_s: float = 2.0  # how long a fresh stream at another place waits to be kept
-    question_s: float = 10.0  # how long a same-place question stays open
+    fold_s: float = 2.0  # how long a cut's fresh stream may end the memory before it is folded back
+    question_s: float = 10.0  # how long a question stays open (and a memory worth going back to)
 
     def with_values(self, **values: float) -> AutoSettings:
         return replace(self, **values)

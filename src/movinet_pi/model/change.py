@@ -33,7 +33,8 @@ MOST_GAIN = 4.0
 def agreement(p: np.ndarray, q: np.ndarray) -> float:
     """The Bhattacharyya coefficient of two class distributions: 1 for the same answer,
     0 when no class has probability under both. Two answers that name different
-    actions, each surely, agree at about ``sqrt(p(b) * q(a))``: a few hundredths."""
+    actions, each surely (p of a, q of b), agree at about ``sqrt(q(a)) + sqrt(p(b))``: a
+    few hundredths."""
     return float(np.sqrt(p * q).sum())
 
 
@@ -42,10 +43,11 @@ class ColourMemory:
 
     Each picture is summed up as a histogram of its colours (8 levels per channel,
     every ``step``-th pixel each way). A picture is from a new place when its colours
-    both *jump* from the previous picture's (``sudden`` of its colour mass lies where
-    the last picture had none; a pan or a slow change of light does not jump) and are
-    *new* against every picture of the last ``horizon`` (``novel`` of its mass lies
-    where the nearest of them has none). Histograms ignore where colours are, so a new
+    both *jump* from the previous picture's (``sudden`` of its colour mass is not shared
+    with the last picture's: one minus the overlap of the two histograms; a pan or a slow
+    change of light does not jump) and are *new* against every picture of the last
+    ``horizon`` (``novel`` of its mass is not shared with the nearest of them).
+    Histograms ignore where colours are, so a new
     angle, a moving person or a moving camera in the same place change them little.
 
     A picture darker than :data:`EXPOSURE_TARGET` on average is brightened to it first (by

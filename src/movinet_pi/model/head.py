@@ -128,7 +128,7 @@ class HeadScorer:
         self._probs = np.empty(self.num_classes, np.float64)
 
     def logits(self, mean: np.ndarray) -> np.ndarray:
-        """The logits the model gives for ``mean`` (480 values on A0); a new array."""
+        """The logits (600 on A0) the model gives for ``mean`` (480 values on A0); a new array."""
         self.interpreter.set_tensor(self._mean_index, self._to_input(mean))
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._logits_index).reshape(-1)

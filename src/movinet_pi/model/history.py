@@ -15,7 +15,8 @@ with a ceiling of 146, where it saturates.
   (Rescaling the sum in place does not work on the int8 model: its grid rounds
   small sums back and the mean freezes.)
 * :class:`~movinet_pi.model.adaptive.AdaptiveHistory` (``--history auto``, the
-  default) is that over 30 s, started afresh when the scene changes;
+  default) is that over 30 s, started afresh when the action changes (a change of
+  scene only asks the model's answer);
   :func:`~movinet_pi.model.adaptive.history_policy` picks a policy for ``--history``.
 
 ``docs/live-fidelity.md`` has the measurements behind the default.
