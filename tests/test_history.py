@@ -73,6 +73,24 @@ def test_a_long_window_is_the_plain_model_bit_for_bit(
     assert bounded.history.memory_steps == plain.history.memory_steps == 50
 
 
+@pytest.mark.parametrize("model_fixture", ["a0_model", "a0_float_model"])
+def test_a_short_window_is_the_plain_model_up_to_its_edge(
+    request: pytest.FixtureRequest, model_fixture: str, clips: dict
+) -> None:
+    # The moving average takes over from the plain model's own sums at the window's edge:
+    # up to it, and at the first step after it (fed exactly the plain model's mean, n times),
+    # the logits are the plain model's; a phase that ends a step early is not.
+    model = request.getfixturevalue(model_fixture)
+    n = 10
+    plain = StreamingClassifier.from_file(model, LABELS, history=PlainHistory())
+    bounded = StreamingClassifier.from_file(model, LABELS, history=ExponentialHistory(n))
+    for step, rgb in enumerate(clips["arm wrestling"][: n + 1], start=1):
+        plain.step(rgb)
+        bounded.step(rgb)
+        np.testing.assert_array_equal(bounded.logits, plain.logits, err_msg=f"step {step}")
+        assert bounded.history.memory_steps == min(step, n)
+
+
 def test_exponential_history_caps_every_count_at_its_window(
     a0_float_model: Path, clips: dict
 ) -> None:

@@ -154,6 +154,14 @@ def test_a_dark_picture_is_brightened_before_its_colours_are_counted() -> None:
     assert hist.sum() == pytest.approx(1.0) and black[0] == pytest.approx(1.0)
 
 
+def test_a_dark_picture_is_brightened_by_two_stops_at_most() -> None:
+    # Mean 8 of 255 (nearly black): brought up 4 times, to 32 (level 1 of 8), not to 110; a
+    # black frame stays nearly black, and its sensor noise is not made into colours.
+    picture = np.full((172, 172, 3), 8, np.uint8)
+    hist = ColourMemory(horizon=5, sudden=0.45, novel=0.3).histogram(picture)
+    assert int(np.argmax(hist)) == 1 * 64 + 1 * 8 + 1 and hist.max() == pytest.approx(1.0)
+
+
 def _scene(rng: np.random.Generator, centre: np.ndarray, n: int) -> list[np.ndarray]:
     return [np.clip(centre + 0.05 * rng.standard_normal(centre.size), 0, None) for _ in range(n)]
 
@@ -485,6 +493,25 @@ def test_at_another_place_the_stream_starts_afresh_on_that_very_frame(
     # The fresh answer is sure of arm wrestling at once: the old memory is gone at the first
     # decision, 0.6 s after the cut (an unsure answer would have to say it twice).
     assert memory[2:] == [3, 4]
+
+
+def test_an_unsure_fresh_answer_naming_the_same_action_twice_ends_the_memory(
+    a0_model: Path, kinetics_labels: Labels, frames: dict
+) -> None:
+    # With no answer sure enough (`sure` out of reach), the cut from carving ice to arm
+    # wrestling is decided by the other rule alone: the fresh answer names arm wrestling at
+    # its first decision, 0.6 s after the cut, and again at the next step, where the old
+    # memory goes (not folded back 2 s later).
+    policy = AdaptiveHistory(FPS, AutoSettings(sure=1.01))
+    clf = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1, history=policy)
+    _shown(clf, kinetics_labels, _looped(frames["carving_ice"], 40))
+    changes = policy.changes
+    memory = []
+    for rgb in frames["arm_wrestling"][:6]:
+        clf.step(rgb)
+        memory.append(policy.memory_steps)
+    assert policy.changes == changes + 1 and policy.folds == 0
+    assert memory[2] > 6 and memory[3:] == [4, 5, 6]  # kept aside at 0.6 s, gone at 0.8 s
 
 
 def _recoloured(clip: list[np.ndarray]) -> list[np.ndarray]:

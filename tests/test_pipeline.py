@@ -485,3 +485,20 @@ def test_a_step_in_the_model_when_the_source_is_lost_is_not_told(
     monkeypatch.setattr(a0, "step", real_step)
     after = recognizer.process(Frame(frame.rgb, 0.4, 12))  # the next frame: a fresh stream
     assert sink.results[-1] is after and after.step == 0
+
+
+@pytest.mark.parametrize(("model_fixture", "held"), [("a0_model", True), ("a0_float_model", False)])
+def test_the_apps_list_holds_the_top_label_by_its_models_logit_grid(
+    request: pytest.FixtureRequest, kinetics_labels: Labels, model_fixture: str, held: bool
+) -> None:
+    # The int8 A0's logits lie on a grid: a lead of one step of it is no reason to swap the
+    # top label. The app's list must be told the grid (a float model has none, and no hold).
+    classifier = StreamingClassifier.from_file(request.getfixturevalue(model_fixture),
+                                               kinetics_labels, threads=1)
+    assert (classifier.logit_step > 0) == held
+    shown = Recognizer(classifier, RunConfig()).shown
+    probs = np.zeros(classifier.num_classes, np.float32)
+    probs[[0, 1]] = 0.40, 0.30
+    shown.update(probs)
+    probs[[0, 1]] = 0.30, 0.30 * np.exp(0.19)  # one step of the int8 A0's grid ahead
+    assert shown.update(probs)[0].index == (0 if held else 1)

@@ -167,9 +167,13 @@ def test_a_pi4_has_one_crop_for_every_output(monkeypatch: pytest.MonkeyPatch) ->
     assert "ScalerCrops" not in request.get_metadata()
     assert request.get_metadata()["ScalerCrop"] == (1440, 648, 1728, 1296)
     whole = cv2.cvtColor(request.make_array("main"), cv2.COLOR_BGR2RGB)
+    small = cv2.cvtColor(request.make_array("lores"), cv2.COLOR_YUV2RGB_I420)[:, :172]
     request.release()
-    expected = cv2.resize(scene()[120:360, 160:480], (640, 480), interpolation=cv2.INTER_AREA)
+    middle = scene()[120:360, 160:480]
+    expected = cv2.resize(middle, (640, 480), interpolation=cv2.INTER_AREA)
     assert close(whole, expected, 1.0)  # the picture is cropped too: why --roi avoids it
+    # and so is lores, with the same crop (VC4 has one ScalerCrop for every output)
+    assert close(small, cv2.resize(middle, (172, 172), interpolation=cv2.INTER_AREA))
 
 
 def test_a_crop_is_moved_inside_and_kept_above_the_minimum(monkeypatch: pytest.MonkeyPatch
