@@ -154,6 +154,9 @@ def test_threshold_and_deny(models_env: None, carving_ice: Path,
         (["--record-labels", "yoga"], "--record-labels goes with --record"),
         (["a.mp4", "b.mp4"], "'b.mp4' would be a second source; a run reads one"),
         (["a.mp4", "--treshold", "0.5"], "did you mean `--threshold`?"),
+        (["--src", "a.mp4"], "did you mean `--source`?"),  # two letters off
+        (["a.mp4", "--sorce", "x", "--hedless"],
+         "did you mean `--source` for `--sorce`, `--headless` for `--hedless`?"),
         (["--window-size", "10"], "--window-size: bad size '10': use WIDTHxHEIGHT"),
         (["--threshold", "0.2", "--leave-threshold", "0.5"],
          "--leave-threshold 0.5 is above --threshold 0.2"),
@@ -517,3 +520,33 @@ def test_web_token_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MOVINET_PI_WEB_TOKEN", "s3cret")
     assert build_run_parser().parse_args(["--web", "8080"]).web_token == "s3cret"
     assert build_run_parser().parse_args(["--web-token", "flag"]).web_token == "flag"
+
+
+@pytest.mark.parametrize("output", [["--record", "clips"], ["--web", "8080"]])
+def test_mirror_goes_with_headless_where_mirrored_pictures_are_kept_or_served(
+        output: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # Event clips and the browser view show the picture mirrored too: a unit that records
+    # mirrored clips with no window must be written, not refused.
+    from movinet_pi.cli import check_run_flags
+    from movinet_pi.flags import build_run_parser
+
+    parsed = build_run_parser().parse_args(["--headless", "--mirror", *output])
+    check_run_flags(parsed, strict=True)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), OSError("boom")])
+def test_an_unforeseen_error_is_one_line_without_a_traceback(
+        error: Exception, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import movinet_pi.cli as cli
+
+    def broken(args: object) -> int:
+        raise error
+
+    build, _ = cli.COMMANDS["info"]
+    monkeypatch.setitem(cli.COMMANDS, "info", (build, broken))
+    assert main(["info"]) == 1
+    line = _one_line_error(capsys)
+    assert line == (f"movinet-pi: unexpected error: {type(error).__name__}: boom "
+                    "(run with --debug for details)")

@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import threading
 from dataclasses import dataclass, field
@@ -266,13 +267,16 @@ def test_a_stale_part_file_from_a_killed_run_is_started_over(
     assert sorted(os.listdir(dest)) == [A0.filename]
 
 
+@pytest.mark.parametrize("short_by", ["half", "one byte"])
 def test_an_interrupted_download_leaves_nothing_and_the_next_run_succeeds(
-    server: Server, dest: Path, a0_tgz: bytes
+    server: Server, dest: Path, a0_tgz: bytes, short_by: str
 ) -> None:
-    server.serve_model(A0, Reply(a0_tgz, cut_after=len(a0_tgz) // 2))
+    cut = len(a0_tgz) // 2 if short_by == "half" else len(a0_tgz) - 1
+    server.serve_model(A0, Reply(a0_tgz, cut_after=cut))
     with pytest.raises(MovinetPiError) as error:
         download_model(A0, dest, progress=False)
-    assert_one_line_error(error, "failed: the connection closed after", "run the command again")
+    assert_one_line_error(error, f"failed: the connection closed after {cut} of {len(a0_tgz)} "
+                          "bytes", "run the command again")
     assert os.listdir(dest) == []
 
     server.serve_model(A0, a0_tgz)
@@ -419,6 +423,45 @@ def test_a_download_over_the_size_limit_is_refused(
     assert os.listdir(dest) == []
 
 
+def test_a_download_a_byte_over_the_limit_is_refused_before_its_body_is_read(
+    server: Server, dest: Path, a0_tgz: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server says how long it is: that is enough to refuse it, with nothing written.
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", len(a0_tgz) - 1)
+    server.serve_model(A0, a0_tgz)
+    read: list[int] = []
+    with pytest.raises(MovinetPiError) as error:
+        download_model(A0, dest, progress=lambda done, total: read.append(done))
+    assert_one_line_error(error, f"the file is {len(a0_tgz) / 1e6:.1f} MB, over the", "limit")
+    assert read == [] and os.listdir(dest) == []
+
+
+def test_a_download_is_on_disk_before_it_is_renamed_into_place(
+    server: Server, dest: Path, a0_tgz: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A power cut right after the rename must not leave an empty model under its real name.
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1])
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        events.append(f"replace {Path(str(src)).name}")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    server.serve_model(A0, a0_tgz)
+    download_model(A0, dest, progress=False)
+    renamed = [e for e in events if e.startswith("replace")]
+    assert renamed, events
+    for event in renamed:  # every file renamed into place was synced before
+        synced = "fsync " + event.split(" ", 1)[1]
+        assert synced in events[: events.index(event)], events
+
+
 def test_the_test_server_swallows_a_client_that_goes_away_and_waits_for_it(
     server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -480,6 +523,17 @@ def test_progress_bar_redraws_in_place_on_a_terminal() -> None:
     assert text.count("\n") == 1 and text.endswith("\n")
     assert "[################]  3.1/3.1 MB" in text
     assert " MB/s" in text
+
+
+def test_a_failed_download_ends_the_bars_line_before_its_error(
+    server: Server, dest: Path, a0_tgz: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    server.serve_model(A0, Reply(a0_tgz, cut_after=1000))
+    with pytest.raises(MovinetPiError):
+        download_model(A0, dest, progress=True)
+    assert "a0 int8  [" in terminal.getvalue() and terminal.getvalue().endswith("\n")
 
 
 def test_progress_bar_ends_its_line_when_a_download_fails() -> None:

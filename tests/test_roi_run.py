@@ -242,6 +242,19 @@ def test_the_box_is_drawn_on_the_picture_and_mirrored_with_it() -> None:
     assert np.array_equal(image, grey)
 
 
+@pytest.mark.parametrize("bgr", [True, False])
+def test_a_mirrored_picture_is_rendered_with_its_box_mirrored_too(bgr: bool) -> None:
+    # What the window and the web view show: the box on the left of the picture is drawn on
+    # the right of its mirror image, over the same part of the picture.
+    from movinet_pi.display.render import PictureRenderer
+
+    picture = np.full((480, 640, 3), 100, np.uint8)
+    state = OverlayState(roi=(0.0, 0.25, 0.25, 0.5))
+    shown = PictureRenderer(mirror=True).render(picture, state, bgr=bgr)
+    assert shown.shape == (480, 640, 3)
+    assert is_roi_colour(shown[240, 640 - 160 + 1]) and not is_roi_colour(shown[240, 1])
+
+
 def test_camera_previews_get_the_box_in_their_overlay() -> None:
     rgba = render_overlay_rgba((640, 480), OverlayState(roi=BOX))
     x0, y0, x1, y1 = pixel_rect(BOX, 640, 480)

@@ -763,3 +763,26 @@ def test_fake_without_cameras_raises_index_error(monkeypatch: pytest.MonkeyPatch
     assert module.Picamera2.global_camera_info() == []
     with pytest.raises(IndexError):
         module.Picamera2()
+
+
+def test_closing_the_pi_camera_takes_its_preview_down_before_stopping_it(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # picamera2's stop() waits, without a timeout, on the preview's event loop: with that
+    # loop dead (a DRM render error), stop() before stop_preview() never returns.
+    system = install(monkeypatch, frames=pattern_frames())
+    source = PicameraSource(frame_size=(64, 48))
+    camera = source.camera
+    camera.preview_error = RuntimeError("the preview's thread died")
+    source.close()
+    assert system.hung is None
+    assert (camera.stop_count, camera.close_count, camera.is_open) == (1, 1, False)
+
+
+def test_a_repeated_raw_time_moves_on_by_one_frame_interval() -> None:
+    from movinet_pi.sources.base import Timeline
+
+    timeline = Timeline(0.1)
+    assert timeline.stamp(5.0) == 0.0
+    assert timeline.stamp(5.0) == pytest.approx(0.1)  # not the same time twice
+    assert timeline.stamp(5.5) == pytest.approx(0.6)  # and later ones keep their intervals
