@@ -142,6 +142,14 @@ def test_an_event_shorter_than_the_minimum_is_not_told_at_the_end_either() -> No
     assert tracker.pending == {} and tracker.active == {}
 
 
+def test_a_label_that_comes_back_after_a_gap_starts_its_minimum_again() -> None:
+    # Shown 0.4 s, gone for a step, back at 0.8 s: its minimum counts from 0.8 s, not from 0.
+    tracker = EventTracker(min_s=1.0, warmup_steps=0)
+    timeline = [[("x", 0.5)]] * 3 + [[]] + [[("x", 0.5)]] * 6
+    changes = [c for c in run_tracker(tracker, timeline) if c[1] != "update"]
+    assert changes == [(1.8, "start", "x", 0.8, 1.0), (-1.0, "end", "x", 0.8, 1.0)]
+
+
 def test_no_minimum_is_every_shown_label_at_once() -> None:
     tracker = EventTracker(min_s=0.0)
     assert run_tracker(tracker, [[("a", 0.5)], []]) == [(0.0, "start", "a", 0.0, 0.0),
@@ -173,6 +181,16 @@ def test_feed_passes_starts_and_ends_and_one_update_a_second() -> None:
     assert [c.kind for c in changes] == ["start", "update", "update", "update"]
     assert [c.to_json()["duration"] for c in changes] == [0.0, 1.0, 2.0, 3.0]
     assert kinds(feed.update(3.2, [])) == [("end", "run")]
+
+
+def test_feed_updates_once_a_second_on_a_clock_that_adds_up_its_steps() -> None:
+    # A live clock adds 0.2 s a step: its tenth step is at 1.9999999999999998, not 2.0, and
+    # an update due then must not wait for the next step.
+    feed, t, sent = EventFeed(1.0), 0.0, []
+    for _ in range(16):
+        sent += [(round(t, 1), c.kind) for c in feed.update(t, shown(("run", 0.5)))]
+        t += STEP_S
+    assert sent == [(0.0, "start"), (1.0, "update"), (2.0, "update"), (3.0, "update")]
 
 
 def test_feed_interval_zero_passes_everything_and_inf_no_updates() -> None:

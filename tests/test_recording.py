@@ -134,6 +134,17 @@ def test_clip_holds_pre_roll_event_and_post_roll(tmp_path: Path) -> None:
     assert rec.stats.clips_written == 1 and rec.stats.clips_failed == 0
 
 
+def test_pre_and_post_roll_each_take_their_own_length(tmp_path: Path) -> None:
+    rec = recorder(tmp_path, pre_seconds=2.0, post_seconds=0.5)
+    feed(rec, range(100), [(ARM, 4.0, 6.0)])
+    rec.close()
+    (video,) = sorted(tmp_path.glob("*.mp4"))
+    side = json.loads(video.with_suffix(".json").read_text())
+    # 2 s before the start, 0.5 s after the step at 6.2 s that no longer showed it
+    assert (side["clip_start"], side["clip_end"]) == (2.0, 6.7)
+    assert side["frames"] == len(read_levels(video)) == 68 - 20
+
+
 def test_other_labels_are_not_recorded_but_any_label_is_by_default(tmp_path: Path) -> None:
     only_arm = recorder(tmp_path / "arm")
     feed(only_arm, range(30), [])  # "carving ice" only
@@ -218,6 +229,24 @@ def test_memory_bound_is_documented_for_the_defaults(tmp_path: Path) -> None:
         rec.close()
 
 
+def test_a_sidecar_is_written_whole_under_a_temporary_name_then_renamed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "clip.json"
+    seen: list[tuple[str, str, bool, str]] = []
+    real_replace = os.replace
+
+    def replace(src: object, dst: object) -> None:
+        source = Path(str(src))
+        seen.append((source.name, Path(str(dst)).name, path.exists(), source.read_text()))
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    clip_files.atomic_write_text(path, '{"label": "arm wrestling"}')
+    # the final name appears only by the rename, with the whole text already in it
+    assert seen == [(".clip.json.part", "clip.json", False, '{"label": "arm wrestling"}')]
+    assert path.read_text() == '{"label": "arm wrestling"}' and leftovers(tmp_path) == []
+
+
 def test_slug() -> None:
     assert slug("arm wrestling") == "arm-wrestling"
     assert slug("  Passing American Football (in game) ") == "passing-american-football-in-game"
@@ -292,6 +321,43 @@ def test_max_mb_bounds_the_folder_even_for_one_long_event(
         per_frame = clip.stat().st_size / frames
         assert cap_mb * 1e6 / 2 <= clip.stat().st_size <= cap_mb * 1e6 / 2 + 11 * per_frame
     assert leftovers(tmp_path) == []
+
+
+def patchy(i: int) -> np.ndarray:
+    """A grey picture with a patch of noise: a clip of them grows slower than :func:`noise`."""
+    image = picture(i)
+    image[:60, :80] = np.random.default_rng(i).integers(0, 255, (60, 80, 3), np.uint8)
+    return image
+
+
+def test_the_clip_being_written_counts_against_max_mb(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder already near its cap: while a clip is written, the clips kept may take only
+    what the cap leaves beside it. (Its size is what the disk shows at each check; the
+    writer's thread writes on meanwhile, so the test looks at what each check allowed.)"""
+    from movinet_pi.outputs import clip_writer
+
+    for n in range(12):  # 1.8 MB of our own older clips
+        _fake_clip(tmp_path, f"20200101-0000{n:02d}_old", 150_000, 1_000_000 + n)
+    checks: list[tuple[int, bool, int]] = []  # budget, a clip being written, kept after
+    real_enforce = clip_writer.enforce_max_bytes
+
+    def measured(directory: Path, budget: int, keep: Path, log: Callable[[str], None]) -> int:
+        writing = any(directory.glob(".*.part.mp4"))
+        deleted = real_enforce(directory, budget, keep, log)
+        kept = sum(p.stat().st_size for p in directory.glob("[!.]*.mp4"))  # not the part
+        checks.append((budget, writing, kept))
+        return deleted
+
+    monkeypatch.setattr(clip_writer, "enforce_max_bytes", measured)
+    rec = recorder(tmp_path, max_mb=2.0)
+    feed(rec, range(100), [(ARM, 1.0, 8.0)], make=patchy)
+    rec.close()
+    cap = rec.max_bytes
+    assert cap is not None and rec.stats.clips_deleted >= 1
+    assert all(kept <= budget for budget, _, kept in checks), checks  # each check made room
+    while_writing = [budget for budget, writing, _ in checks if writing]
+    assert while_writing and all(budget < cap for budget in while_writing), (cap, checks)
 
 
 def test_a_clip_ends_kept_when_the_disk_gets_nearly_full(
