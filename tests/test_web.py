@@ -242,6 +242,34 @@ def test_healthz_is_503_once_the_model_has_not_stepped_for_a_while(sink: WebSink
     assert get(sink.url + "healthz")[0] == 200
 
 
+def test_healthz_turns_stale_ten_seconds_after_the_last_step(sink: WebSink) -> None:
+    sink.on_step(step(0.0, ARM))
+    sink.state._last_step_at = time.monotonic() - 9.5
+    assert get(sink.url + "healthz")[0] == 200
+    sink.state._last_step_at = time.monotonic() - 10.5
+    status, _, body = get(sink.url + "healthz")
+    assert status == 503 and json.loads(body)["stale_after_s"] == 10.0
+
+
+def test_healthz_is_stale_when_no_step_ever_came(sink: WebSink) -> None:
+    # A model that never steps (a camera that never delivered): stale, as after a last step.
+    sink.state.started = time.monotonic() - 11
+    status, _, body = get(sink.url + "healthz")
+    health = json.loads(body)
+    assert status == 503 and health["status"] == "stale" and health["last_step_age_s"] is None
+
+
+def test_head_sends_the_headers_and_no_body_on_the_wire(sink: WebSink) -> None:
+    # (http.client throws away a body after HEAD: read the raw bytes.)
+    with socket.create_connection(("127.0.0.1", sink.port), timeout=10) as conn:
+        conn.sendall(f"HEAD /healthz HTTP/1.0\r\nHost: 127.0.0.1:{sink.port}\r\n\r\n".encode())
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") and rest == b""
+
+
 def test_head_answers_as_get_without_a_body(sink: WebSink) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
     try:
@@ -312,6 +340,9 @@ def test_token_is_required_on_every_request(logs: list[str]) -> None:
             assert get(s.url + path)[0] == 403, path
             assert get(s.url + path + "?token=wrong")[0] == 403, path
             assert get(s.url + path, {"Authorization": "Bearer nope"})[0] == 403, path
+        for near in ("", "s3cre", "s3cret1", "S3CRET"):  # exactly the token, nothing like it
+            assert get(s.url + "healthz?token=" + near)[0] == 403, near
+        assert get(s.url + "healthz", {"Authorization": "Digest s3cret"})[0] == 403
         assert get(s.url + "?token=s3cret")[0] == 200
         assert get(s.url + "api/state?token=s3cret")[0] == 200
         assert get(s.url + "healthz", {"Authorization": "Bearer s3cret"})[0] == 200
