@@ -157,6 +157,7 @@ class Received:
     payload: str
     retain: bool
     dup: bool = False  # a QoS 1 redelivery (after a reconnect): seen before
+    qos: int = 0  # as delivered (we subscribe at QoS 1)
 
 
 class Subscriber:
@@ -211,7 +212,7 @@ class Subscriber:
         with self._cond:
             self.messages.append(
                 Received(message.topic, message.payload.decode("utf-8"), bool(message.retain),
-                         bool(message.dup)))
+                         bool(message.dup), int(message.qos)))
             self._cond.notify_all()
 
     def wait_subscribed(self) -> None:

@@ -12,7 +12,7 @@ import pytest
 from movinet_pi.model.predictions import Prediction
 from movinet_pi.outputs.base import StepResult
 from movinet_pi.outputs.events import EventFeed, EventTracker
-from movinet_pi.outputs.jsonlines import EventsSink
+from movinet_pi.outputs.jsonlines import EventsSink, JsonLinesSink
 
 STEP_S = 0.2  # the model's 5 fps grid
 
@@ -295,6 +295,22 @@ def test_events_sink_flushes_each_step() -> None:
     assert out.flushes == 1  # a consumer reading the pipe sees the start at once
     sink.on_step(step(1, ("run", 0.5)))
     assert out.flushes == 1  # nothing to say: no write, no flush
+
+
+def test_json_lines_are_flushed_a_step_at_a_time() -> None:
+    # `movinet-pi --json | consumer`: each step's line must reach the pipe as it happens,
+    # not when a buffer fills.
+    class Counting(io.StringIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    out = Counting()
+    sink = JsonLinesSink(out)
+    for i in range(3):
+        sink.on_step(step(i, ("run", 0.5)))
+        assert out.flushes == i + 1 and out.getvalue().count("\n") == i + 1
 
 
 def test_the_web_pages_event_list_keeps_the_minimum_too() -> None:

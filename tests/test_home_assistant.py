@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from mqtt_broker import (
@@ -278,6 +278,36 @@ def make_sink(port: int, root: Path, name: str = "Kitchen", url: str | None = No
                     device_id=device.id,
                     reconnect_min_s=0.05, reconnect_max_s=0.3,
                     health=health, riders=[HomeAssistant.rider(device, health)])
+
+
+def test_only_home_assistant_coming_online_asks_for_the_announcement_again(
+        tmp_path: Path) -> None:
+    # Home Assistant says "offline" as it stops and "online" once it is back: only then has
+    # it forgotten the device (the retained config aside), and only then is it announced.
+    class Sink:
+        target = None
+        announced = 0
+
+        def __init__(self) -> None:
+            self.handlers: dict[str, Callable[[str], None]] = {}
+
+        def add_announcement(self, announcement: object) -> None:
+            pass
+
+        def subscribe(self, topic: str, on_message: Callable[[str], None]) -> None:
+            self.handlers[topic] = on_message
+
+        def announce(self) -> None:
+            self.announced += 1
+
+    sink = Sink()
+    device = HaDevice.detect(root=fake_pi(tmp_path, "serial-x"))
+    HomeAssistant(sink, device)  # type: ignore[arg-type]
+    told = sink.handlers[device.status_topic]
+    told("offline")
+    assert sink.announced == 0
+    told("online")
+    assert sink.announced == 1
 
 
 def test_home_assistant_online_causes_a_reannounce(broker: Broker, tmp_path: Path) -> None:

@@ -259,6 +259,7 @@ def test_events_state_and_availability_reach_a_subscriber(
         assert events[2]["duration"] == 1.2 and events[2]["steps"] == 7
         assert all(isinstance(e["time"], float) for e in events)
         assert not any(m.retain for m in got if m.topic == "cam/events")
+        assert {m.qos for m in got if m.topic == "cam/events"} == {1}  # kept until delivered
 
         # a subscriber arriving now gets the retained state and "online" at once
         late = Subscriber(broker.port, "cam/#")
@@ -285,6 +286,14 @@ def test_events_state_and_availability_reach_a_subscriber(
     assert [m.payload for m in got if m.topic == "cam/availability"] == ["online", "offline"]
     assert logs == [f"mqtt: connected to mqtt://127.0.0.1:{broker.port}/cam"]
     assert sink.dropped == 0
+    # what a subscriber arriving after the app stopped is told: nothing seen, offline
+    later = Subscriber(broker.port)
+    try:
+        retained = {m.topic: m.payload for m in later.wait_retained() if m.retain}
+    finally:
+        later.close()
+    assert json.loads(retained["cam/state"])["top"] == []
+    assert retained["cam/availability"] == "offline"
 
 
 def test_state_is_sent_on_change_or_once_a_second(broker: Broker, subscriber: Subscriber) -> None:
@@ -464,6 +473,19 @@ def test_app_starts_with_the_broker_down_and_connects_later(tmp_path: Path) -> N
         broker.stop()
     assert len([line for line in logs if "cannot reach" in line]) == 1
     assert logs[-1] == f"mqtt: connected to mqtt://127.0.0.1:{broker.port}/cam"
+
+
+def test_a_thousand_event_messages_wait_for_a_broker_that_is_down(tmp_path: Path) -> None:
+    # Hours of a broker down must not fill the Pi's memory: the newest 1000 wait, the older go.
+    logs: list[str] = []
+    sink = MqttSink(parse_mqtt_url(f"mqtt://127.0.0.1:{free_port()}/cam"), log=logs.append,
+                    close_timeout_s=0.5)
+    try:
+        for i in range(1200):  # a new label every step: an end and a start each, but the first
+            sink.on_step(step(i, f"l{i}"))
+        assert sink.queued == 1000 and sink.dropped == 2 * 1200 - 1 - 1000
+    finally:
+        sink.close()
 
 
 def test_close_with_the_broker_down_does_not_hang(tmp_path: Path) -> None:
