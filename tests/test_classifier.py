@@ -232,3 +232,64 @@ def test_tflite_runtime_2_14_refuses_a2_int8_with_one_line(a2_model: Path) -> No
     with pytest.raises(MovinetPiError, match="does not run on tflite-runtime") as e:
         StreamingClassifier.from_file(a2_model, labels, threads=1)
     assert "\n" not in str(e.value)
+
+
+class _Runner:
+    """A signature runner as read_signature sees it."""
+
+    def __init__(self, inputs: dict, outputs: dict) -> None:
+        self.inputs, self.outputs = inputs, outputs
+
+    def get_input_details(self) -> dict:
+        return self.inputs
+
+    def get_output_details(self) -> dict:
+        return self.outputs
+
+
+def _detail(index: int, shape: list[int]) -> dict:
+    return {"index": index, "shape": np.array(shape), "dtype": np.float32, "quantization": (0.0, 0)}
+
+
+class _Signatures:
+    """An interpreter with these signature runners, by key."""
+
+    def __init__(self, runners: dict[str, _Runner]) -> None:
+        self.runners = runners
+
+    def get_signature_list(self) -> dict:
+        return {k: {"inputs": list(r.inputs), "outputs": list(r.outputs)}
+                for k, r in self.runners.items()}
+
+    def get_signature_runner(self, key: str) -> _Runner:
+        return self.runners[key]
+
+
+def _stream_step(image_shape: list[int]) -> _Runner:
+    return _Runner({"image": _detail(0, image_shape), "state_a": _detail(1, [1, 4])},
+                   {"logits": _detail(2, [1, 600]), "state_a": _detail(3, [1, 4])})
+
+
+@pytest.mark.parametrize("key", ["serving_default", "call"])
+def test_of_several_signatures_the_stream_step_is_taken(key: str) -> None:
+    # An export may carry another signature too (one that makes the initial states, with
+    # more inputs): the stream step is `serving_default`, or `call` in some fine-tuned ones.
+    many = {f"in{i}": _detail(10 + i, [1, 4]) for i in range(9)}
+    other = _Runner({"image": _detail(0, [1, 1, 64, 64, 3]), **many},
+                    {"logits": _detail(2, [1, 7]), **many})
+    interpreter = _Signatures({"init_states": other, key: _stream_step([1, 1, 172, 172, 3])})
+    assert read_signature(interpreter).key == key
+
+
+@pytest.mark.parametrize("shape", [[1, 1, 172, 172, 1], [2, 1, 172, 172, 3]])
+def test_an_image_input_other_than_one_rgb_frame_is_refused(shape: list[int]) -> None:
+    with pytest.raises(MovinetPiError, match=r"expected \[1, 1, H, W, 3\]"):
+        read_signature(_Signatures({"serving_default": _stream_step(shape)}))
+
+
+def test_a_score_exactly_at_the_threshold_is_shown(a0_model: Path) -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    clf = StreamingClassifier.from_file(a0_model, labels, threads=1)
+    probs = np.zeros(600, dtype=np.float32)
+    probs[[10, 20]] = 0.5, 0.25  # (exact in binary: float32 and float64 agree)
+    assert [p.index for p in clf.top_k(probs, 3, threshold=0.25)] == [10, 20]

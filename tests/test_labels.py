@@ -160,3 +160,15 @@ def test_corrupt_deflate_data_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(MovinetPiError, match="cannot read the labels inside") as e:
         embedded_labels(model)
     assert "\n" not in str(e.value)
+
+
+def test_a_label_file_packed_with_a_model_is_preferred_to_other_text(
+        a0_model: Path, tmp_path: Path) -> None:
+    # A fine-tuned export may carry a readme beside its labels: the labels are read.
+    model = tmp_path / "mine.tflite"
+    model.write_bytes(a0_model.read_bytes())
+    with zipfile.ZipFile(model, "a") as z:
+        z.writestr("readme.txt", "made by me\n")
+        z.writestr("my_labels.txt", "wave\nclap\n")
+    labels = embedded_labels(model)
+    assert labels is not None and labels.names == ("wave", "clap")

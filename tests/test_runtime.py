@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -82,3 +83,50 @@ def test_loads_a_real_model(a0_model: Path) -> None:
     interpreter, rt = runtime.load_interpreter(a0_model, 2)
     assert read_signature(interpreter).num_classes == 600
     assert rt.name
+
+
+class _FakeInterpreter:
+    """Stands for a runtime's Interpreter class: records how it was made."""
+
+    made: ClassVar[list[dict]] = []
+
+    def __init__(self, **kwargs: object) -> None:
+        _FakeInterpreter.made.append(kwargs)
+
+    def allocate_tensors(self) -> None:
+        pass
+
+
+def test_the_runtimes_are_preferred_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ai-edge-litert (maintained), then tflite-runtime (older, numpy<2), then TensorFlow.
+    monkeypatch.delenv("MOVINET_PI_RUNTIME", raising=False)
+    installed = {"ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow"}
+    monkeypatch.setattr(runtime, "_import_runtime",
+                        lambda module, attr: _FakeInterpreter if module in installed else None)
+    assert runtime.find_runtime().name == "ai-edge-litert"
+    installed.discard("ai_edge_litert.interpreter")
+    assert runtime.find_runtime().name == "tflite-runtime"
+    installed.discard("tflite_runtime.interpreter")
+    assert runtime.find_runtime().name == "tensorflow"
+
+
+def test_the_environment_picks_a_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "_import_runtime", lambda module, attr: _FakeInterpreter)
+    monkeypatch.setenv("MOVINET_PI_RUNTIME", "tensorflow")
+    assert runtime.find_runtime().name == "tensorflow"
+
+
+def test_a_runtime_asked_for_and_not_installed_says_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "_import_runtime", lambda module, attr: None)
+    with pytest.raises(MovinetPiError, match="runtime 'tflite-runtime' is not installed: "
+                                             "pip install tflite-runtime"):
+        runtime.find_runtime("tflite-runtime")
+
+
+def test_the_threads_asked_for_reach_the_interpreter(a0_model: Path) -> None:
+    fake = runtime.Runtime("fake", "0", _FakeInterpreter)
+    _FakeInterpreter.made.clear()
+    runtime.load_interpreter(a0_model, 3, fake)
+    runtime.load_interpreter(a0_model, None, fake)  # not given: every core
+    assert [k["num_threads"] for k in _FakeInterpreter.made] == [3, runtime.default_threads()]
