@@ -507,3 +507,89 @@ def test_ctrl_c_while_teaching_says_so_and_leaves_no_model(
         "movinet-pi: teach: stopped (Ctrl-C); nothing was left half-written")
     assert len(read) == 2
     assert list(tmp_path.iterdir()) == []  # no model, no part of one
+
+
+# -- the head's fitting, on synthetic features -------------------------------------------------
+def _blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three classes of 16 features, 40 examples each from 12 clips of 10."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (3, 16))
+    y = np.repeat(np.arange(3), 40)
+    x = centres[y] + rng.normal(0, 1, (len(y), 16))
+    return x.astype(np.float32), y, np.repeat(np.arange(12), 10)
+
+
+def test_a_best_score_exactly_at_the_reject_threshold_is_answered() -> None:
+    x, y, _ = _blobs()
+    head = fit("logistic", x, y, ["a", "b", "c"])
+    best = float(np.max(head.probs(x[0])))
+    head.reject, head.threshold = True, best
+    assert np.max(head.probs(x[0])) == pytest.approx(best)  # not below it: not "other"
+
+
+def test_cross_validation_never_scores_a_clip_it_was_fitted_on() -> None:
+    # Every clip a point of its own, the classes dealt to the clips at random: only a fold
+    # that had seen a clip could tell its class (examples of one clip are near copies).
+    rng = np.random.default_rng(1)
+    clip = np.repeat(np.arange(12), 10)
+    y = np.repeat(rng.permutation(np.repeat(np.arange(3), 4)), 10)
+    x = (rng.normal(0, 3, (12, 16))[clip] + rng.normal(0, 0.05, (120, 16))).astype(np.float32)
+    for kind in ("logistic", "prototypes"):
+        pred, _ = cross_validate(kind, x, y, clip, ["a", "b", "c"])
+        assert np.mean(pred == y) < 0.7, kind
+
+
+def test_prototype_scores_are_cosines_whatever_the_features_scale() -> None:
+    from movinet_pi.model.taught import PROTOTYPE_SCALE
+
+    x, y, _ = _blobs()
+    head = fit("prototypes", x, y, ["a", "b", "c"])
+    far = head.mean + 3.0 * (x - head.mean)  # the same directions, three times as far
+    np.testing.assert_allclose(head.scores(far), head.scores(x), atol=1e-4)
+    assert np.abs(head.scores(x)).max() <= PROTOTYPE_SCALE + 1e-4
+
+
+def test_a_clips_first_second_is_no_example() -> None:
+    from movinet_pi.tools.teach import examples_of
+
+    assert examples_of(np.arange(12.0)[:, None])[0, 0] == 5.0  # from 1 s in, at 5 steps a second
+    assert examples_of(np.arange(6.0)[:, None])[0, 0] == 3.0  # a short clip: at most half of it
+
+
+def test_teaching_keeps_the_better_kind_of_head_with_its_own_threshold() -> None:
+    # Three classes in a row along one feature: cosine prototypes cannot place the middle one.
+    from movinet_pi.model.taught import fold_groups, reject_threshold
+    from movinet_pi.tools.teach import fit_best
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    clip = np.repeat(np.arange(12), 10)
+    x = rng.normal(0, 0.3, (120, 4))
+    x[:, 0] += (y - 1) * 3.0
+    x = x.astype(np.float32)
+    labels = ["a", "b", "c"]
+    head, scores, _ = fit_best(x, y, clip, labels)
+    assert np.mean(scores["logistic"]) > np.mean(scores["prototypes"])  # (made so)
+    assert head.kind == "logistic"
+    pred, best = cross_validate(head.kind, x, y, fold_groups(y, clip)[0], labels)
+    assert head.threshold == reject_threshold(pred, best, y)  # the kept kind's held-out answers
+    np.testing.assert_array_equal(head.weights, fit(head.kind, x, y, labels, clip).weights)
+
+
+def test_a_class_recognised_less_often_than_chance_is_warned(tmp_path: Path) -> None:
+    x, y, _ = _blobs()
+    head = fit("logistic", x, y, ["a", "b", "c"])
+    out = tmp_path / "m.tflite"
+    out.write_bytes(b"x")
+    scores = {k: [0.9, 0.30, 0.9] for k in ("logistic", "prototypes")}
+    text = format_summary(TeachResult(head, scores, [2, 2, 2], [9, 9, 9], "by clip", 1.0, []),
+                          out)
+    assert "warning: 'b' 0.30: recognised less often than chance (0.33)" in text
+
+
+def test_each_clip_is_read_from_fresh_states(a0_model: Path, carving_ice: Path) -> None:
+    from movinet_pi.tools.teach import clip_features, load_base
+
+    clf = load_base(a0_model, threads=2)
+    first = clip_features(clf, carving_ice)
+    np.testing.assert_array_equal(clip_features(clf, carving_ice), first)
