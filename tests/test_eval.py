@@ -345,3 +345,69 @@ def test_no_answer_is_counted_as_none_not_as_the_first_class() -> None:
     assert report["confusion"]["matrix"] == [[1, 0, 1], [0, 1, 0]]
     assert {"clip": "waving/b.mp4", "true": "waving", "predicted": "none",
             "score": 0.0} in report["misclassified"]
+
+
+def test_each_clip_is_scored_from_fresh_states(colour_clips: Path) -> None:
+    from movinet_pi.model.labels import load_labels
+    from movinet_pi.tools.eval import ModelRun, load_model, stream_clip
+
+    run = ModelRun("m", load_model(RGB, load_labels(RGB_LABELS), 1))
+    blue = next((colour_clips / "BLUE").glob("*.mp4"))
+    alone = stream_clip(blue, [run])[0]
+    stream_clip(next((colour_clips / "red").glob("*.mp4")), [run])
+    np.testing.assert_array_equal(stream_clip(blue, [run])[0], alone)
+
+
+def test_a_model_that_answers_nothing_scores_no_clip(
+        colour_clips: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (a --reject model's "other": every probability zero) is no class, right for none
+    from movinet_pi.model.classifier import StreamingClassifier
+
+    monkeypatch.setattr(StreamingClassifier, "probabilities",
+                        lambda self: np.zeros(self.num_classes, np.float32))
+    (r,) = evaluate(colour_clips, [RGB], RGB_LABELS, threads=1)
+    assert r["top1"] == 0.0
+    assert {m["predicted"] for m in r["misclassified"]} == {"none"}
+
+
+def _report_of_four_clips() -> dict:
+    """Three clips of waving (right first, second, third) and one of clapping (right first)."""
+    from types import SimpleNamespace
+
+    from movinet_pi.tools.eval import ClassInfo, ClipResult, ModelRun
+
+    labels = Labels(("waving", "clapping", "jumping"), "test")
+    clf = SimpleNamespace(labels=labels, model_path="m.tflite", num_classes=3,
+                          signature=SimpleNamespace(key="serving_default"), input_size=(64, 64))
+    run = ModelRun("m", clf)  # type: ignore[arg-type]
+    run.results = [ClipResult("waving/a.mp4", 0, [0, 1, 2], 0.9),
+                   ClipResult("waving/b.mp4", 0, [1, 0, 2], 0.6),
+                   ClipResult("waving/c.mp4", 0, [2, 1, 0], 0.5),
+                   ClipResult("clapping/d.mp4", 1, [1, 0, 2], 0.8)]
+    classes = [ClassInfo("waving", "waving", (Path("a"),), (0,)),
+               ClassInfo("clapping", "clapping", (Path("d"),), (1,))]
+    return run.report(classes, 0, [])
+
+
+def test_top1_counts_the_first_answer_only_and_recall_is_per_class() -> None:
+    report = _report_of_four_clips()
+    assert report["top1"] == pytest.approx(2 / 4) and report["top5"] == 1.0
+    assert report["per_class"]["waving"]["recall"] == pytest.approx(1 / 3)
+
+
+def test_the_table_shows_each_classs_recall() -> None:
+    from movinet_pi.tools.eval_report import format_report
+
+    text = format_report([_report_of_four_clips()], Path("clips"))
+    (row,) = [line for line in text.splitlines() if line.startswith("  waving (3)")]
+    assert row.split()[-2:] == ["33.3", "%"]
+
+
+def test_one_catalogue_model_given_twice_gets_two_names(a0_model: Path) -> None:
+    from movinet_pi.model.classifier import StreamingClassifier
+    from movinet_pi.tools.eval import model_names
+
+    clf = StreamingClassifier.from_file(a0_model, Labels(tuple(f"c{i}" for i in range(600)),
+                                                         "test"), threads=1)
+    assert len(set(model_names([a0_model, a0_model], [clf, clf]))) == 2
+    assert model_names([a0_model], [clf]) == ["MoViNet-A0 stream int8"]
