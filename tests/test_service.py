@@ -381,3 +381,32 @@ def test_a_unit_that_cannot_be_written_out_is_one_line_not_a_traceback(
     err = capsys.readouterr().err
     assert err == ("movinet-pi: error: cannot write: No space left on device (output): free "
                    "some space or choose another place\n")
+
+
+def test_the_flag_after_a_web_token_given_with_equals_is_kept() -> None:
+    text = unit(["service", "--print", "--web-token=SECRET", "--headless"])
+    assert directive(text, "ExecStart") == f"{EXE} --headless"
+
+
+def test_after_a_double_dash_nothing_is_taken_out() -> None:
+    from movinet_pi.tools.service import without_secrets
+
+    args = ["--headless", "--", "--web-token", "x"]
+    assert without_secrets(args) == (args, False)
+
+
+def test_a_dollar_in_an_environment_value_is_written_as_it_is() -> None:
+    # (systemd expands no $ in Environment=: doubling it would change the value)
+    text = unit(["service", "--print"], env={"MOVINET_PI_MODELS": "/srv/$models"})
+    assert "Environment=MOVINET_PI_MODELS=/srv/$models" in text.splitlines()
+
+
+def test_every_flag_reaches_execstart() -> None:
+    flags = [f"--flag{i}" for i in range(12)]
+    text = unit(["service", "--print", *flags])
+    assert directive(text, "ExecStart") == f"{EXE} " + " ".join(flags)
+
+
+def test_headless_anywhere_means_no_window_and_no_desktop_note() -> None:
+    # The CLI takes --headless over any --display: so does the unit's note about a desktop.
+    assert "no desktop" not in unit(["service", "--print", "--headless", "--display", "window"])
