@@ -346,6 +346,48 @@ def test_info_says_how_a_float_model_is_run(a0_float_model: Path,
     assert "as run" in out and "int8" not in out.split("as run")[1]
 
 
+def test_info_refuses_labels_of_the_wrong_count(
+        a0_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    three = tmp_path / "three.txt"
+    three.write_text("a\nb\nc\n")
+    assert main(["info", str(a0_model), "--labels", str(three)]) == 2
+    assert "has 3 labels but the model has 600 classes" in capsys.readouterr().err
+
+
+def test_info_of_a_taught_model_names_its_classes_and_not_the_catalogue_model(
+        a0_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from movinet_pi.model.catalogue import identify
+    from movinet_pi.model.taught import TaughtHead, write_taught_model
+
+    width = 480  # A0's head pool
+    head = TaughtHead("logistic", ("a", "b", "c"), np.zeros((3, width), np.float32),
+                      np.zeros(3, np.float32), np.zeros(width, np.float32),
+                      np.ones(width, np.float32), slot="state_head_pool_buffer")
+    taught = tmp_path / "taught.tflite"
+    write_taught_model(a0_model, taught, head)
+    assert main(["info", str(taught), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["num_classes"] == 600 and info["taught"]["classes"] == 3
+    assert info["model"] is None  # its own classes: not the catalogue's A0
+    assert identify(None, 172, 600, 43, "int8") == "MoViNet-A0 stream int8"
+    assert identify(None, 172, 3, 43, "int8") is None  # a Kinetics-600 model's shape only
+
+
+def test_models_in_movinet_pi_models_are_found_before_those_in_models(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from movinet_pi.model.catalogue import find_model, get_spec
+
+    spec = get_spec("a0")
+    for folder in ("env", "cwd/models"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / spec.filename).write_bytes(b"x")
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setenv("MOVINET_PI_MODELS", str(tmp_path / "env"))
+    assert find_model(spec) == tmp_path / "env" / spec.filename
+
+
 def test_info_refuses_a_non_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bogus = tmp_path / "notes.tflite"
     bogus.write_text("hello")

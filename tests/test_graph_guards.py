@@ -141,6 +141,17 @@ def test_an_image_not_on_the_1_255_grid_stays_float(a0_bytes: bytes) -> None:
     assert not image and len(states) == 11
 
 
+def test_an_image_on_the_1_255_grid_but_another_zero_point_stays_float(a0_bytes: bytes) -> None:
+    # The int8 image is exact only as v ^ 0x80: scale 1/255 *and* zero point -128.
+    def edit(model: Any, graph: Any) -> None:
+        image = names_of(model, "inputs")["image"]
+        quantize = next(op for op in graph.operators if list(op.inputs) == [image])
+        graph.tensors[quantize.outputs[0]].quantization.zeroPoint = np.array([0], np.int64)
+
+    states, image = narrowed_names(edited(a0_bytes, edit))
+    assert not image and len(states) == 11
+
+
 def test_every_state_name_is_offered_even_the_one_at_tensor_zero(a0_bytes: bytes) -> None:
     """flatbuffers leaves out a tensor index of 0; that entry is still a state."""
     offered: list[str] = []
