@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from movinet_pi.display.overlay import (
     STATUS_INTERVAL_S,
@@ -133,3 +134,57 @@ def test_the_status_stays_readable_on_a_narrow_picture() -> None:
         return int(np.argmin(darker[::-1]))  # darkened rows up from the bottom
 
     assert strip_rows(320, 568) > strip_rows(640, 480)
+
+
+TWO = [Prediction("carving ice", 0.93, 72), Prediction("chiseling stone", 0.05, 86)]
+
+
+def _texts_drawn(monkeypatch: pytest.MonkeyPatch, state: OverlayState) -> list[str]:
+    """Every text the overlay draws for ``state`` (drawn as usual, and noted)."""
+    from movinet_pi.display import overlay
+
+    drawn: list[str] = []
+    real = cv2.putText
+
+    def noted(image: np.ndarray, text: str, *args: object, **kwargs: object) -> np.ndarray:
+        drawn.append(text)
+        return real(image, text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(overlay.cv2, "putText", noted)
+    draw_overlay(np.full((480, 640, 3), 128, np.uint8), state)
+    return drawn
+
+
+def test_each_label_is_drawn_with_its_percentage(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = _texts_drawn(monkeypatch, OverlayState(predictions=TWO))
+    for text in ("carving ice", "93.0%", "chiseling stone", "5.0%"):
+        assert text in drawn
+    assert "no action" not in drawn
+    assert "no action" in _texts_drawn(monkeypatch, OverlayState())
+
+
+def test_each_bar_is_as_long_as_its_score() -> None:
+    image = np.zeros((480, 640, 3), np.uint8)
+    draw_overlay(image, OverlayState(predictions=TWO))
+    green = (image[..., 1] > 150) & (image[..., 0] < 120) & (image[..., 2] < 120)
+    widths = sorted({int(n) for n in green.sum(axis=1) if n}, reverse=True)
+    full = int(640 * 0.25)  # a bar at 100 % is a quarter of the picture wide
+    assert abs(widths[0] - int(full * 0.93)) <= 2 and abs(widths[-1] - int(full * 0.05)) <= 2
+
+
+def test_a_prediction_older_than_a_second_says_how_old(monkeypatch: pytest.MonkeyPatch) -> None:
+    stale = _texts_drawn(monkeypatch, OverlayState(predictions=TWO, prediction_age_s=3.0))
+    assert "prediction is 3.0 s old" in stale
+    fresh = _texts_drawn(monkeypatch, OverlayState(predictions=TWO, prediction_age_s=0.9))
+    assert not any("old" in text for text in fresh)
+
+
+def test_the_painter_shows_a_new_message_at_once() -> None:
+    now = [0.0]
+    painter = OverlayPainter(clock=lambda: now[0])
+    picture = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    painter.draw(picture.copy(), OverlayState(predictions=TWO))
+    now[0] = 0.01  # well within the status line's interval
+    news = OverlayState(predictions=TWO, message="stream reset")
+    np.testing.assert_array_equal(painter.draw(picture.copy(), news),
+                                  OverlayPainter().draw(picture.copy(), news))

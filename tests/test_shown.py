@@ -88,3 +88,26 @@ def test_the_hold_works_with_a_list_of_one() -> None:
     shown.update(_probs(c1=0.40, c2=0.30))
     assert [p.label for p in shown.update(_probs(c1=0.30, c2=0.36))] == ["c1"]  # one step
     assert [p.label for p in shown.update(_probs(c1=0.30, c2=0.45))] == ["c2"]  # two steps
+
+
+def test_enter_and_leave_thresholds_are_reached_at_their_values() -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    shown = ShownList(labels, k=3, enter=0.25, leave=0.125)  # (exact in float32)
+    assert [p.label for p in shown.update(_probs(c1=0.25))] == ["c1"]  # reaches enter
+    assert [p.label for p in shown.update(_probs(c1=0.125))] == ["c1"]  # not under leave
+    assert ShownList(labels, k=3, enter=0.3, leave=0.5).leave == 0.3  # leave never above enter
+
+
+def test_a_tie_below_the_top_keeps_the_order_shown() -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    shown = ShownList(labels, k=3, enter=0.1)
+    shown.update(_probs(c9=0.6, c7=0.3, c3=0.2))
+    assert [p.label for p in shown.update(_probs(c9=0.6, c7=0.25, c3=0.25))] == [
+        "c9", "c7", "c3"]
+
+
+def test_a_top_label_under_leave_is_not_held_however_close() -> None:
+    labels = Labels(tuple(f"c{i}" for i in range(600)), "test")
+    shown = ShownList(labels, k=2, enter=0.3, leave=0.28, logit_step=0.19)
+    shown.update(_probs(c1=0.5))
+    assert [p.label for p in shown.update(_probs(c1=0.27, c2=0.32))] == ["c2"]
