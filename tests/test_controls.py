@@ -268,3 +268,22 @@ def test_quant_with_a_model_file_is_said_to_pick_the_switches_model(
     controls.loading.join(timeout=60)
     _step(pipeline)
     assert "float16" in pipeline.current_message and "download a2" in pipeline.current_message
+
+
+def test_sighup_resets_the_stream_and_sigterm_stops_the_run() -> None:
+    # `kill -HUP` on a service: the memory starts afresh, the run goes on.
+    import signal
+    import time
+
+    from movinet_pi.controls import signals_stop
+
+    calls: list[str] = []
+    outer = signal.signal(signal.SIGHUP, lambda *args: calls.append("not ours"))
+    try:
+        with signals_stop(lambda: calls.append("stop"), lambda: calls.append("reset")):
+            os.kill(os.getpid(), signal.SIGHUP)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # (handlers run between bytecodes of this thread)
+    finally:
+        signal.signal(signal.SIGHUP, outer)
+    assert calls == ["reset", "stop"]

@@ -344,3 +344,32 @@ def test_the_window_process_serves_its_window_once_a_frame(
     assert fake.shown == frames
     assert fake.services <= frames * 1.5  # waking up between frames too: about 2 a frame
     assert fake.threads == 0
+
+
+def test_a_window_closed_by_the_user_quits_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+    import signal
+
+    from movinet_pi.display import window
+
+    fake = _FakeHighgui()
+    fake.getWindowProperty = lambda *args: 0.0  # type: ignore[method-assign]  # closed
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    app, child = multiprocessing.Pipe()
+    process = threading.Thread(target=window._window_process, args=(child, "t"), daemon=True)
+    process.start()
+    assert app.recv_bytes()[:1] == window.READY
+    assert app.poll(5) and app.recv_bytes() == window.KEY + b"q"
+    process.join(5)
+    assert not process.is_alive()
+
+
+def test_a_desktop_socket_this_user_cannot_use_is_no_desktop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (X0 of another user's session, as over SSH on a Pi whose desktop is logged in)
+    from movinet_pi.display import select
+
+    (tmp_path / "X0").touch()
+    monkeypatch.setattr(select.os, "access", lambda *args: False)
+    assert select.choose_display("auto", {}, picamera=True, socket_dir=tmp_path).kind == "drm"

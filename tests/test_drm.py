@@ -80,9 +80,12 @@ def test_drm_display_starts_the_preview_and_sets_overlays(monkeypatch: pytest.Mo
         first = camera.overlay
         assert first is not None and first.shape == (480, 640, 4)
         display.update(_state(Prediction("arm wrestling", 0.9, 6)))
-        assert camera.overlay is first or np.array_equal(camera.overlay, first)
+        assert camera.overlay is first  # nothing new: not drawn nor sent again
+        display.update(_state(Prediction("arm wrestling", 0.9, 6), message="camera lost"))
+        assert camera.overlay is not first  # a message is news
+        second = camera.overlay
         display.update(_state(Prediction("carving ice", 0.8, 5)))
-        assert not np.array_equal(camera.overlay, first)  # redrawn when it says something new
+        assert not np.array_equal(camera.overlay, second)  # redrawn when it says something new
         source.read()  # the camera still delivers frames to the model
         display.close()
         assert camera.overlay is None
@@ -170,5 +173,28 @@ def test_mirror_flips_the_drm_picture_and_the_box_but_not_the_text(
         assert (right > 0 and left == 0) if with_libcamera else (left > 0 and right == 0)
         assert np.array_equal(overlay[:60, :, 3] > 0,
                               render_overlay_rgba((640, 480), state)[:60, :, 3] > 0)
+    finally:
+        source.close()
+
+
+def test_the_overlay_may_be_redrawn_exactly_at_its_interval(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from movinet_pi.display import camera_preview
+
+    clock = [0.0]
+    monkeypatch.setattr(camera_preview.time, "monotonic", lambda: clock[0])
+    system = install(monkeypatch, frames=pattern_frames((640, 480)))
+    source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
+    try:
+        display = DrmDisplay(source, (640, 480), max_fps=4.0)  # at most every 0.25 s
+        camera = system.instances[-1]
+        display.update(_state(Prediction("arm wrestling", 0.9, 6)))
+        first = camera.overlay
+        clock[0] = 0.2
+        display.update(_state(Prediction("carving ice", 0.8, 5)))
+        assert camera.overlay is first  # too soon
+        clock[0] = 0.25
+        display.update(_state(Prediction("carving ice", 0.8, 5)))
+        assert camera.overlay is not first
     finally:
         source.close()

@@ -508,3 +508,13 @@ def test_the_apps_list_holds_the_top_label_by_its_models_logit_grid(
     shown.update(probs)
     probs[[0, 1]] = 0.30, 0.30 * np.exp(0.19)  # one step of the int8 A0's grid ahead
     assert shown.update(probs)[0].index == (0 if held else 1)
+
+
+def test_a_rate_counts_intervals_not_ticks() -> None:
+    # Ten ticks 0.2 s apart are nine intervals in 1.8 s: 5 a second, as the status line says.
+    from movinet_pi.timing import RateMeter
+
+    meter = RateMeter(window_s=2.0)
+    for i in range(10):
+        meter.tick(i * 0.2)
+    assert meter.rate == pytest.approx(5.0)
