@@ -287,3 +287,36 @@ def test_sighup_resets_the_stream_and_sigterm_stops_the_run() -> None:
     finally:
         signal.signal(signal.SIGHUP, outer)
     assert calls == ["reset", "stop"]
+
+
+def test_a_second_switch_while_one_is_loading_is_refused(
+        a0_model: Path, kinetics_labels: object) -> None:
+    from movinet_pi.model.classifier import StreamingClassifier
+
+    a0 = StreamingClassifier.from_file(a0_model, kinetics_labels, threads=1)  # type: ignore
+    gate = threading.Event()
+    asked: list[str | None] = []
+
+    def loader(name: str | None, threads: int) -> tuple[StreamingClassifier, str]:
+        asked.append(name)
+        gate.wait(10)
+        return a0, "A0"
+
+    class NoFrames:
+        live, name, fps, frame_size = True, "camera", 30.0, (64, 48)
+
+        def read(self) -> None:
+            return None
+
+        def close(self) -> None:
+            pass
+
+    pipeline = Pipeline(NoFrames(), Recognizer(a0, RunConfig()))  # type: ignore[arg-type]
+    controls = Controls(pipeline, loader, max_threads=2)
+    pipeline.handle_key(ord("2"))
+    pipeline.handle_key(ord("3"))
+    assert "still loading" in pipeline.current_message
+    gate.set()
+    assert controls.loading is not None
+    controls.loading.join(10)
+    assert asked == ["a1"]

@@ -518,3 +518,59 @@ def test_a_rate_counts_intervals_not_ticks() -> None:
     for i in range(10):
         meter.tick(i * 0.2)
     assert meter.rate == pytest.approx(5.0)
+
+
+class CountingDisplay(Display):
+    """A display that counts the pictures it is given."""
+
+    def __init__(self) -> None:
+        self.shown = 0
+
+    def show(self, bgr: np.ndarray) -> int | None:
+        self.shown += 1
+        return None
+
+
+def test_a_model_slower_than_the_camera_skips_ticks_and_never_holds_the_picture_up(
+        a0: StreamingClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A2 on a Pi 3, say: 0.5 s a step against the 0.2 s between ticks. The camera's 30 fps
+    # go on reaching the screen; the model takes the newest due frame when it is free.
+    a0.reset()
+    real_step = a0.step
+    monkeypatch.setattr(a0, "step", lambda rgb: (time.sleep(0.5), real_step(rgb))[1])
+    display = CountingDisplay()
+    source = ScriptedLiveSource(frames=90, interval=1 / 30)  # 3 s, 15 ticks
+    stats = Pipeline(source, Recognizer(a0, RunConfig()), display).run()
+    assert stats.frames_read == 90 and display.shown >= 80
+    assert stats.steps_skipped >= 5 and stats.steps + stats.steps_skipped == 15
+
+
+def test_a_reset_starts_what_is_shown_afresh(
+        a0: StreamingClassifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A label on show stays while it is over the leave threshold; not after `r` or SIGHUP.
+    a0.reset()
+    scores = iter([0.9, 0.2])  # enters at 0.5, would stay down to 0.1
+
+    def step(rgb: np.ndarray) -> np.ndarray:
+        probs = np.zeros(a0.num_classes, np.float32)
+        probs[5] = next(scores)
+        a0.steps += 1
+        return probs
+
+    monkeypatch.setattr(a0, "step", step)
+    recognizer = Recognizer(a0, RunConfig(threshold=0.5, leave_threshold=0.1))
+    frame = Frame(np.zeros((172, 172, 3), np.uint8), 0.0, 0)
+    assert [p.index for p in recognizer.process(frame).top] == [5]
+    recognizer.request_reset()
+    assert recognizer.process(frame).top == []
+
+
+def test_a_model_switch_takes_the_new_models_logit_grid(
+        a0: StreamingClassifier, a0_float_model: Path, kinetics_labels: Labels) -> None:
+    float_a0 = StreamingClassifier.from_file(a0_float_model, kinetics_labels, threads=1)
+    assert a0.logit_step > 0 and float_a0.logit_step == 0
+    recognizer = Recognizer(a0, RunConfig())
+    assert recognizer.shown.hold_ratio > 1.0
+    recognizer.request_swap(float_a0, "float")
+    recognizer.process(Frame(np.zeros((172, 172, 3), np.uint8), 0.0, 0))
+    assert recognizer.shown.hold_ratio == 1.0
