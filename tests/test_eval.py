@@ -411,3 +411,14 @@ def test_one_catalogue_model_given_twice_gets_two_names(a0_model: Path) -> None:
                                                          "test"), threads=1)
     assert len(set(model_names([a0_model, a0_model], [clf, clf]))) == 2
     assert model_names([a0_model], [clf]) == ["MoViNet-A0 stream int8"]
+
+
+def test_the_list_of_mistakes_says_how_many_more_only_when_there_are_more() -> None:
+    from movinet_pi.tools.eval_report import MAX_LISTED_MISTAKES, format_report
+
+    report = _report_of_four_clips()
+    mistake = report["misclassified"][0]
+    for extra in (0, 1):
+        report["misclassified"] = [mistake] * (MAX_LISTED_MISTAKES + extra)
+        text = format_report([report], Path("clips"))
+        assert ("... and 1 more" in text) == bool(extra) and "and 0 more" not in text

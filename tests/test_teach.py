@@ -421,6 +421,19 @@ def test_record_refuses_a_stretch_left_too_short_to_teach_from_and_keeps_no_part
     assert not (tmp_path / "other").exists()  # no empty class folder to stop the next teach
 
 
+def test_record_refuses_what_is_left_of_a_file_under_two_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    clip = require_shared("videos", "playing_tennis.mp4")  # 5.0 s
+    clip_dir = tmp_path / "mine"
+    (clip_dir / "hit").mkdir(parents=True)
+    (clip_dir / "hit" / "playing_tennis@0.00-3.20s.mp4").write_bytes(b"")  # an earlier take
+    assert main(["teach", str(clip_dir), "--record", "hit", "--seconds", "2",
+                 "--source", str(clip)]) == 2  # 1.8 s left: under the shortest take
+    assert "what is left is too short to teach from (at least 2 s)" in capsys.readouterr().err
+    assert [p.name for p in (clip_dir / "hit").iterdir()] == ["playing_tennis@0.00-3.20s.mp4"]
+
+
 def test_a_recording_that_fails_leaves_no_empty_class_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
