@@ -211,7 +211,8 @@ def dump(path: Path, run: Run) -> None:
     """Every item's outcome and how the run was set (not every step's time), so that
     failures can be traced and the report made again (:func:`load`)."""
     def keyed(d: dict) -> dict:
-        return {" ".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in d.items()}
+        # (tab-separated: a clip's name may hold a space)
+        return {"\t".join(map(str, k)) if isinstance(k, tuple) else k: v for k, v in d.items()}
 
     def items(o: Outcome) -> dict:
         return {k: keyed(getattr(o, k)) for k in ITEMS}
@@ -223,6 +224,11 @@ def dump(path: Path, run: Run) -> None:
         | {"inf": items(run.plain), "10": items(run.window)}}, indent=1))
 
 
+def _key(text: str) -> tuple[str, ...]:
+    """A dumped item's key (tab-separated; dumps made before were space-separated)."""
+    return tuple(text.split("\t") if "\t" in text else text.split())
+
+
 def load(path: Path) -> Run:
     """A :func:`dump` read back."""
     data = json.loads(path.read_text())
@@ -232,9 +238,9 @@ def load(path: Path) -> Run:
             single={k: tuple(v) for k, v in d["single"].items()},
             first_pass=dict(d["first_pass"]), flicker=dict(d["flicker"]),
             held_60s=dict(d["held_60s"]),
-            pairs={(k.split()[0], k.split()[1], float(k.split()[2])): v
-                   for k, v in d["pairs"].items()},
-            triples={tuple(k.split()): tuple(v) for k, v in d["triples"].items()})
+            pairs={(a, b, float(length)): v
+                   for (a, b, length), v in ((_key(k), v) for k, v in d["pairs"].items())},
+            triples={_key(k): tuple(v) for k, v in d["triples"].items()})
 
     runs = data["runs"]
     return Run(tuple(data["lengths"]),

@@ -318,6 +318,10 @@ def main() -> None:
     started = time.perf_counter()
     cv2.setNumThreads(1)
     paths = sorted(p for p in args.videos.iterdir() if is_clip(p))  # .mp4, .mkv, .webm...
+    stems = [p.stem for p in paths]
+    if len(set(stems)) < len(stems):  # (versions are known by the clip's name)
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        parser.error(f"--videos: two clips named {', '.join(twice)}: rename one")
     wanted = set(args.clips or (p.stem for p in paths))
     if wanted - {p.stem for p in paths}:
         parser.error(f"--clips: {sorted(wanted - {p.stem for p in paths})} not in {args.videos}")
