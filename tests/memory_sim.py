@@ -24,20 +24,22 @@ def action(k: int, strength: float = 1.0, pose: int | None = None,
     return f
 
 
-def _slot(name: str, grid: object = None) -> PoolSlot:
+def _slot(name: str, grid: object = None, exposed: bool = True) -> PoolSlot:
     z = lambda: np.zeros(D, np.float32)  # noqa: E731
-    # a float model whose frame features are exposed (as every shared model's are)
-    return PoolSlot(name, z(), z(), np.zeros(1, np.int32), np.zeros(1, np.int32),
-                    grid, feature=z(), feature_grid=FeatureTensor(0, 0.0, 0))  # type: ignore[arg-type]
+    # a float model whose frame features are exposed (as every shared model's are), or,
+    # with exposed=False, one whose features are known only as the sum's change
+    return PoolSlot(name, z(), z(), np.zeros(1, np.int32), np.zeros(1, np.int32), grid,  # type: ignore[arg-type]
+                    feature=z() if exposed else None,
+                    feature_grid=FeatureTensor(0, 0.0, 0) if exposed else None)
 
 
 class Sim:
     def __init__(self, settings: AutoSettings | None = None, *, beta: float = 10.0,
-                 block_pool: bool = False, grid=None) -> None:
+                 block_pool: bool = False, grid=None, exposed: bool = True) -> None:
         self.policy = AdaptiveHistory(5, settings)
         self.beta = beta
         names = (["block_pool"] if block_pool else []) + ["head_pool"]
-        self.slots = [_slot(n, grid) for n in names]
+        self.slots = [_slot(n, grid, exposed) for n in names]
         self.policy.attach(self.slots, self.score)
         self.zeroed = []
 
@@ -56,7 +58,8 @@ class Sim:
                 s.count_in.fill(0)
         for s in self.slots:
             f = block if (block is not None and s.name == "block_pool") else features
-            s.feature[:] = f
+            if s.feature is not None:
+                s.feature[:] = f
             if s.grid is None:
                 s.buffer_out[:] = s.buffer_in + f
             else:  # an int8 model: the frame's features rounded onto the sum's grid, added

@@ -136,8 +136,10 @@ def test_a_cut_inside_a_forks_settle_is_not_another_fork() -> None:
 
 # --- folding back, what is shown during a fork ------------------------------------------------
 
-def test_folding_back_leaves_out_the_fresh_streams_first_frames_sums_too() -> None:
-    sim = Sim()
+@pytest.mark.parametrize("exposed", [True, False])
+def test_folding_back_leaves_out_the_fresh_streams_first_frames_sums_too(exposed: bool) -> None:
+    # (exposed=False: a model whose frame features are known only as its sum's change)
+    sim = Sim(exposed=exposed)
     sim.run(ROOM, action(0), 20)
     sim.run(OTHER, action(0, 3.0), 3)  # the first frames (their sums unlike the rest)
     sim.run(OTHER, action(0), 7)

@@ -188,6 +188,9 @@ class PoolSlot:
         ``features``: this step's :meth:`frame_features`, if the caller has them already."""
         grid = self.feature_grid
         if self.feature is None or grid is None:
+            if features is not None:  # the delta, read before the sums moved on: as it is
+                np.copyto(out, np.reshape(features, out.shape))
+                return out
             return np.subtract(self.buffer_out, self.buffer_in, out=out)
         to_steps = 1.0 / self.grid.scale if self.grid is not None else 1.0
         if features is not None or not grid.scale:
