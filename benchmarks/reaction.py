@@ -311,22 +311,21 @@ def main() -> None:
         ap.error(f"--dump: no folder {args.dump.parent}")
     if not (args.videos / "MANIFEST.tsv").is_file():
         ap.error(f"--videos: no MANIFEST.tsv in {args.videos}")
-    problem = manifest_problem(manifest(args.videos),
-                               load_labels(SHARED / "labels" / "kinetics600_label_map.txt"),
+    labels_path = SHARED / "labels" / "kinetics600_label_map.txt"
+    labels = load_labels(labels_path)
+    listed = manifest(args.videos)
+    problem = manifest_problem(listed, labels,
                                None if args.quick or args.defaults_only else args.folds)
     if problem:
         ap.error(f"--videos: {problem}")
     if args.from_dump:
         if not args.from_dump.is_file():
             ap.error(f"--from-dump: no file {args.from_dump}")
-        print_report(load(args.from_dump), manifest(args.videos),
-                     load_labels(SHARED / "labels" / "kinetics600_label_map.txt"))
+        print_report(load(args.from_dump), listed, labels)
         return
     roi = args.roi == "auto"
     seen = " with --roi auto" if roi else ""
     model = SHARED / "models" / "movinet_a0_stream_int8.tflite"
-    labels_path = SHARED / "labels" / "kinetics600_label_map.txt"
-    labels = load_labels(labels_path)
     clips = load_clips(args.videos)
     by_name = {c.name: c for c in clips}
     names = [c.name for c in clips]

@@ -902,6 +902,14 @@ def make_module(system: FakeCameraSystem) -> types.ModuleType:
     return module
 
 
+def install_libcamera(monkeypatch: Any) -> None:
+    """A stand-in for libcamera's ``Transform`` (the real one comes with picamera2)."""
+    libcamera = types.ModuleType("libcamera")
+    libcamera.Transform = lambda hflip=0, vflip=0: types.SimpleNamespace(  # type: ignore
+        hflip=hflip, vflip=vflip)
+    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
+
+
 def install(
     monkeypatch: Any,
     frames: Optional[Iterable[np.ndarray]] = None,

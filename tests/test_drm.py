@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fake_picamera2 import install, pattern_frames
+from fake_picamera2 import install, install_libcamera, pattern_frames
 
 from movinet_pi import MovinetPiError
 from movinet_pi.display.drm import DrmDisplay
@@ -138,22 +138,11 @@ def test_drm_failing_in_the_preview_thread_is_caught_and_frames_come_back(
     assert system.hung is None  # (stop() before stop_preview() would wait on the dead thread)
 
 
-def _libcamera(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stand-in for libcamera's ``Transform`` (the real one comes with picamera2)."""
-    import sys
-    import types
-
-    libcamera = types.ModuleType("libcamera")
-    libcamera.Transform = lambda hflip=0, vflip=0: types.SimpleNamespace(  # type: ignore
-        hflip=hflip, vflip=vflip)
-    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
-
-
 @pytest.mark.parametrize("with_libcamera", [True, False])
 def test_mirror_flips_the_drm_picture_and_the_box_but_not_the_text(
         monkeypatch: pytest.MonkeyPatch, with_libcamera: bool) -> None:
     if with_libcamera:
-        _libcamera(monkeypatch)
+        install_libcamera(monkeypatch)
     system = install(monkeypatch, frames=pattern_frames((640, 480)))
     source = open_source("picamera", frame_size=(640, 480), timeout=2.0)
     try:

@@ -282,14 +282,17 @@ def test_events_sink_update_interval_is_configurable() -> None:
     assert [e["type"] for e in lines(out)] == ["start", "update", "update", "update"]
 
 
+class CountingFlushes(io.StringIO):
+    """A stream that counts its flushes (a pipe's reader sees only what is flushed)."""
+
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
 def test_events_sink_flushes_each_step() -> None:
-    class Counting(io.StringIO):
-        flushes = 0
-
-        def flush(self) -> None:
-            self.flushes += 1
-
-    out = Counting()
+    out = CountingFlushes()
     sink = EventsSink(out)
     sink.on_step(step(0, ("run", 0.5)))
     assert out.flushes == 1  # a consumer reading the pipe sees the start at once
@@ -300,13 +303,7 @@ def test_events_sink_flushes_each_step() -> None:
 def test_json_lines_are_flushed_a_step_at_a_time() -> None:
     # `movinet-pi --json | consumer`: each step's line must reach the pipe as it happens,
     # not when a buffer fills.
-    class Counting(io.StringIO):
-        flushes = 0
-
-        def flush(self) -> None:
-            self.flushes += 1
-
-    out = Counting()
+    out = CountingFlushes()
     sink = JsonLinesSink(out)
     for i in range(3):
         sink.on_step(step(i, ("run", 0.5)))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fake_picamera2 import install, solid_frames
+from fake_picamera2 import install, install_libcamera, solid_frames
 
 from movinet_pi import MovinetPiError
 from movinet_pi.display import camera_preview
@@ -268,13 +268,7 @@ def test_under_qtgl_the_main_picture_is_converted_only_when_wanted(
 
 def test_mirror_flips_the_qtgl_picture_where_the_preview_takes_a_transform(
         monkeypatch: pytest.MonkeyPatch, desktop: Path) -> None:
-    import sys
-    import types
-
-    libcamera = types.ModuleType("libcamera")
-    libcamera.Transform = lambda hflip=0, vflip=0: types.SimpleNamespace(  # type: ignore
-        hflip=hflip, vflip=vflip)
-    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
+    install_libcamera(monkeypatch)
     system, source = _camera(monkeypatch)
     try:
         display = QtGlDisplay(source, source.frame_size, max_fps=5.0, mirror=True)

@@ -523,17 +523,8 @@ def test_ctrl_c_while_teaching_says_so_and_leaves_no_model(
 
 
 # -- the head's fitting, on synthetic features -------------------------------------------------
-def _blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Three classes of 16 features, 40 examples each from 12 clips of 10."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 3, (3, 16))
-    y = np.repeat(np.arange(3), 40)
-    x = centres[y] + rng.normal(0, 1, (len(y), 16))
-    return x.astype(np.float32), y, np.repeat(np.arange(12), 10)
-
-
 def test_a_best_score_exactly_at_the_reject_threshold_is_answered() -> None:
-    x, y, _ = _blobs()
+    x, y, _ = blobs()
     head = fit("logistic", x, y, ["a", "b", "c"])
     best = float(np.max(head.probs(x[0])))
     head.reject, head.threshold = True, best
@@ -555,7 +546,7 @@ def test_cross_validation_never_scores_a_clip_it_was_fitted_on() -> None:
 def test_prototype_scores_are_cosines_whatever_the_features_scale() -> None:
     from movinet_pi.model.taught import PROTOTYPE_SCALE
 
-    x, y, _ = _blobs()
+    x, y, _ = blobs()
     head = fit("prototypes", x, y, ["a", "b", "c"])
     far = head.mean + 3.0 * (x - head.mean)  # the same directions, three times as far
     np.testing.assert_allclose(head.scores(far), head.scores(x), atol=1e-4)
@@ -590,7 +581,7 @@ def test_teaching_keeps_the_better_kind_of_head_with_its_own_threshold() -> None
 
 
 def test_a_class_recognised_less_often_than_chance_is_warned(tmp_path: Path) -> None:
-    x, y, _ = _blobs()
+    x, y, _ = blobs()
     head = fit("logistic", x, y, ["a", "b", "c"])
     out = tmp_path / "m.tflite"
     out.write_bytes(b"x")

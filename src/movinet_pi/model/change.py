@@ -46,9 +46,9 @@ class ColourMemory:
     both *jump* from the previous picture's (``sudden`` of its colour mass is not shared
     with the last picture's: one minus the overlap of the two histograms; a pan or a slow
     change of light does not jump) and are *new* against every picture of the last
-    ``horizon`` (``novel`` of its mass is not shared with the nearest of them).
-    Histograms ignore where colours are, so a new
-    angle, a moving person or a moving camera in the same place change them little.
+    ``horizon`` (``novel`` of its mass is not shared with the nearest of them). Histograms
+    ignore where colours are, so a new angle, a moving person or a moving camera in the
+    same place change them little.
 
     A picture darker than :data:`EXPOSURE_TARGET` on average is brightened to it first (by
     at most :data:`MOST_GAIN`), as a camera's auto-exposure would: in a dim room every colour
